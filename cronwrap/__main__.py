@@ -1,0 +1,40 @@
+"""Entry point. `cronwrap run ...` takes a fast path that never imports click or rich;
+everything else goes through the click group in cronwrap.cli."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_HELP = {"--help", "-h"}
+
+
+def _wants_help(args: list[str]) -> bool:
+    """True for `run [OPTIONS] --help`; `run -- cmd --help` is the command's own help."""
+    from cronwrap.options import OPTIONS_BY_FLAG
+
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in _HELP:
+            return True
+        if arg == "--" or not arg.startswith("-"):
+            return False
+        opt = OPTIONS_BY_FLAG.get(arg)
+        i += 2 if opt is not None and opt.kind != "flag" else 1
+    return False
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["run"] and not _wants_help(args[1:]):
+        from cronwrap import runcmd
+
+        sys.exit(runcmd.main(args[1:], os.environ))
+    from cronwrap.cli import cli
+
+    cli.main(args=args, prog_name="cronwrap")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""The click commands: parse, call the core, render, map errors to exit codes.
+Core modules are imported inside the commands so `import cronwrap.cli` stays light."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+from cronwrap import __version__
+from cronwrap.errors import CronwrapError, ExitCode
+from cronwrap.options import RUN_OPTIONS, Option
+
+
+class CronwrapGroup(click.Group):
+    """Turns CronwrapError into one line on stderr and its exit code, in one place."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CronwrapError as err:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"cronwrap: {err}", err=True)
+            caret = getattr(err, "caret", None)
+            if callable(caret) and caret():
+                click.echo(caret(), err=True)
+            ctx.exit(err.exit_code)
+
+
+@click.group(cls=CronwrapGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="cronwrap")
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="CRONWRAP_DEBUG",
+    help="Show tracebacks for errors (also CRONWRAP_DEBUG=1).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    envvar="CRONWRAP_CONFIG",
+    help="Config file (default: see `cronwrap config`; also CRONWRAP_CONFIG).",
+)
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, config_path: str | None) -> None:
+    """Supervise cron jobs: overlap locks, timeouts, retries, logs, history and pings.
+
+    \b
+    Example crontab line:
+      */15 * * * *  cronwrap run --name sync --timeout 10m -- /usr/local/bin/sync.sh
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    ctx.obj["config_path"] = config_path
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ)
+
+
+def _paths(ctx: click.Context) -> Any:
+    from pathlib import Path
+
+    from cronwrap.config import resolve_paths
+
+    paths = resolve_paths(_env())
+    config_path = ctx.obj.get("config_path") if ctx.obj else None
+    if config_path:
+        paths = type(paths)(
+            Path(config_path).absolute(), paths.state_dir, paths.lock_dir, paths.origin
+        )
+    return paths
+
+
+# ------------------------------------------------------------------ run
+
+
+def _click_option(opt: Option) -> Any:
+    kwargs: dict[str, Any] = {"help": opt.help + f"  [env {opt.env}]", "default": None}
+    if opt.kind == "flag":
+        kwargs.update(is_flag=True, default=None)
+    elif opt.kind == "list":
+        kwargs.update(multiple=True, metavar=opt.metavar, default=())
+    elif opt.kind == "choice":
+        kwargs.update(type=click.Choice(opt.choices), metavar=opt.metavar or None)
+    else:
+        kwargs.update(metavar=opt.metavar or None)
+    if opt.default not in (None, (), False):
+        kwargs["help"] += f"  [default: {_show_default(opt)}]"
+    return click.option(opt.flag, opt.name, **kwargs)
+
+
+def _show_default(opt: Option) -> str:
+    from cronwrap.config import format_duration
+
+    if opt.kind == "duration":
+        return format_duration(float(opt.default))  # type: ignore[arg-type]
+    if opt.kind == "size":
+        return f"{int(opt.default) // (1024 * 1024)}M"  # type: ignore[call-overload]
+    return str(opt.default)
+
+
+def _run_command() -> click.Command:
+    @click.command(
+        "run",
+        context_settings={"allow_interspersed_args": False, "ignore_unknown_options": False},
+    )
+    @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+    @click.pass_context
+    def run(ctx: click.Context, command: tuple[str, ...], **flags: Any) -> None:
+        """Run COMMAND under supervision.
+
+        Takes the overlap lock, enforces the timeout, retries retryable failures, logs
+        every start, attempt and end as JSON lines, records the run in the history, and
+        exits with the command's own exit status (124 timeout, 125 cronwrap's own error,
+        126 cannot execute, 127 not found, 128+N killed by signal N).
+
+        \b
+        Example:
+          cronwrap run --name backup --timeout 2h --retries 2 -- /usr/local/bin/backup
+        """
+        from cronwrap import runcmd
+
+        config_path = ctx.obj.get("config_path") if ctx.obj else None
+        ctx.exit(runcmd.execute(flags, list(command), _env(), config_path=config_path))
+
+    for opt in RUN_OPTIONS:
+        run = _click_option(opt)(run)
+    return run
+
+
+cli.add_command(_run_command())
+
+
+# ------------------------------------------------------------------ config
+
+
+@cli.command("config")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--job", "job_name", metavar="NAME", help="Show the effective options of one job.")
+@click.pass_context
+def config_cmd(ctx: click.Context, as_json: bool, job_name: str | None) -> None:
+    """Show the resolved paths and the effective configuration.
+
+    Validates the config file exactly as `run` does: exits 78 if it is invalid.
+
+    \b
+    Example:
+      cronwrap config --job backup
+    """
+    from cronwrap.config import load_config, resolve_job
+
+    paths = _paths(ctx)
+    config = load_config(paths.config_file)
+    env = _env()
+    names = [job_name] if job_name else sorted(config.jobs)
+    jobs = {}
+    for name in names:
+        job = resolve_job({"name": name}, ["true"], env, config)
+        jobs[name] = {k: _plain(v, k) for k, v in job.options.items()}
+    doc = {
+        "paths": {
+            "config_file": str(paths.config_file),
+            "config_exists": config.path is not None,
+            "state_dir": str(paths.state_dir),
+            "lock_dir": str(paths.lock_dir),
+            "run_store": str(paths.db_file),
+            "event_log": str(paths.event_log),
+            "chosen_by": paths.origin,
+        },
+        "defaults": {k: _plain(v, k) for k, v in config.defaults.items()},
+        "jobs": jobs,
+    }
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo("paths:")
+    for key, value in doc["paths"].items():
+        click.echo(f"  {key}: {value}")
+    click.echo("defaults:" + ("" if doc["defaults"] else " {}"))
+    for key, value in doc["defaults"].items():
+        click.echo(f"  {key}: {json.dumps(value)}")
+    click.echo("jobs:" + ("" if jobs else " {}"))
+    for name, options in jobs.items():
+        click.echo(f"  {name}:")
+        for key, value in options.items():
+            click.echo(f"    {key}: {json.dumps(value)}")
+
+
+def _plain(value: Any, key: str) -> Any:
+    from cronwrap.options import OPTIONS_BY_NAME
+
+    opt = OPTIONS_BY_NAME.get(key)
+    if opt is not None and opt.secret and value:
+        from cronwrap.redact import redact_url
+
+        return redact_url(str(value))
+    if isinstance(value, frozenset):
+        return sorted(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def main() -> None:  # pragma: no cover - console entry via __main__
+    cli.main(args=sys.argv[1:], prog_name="cronwrap")
+
+
+_ = ExitCode  # re-exported for tests that check the table

@@ -1,0 +1,80 @@
+"""The structured event log: one JSON (or logfmt) record per line, appended with a single
+write(2) on an O_APPEND descriptor so concurrent cronwrap processes never tear lines."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+LEVELS = {
+    "run.skip": "info",
+    "ping.error": "warning",
+    "alert.error": "warning",
+    "store.error": "warning",
+    "log.error": "warning",
+    "lock.error": "warning",
+}
+_LOGFMT_BARE = re.compile(r"^[A-Za-z0-9_.:/@+-]+$")
+
+
+def _logfmt_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    if _LOGFMT_BARE.match(text):
+        return text
+    return json.dumps(text)
+
+
+def encode(record: dict[str, Any], fmt: str) -> bytes:
+    if fmt == "logfmt":
+        line = " ".join(f"{k}={_logfmt_value(v)}" for k, v in record.items())
+    else:
+        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str)
+    return (line + "\n").encode("utf-8", "replace")
+
+
+class EventLog:
+    """Writes events for one run. `path` None or "-" means stderr."""
+
+    def __init__(self, path: str | None, *, fmt: str, job: str, run_id: str, host: str) -> None:
+        self.path = path
+        self.fmt = fmt
+        self.base = {"job": job, "run_id": run_id, "host": host, "pid": os.getpid()}
+        self.errors: list[str] = []
+
+    def emit(self, event: str, message: str = "", **fields: Any) -> None:
+        now = datetime.now(timezone.utc)
+        record: dict[str, Any] = {
+            "ts": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": LEVELS.get(event, "info") if "error" not in fields else "error",
+            "event": event,
+            **self.base,
+        }
+        if message:
+            record["message"] = message
+        record.update(fields)
+        data = encode(record, self.fmt)
+        if self.path == "-":
+            with contextlib.suppress(OSError):
+                os.write(2, data)
+            return
+        try:
+            fd = os.open(
+                self.path or "",
+                os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                0o640,
+            )
+            try:
+                os.write(fd, data)  # one write per record: O_APPEND keeps lines whole
+            finally:
+                os.close(fd)
+        except OSError as err:
+            # reporting never changes the outcome: remember it, the caller warns once
+            self.errors.append(f"cannot write event log {self.path}: {err.strerror}")

@@ -1,0 +1,80 @@
+"""The per-job overlap lock: an flock(2) on a file in the lock dir, which the kernel releases
+when its last holder dies, so it can never go stale. Standard library only."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import time
+from pathlib import Path
+
+from cronwrap.errors import CronwrapError
+
+
+class LockError(CronwrapError):
+    """The lock file could not be opened (not: the lock is held)."""
+
+
+class JobLock:
+    """An exclusive flock on `<lock_dir>/<job>.lock`.
+
+    The file is opened with O_NOFOLLOW, so a symlink planted in the lock dir is refused.
+    `fd` can be passed to the child (pass_fds): then the job's processes hold the lock too,
+    as with flock(1), and it stays held while any of them live even if cronwrap is killed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def _open(self) -> int:
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            return os.open(self.path, flags, 0o640)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                msg = f"lock file {self.path} is a symlink; refusing to follow it"
+                raise LockError(msg) from err
+            raise LockError(f"cannot open lock file {self.path}: {err.strerror}") from err
+
+    def acquire(self, *, wait_s: float = 0.0, poll_s: float = 0.05) -> bool:
+        """Take the lock, waiting up to `wait_s`; False if another process still holds it."""
+        fd = self._open()
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
+                poll_s = min(poll_s * 1.5, 1.0)
+                continue
+            self.fd = fd
+            try:  # who holds it, for humans looking at the file
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            except OSError:
+                pass
+            return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing our descriptor; the lock goes when no holder is left
+            self.fd = None
+
+
+def is_locked(path: Path) -> bool:
+    """True while some process holds the job's lock (used by status)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

@@ -1,0 +1,151 @@
+"""The `run` options as data: one table that the click command, the fast argv parser,
+the config file, the environment and the docs are all built from. Imports nothing heavy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str  # python/config name, snake_case; flag is --kebab-case, env CRONWRAP_UPPER
+    kind: str  # str|int|duration|size|codes|choice|flag|list
+    default: object
+    help: str
+    metavar: str = ""
+    choices: tuple[str, ...] = ()
+    secret: bool = False  # shown redacted; may be given as file:PATH
+    config: bool = True  # may appear in a config job section / defaults
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "CRONWRAP_" + self.name.upper()
+
+
+RUN_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "name",
+        "str",
+        None,
+        "Job name: the key for lock, history, logs and pings "
+        "(default: command basename plus a short hash of argv).",
+        "NAME",
+        config=False,
+    ),
+    Option("shell", "flag", False, "Run COMMAND through /bin/sh -c (joined with spaces)."),
+    Option("cwd", "str", None, "Run the command in this directory.", "DIR"),
+    Option(
+        "env", "list", (), "Set KEY=VALUE in the command's environment (repeatable).", "KEY=VALUE"
+    ),
+    Option(
+        "on_overlap",
+        "choice",
+        "skip",
+        "What to do when the previous run still holds the "
+        "lock: skip this run, wait for the lock, or allow overlapping runs.",
+        "POLICY",
+        choices=("skip", "wait", "allow"),
+    ),
+    Option(
+        "lock_wait",
+        "duration",
+        600.0,
+        "With --on-overlap wait: how long to wait for the lock before skipping.",
+        "DURATION",
+    ),
+    Option(
+        "overlap_exit_code",
+        "int",
+        0,
+        "Exit code of a run skipped because of overlap (75 = EX_TEMPFAIL is a common choice).",
+        "CODE",
+    ),
+    Option(
+        "timeout",
+        "duration",
+        None,
+        "Kill the command's process tree after this long (per attempt); exit 124.",
+        "DURATION",
+    ),
+    Option(
+        "kill_after",
+        "duration",
+        10.0,
+        "After SIGTERM (timeout or cancel), send SIGKILL after this long.",
+        "DURATION",
+    ),
+    Option(
+        "timeout_total",
+        "duration",
+        None,
+        "Bound on the whole run, retries and backoff included.",
+        "DURATION",
+    ),
+    Option("retries", "int", 0, "Retry a retryable failure up to N times.", "N"),
+    Option(
+        "retry_delay",
+        "duration",
+        5.0,
+        "First backoff delay; doubles each retry, full jitter.",
+        "DURATION",
+    ),
+    Option("retry_max_delay", "duration", 300.0, "Cap on the backoff delay.", "DURATION"),
+    Option("retry_on", "codes", None, "Retry only these exit codes (e.g. 75,100-110).", "CODES"),
+    Option(
+        "no_retry_on",
+        "codes",
+        None,
+        "Never retry these exit codes (126 and 127 never are).",
+        "CODES",
+    ),
+    Option("retry_on_timeout", "flag", False, "Also retry attempts that timed out."),
+    Option(
+        "quiet",
+        "flag",
+        False,
+        "Chronic mode: print the command's output only if the run "
+        "failed, so cron mails only failures.",
+    ),
+    Option(
+        "max_log_size",
+        "size",
+        10 * 1024 * 1024,
+        "Cap on the per-run output log (head and tail are kept), e.g. 10M.",
+        "SIZE",
+    ),
+    Option(
+        "log_file",
+        "str",
+        None,
+        "Structured event log: a path, or - for stderr (default: cronwrap.log in the state dir).",
+        "PATH",
+    ),
+    Option(
+        "log_format",
+        "choice",
+        "json",
+        "Encoding of the event log.",
+        "FORMAT",
+        choices=("json", "logfmt"),
+    ),
+    Option(
+        "jitter",
+        "duration",
+        0.0,
+        "Sleep a random time up to this long before starting.",
+        "DURATION",
+    ),
+    Option("schedule", "str", None, "The job's cron schedule (for status and monitoring).", "EXPR"),
+    Option(
+        "tz", "str", None, "Time zone of --schedule (IANA name; default: the system zone).", "ZONE"
+    ),
+    Option("keep_runs", "int", 500, "History retention: runs kept per job.", "N"),
+    Option("keep_days", "int", 90, "History retention: days kept per job.", "DAYS"),
+)
+
+OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in RUN_OPTIONS}
+OPTIONS_BY_FLAG: dict[str, Option] = {o.flag: o for o in RUN_OPTIONS}

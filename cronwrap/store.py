@@ -1,0 +1,395 @@
+"""The run store: one SQLite file (WAL) holding every run and attempt, with versioned
+forward migrations and cheap pruning. Standard library only; callers never see sqlite3 errors."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from cronwrap.errors import StoreError
+
+# Each entry upgrades the schema from version i to i+1. Never edit one that has shipped;
+# append a new one instead.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: runs and attempts
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL UNIQUE,
+        job TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        command TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        status TEXT NOT NULL,
+        exit_code INTEGER,
+        signal INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        duration_s REAL,
+        output_tail TEXT,
+        reason TEXT
+    );
+    CREATE INDEX runs_job_id ON runs (job, id);
+    CREATE TABLE attempts (
+        run_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        status TEXT,
+        exit_code INTEGER,
+        signal INTEGER,
+        duration_s REAL,
+        PRIMARY KEY (run_id, attempt)
+    );
+    """,
+    # 2: what status and history need: the schedule a run was started with, where its
+    # output went, and whether the exit code came from the child or from cronwrap
+    """
+    ALTER TABLE runs ADD COLUMN schedule TEXT;
+    ALTER TABLE runs ADD COLUMN tz TEXT;
+    ALTER TABLE runs ADD COLUMN log_path TEXT;
+    ALTER TABLE runs ADD COLUMN exit_origin TEXT NOT NULL DEFAULT 'child';
+    ALTER TABLE runs ADD COLUMN state_dir TEXT;
+    CREATE INDEX runs_started ON runs (started_at);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+RUN_COLUMNS = (
+    "run_id",
+    "job",
+    "host",
+    "pid",
+    "command",
+    "started_at",
+    "ended_at",
+    "status",
+    "exit_code",
+    "signal",
+    "attempts",
+    "duration_s",
+    "output_tail",
+    "reason",
+    "schedule",
+    "tz",
+    "log_path",
+    "exit_origin",
+)
+
+
+def iso(dt: datetime) -> str:
+    """Aware datetime -> ISO 8601 UTC with microseconds (sorts as text)."""
+    return dt.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def from_iso(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    run_id: str
+    job: str
+    host: str
+    pid: int
+    command: str
+    started_at: datetime
+    ended_at: datetime | None
+    status: str  # running|success|failed|timeout|cancelled|skipped|error|crashed
+    exit_code: int | None
+    signal: int | None
+    attempts: int
+    duration_s: float | None
+    output_tail: str | None
+    reason: str | None
+    schedule: str | None
+    tz: str | None
+    log_path: str | None
+    exit_origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    run_id: str
+    attempt: int
+    started_at: datetime
+    ended_at: datetime | None
+    status: str | None
+    exit_code: int | None
+    signal: int | None
+    duration_s: float | None
+
+
+def _row_to_run(row: sqlite3.Row) -> RunRecord:
+    d = dict(zip(RUN_COLUMNS, row, strict=True))
+    d["started_at"] = from_iso(d["started_at"])
+    d["ended_at"] = from_iso(d["ended_at"])
+    return RunRecord(**d)
+
+
+class Store:
+    """A connection to the run store; open with `Store.open(path)` and close when done."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    # ---------------------------------------------------------- opening
+
+    @classmethod
+    def open(cls, path: Path, *, busy_timeout_s: float = 60.0) -> Store:
+        if path.is_symlink():
+            raise StoreError(f"{path} is a symlink; refusing to open the run store through it")
+        try:
+            # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a writer takes the
+            # write lock up front and waits on the busy timeout instead of failing mid-way
+            conn = sqlite3.connect(
+                str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot open run store {path}: {err}") from err
+        store = cls(conn, path)
+        try:
+            store._prepare(busy_timeout_s)
+        except sqlite3.Error as err:
+            conn.close()
+            raise StoreError(f"run store {path}: {err}") from err
+        return store
+
+    def _prepare(self, busy_timeout_s: float) -> None:
+        conn = self._conn
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"run store {self.path} has schema {version}, newer than this cronwrap "
+                f"({SCHEMA_VERSION}): upgrade cronwrap"
+            )
+        # Switching to WAL needs an exclusive moment: when many processes create the store at
+        # once, some get SQLITE_BUSY without the busy handler, so retry here within the budget.
+        deadline = time.monotonic() + busy_timeout_s
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                if version < SCHEMA_VERSION:
+                    self._migrate()
+                break
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) and "busy" not in str(err):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01 + (os.getpid() % 10) * 0.002)
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.execute("PRAGMA synchronous=NORMAL")
+
+    def _migrate(self) -> None:
+        with self._write():
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            for number in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        self._conn.execute(statement)
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _exec_write(self, sql: str, params: tuple[object, ...]) -> None:
+        try:
+            with self._write() as conn:
+                conn.execute(sql, params)
+        except sqlite3.Error as err:
+            raise StoreError(f"run store {self.path}: {err}") from err
+
+    # ---------------------------------------------------------- writing
+
+    def record_start(
+        self,
+        *,
+        run_id: str,
+        job: str,
+        host: str,
+        pid: int,
+        command: str,
+        started_at: datetime,
+        schedule: str | None,
+        tz: str | None,
+        log_path: str | None,
+        state_dir: str | None = None,
+        status: str = "running",
+    ) -> None:
+        self._exec_write(
+            "INSERT INTO runs (run_id, job, host, pid, command, started_at, status, schedule,"
+            " tz, log_path, state_dir) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                run_id,
+                job,
+                host,
+                pid,
+                command,
+                iso(started_at),
+                status,
+                schedule,
+                tz,
+                log_path,
+                state_dir,
+            ),
+        )
+
+    def record_attempt(
+        self,
+        *,
+        run_id: str,
+        attempt: int,
+        started_at: datetime,
+        ended_at: datetime,
+        status: str,
+        exit_code: int | None,
+        signal: int | None,
+    ) -> None:
+        self._exec_write(
+            "INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?,?)",
+            (
+                run_id,
+                attempt,
+                iso(started_at),
+                iso(ended_at),
+                status,
+                exit_code,
+                signal,
+                (ended_at - started_at).total_seconds(),
+            ),
+        )
+
+    def record_end(
+        self,
+        *,
+        run_id: str,
+        ended_at: datetime,
+        status: str,
+        exit_code: int | None,
+        signal: int | None,
+        attempts: int,
+        duration_s: float,
+        output_tail: str | None,
+        reason: str | None,
+        exit_origin: str = "child",
+    ) -> None:
+        self._exec_write(
+            "UPDATE runs SET ended_at=?, status=?, exit_code=?, signal=?, attempts=?,"
+            " duration_s=?, output_tail=?, reason=?, exit_origin=? WHERE run_id=?",
+            (
+                iso(ended_at),
+                status,
+                exit_code,
+                signal,
+                attempts,
+                duration_s,
+                output_tail,
+                reason,
+                exit_origin,
+                run_id,
+            ),
+        )
+
+    def mark_crashed(self, run_id: str, *, reason: str) -> None:
+        self._exec_write(
+            "UPDATE runs SET status='crashed', reason=? WHERE run_id=? AND status='running'",
+            (reason, run_id),
+        )
+
+    def prune(self, job: str, *, keep_runs: int, keep_days: int, now: datetime) -> list[str]:
+        """Drop the job's runs beyond the newest `keep_runs` or older than `keep_days`.
+
+        Uses the (job, id) index, so it is cheap enough to run at the end of every run.
+        Returns the log paths of the pruned runs so their files can be removed."""
+        cutoff = iso(now - timedelta(days=keep_days))
+        try:
+            with self._write() as conn:
+                row = conn.execute(
+                    "SELECT id FROM runs WHERE job=? ORDER BY id DESC LIMIT 1 OFFSET ?",
+                    (job, max(keep_runs, 1)),
+                ).fetchone()
+                bound = row[0] + 1 if row else 0
+                where = "job=? AND (id < ? OR started_at < ?) AND status != 'running'"
+                params = (job, bound, cutoff)
+                doomed = conn.execute(
+                    f"SELECT run_id, log_path FROM runs WHERE {where}",
+                    params,
+                ).fetchall()
+                if doomed:
+                    conn.executemany(
+                        "DELETE FROM attempts WHERE run_id=?", [(r[0],) for r in doomed]
+                    )
+                    conn.execute(f"DELETE FROM runs WHERE {where}", params)
+        except sqlite3.Error as err:
+            raise StoreError(f"run store {self.path}: {err}") from err
+        return [r[1] for r in doomed if r[1]]
+
+    # ---------------------------------------------------------- reading
+
+    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as err:
+            raise StoreError(f"run store {self.path}: {err}") from err
+
+    def runs(self, job: str, *, limit: int = 20) -> list[RunRecord]:
+        """The job's newest runs first."""
+        cols = ", ".join(RUN_COLUMNS)
+        rows = self._query(
+            f"SELECT {cols} FROM runs WHERE job=? ORDER BY id DESC LIMIT ?",
+            (job, limit),
+        )
+        return [_row_to_run(r) for r in rows]
+
+    def run(self, run_id: str) -> RunRecord | None:
+        cols = ", ".join(RUN_COLUMNS)
+        rows = self._query(f"SELECT {cols} FROM runs WHERE run_id=?", (run_id,))
+        return _row_to_run(rows[0]) if rows else None
+
+    def attempts(self, run_id: str) -> list[AttemptRecord]:
+        rows = self._query("SELECT * FROM attempts WHERE run_id=? ORDER BY attempt", (run_id,))
+        return [
+            AttemptRecord(r[0], r[1], from_iso(r[2]), from_iso(r[3]), *r[4:])  # type: ignore[arg-type]
+            for r in rows
+        ]
+
+    def job_names(self) -> list[str]:
+        # DISTINCT over the (job, id) index is a skip-scan, not a table scan
+        return [r[0] for r in self._query("SELECT DISTINCT job FROM runs ORDER BY job")]
+
+    def count_runs(self, job: str | None = None) -> int:
+        if job is None:
+            return int(self._query("SELECT count(*) FROM runs")[0][0])
+        return int(self._query("SELECT count(*) FROM runs WHERE job=?", (job,))[0][0])

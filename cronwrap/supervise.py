@@ -1,0 +1,448 @@
+"""One run from start to finish: lock, record, attempts with retries, record, report.
+Reporting (store, event log, pings) never changes the outcome: its failures become warnings.
+Never imports click, rich or the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shlex
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cronwrap import runner
+from cronwrap.config import Job, Paths, ensure_dir
+from cronwrap.errors import CronwrapError
+from cronwrap.events import EventLog
+from cronwrap.lock import JobLock
+
+if TYPE_CHECKING:
+    from cronwrap.store import Store
+
+NEVER_RETRY = frozenset({126, 127})
+TAIL_IN_STORE = 4096
+
+
+@dataclass(slots=True)
+class Outcome:
+    run_id: str
+    status: str  # success|failed|timeout|cancelled|skipped
+    exit_code: int
+    signal: int | None = None
+    attempts: int = 0
+    duration_s: float = 0.0
+    reason: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    output: bytes = b""  # for chronic mode: what to print on failure
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def is_retryable(result: runner.AttemptResult, job: Job) -> bool:
+    """Only failures worth another try: not 126/127, not --no-retry-on, only --retry-on."""
+    if result.status == "timeout":
+        return bool(job.retry_on_timeout)
+    if result.status != "failed":
+        return False
+    code = result.exit_code
+    if code in NEVER_RETRY or (result.reason and result.reason.startswith("cannot enter")):
+        return False
+    if job.no_retry_on and code in job.no_retry_on:
+        return False
+    if job.retry_on is not None:
+        return code in job.retry_on
+    return True
+
+
+def backoff_delay(retry: int, job: Job, rand: Callable[[float, float], float]) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**(retry-1))]."""
+    ceiling = min(float(job.retry_max_delay), float(job.retry_delay) * 2 ** (retry - 1))
+    return rand(0.0, ceiling)
+
+
+def command_text(job: Job) -> str:
+    return job.command[0] if job.shell else shlex.join(job.command)
+
+
+class _Run:
+    """The reporting side of one run: store, event log and warnings, all failure-tolerant."""
+
+    def __init__(self, job: Job, paths: Paths, run_id: str, host: str) -> None:
+        self.job = job
+        self.paths = paths
+        self.run_id = run_id
+        self.host = host
+        self.warnings: list[str] = []
+        log_path = job.log_file if job.log_file is not None else str(paths.event_log)
+        self.events = EventLog(log_path, fmt=job.log_format, job=job.name, run_id=run_id, host=host)
+        self.store: Store | None = None
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+            with contextlib.suppress(OSError):
+                os.write(2, f"cronwrap: warning: {message}\n".encode("utf-8", "replace"))
+
+    def emit(self, event: str, message: str = "", **fields: object) -> None:
+        self.events.emit(event, message, **fields)
+        while self.events.errors:
+            self.warn(self.events.errors.pop(0))
+
+    def open_store(self) -> None:
+        from cronwrap.store import Store
+
+        try:
+            ensure_dir(self.paths.state_dir)
+            self.store = Store.open(self.paths.db_file)
+        except CronwrapError as err:
+            self.warn(f"run history is not recorded: {err}")
+
+    def store_call(self, what: str, fn: Callable[[Store], object]) -> object:
+        if self.store is None:
+            return None
+        try:
+            return fn(self.store)
+        except CronwrapError as err:
+            self.warn(f"cannot record {what}: {err}")
+            return None
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+
+def _open_output_log(run: _Run) -> tuple[Path | None, object]:
+    try:
+        directory = ensure_dir(run.paths.output_dir / run.job.name)
+        path = directory / f"{run.run_id}.log"
+        fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640
+        )
+        return path, os.fdopen(fd, "wb", buffering=256 * 1024)
+    except (CronwrapError, OSError) as err:
+        run.warn(f"output is not kept in a log file: {err}")
+        return None, None
+
+
+def _child_env(job: Job, env: Mapping[str, str], run_id: str) -> dict[str, str]:
+    out = dict(env)
+    for item in job.env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CronwrapError(f"--env {item!r}: expected KEY=VALUE")
+        out[key] = value
+    out["CRONWRAP_JOB"] = job.name
+    out["CRONWRAP_RUN_ID"] = run_id
+    return out
+
+
+def _mark_crashed_runs(run: _Run) -> None:
+    """Runs of this job left 'running' by a cronwrap that died are shown as crashed."""
+
+    def mark(store: Store) -> None:
+        for rec in store.runs(run.job.name, limit=5):
+            if rec.status == "running" and rec.host == run.host and not _pid_alive(rec.pid):
+                why = f"cronwrap (pid {rec.pid}) died during the run"
+                store.mark_crashed(rec.run_id, reason=why)
+
+    run.store_call("crashed runs", mark)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def supervise(
+    job: Job,
+    paths: Paths,
+    *,
+    env: Mapping[str, str],
+    rand: Callable[[float, float], float] = random.uniform,
+    now: Callable[[], datetime] = utcnow,
+) -> Outcome:
+    """Run `job` once under supervision and return what happened."""
+    run_id = str(uuid.uuid4())
+    host = socket.gethostname()
+    run = _Run(job, paths, run_id, host)
+    canceller = runner.Canceller()
+    canceller.install()
+    child_env = _child_env(job, env, run_id)
+
+    if job.jitter:
+        canceller.sleep(rand(0.0, float(job.jitter)))
+
+    lock = None
+    if job.on_overlap != "allow":
+        lock = JobLock(paths.lock_dir / f"{job.name}.lock")
+        try:
+            ensure_dir(paths.lock_dir)
+            wait = float(job.lock_wait) if job.on_overlap == "wait" else 0.0
+            held = lock.acquire(wait_s=wait)
+        except CronwrapError as err:
+            # a bare crontab line has no lock either: run unlocked rather than not at all
+            run.warn(f"running without overlap lock: {err}")
+            lock, held = None, True
+        if not held:
+            return _skip(job, run, now)
+
+    try:
+        return _run_locked(job, run, canceller, child_env, lock, rand, now)
+    finally:
+        if lock is not None:
+            lock.release()
+        run.close()
+
+
+def _skip(job: Job, run: _Run, now: Callable[[], datetime]) -> Outcome:
+    reason = "previous run still holds the lock"
+    run.open_store()
+    at = now()
+    run.store_call(
+        "the skipped run",
+        lambda s: s.record_start(
+            run_id=run.run_id,
+            job=job.name,
+            host=run.host,
+            pid=os.getpid(),
+            command=command_text(job),
+            started_at=at,
+            schedule=job.schedule,
+            tz=job.tz,
+            log_path=None,
+            status="skipped",
+        ),
+    )
+    run.store_call(
+        "the skipped run",
+        lambda s: s.record_end(
+            run_id=run.run_id,
+            ended_at=at,
+            status="skipped",
+            exit_code=job.overlap_exit_code,
+            signal=None,
+            attempts=0,
+            duration_s=0.0,
+            output_tail=None,
+            reason=reason,
+        ),
+    )
+    run.emit(
+        "run.skip",
+        reason,
+        status="skipped",
+        exit_code=job.overlap_exit_code,
+        signal=None,
+        duration_s=0.0,
+        attempts=0,
+    )
+    run.close()
+    return Outcome(
+        run.run_id, "skipped", job.overlap_exit_code, reason=reason, warnings=run.warnings
+    )
+
+
+def _run_locked(
+    job: Job,
+    run: _Run,
+    canceller: runner.Canceller,
+    child_env: dict[str, str],
+    lock: JobLock | None,
+    rand: Callable[[float, float], float],
+    now: Callable[[], datetime],
+) -> Outcome:
+    started_at = now()
+    t0 = time.monotonic()
+    run.open_store()
+    _mark_crashed_runs(run)
+    log_path, log_file = _open_output_log(run)
+    run.store_call(
+        "the run start",
+        lambda s: s.record_start(
+            run_id=run.run_id,
+            job=job.name,
+            host=run.host,
+            pid=os.getpid(),
+            command=command_text(job),
+            started_at=started_at,
+            schedule=job.schedule,
+            tz=job.tz,
+            log_path=str(log_path) if log_path else None,
+            state_dir=str(run.paths.state_dir),
+        ),
+    )
+    run.emit("run.start", command=command_text(job), attempts_max=job.retries + 1)
+
+    runner.become_subreaper()
+    argv = ["/bin/sh", "-c", " ".join(job.command)] if job.shell else list(job.command)
+    sink = runner.OutputSink(
+        passthrough=not job.quiet,
+        log_file=log_file,  # type: ignore[arg-type]
+        max_log_size=job.max_log_size,
+    )
+    total_deadline = t0 + job.timeout_total if job.timeout_total is not None else None
+    max_attempts = job.retries + 1
+    result: runner.AttemptResult | None = None
+    attempt = 0
+    while attempt < max_attempts:
+        attempt += 1
+        timeout = job.timeout
+        if total_deadline is not None:
+            left = total_deadline - time.monotonic()
+            timeout = left if timeout is None else min(timeout, left)
+        if attempt > 1:
+            sink.mark(f"\n[cronwrap: attempt {attempt} of {max_attempts}]\n")
+        attempt_at = now()
+        run.emit("attempt.start", attempt=attempt, attempts_max=max_attempts)
+        result = runner.run_attempt(
+            argv,
+            env=child_env,
+            cwd=job.cwd,
+            timeout_s=timeout,
+            kill_after_s=job.kill_after,
+            sink=sink,
+            canceller=canceller,
+            pass_fds=(lock.fd,) if lock and lock.fd else (),
+        )
+        if (
+            result.status == "timeout"
+            and total_deadline is not None
+            and time.monotonic() >= total_deadline - 0.01
+        ):
+            result = runner.AttemptResult(
+                "timeout",
+                124,
+                result.signal,
+                result.duration_s,
+                f"--timeout-total {job.timeout_total:g}s reached",
+            )
+        end_at = now()
+        run.store_call(
+            "the attempt",
+            lambda s, a=attempt, r=result, st=attempt_at, e=end_at: s.record_attempt(
+                run_id=run.run_id,
+                attempt=a,
+                started_at=st,
+                ended_at=e,
+                status=r.status,
+                exit_code=r.exit_code,
+                signal=r.signal,
+            ),
+        )
+        run.emit(
+            "attempt.end",
+            result.reason or "",
+            attempt=attempt,
+            status=result.status,
+            exit_code=result.exit_code,
+            signal=result.signal,
+            duration_s=round(result.duration_s, 6),
+        )
+        if result.exit_code in (126, 127) and result.reason:
+            run.warn(result.reason)
+        if result.status in ("success", "cancelled") or attempt >= max_attempts:
+            break
+        if not is_retryable(result, job):
+            break
+        delay = backoff_delay(attempt, job, rand)
+        if total_deadline is not None and time.monotonic() + delay >= total_deadline:
+            break
+        if not canceller.sleep(delay):
+            assert canceller.signum is not None
+            result = runner.AttemptResult(
+                "cancelled",
+                128 + canceller.signum,
+                None,
+                result.duration_s,
+                "cancelled during retry backoff",
+            )
+            break
+
+    assert result is not None
+    sink.close_log()
+    for message in sink.errors:
+        run.warn(message)
+    duration = time.monotonic() - t0
+    tail = sink.tail_bytes(TAIL_IN_STORE).decode("utf-8", "replace")
+    run.store_call(
+        "the run end",
+        lambda s: s.record_end(
+            run_id=run.run_id,
+            ended_at=now(),
+            status=result.status,
+            exit_code=result.exit_code,
+            signal=result.signal,
+            attempts=attempt,
+            duration_s=duration,
+            output_tail=tail,
+            reason=result.reason,
+        ),
+    )
+    pruned = run.store_call(
+        "pruning",
+        lambda s: s.prune(job.name, keep_runs=job.keep_runs, keep_days=job.keep_days, now=now()),
+    )
+    for path in pruned or []:  # type: ignore[union-attr]
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    fields: dict[str, object] = {
+        "status": result.status,
+        "exit_code": result.exit_code,
+        "signal": result.signal,
+        "duration_s": round(duration, 6),
+        "attempts": attempt,
+    }
+    if run.warnings:
+        fields["warnings"] = list(run.warnings)
+    run.emit("run.end", result.reason or "", **fields)
+    output = b""
+    if job.quiet and result.status != "success":
+        output = _chronic_output(log_path, sink)
+    return Outcome(
+        run.run_id,
+        result.status,
+        result.exit_code,
+        result.signal,
+        attempt,
+        duration,
+        result.reason,
+        run.warnings,
+        output,
+    )
+
+
+def _chronic_output(log_path: Path | None, sink: runner.OutputSink) -> bytes:
+    if log_path is not None:
+        try:
+            return log_path.read_bytes()
+        except OSError:
+            pass
+    head, tail, omitted = sink.head_and_tail(2 * sink.keep)
+    gap = f"\n[cronwrap: {omitted} bytes omitted here]\n".encode() if omitted else b""
+    return head + gap + tail
+
+
+def exit_with(outcome: Outcome) -> int:
+    """Print chronic output (if any) and give the exit status for the process."""
+    if outcome.output:
+        try:
+            sys.stdout.buffer.write(outcome.output)
+            sys.stdout.buffer.flush()
+        except OSError:
+            pass
+    return outcome.exit_code
