@@ -272,7 +272,7 @@ def load_config(path: Path) -> ConfigFile:
     """Read and validate the YAML config; a missing file is an empty config."""
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return ConfigFile(None)
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: cannot read: {err}") from err

@@ -1,0 +1,65 @@
+"""Shared fixtures: an isolated CRONWRAP_HOME per test and a helper that runs the real
+`cronwrap` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    h = tmp_path / "home"
+    monkeypatch.setenv("CRONWRAP_HOME", str(h))
+    for var in list(os.environ):
+        if var.startswith("CRONWRAP_") and var not in ("CRONWRAP_HOME", "CRONWRAP_REQUIRE_REDIS"):
+            monkeypatch.delenv(var)
+    yield h
+
+
+def cw_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRONWRAP_")}
+    env["CRONWRAP_HOME"] = str(home)
+    env.update(extra)
+    return env
+
+
+def cronwrap(
+    home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a subprocess, as cron would."""
+    return subprocess.run(
+        [sys.executable, "-m", "cronwrap", *args],
+        capture_output=True,
+        text=True,
+        env=env or cw_env(home),
+        timeout=timeout,
+        check=False,
+        **kwargs,  # type: ignore[call-overload]
+    )
+
+
+def popen_cronwrap(
+    home: Path, *args: str, env: dict[str, str] | None = None, **kwargs: object
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cronwrap", *args],
+        env=env or cw_env(home),
+        **kwargs,  # type: ignore[call-overload]
+    )
+
+
+def events(home: Path) -> list[dict[str, object]]:
+    import json
+
+    path = home / "cronwrap.log"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]

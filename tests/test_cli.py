@@ -1,0 +1,123 @@
+"""The CLI as a whole: help everywhere, version, the exit-code table, and the import budget."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from cronwrap import __version__
+from cronwrap.cli import cli
+from cronwrap.errors import ExitCode
+
+HEAVY = ("rich", "requests", "yaml", "apprise", "redis", "urllib3", "click")
+
+
+def test_python_dash_m_help() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "cronwrap", "--help"], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Usage: cronwrap" in out.stdout and "run" in out.stdout
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+@pytest.mark.parametrize("command", sorted(cli.commands))
+def test_every_command_has_help_with_an_example(command: str) -> None:
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.output
+
+
+def test_run_help_through_the_fast_entry_point() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "cronwrap", "run", "--timeout", "5m", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0 and "--on-overlap" in out.stdout
+
+
+def test_exit_code_table() -> None:
+    """The documented table (README "Exit codes"); changing one is a breaking change."""
+    assert {c.name: c.value for c in ExitCode} == {
+        "OK": 0,
+        "ERROR": 1,
+        "USAGE": 2,
+        "CONFIG": 78,
+        "TIMED_OUT": 124,
+        "WRAPPER": 125,
+        "NOT_EXECUTABLE": 126,
+        "NOT_FOUND": 127,
+    }
+
+
+def _loaded_after(code: str) -> list[str]:
+    probe = f"import sys; {code}; print(sorted({{m.split('.')[0] for m in sys.modules}}))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return eval(out.stdout)  # noqa: S307 - our own printed list
+
+
+def test_cli_import_is_light() -> None:
+    """Importing the CLI loads none of the heavy libraries but click."""
+    loaded = set(_loaded_after("import cronwrap.cli"))
+    assert loaded & set(HEAVY) == {"click"}
+
+
+def test_run_path_loads_no_heavy_library(tmp_path) -> None:
+    """A plain `cronwrap run` (no config file, no ping) imports neither click nor the rest."""
+    code = (
+        "import os, sys; os.environ['CRONWRAP_HOME'] = sys.argv[1]; "
+        "from cronwrap import runcmd; rc = runcmd.main(['--name', 'x', '--', 'true'], "
+        "os.environ); assert rc == 0, rc"
+    )
+    probe = f"import sys; exec({code!r}); print(sorted({{m.split('.')[0] for m in sys.modules}}))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    loaded = set(eval(out.stdout.strip().splitlines()[-1]))  # noqa: S307
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
+def test_run_with_a_config_file_loads_yaml_but_not_the_rest(tmp_path) -> None:
+    (tmp_path / "config.yaml").write_text("defaults:\n  retries: 0\n")
+    code = (
+        "import os, sys; os.environ['CRONWRAP_HOME'] = sys.argv[1]; "
+        "from cronwrap import runcmd; rc = runcmd.main(['--name', 'x', '--', 'true'], "
+        "os.environ); assert rc == 0, rc"
+    )
+    probe = f"import sys; exec({code!r}); print(sorted({{m.split('.')[0] for m in sys.modules}}))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    loaded = set(eval(out.stdout.strip().splitlines()[-1]))  # noqa: S307
+    assert loaded & set(HEAVY) == {"yaml"}
+
+
+def test_debug_shows_traceback_for_user_errors(tmp_path) -> None:
+    (tmp_path / "config.yaml").write_text("jobs: [1]\n")
+    env = {"CRONWRAP_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    plain = subprocess.run(
+        [sys.executable, "-m", "cronwrap", "config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert plain.returncode == ExitCode.CONFIG and "Traceback" not in plain.stderr
+    debug = subprocess.run(
+        [sys.executable, "-m", "cronwrap", "--debug", "config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert debug.returncode != 0 and "Traceback" in debug.stderr

@@ -1,0 +1,778 @@
+"""`cronwrap run` with real processes, signals, locks and files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from cronwrap.config import ConfigFile, resolve_job
+from cronwrap.runcmd import parse_run_args
+from cronwrap.store import Store
+from cronwrap.supervise import backoff_delay
+from tests.conftest import cronwrap, cw_env, events, popen_cronwrap
+
+PY = sys.executable
+
+
+def runs(home: Path, job: str) -> list:
+    with Store.open(home / "runs.db") as store:
+        return store.runs(job, limit=100)
+
+
+def attempts(home: Path, run_id: str) -> list:
+    with Store.open(home / "runs.db") as store:
+        return store.attempts(run_id)
+
+
+def wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purposes
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- exit codes
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "status"),
+    [
+        (["true"], 0, "success"),
+        ([PY, "-c", "raise SystemExit(3)"], 3, "failed"),
+        ([PY, "-c", "import os,signal; os.kill(os.getpid(), signal.SIGKILL)"], 137, "failed"),
+        (["/nonexistent/cmd"], 127, "failed"),
+        (["/etc/passwd"], 126, "failed"),
+    ],
+    ids=["ok", "exit-3", "sigkill-137", "not-found-127", "not-executable-126"],
+)
+def test_exit_code_is_the_childs(home: Path, command: list[str], code: int, status: str) -> None:
+    result = cronwrap(home, "run", "--name", "j", "--", *command)
+    assert result.returncode == code, result.stderr
+    [run] = runs(home, "j")
+    assert run.status == status and run.exit_code == code
+    if code == 137:
+        assert run.signal == 9
+    if code in (126, 127):
+        assert run.reason and ("not found" in run.reason or "cannot execute" in run.reason)
+        assert "cronwrap: warning:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--timeout", "soon"], ["--bogus"], ["--name", "a/b"], [], ["--retries"]],
+    ids=["bad-duration", "unknown-flag", "bad-name", "no-command", "missing-value"],
+)
+def test_cronwraps_own_errors_exit_125(home: Path, args: list[str], tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    tail = ["--", "touch", str(marker)] if args and args != ["--retries"] else []
+    result = cronwrap(home, "run", *args, *tail)
+    assert result.returncode == 125, result.stderr
+    assert result.stderr.startswith("cronwrap: ") and len(result.stderr.splitlines()) == 1
+    assert not marker.exists()
+
+
+def test_click_and_fast_parser_agree() -> None:
+    argv = [
+        "--name",
+        "x",
+        "--timeout=5m",
+        "--quiet",
+        "--env",
+        "A=1",
+        "--env",
+        "B=2",
+        "--",
+        "ls",
+        "-l",
+    ]
+    flags, command = parse_run_args(argv)
+    assert command == ["ls", "-l"]
+    job = resolve_job(flags, command, {}, ConfigFile(None))
+    assert (job.timeout, job.quiet, job.env) == (300, True, ("A=1", "B=2"))
+    from click.testing import CliRunner
+
+    from cronwrap.cli import cli
+
+    seen = {}
+    import cronwrap.runcmd as rc
+
+    def fake_execute(flags, command, env, config_path=None):
+        seen["job"] = resolve_job(flags, command, {}, ConfigFile(None))
+        return 0
+
+    original = rc.execute
+    rc.execute = fake_execute
+    try:
+        result = CliRunner().invoke(cli, ["run", *argv])
+    finally:
+        rc.execute = original
+    assert result.exit_code == 0, result.output
+    assert seen["job"].options == job.options and seen["job"].command == job.command
+
+
+def test_command_words_after_first_non_option_belong_to_the_command(home: Path) -> None:
+    result = cronwrap(
+        home, "run", "--name", "e", PY, "-c", "import sys; print(sys.argv[1:])", "--timeout", "x"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['--timeout', 'x']"
+
+
+# ---------------------------------------------------------------- overlap
+
+
+def test_overlap_skip_records_a_skipped_run_and_exits_0(home: Path, tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    first = popen_cronwrap(
+        home, "run", "--name", "ov", "--", "sh", "-c", f"touch {started}; sleep 3"
+    )
+    wait_for(started.exists)
+    t = time.monotonic()
+    second = cronwrap(home, "run", "--name", "ov", "--", "true")
+    assert second.returncode == 0, second.stderr
+    assert time.monotonic() - t < 2.5
+    third = cronwrap(home, "run", "--name", "ov", "--overlap-exit-code", "75", "--", "true")
+    assert third.returncode == 75
+    first.wait(10)
+    assert first.returncode == 0
+    statuses = sorted(r.status for r in runs(home, "ov"))
+    assert statuses == ["skipped", "skipped", "success"]
+    skip = [e for e in events(home) if e["event"] == "run.skip"]
+    assert len(skip) == 2 and skip[0]["status"] == "skipped"
+
+
+def test_overlap_wait_runs_after_the_lock_is_free(home: Path, tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    first = popen_cronwrap(
+        home, "run", "--name", "w", "--", "sh", "-c", f"touch {started}; sleep 1.5"
+    )
+    wait_for(started.exists)
+    t = time.monotonic()
+    second = cronwrap(
+        home, "run", "--name", "w", "--on-overlap", "wait", "--lock-wait", "20s", "--", "true"
+    )
+    waited = time.monotonic() - t
+    assert second.returncode == 0, second.stderr
+    assert waited > 0.5
+    first.wait(10)
+    assert sorted(r.status for r in runs(home, "w")) == ["success", "success"]
+
+
+def test_overlap_wait_gives_up_after_lock_wait(home: Path, tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    first = popen_cronwrap(
+        home, "run", "--name", "w2", "--", "sh", "-c", f"touch {started}; sleep 4"
+    )
+    wait_for(started.exists)
+    t = time.monotonic()
+    second = cronwrap(
+        home, "run", "--name", "w2", "--on-overlap", "wait", "--lock-wait", "500ms", "--", "true"
+    )
+    assert second.returncode == 0
+    assert 0.4 < time.monotonic() - t < 3.5
+    first.kill()
+    first.wait()
+    assert "skipped" in [r.status for r in runs(home, "w2")]
+
+
+def test_overlap_allow_runs_both(home: Path, tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    first = popen_cronwrap(
+        home,
+        "run",
+        "--name",
+        "al",
+        "--on-overlap",
+        "allow",
+        "--",
+        "sh",
+        "-c",
+        f"touch {started}; sleep 1",
+    )
+    wait_for(started.exists)
+    second = cronwrap(home, "run", "--name", "al", "--on-overlap", "allow", "--", "true")
+    assert second.returncode == 0
+    first.wait(10)
+    assert sorted(r.status for r in runs(home, "al")) == ["success", "success"]
+
+
+def test_lock_held_by_flock1_is_respected(home: Path) -> None:
+    """The lock is a plain flock: other tools (flock(1)) interoperate."""
+    (home / "locks").mkdir(parents=True)
+    holder = subprocess.Popen(["flock", str(home / "locks" / "f.lock"), "sleep", "3"])
+    time.sleep(0.3)
+    result = cronwrap(home, "run", "--name", "f", "--", "true")
+    holder.kill()
+    holder.wait()
+    assert result.returncode == 0
+    assert [r.status for r in runs(home, "f")] == ["skipped"]
+
+
+def test_lock_file_symlink_is_refused_but_job_still_runs(home: Path, tmp_path: Path) -> None:
+    (home / "locks").mkdir(parents=True)
+    (home / "locks" / "s.lock").symlink_to(tmp_path / "victim")
+    result = cronwrap(home, "run", "--name", "s", "--", "true")
+    assert result.returncode == 0
+    assert "symlink" in result.stderr
+    assert not (tmp_path / "victim").exists()
+
+
+# ---------------------------------------------------------------- timeout
+
+
+TREE = textwrap.dedent("""
+    import os, subprocess, sys, time
+    pids = []
+    # a grandchild in our process group, and one that left it with setsid and ignores TERM
+    pids.append(subprocess.Popen(["sleep", "300"]).pid)
+    pids.append(subprocess.Popen(["setsid", "sh", "-c", "trap '' TERM; sleep 300 & wait"]).pid)
+    time.sleep(0.3)
+    open(sys.argv[1], "w").write(" ".join(map(str, pids)))
+    time.sleep(300)
+""")
+
+
+def test_timeout_kills_the_whole_tree_and_exits_124(home: Path, tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    t = time.monotonic()
+    result = cronwrap(
+        home,
+        "run",
+        "--name",
+        "to",
+        "--timeout",
+        "1s",
+        "--kill-after",
+        "1s",
+        "--",
+        PY,
+        "-c",
+        TREE,
+        str(pidfile),
+    )
+    elapsed = time.monotonic() - t
+    assert result.returncode == 124, result.stderr
+    assert elapsed < 1 + 1 + 3, elapsed
+    pids = [int(p) for p in pidfile.read_text().split()]
+    # the setsid'd shell's own child too: everything under our tree is gone
+    wait_for(lambda: not any(alive(p) for p in pids), timeout=3)
+    out = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True, check=False)
+    assert out.stdout.strip() == "", "a sleep 300 survived the timeout"
+    [run] = runs(home, "to")
+    assert run.status == "timeout" and run.exit_code == 124 and "timed out" in run.reason
+
+
+def test_timeout_escalates_to_sigkill_when_term_is_ignored(home: Path) -> None:
+    t = time.monotonic()
+    result = cronwrap(
+        home,
+        "run",
+        "--name",
+        "tk",
+        "--timeout",
+        "500ms",
+        "--kill-after",
+        "500ms",
+        "--",
+        PY,
+        "-c",
+        "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)",
+    )
+    assert result.returncode == 124
+    assert time.monotonic() - t < 4
+    [run] = runs(home, "tk")
+    assert run.signal == 9
+
+
+# ---------------------------------------------------------------- retries
+
+
+def counter_script(path: Path, fail_times: int, code: int) -> list[str]:
+    return [
+        PY,
+        "-c",
+        textwrap.dedent(f"""
+        import pathlib, sys
+        p = pathlib.Path({str(path)!r})
+        n = int(p.read_text()) if p.exists() else 0
+        p.write_text(str(n + 1))
+        sys.exit({code} if n < {fail_times} else 0)
+    """),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "fail_times", "expected_attempts", "expected_exit"),
+    [
+        ([], 3, 10, 3, 3),  # retryable: all three attempts fail
+        ([], 3, 1, 2, 0),  # succeeds on the second attempt
+        ([], 127, 10, 1, 127),  # not found is permanent
+        ([], 126, 10, 1, 126),
+        (["--retry-on", "75,100-110"], 3, 10, 1, 3),
+        (["--retry-on", "75,100-110"], 105, 10, 3, 105),
+        (["--no-retry-on", "3"], 3, 10, 1, 3),
+    ],
+    ids=[
+        "retry-all",
+        "recover",
+        "127-permanent",
+        "126-permanent",
+        "retry-on-miss",
+        "retry-on-range",
+        "no-retry-on",
+    ],
+)
+def test_retries_only_retryable_failures(
+    home: Path,
+    tmp_path: Path,
+    extra: list[str],
+    code: int,
+    fail_times: int,
+    expected_attempts: int,
+    expected_exit: int,
+) -> None:
+    count = tmp_path / "count"
+    result = cronwrap(
+        home,
+        "run",
+        "--name",
+        "r",
+        "--retries",
+        "2",
+        "--retry-delay",
+        "0",
+        *extra,
+        "--",
+        *counter_script(count, fail_times, code),
+    )
+    assert result.returncode == expected_exit, result.stderr
+    assert int(count.read_text()) == expected_attempts
+    [run] = runs(home, "r")
+    assert run.attempts == expected_attempts
+    assert len(attempts(home, run.run_id)) == expected_attempts
+    ends = [e for e in events(home) if e["event"] == "attempt.end"]
+    assert [e["attempt"] for e in ends] == list(range(1, expected_attempts + 1))
+
+
+def test_timeouts_are_retried_only_when_asked(home: Path, tmp_path: Path) -> None:
+    count = tmp_path / "count"
+    slow = [
+        PY,
+        "-c",
+        f"import pathlib,time; p=pathlib.Path({str(count)!r}); "
+        "p.write_text(str(int(p.read_text())+1) if p.exists() else '1'); time.sleep(30)",
+    ]
+    result = cronwrap(
+        home,
+        "run",
+        "--name",
+        "rt",
+        "--retries",
+        "1",
+        "--retry-delay",
+        "0",
+        "--timeout",
+        "300ms",
+        "--",
+        *slow,
+    )
+    assert result.returncode == 124 and count.read_text() == "1"
+    count.unlink()
+    result = cronwrap(
+        home,
+        "run",
+        "--name",
+        "rt",
+        "--retries",
+        "1",
+        "--retry-delay",
+        "0",
+        "--timeout",
+        "300ms",
+        "--retry-on-timeout",
+        "--",
+        *slow,
+    )
+    assert result.returncode == 124 and count.read_text() == "2"
+
+
+def test_timeout_total_bounds_retries_and_backoff(home: Path) -> None:
+    t = time.monotonic()
+    result = cronwrap(
+        home,
+        "run",
+        "--name",
+        "tt",
+        "--retries",
+        "100",
+        "--retry-delay",
+        "100ms",
+        "--retry-max-delay",
+        "100ms",
+        "--timeout-total",
+        "1500ms",
+        "--",
+        PY,
+        "-c",
+        "import time,sys; time.sleep(0.2); sys.exit(1)",
+    )
+    elapsed = time.monotonic() - t
+    assert result.returncode in (1, 124)
+    assert elapsed < 4, elapsed
+    [run] = runs(home, "tt")
+    assert 2 <= run.attempts < 10
+
+
+def test_backoff_doubles_with_cap_and_full_jitter() -> None:
+    job = resolve_job(
+        {"name": "b", "retry_delay": "5s", "retry_max_delay": "30s"}, ["x"], {}, ConfigFile(None)
+    )
+    ceiling = [backoff_delay(k, job, lambda lo, hi: hi) for k in range(1, 6)]
+    assert ceiling == [5, 10, 20, 30, 30]
+    assert backoff_delay(3, job, lambda lo, hi: lo) == 0  # full jitter starts at zero
+
+
+def test_backoff_delay_is_really_waited(home: Path) -> None:
+    t = time.monotonic()
+    result = cronwrap(
+        home, "run", "--name", "bw", "--retries", "1", "--retry-delay", "1s", "--", "false"
+    )
+    assert result.returncode == 1
+    assert time.monotonic() - t < 4  # at most the 1 s ceiling plus start-up
+
+
+# ---------------------------------------------------------------- signals
+
+
+def test_sigterm_is_forwarded_and_run_is_cancelled(home: Path, tmp_path: Path) -> None:
+    got = tmp_path / "got"
+    ready = tmp_path / "ready"
+    child = textwrap.dedent(f"""
+        import pathlib, signal, sys, time
+        def h(n, f):
+            pathlib.Path({str(got)!r}).write_text(str(n)); sys.exit(0)
+        signal.signal(signal.SIGTERM, h)
+        pathlib.Path({str(ready)!r}).touch()
+        time.sleep(60)
+    """)
+    proc = popen_cronwrap(home, "run", "--name", "sig", "--", PY, "-c", child)
+    wait_for(ready.exists)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 128 + signal.SIGTERM
+    assert got.read_text() == str(int(signal.SIGTERM))
+    [run] = runs(home, "sig")
+    assert run.status == "cancelled" and run.exit_code == 143
+    # the lock is free again
+    assert cronwrap(home, "run", "--name", "sig", "--", "true").returncode == 0
+    assert runs(home, "sig")[0].status == "success"
+
+
+def test_cancel_escalates_to_kill_after(home: Path, tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    child = (
+        f"import pathlib,signal,time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        f"pathlib.Path({str(ready)!r}).touch(); time.sleep(60)"
+    )
+    proc = popen_cronwrap(
+        home, "run", "--name", "esc", "--kill-after", "500ms", "--", PY, "-c", child
+    )
+    wait_for(ready.exists)
+    t = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(10) == 128 + signal.SIGINT
+    assert time.monotonic() - t < 4
+    assert runs(home, "esc")[0].signal == 9
+
+
+def test_sigkill_of_cronwrap_leaves_no_unsupervised_job(home: Path, tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    child = (
+        f"import os,pathlib,time; pathlib.Path({str(pidfile)!r}).write_text("
+        "str(os.getpid())); time.sleep(60)"
+    )
+    proc = popen_cronwrap(home, "run", "--name", "kil", "--", PY, "-c", child)
+    wait_for(pidfile.exists)
+    job_pid = int(pidfile.read_text())
+    proc.kill()
+    proc.wait()
+    wait_for(lambda: not alive(job_pid), timeout=5)
+    # the run is shown crashed, not running forever, once another run looks at it
+    assert cronwrap(home, "run", "--name", "kil", "--", "true").returncode == 0
+    statuses = [r.status for r in runs(home, "kil")]
+    assert statuses == ["success", "crashed"]
+
+
+def test_sigkill_of_cronwrap_keeps_grandchildren_holding_the_lock(
+    home: Path, tmp_path: Path
+) -> None:
+    """A grandchild that survives its killed parent still holds the lock: no overlap."""
+    pidfile = tmp_path / "pid"
+    proc = popen_cronwrap(
+        home, "run", "--name", "gk", "--", "sh", "-c", f"sleep 30 & echo $! > {pidfile}; wait"
+    )
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "")
+    grandchild = int(pidfile.read_text())
+    proc.kill()
+    proc.wait()
+    try:
+        if alive(grandchild):
+            result = cronwrap(home, "run", "--name", "gk", "--", "true")
+            assert result.returncode == 0
+            assert runs(home, "gk")[0].status == "skipped"
+    finally:
+        if alive(grandchild):
+            os.kill(grandchild, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- output
+
+
+def test_output_passes_through_unchanged_and_is_logged(home: Path) -> None:
+    result = cronwrap(home, "run", "--name", "o", "--", "sh", "-c", "echo out; echo err >&2")
+    assert result.stdout == "out\n" and result.stderr == "err\n"
+    [run] = runs(home, "o")
+    assert set(Path(run.log_path).read_text().splitlines()) == {"out", "err"}
+    assert "out" in run.output_tail
+
+
+def test_quiet_prints_output_only_on_failure(home: Path) -> None:
+    ok = cronwrap(home, "run", "--name", "q", "--quiet", "--", "sh", "-c", "echo fine")
+    assert ok.returncode == 0 and ok.stdout == "" and ok.stderr == ""
+    bad = cronwrap(
+        home, "run", "--name", "q", "--quiet", "--", "sh", "-c", "echo broken; echo why >&2; exit 4"
+    )
+    assert bad.returncode == 4
+    assert "broken" in bad.stdout and "why" in bad.stdout
+
+
+def test_binary_output_is_lossless_in_the_log(home: Path) -> None:
+    blob = bytes(range(256)) * 4 + b"\xff\xfe invalid \xc3\x28"
+    script = f"import sys; sys.stdout.buffer.write({blob!r})"
+    result = subprocess.run(
+        [PY, "-m", "cronwrap", "run", "--name", "bin", "--", PY, "-c", script],
+        capture_output=True,
+        env=cw_env(home),
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stdout == blob
+    [run] = runs(home, "bin")
+    assert Path(run.log_path).read_bytes() == blob
+    assert "\ufffd" in run.output_tail
+
+
+def test_log_file_keeps_head_and_tail_within_max_log_size(home: Path) -> None:
+    script = "import sys\nfor i in range(20000): print(f'line {i:05d}')"
+    result = cronwrap(home, "run", "--name", "big", "--max-log-size", "20k", "--", PY, "-c", script)
+    assert result.returncode == 0 and result.stdout.count("\n") == 20000
+    [run] = runs(home, "big")
+    text = Path(run.log_path).read_text()
+    assert len(text) < 21 * 1024
+    assert text.startswith("line 00000\n")
+    assert text.endswith("line 19999\n")
+    assert "bytes omitted here" in text
+
+
+@pytest.mark.slow
+def test_2gb_of_output_keeps_memory_bounded(home: Path) -> None:
+    measure = textwrap.dedent("""
+        import resource, subprocess, sys
+        r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)
+        print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    """)
+    out = subprocess.run(
+        [
+            PY,
+            "-c",
+            measure,
+            PY,
+            "-m",
+            "cronwrap",
+            "run",
+            "--name",
+            "huge",
+            "--",
+            "head",
+            "-c",
+            str(2 * 1024**3),
+            "/dev/zero",
+        ],
+        capture_output=True,
+        text=True,
+        env=cw_env(home),
+        timeout=240,
+        check=True,
+    )
+    code, maxrss_kib = map(int, out.stdout.split())
+    assert code == 0
+    assert maxrss_kib < 60 * 1024, f"peak RSS {maxrss_kib} KiB"
+    [run] = runs(home, "huge")
+    assert Path(run.log_path).stat().st_size <= 10 * 1024 * 1024 + 100
+
+
+# ---------------------------------------------------------------- structured log
+
+
+def test_json_log_has_every_event_and_field(home: Path) -> None:
+    result = cronwrap(
+        home, "run", "--name", "lg", "--retries", "1", "--retry-delay", "0", "--", "false"
+    )
+    assert result.returncode == 1
+    evs = events(home)
+    assert [e["event"] for e in evs] == [
+        "run.start",
+        "attempt.start",
+        "attempt.end",
+        "attempt.start",
+        "attempt.end",
+        "run.end",
+    ]
+    for e in evs:
+        assert {"ts", "event", "job", "run_id", "host", "pid"} <= set(e)
+        assert e["ts"].endswith("Z") and e["job"] == "lg"
+    end = evs[-1]
+    assert end["status"] == "failed" and end["exit_code"] == 1 and end["attempts"] == 2
+    assert end["signal"] is None and isinstance(end["duration_s"], float)
+    assert len({e["run_id"] for e in evs}) == 1
+
+
+def test_logfmt_and_stderr_log(home: Path) -> None:
+    result = cronwrap(
+        home, "run", "--name", "lf", "--log-format", "logfmt", "--log-file", "-", "--", "true"
+    )
+    lines = [ln for ln in result.stderr.splitlines() if "event=" in ln]
+    assert len(lines) == 4
+    assert "event=run.end" in lines[-1] and "status=success" in lines[-1]
+
+
+def test_concurrent_writers_never_tear_log_lines(home: Path) -> None:
+    procs = [
+        popen_cronwrap(home, "run", "--name", f"c{i}", "--on-overlap", "allow", "--", "true")
+        for i in range(20)
+    ]
+    for p in procs:
+        assert p.wait(60) == 0
+    evs = events(home)  # json.loads of every line: a torn line would fail here
+    assert len(evs) == 20 * 4
+
+
+# ---------------------------------------------------------------- monitoring failures
+
+
+def test_unwritable_state_dir_never_stops_the_job(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a dir")
+    home = blocker / "home"
+    marker = tmp_path / "ran"
+    result = cronwrap(home, "run", "--name", "m", "--", "sh", "-c", f"touch {marker}; exit 5")
+    assert result.returncode == 5
+    assert marker.exists()
+    assert "cronwrap: warning:" in result.stderr
+
+
+def test_event_log_failure_is_a_warning(home: Path, tmp_path: Path) -> None:
+    result = cronwrap(home, "run", "--name", "lw", "--log-file", str(tmp_path), "--", "true")
+    assert result.returncode == 0
+    assert "cannot write event log" in result.stderr
+    assert result.stderr.count("cannot write event log") == 1
+
+
+# ---------------------------------------------------------------- other options
+
+
+def test_env_cwd_and_shell(home: Path, tmp_path: Path) -> None:
+    result = cronwrap(
+        home,
+        "run",
+        "--name",
+        "ecs",
+        "--env",
+        "FOO=bar baz",
+        "--cwd",
+        str(tmp_path),
+        "--shell",
+        "--",
+        'echo "$FOO"; pwd; echo $CRONWRAP_JOB',
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["bar baz", str(tmp_path), "ecs"]
+
+
+def test_missing_cwd_is_reported(home: Path, tmp_path: Path) -> None:
+    result = cronwrap(home, "run", "--name", "nc", "--cwd", str(tmp_path / "nope"), "--", "true")
+    assert result.returncode == 125
+    assert runs(home, "nc")[0].reason.startswith("cannot enter directory")
+
+
+def test_config_job_section_applies_to_run(home: Path) -> None:
+    home.mkdir()
+    (home / "config.yaml").write_text("jobs:\n  cfg:\n    timeout: 300ms\n    kill_after: 1s\n")
+    result = cronwrap(home, "run", "--name", "cfg", "--", "sleep", "5")
+    assert result.returncode == 124
+
+
+def test_schedule_and_jitter_are_recorded(home: Path) -> None:
+    result = cronwrap(
+        home,
+        "run",
+        "--name",
+        "sj",
+        "--schedule",
+        "*/5 * * * *",
+        "--tz",
+        "UTC",
+        "--jitter",
+        "200ms",
+        "--",
+        "true",
+    )
+    assert result.returncode == 0
+    [run] = runs(home, "sj")
+    assert (run.schedule, run.tz) == ("*/5 * * * *", "UTC")
+
+
+def test_unnamed_jobs_get_a_stable_derived_name(home: Path) -> None:
+    cronwrap(home, "run", "--", "echo", "a")
+    cronwrap(home, "run", "--", "echo", "a")
+    with Store.open(home / "runs.db") as store:
+        [name] = store.job_names()
+        assert name.startswith("echo-") and store.count_runs(name) == 2
+
+
+def test_history_is_pruned_as_part_of_normal_runs(home: Path) -> None:
+    for _ in range(4):
+        cronwrap(home, "run", "--name", "pr", "--keep-runs", "2", "--", "true")
+    kept = runs(home, "pr")
+    assert len(kept) == 2
+    logs = list((home / "output" / "pr").iterdir())
+    assert sorted(p.name for p in logs) == sorted(f"{r.run_id}.log" for r in kept)
+
+
+def test_json_field_types_in_the_store_row(home: Path) -> None:
+    cronwrap(home, "run", "--name", "ty", "--", "true")
+    [run] = runs(home, "ty")
+    assert run.host and run.pid > 0 and run.duration_s >= 0
+    assert json.loads(json.dumps(run.command)) == "true"

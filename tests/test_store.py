@@ -1,0 +1,172 @@
+"""The run store on a real SQLite file: migrations, recording, pruning, and 200 cronwrap
+processes writing at once."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from cronwrap.errors import StoreError
+from cronwrap.store import MIGRATIONS, SCHEMA_VERSION, Store
+from tests.conftest import cw_env
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def add_run(
+    store: Store,
+    run_id: str,
+    job: str = "j",
+    at: datetime = T0,
+    status: str = "success",
+    log_path: str | None = None,
+) -> None:
+    store.record_start(
+        run_id=run_id,
+        job=job,
+        host="h",
+        pid=1,
+        command="true",
+        started_at=at,
+        schedule=None,
+        tz=None,
+        log_path=log_path,
+    )
+    if status != "running":
+        store.record_end(
+            run_id=run_id,
+            ended_at=at + timedelta(seconds=1),
+            status=status,
+            exit_code=0,
+            signal=None,
+            attempts=1,
+            duration_s=1.0,
+            output_tail="ok",
+            reason=None,
+        )
+
+
+def test_new_store_is_wal_and_current(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "runs.db") as store:
+        assert store.schema_version == SCHEMA_VERSION
+    conn = sqlite3.connect(tmp_path / "runs.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_record_and_read_back(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "runs.db") as store:
+        add_run(store, "r1")
+        store.record_attempt(
+            run_id="r1",
+            attempt=1,
+            started_at=T0,
+            ended_at=T0 + timedelta(seconds=1),
+            status="success",
+            exit_code=0,
+            signal=None,
+        )
+        [run] = store.runs("j")
+        assert run.run_id == "r1" and run.status == "success" and run.duration_s == 1.0
+        assert run.started_at == T0
+        assert store.run("r1") == run
+        assert [a.attempt for a in store.attempts("r1")] == [1]
+        assert store.job_names() == ["j"]
+
+
+def test_migrates_forward_from_version_1_keeping_rows(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0])
+    conn.execute(
+        "INSERT INTO runs (run_id, job, host, pid, command, started_at, status) "
+        "VALUES ('old', 'legacy', 'h', 1, 'true', ?, 'success')",
+        (T0.isoformat(),),
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with Store.open(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        [run] = store.runs("legacy")
+        assert run.run_id == "old"
+        assert run.exit_origin == "child"  # the column added by migration 2, defaulted
+        assert run.schedule is None
+
+
+def test_refuses_a_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="upgrade cronwrap"):
+        Store.open(path)
+
+
+def test_refuses_a_symlinked_store(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere.db").touch()
+    (tmp_path / "runs.db").symlink_to(tmp_path / "elsewhere.db")
+    with pytest.raises(StoreError, match="symlink"):
+        Store.open(tmp_path / "runs.db")
+
+
+def test_prune_keeps_the_newest_runs(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "runs.db") as store:
+        for i in range(12):
+            add_run(store, f"r{i}", at=T0 + timedelta(minutes=i), log_path=f"/x/r{i}.log")
+        add_run(store, "other", job="k")
+        removed = store.prune("j", keep_runs=5, keep_days=90, now=T0 + timedelta(hours=1))
+        assert sorted(removed) == sorted(f"/x/r{i}.log" for i in range(7))
+        assert [r.run_id for r in store.runs("j", limit=100)] == [f"r{i}" for i in range(11, 6, -1)]
+        assert store.count_runs("k") == 1
+
+
+def test_prune_drops_runs_older_than_keep_days_but_not_running_ones(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "runs.db") as store:
+        add_run(store, "ancient", at=T0 - timedelta(days=100))
+        add_run(store, "stuck", at=T0 - timedelta(days=100), status="running")
+        add_run(store, "recent", at=T0 - timedelta(days=1))
+        store.prune("j", keep_runs=500, keep_days=90, now=T0)
+        assert {r.run_id for r in store.runs("j")} == {"stuck", "recent"}
+
+
+def test_mark_crashed_only_touches_running(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "runs.db") as store:
+        add_run(store, "a", status="running")
+        add_run(store, "b")
+        store.mark_crashed("a", reason="died")
+        store.mark_crashed("b", reason="died")
+        assert store.run("a").status == "crashed"  # type: ignore[union-attr]
+        assert store.run("b").status == "success"  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
+def test_200_cronwrap_processes_at_once_lose_no_run(home: Path) -> None:
+    """Many cron jobs start in the same second against one fresh store: all recorded."""
+    n = 200
+    env = cw_env(home)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "cronwrap", "run", "--name", f"job{i}", "--", "true"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(n)
+    ]
+    failures = []
+    for p in procs:
+        _, err = p.communicate(timeout=240)
+        if p.returncode != 0 or err:
+            failures.append((p.returncode, err.decode()[-300:]))
+    assert not failures, failures[:3]
+    with Store.open(home / "runs.db") as store:
+        assert store.count_runs() == n
+        assert len(store.job_names()) == n
+        for name in ("job0", f"job{n - 1}"):
+            [run] = store.runs(name)
+            assert run.status == "success" and run.ended_at is not None
