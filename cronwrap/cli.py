@@ -207,6 +207,165 @@ def _plain(value: Any, key: str) -> Any:
     return value
 
 
+# ------------------------------------------------------------------ explain
+
+
+def _explanation_json(x: Any) -> dict[str, Any]:
+    from datetime import timezone
+
+    s = x.schedule
+    return {
+        "expression": s.text.strip(),
+        "macro": s.macro,
+        "expanded": s.expression if not s.reboot else None,
+        "valid": True,
+        "fields": x.fields,
+        "day_rule": s.day_rule,
+        "dst_class": None if s.reboot else ("wildcard" if s.wildcard else "fixed-time"),
+        "description": x.description,
+        "tz": x.tz,
+        "next_runs": [
+            {"at": at.isoformat(), "utc": at.astimezone(timezone.utc).isoformat()}
+            for at in x.next_runs
+        ],
+        "dst_notes": [
+            {"at": n.at.isoformat(), "kind": n.kind, "message": n.message} for n in x.dst_notes
+        ],
+        "warnings": [
+            {"code": w.code, "severity": w.severity, "message": w.message, "fix": w.fix}
+            for w in x.warnings
+        ],
+        "command": x.command,
+    }
+
+
+@cli.command("explain")
+@click.argument("expression", nargs=-1, required=True)
+@click.option("--tz", metavar="ZONE", help="Time zone for next runs (default: the system zone).")
+@click.option(
+    "--count",
+    default=5,
+    show_default=True,
+    type=click.IntRange(0, 1000),
+    help="How many next run times to show.",
+)
+@click.option(
+    "--after",
+    metavar="DATETIME",
+    help="Start from this moment (ISO 8601; without an offset it is in --tz).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead.")
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    help="Colour output (NO_COLOR and FORCE_COLOR are honoured in auto).",
+)
+def explain_cmd(
+    expression: tuple[str, ...],
+    tz: str | None,
+    count: int,
+    after: str | None,
+    as_json: bool,
+    color: str,
+) -> None:
+    """Explain a cron EXPRESSION (or a whole crontab line) exactly as cron runs it.
+
+    Prints the meaning in plain words (including the day-of-month / day-of-week OR rule and
+    its star exception), the fields, the next run times with UTC beside them, what the next
+    12 months of DST changes do to the schedule, and pitfalls. Exits 1 for an invalid
+    expression or one that can never run.
+
+    \b
+    Example:
+      cronwrap explain "0 0 15 * 5" --tz Europe/Berlin --count 3
+      cronwrap explain "*/15 * * * * /usr/local/bin/sync.sh"
+    """
+    from datetime import datetime, timezone
+
+    from cronwrap.explain import explain
+    from cronwrap.schedule import zone
+
+    zone_info = zone(tz)
+    now = datetime.now(timezone.utc)
+    start = now
+    if after:
+        try:
+            start = datetime.fromisoformat(after)
+        except ValueError:
+            raise click.BadParameter(
+                f"{after!r} is not an ISO 8601 date-time", param_hint="--after"
+            ) from None
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=zone_info)
+    x = explain(" ".join(expression), tz=zone_info, after=start, count=count)
+    if as_json:
+        click.echo(json.dumps(_explanation_json(x), indent=2, ensure_ascii=False))
+        return
+    from cronwrap.render import console, render_explanation
+
+    render_explanation(console(color=color), x, start)
+
+
+# ------------------------------------------------------------------ lint
+
+
+@cli.command("lint")
+@click.argument("files", nargs=-1, metavar="[FILE|-]...")
+@click.option(
+    "--system",
+    is_flag=True,
+    help="Files are in /etc/crontab format (a user field after the schedule); "
+    "automatic for /etc/crontab and /etc/cron.d/*.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print findings as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="Hide info findings.")
+def lint_cmd(files: tuple[str, ...], system: bool, as_json: bool, quiet: bool) -> None:
+    """Check crontab files: schedules, environment lines, CRON_TZ, %, final newline, names.
+
+    With no FILE, checks your crontab (crontab -l); - reads stdin. Each finding is
+    FILE:LINE:COL: SEVERITY: MESSAGE [CODE]. Exits 1 if any error was found.
+
+    \b
+    Example:
+      cronwrap lint /etc/crontab /etc/cron.d/*
+      crontab -l | cronwrap lint -
+    """
+    from cronwrap.crontab import is_system_path, parse_crontab, read_source
+    from cronwrap.lint import lint_crontab
+
+    findings = []
+    for source in files or ("",):
+        text = read_source(source)
+        name = source or "crontab -l"
+        tab = parse_crontab(text, source=name, system=system or is_system_path(source))
+        findings += lint_crontab(tab)
+    if quiet:
+        findings = [f for f in findings if f.severity != "info"]
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "file": f.file,
+                        "line": f.line,
+                        "col": f.col,
+                        "severity": f.severity,
+                        "code": f.code,
+                        "message": f.message,
+                    }
+                    for f in findings
+                ],
+                indent=2,
+            )
+        )
+    else:
+        for f in findings:
+            click.echo(str(f))
+    if any(f.severity == "error" for f in findings):
+        sys.exit(ExitCode.ERROR)
+
+
 def main() -> None:  # pragma: no cover - console entry via __main__
     cli.main(args=sys.argv[1:], prog_name="cronwrap")
 

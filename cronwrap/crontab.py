@@ -1,0 +1,163 @@
+"""Reading crontab files as cron does: comments, NAME=value lines, CRON_TZ, job lines with
+or without a user field, and the `cronwrap run` inside a job's command. Standard library only."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from cronwrap.errors import CronwrapError
+
+_ENV_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
+_JOB_START = re.compile(r"^\s*[0-9*@]")
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    number: int  # 1-based
+    text: str
+    kind: str  # blank | comment | env | job | junk
+    schedule: str = ""
+    schedule_col: int = 0
+    user: str | None = None
+    command: str = ""
+    command_col: int = 0
+    name: str = ""  # env name
+    value: str = ""  # env value
+    tz: str | None = None  # CRON_TZ/TZ in force for a job line
+
+
+@dataclass(frozen=True, slots=True)
+class Crontab:
+    source: str  # a path, "-" or "crontab -l"
+    lines: list[Line]
+    system: bool
+    ends_with_newline: bool
+
+    @property
+    def jobs(self) -> list[Line]:
+        return [ln for ln in self.lines if ln.kind == "job"]
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def parse_crontab(text: str, *, source: str, system: bool) -> Crontab:
+    lines: list[Line] = []
+    tz: str | None = None
+    raw_lines = text.split("\n")
+    ends = text.endswith("\n") or text == ""
+    if ends:
+        raw_lines = raw_lines[:-1]
+    for i, raw in enumerate(raw_lines, start=1):
+        stripped = raw.strip()
+        if not stripped:
+            lines.append(Line(i, raw, "blank"))
+            continue
+        if stripped.startswith("#"):
+            lines.append(Line(i, raw, "comment"))
+            continue
+        env = _ENV_RE.match(raw)
+        if env and not _JOB_START.match(raw):
+            name, value = env.group(1), _unquote(env.group(2))
+            if name in ("CRON_TZ", "TZ"):
+                tz = value or None
+            lines.append(Line(i, raw, "env", name=name, value=value))
+            continue
+        if not _JOB_START.match(raw):
+            lines.append(Line(i, raw, "junk"))
+            continue
+        lines.append(_job_line(i, raw, system=system, tz=tz))
+    return Crontab(source, lines, system, ends)
+
+
+def _job_line(number: int, raw: str, *, system: bool, tz: str | None) -> Line:
+    tokens = [(m.group(), m.start()) for m in re.finditer(r"\S+", raw)]
+    n_sched = 1 if tokens[0][0].startswith("@") else 5
+    sched_end = tokens[min(n_sched, len(tokens)) - 1]
+    schedule = raw[tokens[0][1] : sched_end[1] + len(sched_end[0])]
+    rest = tokens[n_sched:]
+    user = None
+    if system and rest:
+        user = rest[0][0]
+        rest = rest[1:]
+    command = raw[rest[0][1] :].rstrip() if rest else ""
+    return Line(
+        number,
+        raw,
+        "job",
+        schedule=schedule,
+        schedule_col=tokens[0][1],
+        user=user,
+        command=command,
+        command_col=rest[0][1] if rest else len(raw),
+        tz=tz,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WrappedRun:
+    """What a `cronwrap run` in a crontab command says about its job."""
+
+    name: str | None
+    schedule: str | None
+    tz: str | None
+
+
+def wrapped_run(command: str) -> WrappedRun | None:
+    """The `cronwrap run` options of a job's command, or None if it is not wrapped."""
+    try:
+        words = shlex.split(command.split("%", maxsplit=1)[0], posix=True)
+    except ValueError:
+        words = command.split()
+    for i, word in enumerate(words):
+        if word.rsplit("/", 1)[-1] == "cronwrap" and words[i + 1 : i + 2] == ["run"]:
+            opts: dict[str, str] = {}
+            rest = words[i + 2 :]
+            j = 0
+            while j < len(rest) and rest[j] != "--" and rest[j].startswith("--"):
+                key, eq, val = rest[j].partition("=")
+                if eq:
+                    opts[key] = val
+                    j += 1
+                elif j + 1 < len(rest) and not rest[j + 1].startswith("--"):
+                    opts[key] = rest[j + 1]
+                    j += 2
+                else:
+                    j += 1
+            return WrappedRun(opts.get("--name"), opts.get("--schedule"), opts.get("--tz"))
+    return None
+
+
+def read_source(source: str) -> str:
+    """A crontab's text: a file, '-' for stdin, or '' for the user's crontab (crontab -l)."""
+    import sys
+
+    if source == "-":
+        return sys.stdin.read()
+    if source == "":
+        try:
+            out = subprocess.run(
+                ["crontab", "-l"], capture_output=True, text=True, check=False, timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise CronwrapError(f"cannot run crontab -l: {err}") from err
+        if out.returncode != 0:
+            if "no crontab" in out.stderr:
+                return ""
+            raise CronwrapError(f"crontab -l failed: {out.stderr.strip()}")
+        return out.stdout
+    try:
+        return Path(source).read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError as err:
+        raise CronwrapError(f"cannot read {source}: {err.strerror}") from err
+
+
+def is_system_path(path: str) -> bool:
+    return path == "/etc/crontab" or path.startswith("/etc/cron.d/")

@@ -1,0 +1,184 @@
+"""Checks over crontab files: every schedule as `explain` reads it, environment lines, CRON_TZ,
+`%`, the missing final newline, /etc/cron.d names cron ignores, unwrapped jobs, duplicate
+names. Returns findings; never prints."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from cronwrap.crontab import Crontab, wrapped_run
+from cronwrap.errors import ScheduleError
+from cronwrap.explain import command_warnings, warnings_for
+from cronwrap.schedule import parse
+
+_RUN_PARTS_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    file: str
+    line: int
+    col: int  # 1-based
+    severity: str  # error | warning | info
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.severity}: {self.message} [{self.code}]"
+
+
+def lint_crontab(tab: Crontab) -> list[Finding]:
+    out: list[Finding] = []
+
+    def add(line: int, col: int, severity: str, code: str, message: str) -> None:
+        out.append(Finding(tab.source, line, col, severity, code, message))
+
+    if tab.source.startswith("/etc/cron.d/"):
+        base = os.path.basename(tab.source)
+        if not _RUN_PARTS_NAME.match(base):
+            add(
+                1,
+                1,
+                "warning",
+                "cron-d-name",
+                f"cron ignores /etc/cron.d/{base}: names may "
+                "hold only letters, digits, _ and - (no dots)",
+            )
+    names: dict[str, int] = {}
+    path_set = False
+    for ln in tab.lines:
+        if ln.kind == "env" and ln.name == "PATH":
+            path_set = True
+        if ln.kind == "junk":
+            add(
+                ln.number,
+                1,
+                "error",
+                "syntax",
+                "neither a job, an environment setting nor a comment: cron rejects this line",
+            )
+        elif ln.kind == "env":
+            _lint_env(tab, ln, add)
+        elif ln.kind == "job":
+            _lint_job(tab, ln, add, names, path_set=path_set)
+    if tab.lines and not tab.ends_with_newline:
+        last = tab.lines[-1]
+        add(
+            last.number,
+            len(last.text) + 1,
+            "error",
+            "no-final-newline",
+            "the file does not end with a newline: cron ignores this last line",
+        )
+    return sorted(out, key=lambda f: (f.file, f.line, f.col))
+
+
+def _lint_env(tab: Crontab, ln, add) -> None:  # type: ignore[no-untyped-def]
+    if "$" in ln.value and ln.name not in ("MAILTO",):
+        add(
+            ln.number,
+            ln.text.find("=") + 2,
+            "warning",
+            "env-expansion",
+            f"{ln.name}={ln.value}: cron does not expand variables in environment lines",
+        )
+    if ln.name in ("CRON_TZ", "TZ"):
+        from cronwrap.errors import CronwrapError
+        from cronwrap.schedule import zone
+
+        try:
+            zone(ln.value)
+        except CronwrapError as err:
+            add(ln.number, ln.text.find("=") + 2, "error", "bad-tz", str(err))
+            return
+        if ln.name == "CRON_TZ":
+            add(
+                ln.number,
+                1,
+                "info",
+                "cron-tz",
+                "CRON_TZ works on cronie only (Debian cron "
+                "ignores it), and even there DST nights are not protected for these jobs",
+            )
+        else:
+            add(
+                ln.number,
+                1,
+                "info",
+                "tz-line",
+                "TZ= changes the commands' zone, not when "
+                "cron runs them (that is the daemon's zone)",
+            )
+
+
+def _lint_job(
+    tab: Crontab,
+    ln,
+    add,
+    names: dict[str, int],
+    *,  # type: ignore[no-untyped-def]
+    path_set: bool,
+) -> None:
+    try:
+        schedule = parse(ln.schedule)
+    except ScheduleError as err:
+        col = ln.schedule_col + (err.column or 0) + 1
+        add(ln.number, col, "error", "schedule", str(err))
+        return
+    if tab.system and not ln.user:
+        add(
+            ln.number,
+            ln.command_col + 1,
+            "error",
+            "no-user",
+            "a system crontab line needs a user field after the schedule",
+        )
+        return
+    if not ln.command:
+        add(ln.number, ln.command_col + 1, "error", "no-command", "the line has no command")
+        return
+    if ln.command.startswith("*"):
+        add(
+            ln.number,
+            ln.command_col + 1,
+            "error",
+            "bad-command",
+            "the command starts with "
+            "'*': a sixth schedule field? cron has no seconds or year field",
+        )
+    for w in warnings_for(schedule):
+        sev = "error" if w.code == "never-fires" else w.severity
+        add(
+            ln.number, ln.schedule_col + 1, sev, w.code, w.message + (f"; {w.fix}" if w.fix else "")
+        )
+    for w in command_warnings(ln.command):
+        if w.code == "relative-command" and path_set:
+            continue  # the crontab sets PATH itself
+        col = ln.command_col + 1
+        if w.code == "percent":
+            col += re.search(r"(?<!\\)%", ln.command).start()  # type: ignore[union-attr]
+        add(ln.number, col, w.severity, w.code, w.message + (f"; {w.fix}" if w.fix else ""))
+    run = wrapped_run(ln.command)
+    if run is None:
+        add(
+            ln.number,
+            ln.command_col + 1,
+            "info",
+            "unwrapped",
+            "not monitored: prefix the command with `cronwrap run --name NAME --`",
+        )
+        return
+    if run.name:
+        if run.name in names:
+            add(
+                ln.number,
+                ln.command_col + 1,
+                "warning",
+                "duplicate-name",
+                f"job name {run.name!r} is also used on line {names[run.name]}: the two "
+                "share a lock, history and pings",
+            )
+        else:
+            names[run.name] = ln.number

@@ -1,0 +1,303 @@
+"""`cronwrap explain`: the words, the JSON, DST notes, warnings, and no tracebacks ever."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cronwrap.cli import cli
+from cronwrap.errors import ExitCode, ScheduleError
+from cronwrap.explain import describe, explain
+from cronwrap.schedule import parse
+
+AFTER = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def run(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.mark.parametrize(
+    ("expr", "words"),
+    [
+        (
+            "0 0 15 * 5",
+            "At 00:00 on day 15 of the month or on any Friday (cron runs on either; "
+            "it does not mean Friday the 15th)",
+        ),
+        (
+            "0 0 */2 * 1",
+            "At 00:00 on Mondays that are odd days of the month (the day-of-month "
+            "field starts with `*`, so cron requires both)",
+        ),
+        ("* 2 * * *", "Every minute from 02:00 through 02:59 every day"),
+        ("*/7 * * * *", "At minutes 0, 7, …, 56 of every hour every day"),
+        ("0 9-17 * * mon-fri", "At minute 0 of hours 9-17 on Monday through Friday"),
+        ("@weekly", "At 00:00 on Sundays"),
+        ("0 0 1 jan,jul *", "At 00:00 on day 1 of the month in January and July"),
+        ("* * * * *", "Every minute"),
+        ("0 0 1,15 * *", "At 00:00 on days 1 and 15 of the month"),
+        ("30 4 * * 0,6", "At 04:30 on Sundays and Saturdays"),
+        ("0 0 */2 * *", "At 00:00 on odd-numbered days of the month (1, 3, …, 31)"),
+    ],
+)
+def test_plain_words(expr: str, words: str) -> None:
+    assert describe(parse(expr)) == words
+
+
+@pytest.mark.parametrize(
+    ("expr", "code"),
+    [
+        ("* 2 * * *", "every-minute-in-hour"),
+        ("*/7 * * * *", "uneven-step"),
+        ("0 */5 * * *", "uneven-step"),
+        ("0 0 */2 * *", "dom-step"),
+        ("0 0 13 * 5", "dom-dow-or"),
+        ("0 0 */2 * 1", "star-and"),
+        ("0 0 31 * *", "short-months"),
+        ("0 0 29 2 *", "leap-day"),
+        ("0 0 * * 7", "dow-7"),
+        ("@reboot", "reboot"),
+    ],
+)
+def test_pitfall_warnings_have_stable_codes(expr: str, code: str) -> None:
+    x = explain(expr, tz=ZoneInfo("UTC"), after=AFTER)
+    assert code in [w.code for w in x.warnings]
+
+
+def test_no_warning_for_a_plain_daily_job() -> None:
+    assert explain("30 4 * * *", tz=ZoneInfo("UTC"), after=AFTER).warnings == []
+
+
+def test_every_minute_warning_suggests_the_fix() -> None:
+    [w] = [
+        w
+        for w in explain("* 2 * * *", tz=ZoneInfo("UTC"), after=AFTER).warnings
+        if w.code == "every-minute-in-hour"
+    ]
+    assert "60 times" in w.message and w.fix == "did you mean `0 2 * * *`?"
+
+
+def test_dst_notes_for_fixed_and_wildcard_jobs() -> None:
+    ny = ZoneInfo("America/New_York")
+    fixed = explain("30 1,2 * * *", tz=ny, after=AFTER).dst_notes
+    assert len(fixed) == 2
+    assert "2026-03-08" in fixed[0].message and "starts at 03:00" in fixed[0].message
+    assert "once" in fixed[1].message
+    wild = explain("*/15 1-2 * * *", tz=ny, after=AFTER).dst_notes
+    assert "do not happen" in wild[0].message and "twice" in wild[1].message
+    assert explain("0 12 * * *", tz=ny, after=AFTER).dst_notes == []
+    assert explain("30 2 * * *", tz=ZoneInfo("UTC"), after=AFTER).dst_notes == []
+
+
+def test_lord_howe_half_hour_shift() -> None:
+    lh = ZoneInfo("Australia/Lord_Howe")
+    notes = explain("15 2 * * *", tz=lh, after=datetime(2025, 9, 1, tzinfo=timezone.utc))
+    assert any("02:00-02:30" in n.message or "02:30" in n.message for n in notes.dst_notes)
+
+
+def test_whole_crontab_line_checks_the_command() -> None:
+    x = explain("0 0 15 * 5 backup --to=/srv %x", tz=ZoneInfo("UTC"), after=AFTER)
+    assert x.command == "backup --to=/srv %x"
+    codes = [w.code for w in x.warnings]
+    assert "percent" in codes and "relative-command" in codes
+    x = explain("@daily cronwrap run -- /bin/true", tz=ZoneInfo("UTC"), after=AFTER)
+    assert "no-name" in [w.code for w in x.warnings]
+
+
+def test_never_firing_is_an_error() -> None:
+    with pytest.raises(ScheduleError, match="never runs"):
+        explain("0 0 30 2 *", tz=ZoneInfo("UTC"), after=AFTER)
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_cli_explain_text() -> None:
+    result = run(
+        "explain",
+        "0 0 15 * 5",
+        "--tz",
+        "Europe/Berlin",
+        "--after",
+        "2026-01-01T00:00:00+00:00",
+        "--count",
+        "3",
+    )
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "or on any Friday" in out and "Next runs" in out
+    assert "Fri 2026-01-02 00:00 CET" in out and "(Thu 2026-01-01 23:00 UTC)" in out
+
+
+def test_cli_explain_unquoted_fields_are_joined() -> None:
+    result = run("explain", "0", "0", "*", "*", "*", "--count", "1")
+    assert result.exit_code == 0, result.output
+
+
+def test_cli_explain_json_schema() -> None:
+    result = run(
+        "explain",
+        "--json",
+        "--tz",
+        "America/New_York",
+        "--after",
+        "2025-03-08T12:00:00-05:00",
+        "0 2 * * *",
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert set(doc) == {
+        "expression",
+        "macro",
+        "expanded",
+        "valid",
+        "fields",
+        "day_rule",
+        "dst_class",
+        "description",
+        "tz",
+        "next_runs",
+        "dst_notes",
+        "warnings",
+        "command",
+    }
+    assert doc["day_rule"] == "and" and doc["dst_class"] == "fixed-time"
+    assert doc["next_runs"][0] == {
+        "at": "2025-03-09T03:00:00-04:00",
+        "utc": "2025-03-09T07:00:00+00:00",
+    }
+    assert [f["field"] for f in doc["fields"]] == [
+        "minute",
+        "hour",
+        "day-of-month",
+        "month",
+        "day-of-week",
+    ]
+    assert doc["dst_notes"][0]["kind"] == "forward"
+
+
+def test_cli_explain_invalid_exits_1_with_caret() -> None:
+    result = run("explain", "61 * * * *")
+    assert result.exit_code == ExitCode.ERROR, result.output
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0] == 'cronwrap: minute "61" is out of range 0-59'
+    assert lines[2] == "^^"
+
+
+def test_cli_explain_bad_zone_is_one_line() -> None:
+    result = run("explain", "0 0 * * *", "--tz", "Mars/Olympus")
+    assert result.exit_code == ExitCode.ERROR
+    assert result.stderr.strip().startswith("cronwrap: unknown time zone")
+
+
+def test_cli_explain_no_color_and_plain_when_not_a_tty() -> None:
+    result = CliRunner().invoke(cli, ["explain", "* 2 * * *"], env={"NO_COLOR": "1"})
+    assert result.exit_code == 0
+    assert "\x1b[" not in result.output
+    forced = CliRunner().invoke(cli, ["explain", "* 2 * * *", "--color", "always"])
+    assert "\x1b[" in forced.output
+
+
+# ---------------------------------------------------------------- properties
+
+
+def _safe_explain(text: str) -> None:
+    result = CliRunner().invoke(cli, ["explain", "--", text])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    assert result.exit_code in (0, 1, 2), result.output
+    if result.exit_code == 1:
+        first = result.stderr.splitlines()[0]
+        assert first.startswith("cronwrap: ") and "Traceback" not in result.stderr
+
+
+CRONISH = st.lists(
+    st.one_of(
+        st.sampled_from(
+            [
+                "*",
+                "*/5",
+                "0",
+                "1-5",
+                "MON",
+                "jan",
+                "7",
+                "L",
+                "#",
+                "?",
+                ",",
+                "-",
+                "/",
+                "60",
+                "0-59/61",
+                "5/15",
+                "@daily",
+                "@reboot",
+                "@x",
+                "%",
+                "\\",
+            ]
+        ),
+        st.text(alphabet="0123456789*/-,LW#?HRmonjaSUN@ \t", max_size=6),
+    ),
+    min_size=0,
+    max_size=8,
+).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(CRONISH)
+def test_explain_never_crashes_on_cron_like_input(text: str) -> None:
+    _safe_explain(text)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=40))
+def test_explain_never_crashes_on_any_text(text: str) -> None:
+    _safe_explain(text)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="cronsim needs Python 3.11")
+def test_cross_check_with_cronsim_where_it_agrees_with_cron() -> None:
+    """cronsim agrees with cron except for macros, a-a/n, never-firing expressions and
+    `after` inside a repeated hour (cron-semantics.md §7); compare only outside those."""
+    import random
+
+    cronsim = pytest.importorskip("cronsim")
+    rng = random.Random(2026)
+    zones = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Sydney"]
+    compared = 0
+    for _ in range(300):
+        expr = " ".join(
+            [
+                rng.choice(["*", "0", "*/5", "7,37", "10-50/20", "59"]),
+                rng.choice(["*", "0", "2", "1-3", "*/6", "9-17"]),
+                rng.choice(["*", "1", "15", "*/2", "1-7", "29", "31"]),
+                rng.choice(["*", "2", "3,10", "*/4", "jan-mar"]),
+                rng.choice(["*", "0", "1-5", "5", "*/2", "sun,sat"]),
+            ]
+        )
+        schedule = parse(expr)
+        if schedule.never:
+            continue
+        tz = ZoneInfo(rng.choice(zones))
+        # start at noon local (never inside a repeated hour)
+        after = datetime(2025, rng.randint(1, 12), rng.randint(1, 28), 12, tzinfo=tz)
+        ours = schedule.next_runs(after, tz, 20)
+        it = cronsim.CronSim(expr, after)
+        theirs = [next(it) for _ in range(len(ours))]
+        assert [o.astimezone(timezone.utc) for o in ours] == [
+            t.astimezone(timezone.utc) for t in theirs
+        ], (expr, tz, after)
+        compared += 1
+    assert compared > 200
