@@ -307,6 +307,51 @@ def explain_cmd(
     render_explanation(console(color=color), x, start)
 
 
+# ------------------------------------------------------------------ flush
+
+
+@cli.command("flush")
+@click.option(
+    "--budget",
+    default="30s",
+    show_default=True,
+    metavar="DURATION",
+    help="Stop replaying after this long.",
+)
+@click.pass_context
+def flush_cmd(ctx: click.Context, budget: str) -> None:
+    """Send the finish pings that could not be delivered, oldest first.
+
+    `cronwrap run` replays them by itself at the start of its next run with a ping; this
+    does it now (e.g. from its own crontab line). Exits 1 if some are still queued.
+
+    \b
+    Example:
+      cronwrap flush --budget 1m
+    """
+    import time
+
+    from cronwrap.config import parse_duration
+    from cronwrap.notify.healthchecks import Outbox, Pinger, PingTarget
+
+    try:
+        seconds = parse_duration(budget)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--budget") from None
+    paths = _paths(ctx)
+    outbox = Outbox(paths.state_dir / "outbox")
+    pinger = Pinger(PingTarget(""))
+    deadline = time.monotonic() + seconds
+
+    def send(url: str, body: bytes) -> Any:
+        return pinger.send_url(url, body, budget_s=max(0.0, deadline - time.monotonic()))
+
+    sent, left = outbox.replay(send, deadline=deadline)
+    click.echo(f"{sent} ping{'s' if sent != 1 else ''} delivered, {left} still queued")
+    if left:
+        sys.exit(ExitCode.ERROR)
+
+
 # ------------------------------------------------------------------ lint
 
 

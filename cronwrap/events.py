@@ -53,7 +53,7 @@ class EventLog:
         now = datetime.now(timezone.utc)
         record: dict[str, Any] = {
             "ts": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "level": LEVELS.get(event, "info") if "error" not in fields else "error",
+            "level": LEVELS.get(event, "info"),
             "event": event,
             **self.base,
         }

@@ -143,6 +143,79 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option(
         "tz", "str", None, "Time zone of --schedule (IANA name; default: the system zone).", "ZONE"
     ),
+    Option(
+        "ping",
+        "str",
+        None,
+        "Healthchecks ping URL (BASE/<uuid> or BASE/<ping-key>/<slug>); "
+        "file:PATH reads it from a file.",
+        "URL",
+        secret=True,
+    ),
+    Option(
+        "ping_uuid",
+        "str",
+        None,
+        "Healthchecks check UUID (joined to --ping-base).",
+        "UUID",
+        secret=True,
+    ),
+    Option(
+        "ping_key",
+        "str",
+        None,
+        "Healthchecks project ping key, used with --ping-slug.",
+        "KEY",
+        secret=True,
+    ),
+    Option("ping_slug", "str", None, "Check slug for --ping-key (default: the job name).", "SLUG"),
+    Option(
+        "ping_create", "flag", False, "Create the check on first ping (?create=1, slug URLs only)."
+    ),
+    Option(
+        "ping_base",
+        "str",
+        "https://hc-ping.com/",
+        "Ping endpoint of a self-hosted Healthchecks (e.g. https://hc.example.com/ping/).",
+        "URL",
+    ),
+    Option(
+        "ping_body_limit",
+        "size",
+        None,
+        "Bytes of body per ping (default: the server's Ping-Body-Limit, else 10000).",
+        "SIZE",
+    ),
+    Option("no_output_in_ping", "flag", False, "Send only the summary, not the output, in pings."),
+    Option(
+        "ping_start_budget",
+        "duration",
+        3.0,
+        "Most time the start ping (and replaying the outbox) may delay the job.",
+        "DURATION",
+    ),
+    Option(
+        "ping_finish_budget",
+        "duration",
+        10.0,
+        "Most time the finish ping may add to the run.",
+        "DURATION",
+    ),
+    Option(
+        "redact",
+        "list",
+        (),
+        "Regex whose matches are masked in pings, alerts, logs and history (repeatable).",
+        "REGEX",
+    ),
+    Option(
+        "redact_env",
+        "list",
+        ("*TOKEN*", "*SECRET*", "*PASSWORD*", "*PASSWD*", "*KEY*", "*CREDENTIAL*"),
+        "Glob of environment variable names whose values are masked (repeatable; replaces "
+        "the default list).",
+        "GLOB",
+    ),
     Option("keep_runs", "int", 500, "History retention: runs kept per job.", "N"),
     Option("keep_days", "int", 90, "History retention: days kept per job.", "DAYS"),
 )

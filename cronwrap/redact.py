@@ -1,10 +1,30 @@
-"""Keeping secrets out of logs, history and terminals: ping and alert URLs are shown with
-their secret parts cut. Standard library only."""
+"""Keeping secrets out of everything cronwrap writes or sends: ping and alert URLs are shown
+with their secret parts cut, and output, commands and reasons are masked before they go into
+pings, alerts, the event log or the history. Standard library only."""
 
 from __future__ import annotations
 
+import fnmatch
 import re
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
+
+MASK = "[REDACTED]"
+
+# shapes of well-known credentials, masked wherever they appear
+TOKEN_SHAPES = (
+    r"\bgh[pousr]_[A-Za-z0-9]{30,}\b",  # GitHub
+    r"\bglpat-[A-Za-z0-9_-]{20,}\b",  # GitLab
+    r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b",  # Slack
+    r"\bAKIA[0-9A-Z]{16}\b",  # AWS access key id
+    r"\bsk-[A-Za-z0-9_-]{20,}\b",  # OpenAI-style secret keys
+    r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b",  # JWT
+    r"\b(?i:bearer)\s+[A-Za-z0-9._~+/-]{16,}=*",  # Authorization: Bearer …
+    r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)",  # user:password@ in URLs
+    r"https?://hooks\.slack\.com/services/[A-Za-z0-9/]+",
+    r"https?://discord(?:app)?\.com/api/webhooks/[A-Za-z0-9/_-]+",
+)
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def redact_url(url: str) -> str:
@@ -16,9 +36,69 @@ def redact_url(url: str) -> str:
         return "…"
     if not parts.scheme or not parts.netloc:
         return "…" + url[-4:] if len(url) > 8 else "…"
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
+    try:
+        host = parts.hostname or ""
+        if parts.port:
+            host += f":{parts.port}"
+    except ValueError:
+        host = "?"
     path = parts.path.rstrip("/")
     last = re.sub(r"[^A-Za-z0-9]", "", path)[-4:]
     return f"{parts.scheme}://{host}/…{last}" if path else f"{parts.scheme}://{host}/"
+
+
+class Redactor:
+    """Masks secrets: values of secret-looking environment variables, known token shapes,
+    user regexes and explicit secrets (ping URLs, keys)."""
+
+    def __init__(
+        self,
+        *,
+        env: Mapping[str, str] | None = None,
+        env_globs: Iterable[str] = (),
+        patterns: Iterable[str] = (),
+        secrets: Iterable[str] = (),
+    ) -> None:
+        literals = {s for s in secrets if s and len(s) >= 4}
+        globs = [g.upper() for g in env_globs]
+        for name, value in (env or {}).items():
+            if len(value) >= 4 and any(fnmatch.fnmatchcase(name.upper(), g) for g in globs):
+                literals.add(value)
+        parts = [re.escape(s) for s in sorted(literals, key=len, reverse=True)]
+        parts += list(TOKEN_SHAPES)
+        parts += [f"(?:{p})" for p in patterns]
+        self._re = re.compile("|".join(parts)) if parts else None
+        self._literals = literals
+
+    def __call__(self, text: str | None) -> str | None:
+        if text is None or self._re is None:
+            return text
+        return self._re.sub(MASK, text)
+
+    def text(self, text: str) -> str:
+        out = self(text)
+        assert out is not None
+        return out
+
+    def bytes(self, data: bytes) -> bytes:
+        """Mask secrets in output bytes, keeping bytes that are not UTF-8 as they were."""
+        if self._re is None:
+            return data
+        text = data.decode("utf-8", "surrogateescape")
+        return self.text(text).encode("utf-8", "surrogateescape")
+
+
+def compile_patterns(patterns: Iterable[str]) -> list[str]:
+    """Check user regexes up front so a bad one is a config error, not a crash mid-run."""
+    out = []
+    for p in patterns:
+        try:
+            re.compile(p)
+        except re.error as err:
+            raise ValueError(f"bad --redact regex {p!r}: {err}") from None
+        out.append(p)
+    return out
+
+
+def looks_like_uuid(text: str) -> bool:
+    return bool(_UUID.fullmatch(text))

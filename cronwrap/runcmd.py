@@ -72,10 +72,11 @@ def execute(
             paths = type(paths)(Path(config_path), paths.state_dir, paths.lock_dir, paths.origin)
         config = load_config(paths.config_file)
         job = resolve_job(flags, command, env, config)
-    except CronwrapError as err:
+        outcome = supervise(job, paths, env=env)
+    except CronwrapError as err:  # raised only before the job starts
         _say(f"cronwrap: {err}")
         return ExitCode.WRAPPER
-    return exit_with(supervise(job, paths, env=env))
+    return exit_with(outcome)
 
 
 def _say(message: str) -> None:

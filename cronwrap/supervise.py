@@ -23,8 +23,10 @@ from cronwrap.config import Job, Paths, ensure_dir
 from cronwrap.errors import CronwrapError
 from cronwrap.events import EventLog
 from cronwrap.lock import JobLock
+from cronwrap.redact import Redactor
 
 if TYPE_CHECKING:
+    from cronwrap.notify.healthchecks import Delivery, Pinger, PingTarget
     from cronwrap.store import Store
 
 NEVER_RETRY = frozenset({126, 127})
@@ -86,6 +88,8 @@ class _Run:
         log_path = job.log_file if job.log_file is not None else str(paths.event_log)
         self.events = EventLog(log_path, fmt=job.log_format, job=job.name, run_id=run_id, host=host)
         self.store: Store | None = None
+        self.redact: Redactor = Redactor()
+        self.pings: Pings | None = None
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -94,7 +98,8 @@ class _Run:
                 os.write(2, f"cronwrap: warning: {message}\n".encode("utf-8", "replace"))
 
     def emit(self, event: str, message: str = "", **fields: object) -> None:
-        self.events.emit(event, message, **fields)
+        fields = {k: self.redact(v) if isinstance(v, str) else v for k, v in fields.items()}
+        self.events.emit(event, self.redact.text(message), **fields)
         while self.events.errors:
             self.warn(self.events.errors.pop(0))
 
@@ -117,8 +122,207 @@ class _Run:
             return None
 
     def close(self) -> None:
+        if self.pings is not None:
+            self.pings.report_once()
         if self.store is not None:
             self.store.close()
+            self.store = None
+
+
+class Pings:
+    """The run's Healthchecks conversation; every failure is logged, none is raised."""
+
+    def __init__(
+        self,
+        run: _Run,
+        pinger: Pinger,
+        target: PingTarget,
+        *,
+        start_budget: float,
+        finish_budget: float,
+        body_limit: int | None,
+    ) -> None:
+        self.run = run
+        self.pinger = pinger
+        self.target = target
+        self.start_budget = start_budget
+        self.finish_budget = finish_budget
+        self.body_limit_override = body_limit
+        self.problems: list[str] = []
+
+    def _failed(self, kind: str, result: Delivery, *, queued: bool = False) -> None:
+        note = " (queued for later delivery)" if queued else ""
+        self.run.emit(
+            "ping.error",
+            f"{kind} ping not delivered: {result.reason}{note}",
+            kind=kind,
+            url=self.target.redacted,
+            http_status=result.status,
+            queued=queued,
+            error=result.reason,
+        )
+        self.problems.append(f"{kind}: {result.reason}{note}")
+
+    def report_once(self) -> None:
+        if self.problems:
+            self.run.warn(f"ping to {self.target.redacted} failed: " + "; ".join(self.problems))
+            self.problems = []
+
+    def body_limit(self) -> int:
+        from cronwrap.notify.healthchecks import DEFAULT_BODY_LIMIT, cached_limit
+
+        if self.body_limit_override:
+            return int(self.body_limit_override)
+        return cached_limit(self.run.paths.state_dir, self.target.server) or DEFAULT_BODY_LIMIT
+
+    def _learn_limit(self, result: Delivery) -> None:
+        from cronwrap.notify.healthchecks import remember_limit
+
+        if result.body_limit:
+            remember_limit(self.run.paths.state_dir, self.target.server, result.body_limit)
+
+    def start(self) -> None:
+        from cronwrap.notify.healthchecks import Outbox
+
+        deadline = time.monotonic() + self.start_budget
+        outbox = Outbox(self.run.paths.state_dir / "outbox")
+        if outbox.entries():
+
+            def send(url: str, body: bytes) -> Delivery:
+                left = max(0.0, deadline - time.monotonic())
+                result = self.pinger.send_url(url, body, budget_s=left)
+                if not result.ok and result.status is not None:
+                    self._failed("replayed", result)
+                return result
+
+            outbox.replay(send, deadline=deadline)
+        result = self.pinger.send(
+            "start", self.run.run_id, b"", budget_s=max(0.0, deadline - time.monotonic())
+        )
+        self._learn_limit(result)
+        if not result.ok:
+            self._failed("start", result)
+
+    def log(self, text: str, *, rid: str | None = None) -> None:
+        body = self.run.redact.bytes(text.encode("utf-8", "replace"))[: self.body_limit()]
+        result = self.pinger.send("log", rid or self.run.run_id, body, budget_s=self.start_budget)
+        if not result.ok:
+            self._failed("log", result)
+
+    def fail_crashed(self, rid: str, reason: str, *, at: datetime) -> None:
+        """Queue a /fail for a run whose cronwrap died; start() sends it within its budget."""
+        from cronwrap.notify.healthchecks import Outbox
+
+        try:
+            Outbox(self.run.paths.state_dir / "outbox").put(
+                self.target.url_for("fail", rid),
+                f"cronwrap: {reason}\n".encode(),
+                job=self.run.job.name,
+                at=at.isoformat(timespec="seconds"),
+            )
+        except OSError as err:
+            self.run.warn(f"cannot queue the fail ping of a crashed run: {err.strerror}")
+
+    def finish(self, kind: str, body: bytes, *, at: datetime) -> None:
+        from cronwrap.notify.healthchecks import RETRY_STATUSES, Outbox
+
+        url = self.target.url_for(kind, self.run.run_id)
+        result = self.pinger.send_url(url, body, budget_s=self.finish_budget)
+        self._learn_limit(result)
+        if result.ok:
+            return
+        queue = result.status is None or result.status in RETRY_STATUSES
+        if queue:
+            try:
+                Outbox(self.run.paths.state_dir / "outbox").put(
+                    url, body, job=self.run.job.name, at=at.isoformat(timespec="seconds")
+                )
+            except OSError as err:
+                queue = False
+                self.run.warn(f"cannot queue the finish ping: {err.strerror}")
+        self._failed(f"finish ({kind})", result, queued=queue)
+
+
+def _setup_reporting(run: _Run, job: Job, child_env: Mapping[str, str]) -> None:
+    """Redaction and pings from the job's options; bad options raise before anything runs."""
+    from cronwrap.errors import ConfigError
+    from cronwrap.redact import compile_patterns
+
+    try:
+        patterns = compile_patterns(job.redact)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    secrets = [v for v in (job.ping, job.ping_uuid, job.ping_key) if v]
+    run.redact = Redactor(
+        env=child_env, env_globs=job.redact_env, patterns=patterns, secrets=secrets
+    )
+    if not (job.ping or job.ping_uuid or job.ping_key or job.ping_slug):
+        return
+    from cronwrap import __version__
+    from cronwrap.notify.healthchecks import Pinger, target_from
+
+    target = target_from(
+        ping=job.ping,
+        uuid=job.ping_uuid,
+        key=job.ping_key,
+        slug=job.ping_slug,
+        create=job.ping_create,
+        base=job.ping_base,
+        job_name=job.name,
+    )
+    if target is None:
+        return
+    run.pings = Pings(
+        run,
+        Pinger(target, user_agent=f"cronwrap/{__version__}"),
+        target,
+        start_budget=job.ping_start_budget,
+        finish_budget=job.ping_finish_budget,
+        body_limit=job.ping_body_limit,
+    )
+
+
+def _finish_kind(status: str, exit_code: int) -> str:
+    """`/<exit-code>` when the command ran to an exit, `/fail` for timeouts, cancels and
+    commands that never started (the body says why)."""
+    if status in ("success", "failed") and exit_code not in (125, 126, 127):
+        return str(exit_code)
+    return "fail"
+
+
+def _ping_body(
+    run: _Run,
+    job: Job,
+    sink: runner.OutputSink | None,
+    *,
+    status: str,
+    exit_code: int | None,
+    signal: int | None,
+    duration_s: float,
+    attempt: int,
+    reason: str | None,
+) -> bytes:
+    from cronwrap import __version__
+    from cronwrap.notify.healthchecks import fit_body, summary
+
+    assert run.pings is not None
+    limit = run.pings.body_limit()
+    header = summary(
+        status=status,
+        exit_code=exit_code,
+        signal=signal,
+        duration_s=duration_s,
+        attempt=attempt,
+        attempts_max=job.retries + 1,
+        host=run.host,
+        version=__version__,
+        reason=run.redact(reason),
+        job=job.name,
+    )
+    if sink is None or job.no_output_in_ping:
+        return fit_body(header, b"", b"", 0, limit)
+    head, tail, omitted = sink.head_and_tail(limit)
+    return fit_body(header, run.redact.bytes(head), run.redact.bytes(tail), omitted, limit)
 
 
 def _open_output_log(run: _Run) -> tuple[Path | None, object]:
@@ -154,6 +358,8 @@ def _mark_crashed_runs(run: _Run) -> None:
             if rec.status == "running" and rec.host == run.host and not _pid_alive(rec.pid):
                 why = f"cronwrap (pid {rec.pid}) died during the run"
                 store.mark_crashed(rec.run_id, reason=why)
+                if run.pings is not None:
+                    run.pings.fail_crashed(rec.run_id, why, at=rec.started_at)
 
     run.store_call("crashed runs", mark)
 
@@ -183,6 +389,7 @@ def supervise(
     canceller = runner.Canceller()
     canceller.install()
     child_env = _child_env(job, env, run_id)
+    _setup_reporting(run, job, child_env)
 
     if job.jitter:
         canceller.sleep(rand(0.0, float(job.jitter)))
@@ -251,6 +458,8 @@ def _skip(job: Job, run: _Run, now: Callable[[], datetime]) -> Outcome:
         duration_s=0.0,
         attempts=0,
     )
+    if run.pings is not None:
+        run.pings.log(f"cronwrap: run of {job.name} on {run.host} skipped: {reason}\n")
     run.close()
     return Outcome(
         run.run_id, "skipped", job.overlap_exit_code, reason=reason, warnings=run.warnings
@@ -278,7 +487,7 @@ def _run_locked(
             job=job.name,
             host=run.host,
             pid=os.getpid(),
-            command=command_text(job),
+            command=run.redact.text(command_text(job)),
             started_at=started_at,
             schedule=job.schedule,
             tz=job.tz,
@@ -287,6 +496,8 @@ def _run_locked(
         ),
     )
     run.emit("run.start", command=command_text(job), attempts_max=job.retries + 1)
+    if run.pings is not None:
+        run.pings.start()
 
     runner.become_subreaper()
     argv = ["/bin/sh", "-c", " ".join(job.command)] if job.shell else list(job.command)
@@ -359,6 +570,20 @@ def _run_locked(
             break
         if not is_retryable(result, job):
             break
+        if run.pings is not None:
+            run.pings.log(
+                _ping_body(
+                    run,
+                    job,
+                    sink,
+                    status="attempt failed, retrying",
+                    exit_code=result.exit_code,
+                    signal=result.signal,
+                    duration_s=result.duration_s,
+                    attempt=attempt,
+                    reason=result.reason,
+                ).decode("utf-8", "replace")
+            )
         delay = backoff_delay(attempt, job, rand)
         if total_deadline is not None and time.monotonic() + delay >= total_deadline:
             break
@@ -378,7 +603,7 @@ def _run_locked(
     for message in sink.errors:
         run.warn(message)
     duration = time.monotonic() - t0
-    tail = sink.tail_bytes(TAIL_IN_STORE).decode("utf-8", "replace")
+    tail = run.redact.text(sink.tail_bytes(TAIL_IN_STORE).decode("utf-8", "replace"))
     run.store_call(
         "the run end",
         lambda s: s.record_end(
@@ -390,9 +615,22 @@ def _run_locked(
             attempts=attempt,
             duration_s=duration,
             output_tail=tail,
-            reason=result.reason,
+            reason=run.redact(result.reason),
         ),
     )
+    if run.pings is not None:
+        body = _ping_body(
+            run,
+            job,
+            sink,
+            status=result.status,
+            exit_code=result.exit_code,
+            signal=result.signal,
+            duration_s=duration,
+            attempt=attempt,
+            reason=result.reason,
+        )
+        run.pings.finish(_finish_kind(result.status, result.exit_code), body, at=now())
     pruned = run.store_call(
         "pruning",
         lambda s: s.prune(job.name, keep_runs=job.keep_runs, keep_days=job.keep_days, now=now()),

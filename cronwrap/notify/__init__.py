@@ -1,0 +1,1 @@
+"""Notifications that leave the host: Healthchecks pings, alerts. Imported only when configured."""

@@ -1,0 +1,555 @@
+"""Healthchecks pings against a real HTTP server on 127.0.0.1 that follows the protocol."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cronwrap.notify.healthchecks import PingTarget, fit_body, join_url, target_from
+from cronwrap.redact import Redactor, redact_url
+from tests.conftest import cronwrap, cw_env, events, popen_cronwrap, wait_for
+from tests.hcserver import BlackHole, HCServer, free_port
+
+PY = sys.executable
+
+
+@pytest.fixture
+def hc() -> Iterator[HCServer]:
+    server = HCServer().start()
+    yield server
+    server.stop()
+
+
+def started_marker_cmd(marker: Path, code: int = 0) -> list[str]:
+    return [
+        PY,
+        "-c",
+        f"import pathlib,time,sys; pathlib.Path({str(marker)!r}).write_text("
+        f"repr(time.time())); print('job output'); sys.exit({code})",
+    ]
+
+
+# ---------------------------------------------------------------- the sequence
+
+
+def test_success_sends_start_then_exit_code_with_one_rid(home: Path, hc: HCServer) -> None:
+    check = hc.new_check()
+    result = cronwrap(home, "run", "--name", "ok", "--ping", hc.url(check), "--", "echo", "hi")
+    assert result.returncode == 0 and result.stdout == "hi\n", result.stderr
+    assert result.stderr == ""
+    assert hc.kinds() == ["start", "0"]
+    start, end = hc.pings
+    assert start.rid == end.rid and start.rid is not None
+    with sqlite3.connect(home / "runs.db") as db:
+        [(run_id,)] = db.execute("SELECT run_id FROM runs").fetchall()
+    assert start.rid == run_id
+    assert b"success" in end.body and b"hi" in end.body and b"attempt 1/1" in end.body
+    assert end.headers["Content-Type"].startswith("text/plain")
+
+
+def test_failure_sends_the_exact_exit_code(home: Path, hc: HCServer) -> None:
+    check = hc.new_check()
+    result = cronwrap(
+        home,
+        "run",
+        "--name",
+        "f",
+        "--ping",
+        hc.url(check),
+        "--",
+        "sh",
+        "-c",
+        "echo broken >&2; exit 3",
+    )
+    assert result.returncode == 3
+    assert hc.kinds() == ["start", "3"]
+    assert b"broken" in hc.pings[1].body and b"exit 3" in hc.pings[1].body
+
+
+def test_timeout_is_a_fail_with_the_reason(home: Path, hc: HCServer) -> None:
+    check = hc.new_check()
+    result = cronwrap(
+        home,
+        "run",
+        "--name",
+        "t",
+        "--ping",
+        hc.url(check),
+        "--timeout",
+        "300ms",
+        "--",
+        "sleep",
+        "10",
+    )
+    assert result.returncode == 124
+    assert hc.kinds() == ["start", "fail"]
+    assert b"timed out after 0.3s" in hc.pings[1].body
+
+
+def test_command_that_cannot_start_is_a_fail(home: Path, hc: HCServer) -> None:
+    check = hc.new_check()
+    result = cronwrap(home, "run", "--name", "nf", "--ping", hc.url(check), "--", "/no/such/cmd")
+    assert result.returncode == 127
+    assert hc.kinds() == ["start", "fail"]
+    assert b"command not found" in hc.pings[1].body
+
+
+def test_signal_death_is_128_plus_n(home: Path, hc: HCServer) -> None:
+    check = hc.new_check()
+    result = cronwrap(
+        home, "run", "--name", "sg", "--ping", hc.url(check), "--", "sh", "-c", "kill -TERM $$"
+    )
+    assert result.returncode == 143
+    assert hc.kinds() == ["start", "143"]
+    assert b"signal 15" in hc.pings[1].body
+
+
+def test_skipped_run_sends_log_only(home: Path, hc: HCServer, tmp_path: Path) -> None:
+    check = hc.new_check()
+    marker = tmp_path / "m"
+    first = popen_cronwrap(home, "run", "--name", "s", "--", "sh", "-c", f"touch {marker}; sleep 2")
+    wait_for(marker.exists)
+    result = cronwrap(home, "run", "--name", "s", "--ping", hc.url(check), "--", "true")
+    first.wait(10)
+    assert result.returncode == 0
+    assert hc.kinds() == ["log"]
+    assert b"skipped" in hc.pings[0].body
+
+
+def test_retried_attempt_is_logged_not_failed(home: Path, hc: HCServer) -> None:
+    check = hc.new_check()
+    result = cronwrap(
+        home,
+        "run",
+        "--name",
+        "r",
+        "--ping",
+        hc.url(check),
+        "--retries",
+        "1",
+        "--retry-delay",
+        "0",
+        "--",
+        "sh",
+        "-c",
+        "exit 5",
+    )
+    assert result.returncode == 5
+    assert hc.kinds() == ["start", "log", "5"]
+    assert b"retrying" in hc.pings[1].body and b"attempt 2/2" in hc.pings[2].body
+    assert len({p.rid for p in hc.pings}) == 1
+
+
+def test_crashed_run_is_failed_by_the_next_run(home: Path, hc: HCServer, tmp_path: Path) -> None:
+    check = hc.new_check()
+    marker = tmp_path / "m"
+    proc = popen_cronwrap(
+        home,
+        "run",
+        "--name",
+        "c",
+        "--ping",
+        hc.url(check),
+        "--",
+        "sh",
+        "-c",
+        f"touch {marker}; exec sleep 30",
+    )
+    wait_for(marker.exists)
+    proc.kill()
+    proc.wait()
+    crashed_rid = hc.pings[0].rid
+    time.sleep(0.3)  # the parent-death signal reaches the job
+    assert (
+        cronwrap(home, "run", "--name", "c", "--ping", hc.url(check), "--", "true").returncode == 0
+    )
+    assert hc.kinds() == ["start", "fail", "start", "0"]
+    assert hc.pings[1].rid == crashed_rid and b"died" in hc.pings[1].body
+
+
+# ---------------------------------------------------------------- addressing
+
+
+def test_slug_urls_with_create(home: Path, hc: HCServer) -> None:
+    hc.slugs["pk123456"] = set()
+    result = cronwrap(
+        home,
+        "run",
+        "--name",
+        "db-backup",
+        "--ping-key",
+        "pk123456",
+        "--ping-create",
+        "--ping-base",
+        hc.base.rstrip("/"),
+        "--",
+        "true",
+    )
+    assert result.returncode == 0, result.stderr
+    assert [p.status for p in hc.pings] == [201, 200]
+    assert hc.pings[0].path.startswith("/ping/pk123456/db-backup/start?rid=")
+    assert "create=1" in hc.pings[0].path
+
+
+def test_uuid_with_base_and_secret_from_file(home: Path, hc: HCServer, tmp_path: Path) -> None:
+    check = hc.new_check()
+    secret = tmp_path / "uuid"
+    secret.write_text(check + "\n")
+    result = cronwrap(
+        home,
+        "run",
+        "--name",
+        "u",
+        "--ping-uuid",
+        f"file:{secret}",
+        "--ping-base",
+        hc.base,
+        "--",
+        "true",
+    )
+    assert result.returncode == 0, result.stderr
+    assert hc.kinds() == ["start", "0"]
+
+
+def test_url_joining() -> None:
+    assert join_url("https://hc.example/ping", "abc") == "https://hc.example/ping/abc"
+    assert join_url("https://hc.example/ping/", "/abc") == "https://hc.example/ping/abc"
+    t = target_from(
+        ping=None,
+        uuid=None,
+        key="k",
+        slug=None,
+        create=True,
+        base="https://hc-ping.com",
+        job_name="nightly",
+    )
+    assert t == PingTarget("https://hc-ping.com/k/nightly", create=True)
+    assert t.url_for("start", "r1") == "https://hc-ping.com/k/nightly/start?rid=r1&create=1"
+    assert PingTarget("https://x/ping/u/").url_for("", None) == "https://x/ping/u"
+
+
+def test_bad_slug_is_a_config_error_before_running(home: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    result = cronwrap(
+        home, "run", "--name", "Has.Dots", "--ping-key", "k", "--", "touch", str(marker)
+    )
+    assert result.returncode == 125 and "slug" in result.stderr
+    assert not marker.exists()
+
+
+# ---------------------------------------------------------------- delivery
+
+
+def test_unknown_check_is_a_logged_failure_not_queued(home: Path, hc: HCServer) -> None:
+    result = cronwrap(
+        home,
+        "run",
+        "--name",
+        "u404",
+        "--ping",
+        hc.url("00000000-0000-4000-8000-000000000000"),
+        "--",
+        "echo",
+        "x",
+    )
+    assert result.returncode == 0 and result.stdout == "x\n"
+    assert result.stderr.count("cronwrap: warning:") == 1
+    assert "HTTP 404" in result.stderr
+    errors = [e for e in events(home) if e["event"] == "ping.error"]
+    assert len(errors) == 2 and errors[0]["http_status"] == 404
+    assert not (home / "outbox").exists() or not list((home / "outbox").iterdir())
+
+
+def test_ok_with_another_body_is_not_delivered(home: Path, hc: HCServer) -> None:
+    hc.mode = "notfound-ok"
+    check = hc.new_check()
+    result = cronwrap(home, "run", "--name", "nf", "--ping", hc.url(check), "--", "true")
+    assert result.returncode == 0
+    assert "OK (not found)" in result.stderr
+
+
+def test_retries_on_503_within_the_budget(home: Path, hc: HCServer) -> None:
+    hc.fail_first = 2
+    check = hc.new_check()
+    result = cronwrap(home, "run", "--name", "r503", "--ping", hc.url(check), "--", "true")
+    assert result.returncode == 0 and result.stderr == ""
+    assert [p.status for p in hc.pings] == [503, 503, 200, 200]
+
+
+def test_dead_server_delays_the_job_by_at_most_the_budgets(home: Path, tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/ping/{'a' * 8}-aaaa-4aaa-8aaa-{'a' * 12}"
+    marker = tmp_path / "m"
+    t0 = time.time()
+    result = cronwrap(
+        home,
+        "run",
+        "--name",
+        "dead",
+        "--ping",
+        url,
+        "--ping-start-budget",
+        "1s",
+        "--ping-finish-budget",
+        "1s",
+        "--",
+        *started_marker_cmd(marker, 4),
+    )
+    total = time.time() - t0
+    assert result.returncode == 4 and "job output" in result.stdout
+    started = float(marker.read_text())
+    assert started - t0 < 1 + 1.5  # start budget plus interpreter start-up, generously
+    assert total < 1 + 1 + 3
+    assert "queued" in result.stderr
+
+
+def test_black_holed_server_delays_the_job_by_at_most_the_budgets(
+    home: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "m"
+    with BlackHole() as hole:
+        url = hole.url(f"{'b' * 8}-bbbb-4bbb-8bbb-{'b' * 12}")
+        t0 = time.time()
+        result = cronwrap(
+            home,
+            "run",
+            "--name",
+            "hole",
+            "--ping",
+            url,
+            "--ping-start-budget",
+            "1500ms",
+            "--ping-finish-budget",
+            "1500ms",
+            "--",
+            *started_marker_cmd(marker),
+        )
+        total = time.time() - t0
+    assert result.returncode == 0
+    assert float(marker.read_text()) - t0 < 1.5 + 1.5
+    assert total < 1.5 + 1.5 + 3
+    assert "timed out" in result.stderr
+
+
+def test_default_start_budget_is_3_seconds(home: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "m"
+    with BlackHole() as hole:
+        url = hole.url(f"{'c' * 8}-cccc-4ccc-8ccc-{'c' * 12}")
+        t0 = time.time()
+        cronwrap(
+            home,
+            "run",
+            "--name",
+            "budget",
+            "--ping",
+            url,
+            "--ping-finish-budget",
+            "0",
+            "--",
+            *started_marker_cmd(marker),
+        )
+    delay = float(marker.read_text()) - t0
+    assert 2.5 < delay < 3 + 2
+
+
+def test_outbox_replays_in_order_after_the_server_comes_back(home: Path) -> None:
+    port = free_port()
+    server = HCServer(port=port)
+    check = server.new_check()
+    url = f"http://127.0.0.1:{port}/ping/{check}"
+    args = ["--ping", url, "--ping-start-budget", "300ms", "--ping-finish-budget", "300ms"]
+    assert cronwrap(home, "run", "--name", "ob", *args, "--", "sh", "-c", "exit 2").returncode == 2
+    assert cronwrap(home, "run", "--name", "ob", *args, "--", "true").returncode == 0
+    assert len(list((home / "outbox").iterdir())) == 2
+    server.start()
+    try:
+        assert cronwrap(home, "run", "--name", "ob", *args, "--", "true").returncode == 0
+        assert server.kinds() == ["2", "0", "start", "0"]
+        assert b"late delivery" in server.pings[0].body and b"exit 2" in server.pings[0].body
+        assert not list((home / "outbox").iterdir())
+    finally:
+        server.stop()
+
+
+def test_flush_command_replays_the_outbox(home: Path) -> None:
+    port = free_port()
+    server = HCServer(port=port)
+    check = server.new_check()
+    url = f"http://127.0.0.1:{port}/ping/{check}"
+    cronwrap(
+        home,
+        "run",
+        "--name",
+        "fl",
+        "--ping",
+        url,
+        "--ping-start-budget",
+        "200ms",
+        "--ping-finish-budget",
+        "200ms",
+        "--",
+        "true",
+    )
+    still = cronwrap(home, "flush", "--budget", "500ms")
+    assert still.returncode == 1 and "1 still queued" in still.stdout
+    server.start()
+    try:
+        done = cronwrap(home, "flush")
+        assert done.returncode == 0 and "1 ping delivered" in done.stdout
+        assert server.kinds() == ["0"]
+    finally:
+        server.stop()
+
+
+# ---------------------------------------------------------------- bodies
+
+
+def test_body_keeps_head_and_tail_within_the_advertised_limit(home: Path) -> None:
+    server = HCServer(body_limit=2000).start()
+    try:
+        check = server.new_check()
+        script = "for i in range(5000): print(f'line {i:04d}')"
+        result = cronwrap(
+            home, "run", "--name", "big", "--ping", server.url(check), "--", PY, "-c", script
+        )
+        assert result.returncode == 0
+        body = server.pings[1].body
+        assert len(body) <= 2000
+        assert b"line 0000" in body and b"line 4999" in body
+        assert b"bytes omitted here" in body
+        # the limit is cached per server: a later run's log ping uses it too
+        assert json.loads((home / "ping-limits.json").read_text()) == {
+            f"http://127.0.0.1:{server.port}": 2000
+        }
+    finally:
+        server.stop()
+
+
+def test_body_limit_override_and_summary_only(home: Path, hc: HCServer) -> None:
+    check = hc.new_check()
+    cronwrap(
+        home,
+        "run",
+        "--name",
+        "o",
+        "--ping",
+        hc.url(check),
+        "--ping-body-limit",
+        "300",
+        "--",
+        PY,
+        "-c",
+        "print('x' * 5000)",
+    )
+    assert len(hc.pings[1].body) <= 300
+    cronwrap(
+        home,
+        "run",
+        "--name",
+        "o",
+        "--ping",
+        hc.url(check),
+        "--no-output-in-ping",
+        "--",
+        "echo",
+        "private",
+    )
+    assert b"private" not in hc.pings[3].body and b"success" in hc.pings[3].body
+
+
+def test_fit_body_is_exact_when_it_fits() -> None:
+    assert fit_body("h\n", b"abc", b"", 0, 100) == b"h\n--- output ---\nabc"
+    cut = fit_body("h\n", b"a" * 500, b"z" * 500, 1000, 200)
+    assert len(cut) <= 200 and cut.count(b"a") > 10 and cut.endswith(b"z")
+
+
+# ---------------------------------------------------------------- secrets
+
+
+def test_no_secret_in_logs_history_or_terminal(home: Path, hc: HCServer) -> None:
+    check = hc.new_check()
+    env = cw_env(home, API_TOKEN="s3cr3t-token-value", DB_PASSWORD="hunter2hunter2")
+    result = cronwrap(
+        home,
+        "run",
+        "--name",
+        "sec",
+        "--ping",
+        hc.url(check),
+        "--redact",
+        r"card=\d+",
+        "--",
+        "sh",
+        "-c",
+        "echo token=$API_TOKEN pw=$DB_PASSWORD card=1234; exit 1",
+        env=env,
+    )
+    assert result.returncode == 1
+    # the job's own output passes through unchanged (as cron would mail it) ...
+    assert "s3cr3t-token-value" in result.stdout
+    # ... but nothing cronwrap writes or sends holds a secret
+    body = hc.pings[1].body.decode()
+    store = b"".join(Path(home / "runs.db").read_bytes().split(b"\0"))
+    log = (home / "cronwrap.log").read_text()
+    for secret in ("s3cr3t-token-value", "hunter2hunter2", "card=1234"):
+        assert secret not in body
+        assert secret.encode() not in store
+        assert secret not in log
+        assert secret not in result.stderr
+    assert "[REDACTED]" in body
+    assert check not in log and check not in result.stderr
+    assert check.encode() not in store
+
+
+def test_ping_url_is_redacted_in_warnings(home: Path) -> None:
+    secret = "12345678-1234-4234-8234-123456789abc"
+    url = f"http://127.0.0.1:{free_port()}/ping/{secret}"
+    result = cronwrap(
+        home,
+        "run",
+        "--name",
+        "w",
+        "--ping",
+        url,
+        "--ping-start-budget",
+        "200ms",
+        "--ping-finish-budget",
+        "200ms",
+        "--",
+        "true",
+    )
+    assert secret not in result.stderr and "…9abc" in result.stderr
+    assert secret not in (home / "cronwrap.log").read_text()
+
+
+def test_redactor_masks_token_shapes_and_env() -> None:
+    r = Redactor(
+        env={"MY_API_KEY": "abcd1234", "HOME": "/root"},
+        env_globs=["*KEY*"],
+        patterns=[r"\d{3}-\d{4}"],
+        secrets=["uuid-like-secret"],
+    )
+    text = (
+        "key=abcd1234 home=/root ghp_" + "x" * 36 + " 555-1234 uuid-like-secret "
+        "https://user:pw@host/x Bearer abcdefghijklmnopqrstuvwxyz"
+    )
+    out = r.text(text)
+    assert "abcd1234" not in out and "/root" in out
+    assert "ghp_" not in out and "555-1234" not in out and "uuid-like-secret" not in out
+    assert "user:pw" not in out and "abcdefghijklmnop" not in out
+
+
+def test_redact_url() -> None:
+    assert (
+        redact_url("https://hc-ping.com/1d2f3a4b-0000-4000-8000-00000000a1b2")
+        == "https://hc-ping.com/…a1b2"
+    )
+    assert (
+        redact_url("https://u:p@hooks.example.com:8443/x/y?token=1")
+        == "https://hooks.example.com:8443/…xy"
+    )
