@@ -411,6 +411,331 @@ def lint_cmd(files: tuple[str, ...], system: bool, as_json: bool, quiet: bool) -
         sys.exit(ExitCode.ERROR)
 
 
+# ------------------------------------------------------------------ status, history, logs
+
+
+def _now(value: str | None) -> Any:
+    from datetime import datetime, timezone
+
+    if not value:
+        return datetime.now(timezone.utc)
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 date-time", param_hint="--now"
+        ) from None
+    return at if at.tzinfo else at.astimezone()
+
+
+def _crontabs(files: tuple[str, ...]) -> list[Any]:
+    """The crontabs to look in: --crontab files, else the user's (and the system's for root)."""
+    import glob
+    import shutil
+
+    from cronwrap.crontab import is_system_path, parse_crontab, read_source
+
+    sources = list(files)
+    if not sources:
+        if shutil.which("crontab"):
+            sources.append("")
+        if os.geteuid() == 0:
+            sources += [
+                p
+                for p in ["/etc/crontab", *sorted(glob.glob("/etc/cron.d/*"))]
+                if os.path.isfile(p)
+            ]
+    tabs = []
+    for source in sources:
+        try:
+            text = read_source(source)
+        except CronwrapError:
+            if source in files:
+                raise
+            continue  # an unreadable system file: the others still count
+        tabs.append(
+            parse_crontab(text, source=source or "crontab -l", system=is_system_path(source))
+        )
+    return tabs
+
+
+def _iso(at: Any) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def _run_json(r: Any) -> dict[str, Any]:
+    return {
+        "run_id": r.run_id,
+        "job": r.job,
+        "host": r.host,
+        "pid": r.pid,
+        "started_at": _iso(r.started_at),
+        "ended_at": _iso(r.ended_at),
+        "status": r.status,
+        "exit_code": r.exit_code,
+        "signal": r.signal,
+        "attempts": r.attempts,
+        "duration_s": r.duration_s,
+        "reason": r.reason,
+        "exit_origin": r.exit_origin,
+        "log_path": r.log_path,
+    }
+
+
+@cli.command("status")
+@click.option(
+    "--job",
+    "job_names",
+    multiple=True,
+    metavar="NAME",
+    help="Only this job (repeatable).",
+    shell_complete=lambda c, p, i: _complete_jobs(i),
+)
+@click.option("--failed", is_flag=True, help="Only jobs that are failing or missed a run.")
+@click.option(
+    "--all",
+    "include_all",
+    is_flag=True,
+    help="Also list crontab lines not wrapped by cronwrap (unmonitored).",
+)
+@click.option(
+    "--crontab",
+    "crontab_files",
+    multiple=True,
+    metavar="FILE",
+    help="Read jobs from this crontab (repeatable; - for stdin) instead of the "
+    "user's (and, for root, /etc/crontab and /etc/cron.d).",
+)
+@click.option(
+    "--grace",
+    default="5m",
+    show_default=True,
+    metavar="DURATION",
+    help="How late a scheduled run may start before it counts as missed.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    help="Colour output (NO_COLOR and FORCE_COLOR are honoured in auto).",
+)
+@click.option("--now", "now_text", hidden=True, help="Pretend it is this time (for tests).")
+@click.pass_context
+def status_cmd(
+    ctx: click.Context,
+    job_names: tuple[str, ...],
+    failed: bool,
+    include_all: bool,
+    crontab_files: tuple[str, ...],
+    grace: str,
+    as_json: bool,
+    color: str,
+    now_text: str | None,
+) -> None:
+    """Show every job: last run, result, duration, next run, and missed runs.
+
+    Jobs come from the run store and from `cronwrap run` lines in the crontabs. Exits 0
+    when every job is healthy and 1 when any is failing or missed a run, so this command
+    can itself be monitored.
+
+    \b
+    Example:
+      cronwrap status
+      cronwrap status --failed --json
+    """
+    from datetime import timedelta
+
+    from cronwrap.config import parse_duration
+    from cronwrap.status import job_statuses, open_store_readonly
+
+    try:
+        grace_td = timedelta(seconds=parse_duration(grace))
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--grace") from None
+    now = _now(now_text)
+    paths = _paths(ctx)
+    store = open_store_readonly(paths)
+    try:
+        jobs = job_statuses(
+            store,
+            _crontabs(crontab_files),
+            paths,
+            now=now,
+            grace=grace_td,
+            include_unmonitored=include_all,
+        )
+    finally:
+        if store is not None:
+            store.close()
+    if job_names:
+        jobs = [j for j in jobs if j.name in job_names]
+    if failed:
+        jobs = [j for j in jobs if not j.healthy]
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "name": j.name,
+                        "schedule": j.schedule,
+                        "tz": j.tz,
+                        "description": j.description,
+                        "source": j.source,
+                        "location": j.location,
+                        "result": j.result,
+                        "state": j.state,
+                        "healthy": j.healthy,
+                        "missed": j.missed,
+                        "expected_at": _iso(j.expected),
+                        "next_run": _iso(j.next_run),
+                        "durations_s": j.durations,
+                        "unmonitored": j.unmonitored,
+                        "schedule_error": j.schedule_error,
+                        "last_run": _run_json(j.last) if j.last else None,
+                    }
+                    for j in jobs
+                ],
+                indent=2,
+            )
+        )
+    else:
+        from cronwrap.render import console, render_status
+
+        render_status(console(color=color), jobs, now)
+    if any(not j.healthy for j in jobs if not j.unmonitored):
+        sys.exit(ExitCode.ERROR)
+
+
+def _complete_jobs(incomplete: str) -> list[Any]:
+    """Shell completion of job names from the run store."""
+    from click.shell_completion import CompletionItem
+
+    try:
+        from cronwrap.config import resolve_paths
+        from cronwrap.status import open_store_readonly
+
+        store = open_store_readonly(resolve_paths(_env()))
+        if store is None:
+            return []
+        with store:
+            names = store.job_names()
+    except Exception:
+        return []
+    return [CompletionItem(n) for n in names if n.startswith(incomplete)]
+
+
+@cli.command("history")
+@click.argument("name", shell_complete=lambda c, p, i: _complete_jobs(i))
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 100000),
+    help="How many runs to show, newest first.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--color", type=click.Choice(["auto", "always", "never"]), default="auto", help="Colour output."
+)
+@click.pass_context
+def history_cmd(ctx: click.Context, name: str, limit: int, as_json: bool, color: str) -> None:
+    """Show the last runs of job NAME: start, duration, result, attempts, exit code.
+
+    \b
+    Example:
+      cronwrap history backup --limit 50
+    """
+    from cronwrap.errors import JobNotFoundError
+    from cronwrap.status import open_store_readonly
+
+    store = open_store_readonly(_paths(ctx))
+    if store is None:
+        raise JobNotFoundError(f"no runs recorded yet (no run store at {_paths(ctx).db_file})")
+    with store:
+        runs = store.runs(name, limit=limit)
+        if not runs:
+            raise JobNotFoundError(f"no runs recorded for job {name!r} (see cronwrap status)")
+        if as_json:
+            docs = []
+            for r in runs:
+                doc = _run_json(r)
+                doc["attempts_detail"] = [
+                    {
+                        "attempt": a.attempt,
+                        "started_at": _iso(a.started_at),
+                        "ended_at": _iso(a.ended_at),
+                        "status": a.status,
+                        "exit_code": a.exit_code,
+                        "signal": a.signal,
+                        "duration_s": a.duration_s,
+                    }
+                    for a in store.attempts(r.run_id)
+                ]
+                docs.append(doc)
+            click.echo(json.dumps(docs, indent=2))
+            return
+    from datetime import datetime, timezone
+
+    from cronwrap.render import console, render_history
+
+    render_history(console(color=color), runs, datetime.now(timezone.utc))
+
+
+@cli.command("logs")
+@click.argument("name", shell_complete=lambda c, p, i: _complete_jobs(i))
+@click.argument("run_id", required=False)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing while the run is going on.")
+@click.pass_context
+def logs_cmd(ctx: click.Context, name: str, run_id: str | None, follow: bool) -> None:
+    """Print the captured output of job NAME's last run (or of RUN_ID, or a prefix of it).
+
+    \b
+    Example:
+      cronwrap logs backup
+      cronwrap logs backup 3f2a --follow
+    """
+    import time
+
+    from cronwrap.errors import JobNotFoundError
+    from cronwrap.status import open_store_readonly
+
+    paths = _paths(ctx)
+    store = open_store_readonly(paths)
+    if store is None:
+        raise JobNotFoundError("no runs recorded yet")
+    with store:
+        runs = [r for r in store.runs(name, limit=500) if r.log_path]
+        if run_id:
+            runs = [r for r in runs if r.run_id.startswith(run_id)]
+        if not runs:
+            raise JobNotFoundError(
+                f"no captured output for job {name!r}" + (f" run {run_id!r}" if run_id else "")
+            )
+        run = runs[0]
+        path = run.log_path
+        out = sys.stdout.buffer
+        pos = 0
+        while True:
+            try:
+                with open(path, "rb") as f:  # type: ignore[arg-type]
+                    f.seek(pos)
+                    chunk = f.read()
+            except OSError as err:
+                raise CronwrapError(f"cannot read {path}: {err.strerror} (pruned?)") from None
+            out.write(chunk)
+            out.flush()
+            pos += len(chunk)
+            if not follow:
+                return
+            current = store.run(run.run_id)
+            if current is None or current.status != "running":
+                if not chunk:
+                    return
+                continue
+            time.sleep(0.2)
+
+
 def main() -> None:  # pragma: no cover - console entry via __main__
     cli.main(args=sys.argv[1:], prog_name="cronwrap")
 

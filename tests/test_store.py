@@ -96,6 +96,7 @@ def test_migrates_forward_from_version_1_keeping_rows(tmp_path: Path) -> None:
         assert run.run_id == "old"
         assert run.exit_origin == "child"  # the column added by migration 2, defaulted
         assert run.schedule is None
+        assert store.job_names() == ["legacy"]  # backfilled by migration 3
 
 
 def test_refuses_a_newer_schema(tmp_path: Path) -> None:

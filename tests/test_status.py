@@ -1,0 +1,338 @@
+"""`cronwrap status`, `history` and `logs` over real runs, real crontab files and a fixed clock."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from cronwrap.crontab import parse_crontab
+from cronwrap.status import crontab_jobs
+from tests.conftest import cronwrap, cw_env, popen_cronwrap, wait_for
+
+PY = sys.executable
+
+USER_TAB = """\
+# sync every 15 minutes
+SHELL=/bin/sh
+MAILTO=""
+CRON_TZ=Europe/Berlin
+*/15 * * * * /usr/local/bin/cronwrap run --name sync --timeout 10m -- /usr/local/bin/sync.sh
+@daily cronwrap run -- /usr/local/bin/report --daily
+0 3 * * * /usr/local/bin/unwrapped.sh
+"""
+
+SYSTEM_TAB = """\
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+17 * * * * root cd / && run-parts --report /etc/cron.hourly
+30 2 * * * backup cronwrap run --name backup -- /usr/bin/backup
+"""
+
+
+def status(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return cronwrap(home, "status", "--crontab", "/dev/null", *args)
+
+
+def status_json(home: Path, *args: str) -> list[dict]:
+    result = status(home, "--json", *args)
+    assert result.returncode in (0, 1), result.stderr
+    return json.loads(result.stdout)
+
+
+def by_name(rows: list[dict]) -> dict[str, dict]:
+    return {r["name"]: r for r in rows}
+
+
+# ---------------------------------------------------------------- discovery
+
+
+def test_discovery_from_user_and_system_crontabs(home: Path, tmp_path: Path) -> None:
+    user = tmp_path / "user"
+    user.write_text(USER_TAB)
+    system = tmp_path / "system"
+    system.write_text(SYSTEM_TAB)
+    tabs = [
+        parse_crontab(USER_TAB, source=str(user), system=False),
+        parse_crontab(SYSTEM_TAB, source="/etc/crontab", system=True),
+    ]
+    jobs = {j.name: j for j in crontab_jobs(tabs) if j.wrapped}
+    assert jobs["sync"].schedule == "*/15 * * * *" and jobs["sync"].tz == "Europe/Berlin"
+    report = [n for n in jobs if n.startswith("report-")]
+    assert len(report) == 1 and jobs[report[0]].schedule == "@daily"
+    assert jobs["backup"].schedule == "30 2 * * *" and jobs["backup"].location == "/etc/crontab:3"
+    unwrapped = [j for j in crontab_jobs(tabs) if not j.wrapped]
+    assert len(unwrapped) == 2  # unwrapped.sh and run-parts
+
+
+def test_derived_name_matches_what_run_would_use(home: Path) -> None:
+    tab = parse_crontab(
+        "@daily cronwrap run --timeout 5m -- echo hello\n", source="t", system=False
+    )
+    [job] = crontab_jobs([tab])
+    assert cronwrap(home, "run", "--timeout", "5m", "--", "echo", "hello").returncode == 0
+    rows = by_name(status_json(home))
+    assert job.name in rows
+
+
+def test_status_lists_crontab_jobs_never_run_and_unmonitored_with_all(
+    home: Path, tmp_path: Path
+) -> None:
+    user = tmp_path / "user"
+    user.write_text(USER_TAB)
+    result = cronwrap(
+        home, "status", "--crontab", str(user), "--json", "--now", "2026-06-01T12:00:00+00:00"
+    )
+    rows = by_name(json.loads(result.stdout))
+    assert rows["sync"]["result"] == "never run" and rows["sync"]["tz"] == "Europe/Berlin"
+    assert rows["sync"]["next_run"] == "2026-06-01T14:15:00+02:00"
+    assert rows["sync"]["location"] == f"{user}:5"
+    assert not any(r["unmonitored"] for r in rows.values())
+    everything = json.loads(
+        cronwrap(home, "status", "--crontab", str(user), "--json", "--all").stdout
+    )
+    unmon = [r for r in everything if r["unmonitored"]]
+    assert len(unmon) == 1 and unmon[0]["result"] == "unmonitored"
+
+
+def test_crontab_from_stdin(home: Path) -> None:
+    result = cronwrap(home, "status", "--crontab", "-", "--json", input=USER_TAB)
+    assert "sync" in by_name(json.loads(result.stdout))
+
+
+# ---------------------------------------------------------------- results
+
+
+def test_every_result_state(home: Path, tmp_path: Path) -> None:
+    cronwrap(home, "run", "--name", "ok", "--", "true")
+    cronwrap(home, "run", "--name", "bad", "--", "sh", "-c", "exit 2")
+    cronwrap(home, "run", "--name", "slow", "--timeout", "200ms", "--", "sleep", "5")
+    cronwrap(home, "run", "--name", "sig", "--", "sh", "-c", "kill -KILL $$")
+    # cancelled: SIGTERM to cronwrap
+    marker = tmp_path / "c"
+    proc = popen_cronwrap(
+        home, "run", "--name", "cancel", "--", "sh", "-c", f"touch {marker}; exec sleep 30"
+    )
+    wait_for(marker.exists)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(10)
+    # crashed: SIGKILL to cronwrap
+    marker2 = tmp_path / "k"
+    proc = popen_cronwrap(
+        home, "run", "--name", "crash", "--", "sh", "-c", f"touch {marker2}; exec sleep 30"
+    )
+    wait_for(marker2.exists)
+    proc.kill()
+    proc.wait()
+    # running: still going while we look
+    marker3 = tmp_path / "r"
+    running = popen_cronwrap(
+        home, "run", "--name", "busy", "--", "sh", "-c", f"touch {marker3}; exec sleep 30"
+    )
+    wait_for(marker3.exists)
+    # skipped: overlapping the running one
+    cronwrap(home, "run", "--name", "busy", "--", "true")
+    try:
+        rows = by_name(status_json(home))
+    finally:
+        running.terminate()
+        running.wait(10)
+    assert rows["ok"]["result"] == "ok" and rows["ok"]["healthy"]
+    assert rows["bad"]["result"] == "failed (exit 2)" and not rows["bad"]["healthy"]
+    assert rows["slow"]["result"] == "timeout"
+    assert rows["sig"]["result"] == "failed (SIGKILL)"
+    assert rows["cancel"]["result"] == "cancelled"
+    assert rows["crash"]["result"] == "crashed" and rows["crash"]["state"] == "failing"
+    # the newest busy run is the skip; the one before it is running
+    assert rows["busy"]["result"] == "skipped"
+    assert rows["busy"]["last_run"]["status"] == "skipped"
+
+
+def test_running_is_shown_with_elapsed_time(home: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "r"
+    proc = popen_cronwrap(
+        home, "run", "--name", "busy", "--", "sh", "-c", f"touch {marker}; exec sleep 30"
+    )
+    wait_for(marker.exists)
+    try:
+        row = by_name(status_json(home))["busy"]
+        assert row["result"].startswith("running ") and row["state"] == "running"
+        assert row["healthy"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_missed_run_with_a_fixed_clock(home: Path) -> None:
+    cronwrap(
+        home, "run", "--name", "hourly", "--schedule", "0 * * * *", "--tz", "UTC", "--", "true"
+    )
+    started = datetime.fromisoformat(by_name(status_json(home))["hourly"]["last_run"]["started_at"])
+    soon = (started + timedelta(minutes=1)).isoformat()
+    row = by_name(status_json(home, "--now", soon))["hourly"]
+    assert not row["missed"] and row["healthy"]
+    later = (started + timedelta(hours=3)).isoformat()
+    result = status(home, "--now", later, "--json")
+    assert result.returncode == 1
+    row = by_name(json.loads(result.stdout))["hourly"]
+    assert row["missed"] and not row["healthy"]
+    expected = datetime.fromisoformat(row["expected_at"])
+    assert expected.minute == 0 and expected > started
+    # within the grace the newest fire time is not yet missed
+    just_after = (
+        started.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1, minutes=3)
+    ).isoformat()
+    assert not by_name(status_json(home, "--now", just_after))["hourly"]["missed"]
+    assert by_name(status_json(home, "--now", just_after, "--grace", "1m"))["hourly"]["missed"]
+
+
+def test_exit_status_and_filters(home: Path) -> None:
+    cronwrap(home, "run", "--name", "good", "--", "true")
+    assert status(home).returncode == 0
+    cronwrap(home, "run", "--name", "broken", "--", "false")
+    assert status(home).returncode == 1
+    assert status(home, "--job", "good").returncode == 0
+    names = [r["name"] for r in status_json(home, "--failed")]
+    assert names == ["broken"]
+
+
+def test_json_schema_is_stable(home: Path) -> None:
+    cronwrap(home, "run", "--name", "j", "--schedule", "@daily", "--", "true")
+    [row] = status_json(home)
+    assert set(row) == {
+        "name",
+        "schedule",
+        "tz",
+        "description",
+        "source",
+        "location",
+        "result",
+        "state",
+        "healthy",
+        "missed",
+        "expected_at",
+        "next_run",
+        "durations_s",
+        "unmonitored",
+        "schedule_error",
+        "last_run",
+    }
+    assert set(row["last_run"]) == {
+        "run_id",
+        "job",
+        "host",
+        "pid",
+        "started_at",
+        "ended_at",
+        "status",
+        "exit_code",
+        "signal",
+        "attempts",
+        "duration_s",
+        "reason",
+        "exit_origin",
+        "log_path",
+    }
+    datetime.fromisoformat(row["next_run"])
+    assert datetime.fromisoformat(row["last_run"]["started_at"]).tzinfo is not None
+
+
+def test_plain_output_without_tty_and_no_color(home: Path) -> None:
+    cronwrap(
+        home, "run", "--name", "a-rather-long-job-name-that-keeps-going-and-going", "--", "false"
+    )
+    plain = status(home)
+    assert "\x1b[" not in plain.stdout
+    assert "NAME" in plain.stdout and "failed (exit 1)" in plain.stdout
+    assert max(len(line) for line in plain.stdout.splitlines()) <= 80
+    env = cw_env(home, NO_COLOR="1")
+    forced = cronwrap(home, "status", "--crontab", "/dev/null", "--color", "always", env=env)
+    assert "\x1b[" in forced.stdout  # --color beats NO_COLOR
+    nocolor = cronwrap(
+        home, "status", "--crontab", "/dev/null", env=cw_env(home, NO_COLOR="1", FORCE_COLOR="1")
+    )
+    assert "\x1b[3" not in nocolor.stdout
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+@pytest.mark.parametrize("width", [80, 160])
+def test_table_in_a_real_terminal(home: Path, width: int) -> None:
+    for name, cmd in (("nightly-backup-of-the-main-database", "true"), ("sync", "false")):
+        cronwrap(home, "run", "--name", name, "--schedule", "*/15 * * * *", "--", cmd)
+    session = f"cwtest{width}"
+    env_args = ["-e", f"CRONWRAP_HOME={home}"]
+    # COLUMNS/LINES from the test runner would override the real terminal size
+    cmd = f"env -u COLUMNS -u LINES {PY} -m cronwrap status --crontab /dev/null; sleep 5"
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", str(width), "-y", "20", *env_args, cmd],
+        check=True,
+    )
+    try:
+        screen = ""
+        for _ in range(100):
+            screen = subprocess.run(
+                ["tmux", "capture-pane", "-p", "-t", session],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            if "listed" in screen:
+                break
+            time.sleep(0.05)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+    lines = [ln for ln in screen.splitlines() if ln.strip()]
+    header = lines[0]
+    for col in ("NAME", "SCHEDULE", "LAST RUN", "RESULT", "DURATION", "NEXT RUN"):
+        assert col in header, header
+    if width >= 140:
+        assert "HOST" in header
+        assert "At minutes 0, 15, 30 and 45" in screen
+    assert "2 jobs listed, 1 need attention." in screen
+    assert all(len(ln) <= width for ln in lines)
+
+
+# ---------------------------------------------------------------- history and logs
+
+
+def test_history_lists_runs_newest_first(home: Path) -> None:
+    for code in (0, 3, 0):
+        cronwrap(home, "run", "--name", "h", "--", "sh", "-c", f"exit {code}")
+    result = cronwrap(home, "history", "h", "--json", "--limit", "2")
+    assert result.returncode == 0, result.stderr
+    runs = json.loads(result.stdout)
+    assert [r["exit_code"] for r in runs] == [0, 3]
+    assert runs[1]["attempts_detail"][0]["exit_code"] == 3
+    table = cronwrap(home, "history", "h")
+    assert table.returncode == 0 and "STARTED" in table.stdout and "failed" in table.stdout
+    missing = cronwrap(home, "history", "nope")
+    assert missing.returncode == 1 and missing.stderr.startswith("cronwrap: no runs")
+
+
+def test_logs_prints_the_captured_output(home: Path) -> None:
+    cronwrap(home, "run", "--name", "lg", "--", "sh", "-c", "echo first")
+    cronwrap(home, "run", "--name", "lg", "--", "sh", "-c", "echo second; echo err >&2")
+    last = cronwrap(home, "logs", "lg")
+    assert last.returncode == 0 and set(last.stdout.split()) == {"second", "err"}
+    run_id = json.loads(cronwrap(home, "history", "lg", "--json").stdout)[1]["run_id"]
+    assert cronwrap(home, "logs", "lg", run_id[:6]).stdout == "first\n"
+
+
+def test_logs_follow_streams_a_running_job(home: Path, tmp_path: Path) -> None:
+    script = "import time\nfor i in range(3):\n    print(f'tick {i}', flush=True); time.sleep(0.4)"
+    proc = popen_cronwrap(
+        home, "run", "--name", "fol", "--", PY, "-c", script, stdout=subprocess.DEVNULL
+    )
+    wait_for(
+        lambda: (home / "output" / "fol").exists() and any((home / "output" / "fol").iterdir())
+    )
+    follow = cronwrap(home, "logs", "fol", "--follow", timeout=20)
+    proc.wait(10)
+    assert follow.returncode == 0
+    assert follow.stdout.split("\n")[:3] == ["tick 0", "tick 1", "tick 2"]
