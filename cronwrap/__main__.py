@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> None:
         from cronwrap import runcmd
 
         sys.exit(runcmd.main(args[1:], os.environ))
+    if args[:1] == ["explain"] and not any(a in _HELP for a in args[1:]):
+        from cronwrap import explaincmd
+
+        sys.exit(explaincmd.main(args[1:]))
     from cronwrap.cli import cli
 
     cli.main(args=args, prog_name="cronwrap")

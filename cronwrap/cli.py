@@ -210,35 +210,6 @@ def _plain(value: Any, key: str) -> Any:
 # ------------------------------------------------------------------ explain
 
 
-def _explanation_json(x: Any) -> dict[str, Any]:
-    from datetime import timezone
-
-    s = x.schedule
-    return {
-        "expression": s.text.strip(),
-        "macro": s.macro,
-        "expanded": s.expression if not s.reboot else None,
-        "valid": True,
-        "fields": x.fields,
-        "day_rule": s.day_rule,
-        "dst_class": None if s.reboot else ("wildcard" if s.wildcard else "fixed-time"),
-        "description": x.description,
-        "tz": x.tz,
-        "next_runs": [
-            {"at": at.isoformat(), "utc": at.astimezone(timezone.utc).isoformat()}
-            for at in x.next_runs
-        ],
-        "dst_notes": [
-            {"at": n.at.isoformat(), "kind": n.kind, "message": n.message} for n in x.dst_notes
-        ],
-        "warnings": [
-            {"code": w.code, "severity": w.severity, "message": w.message, "fix": w.fix}
-            for w in x.warnings
-        ],
-        "command": x.command,
-    }
-
-
 @cli.command("explain")
 @click.argument("expression", nargs=-1, required=True)
 @click.option("--tz", metavar="ZONE", help="Time zone for next runs (default: the system zone).")
@@ -281,30 +252,21 @@ def explain_cmd(
       cronwrap explain "0 0 15 * 5" --tz Europe/Berlin --count 3
       cronwrap explain "*/15 * * * * /usr/local/bin/sync.sh"
     """
-    from datetime import datetime, timezone
+    from cronwrap.errors import UsageError
+    from cronwrap.explaincmd import explain_main
 
-    from cronwrap.explain import explain
-    from cronwrap.schedule import zone
-
-    zone_info = zone(tz)
-    now = datetime.now(timezone.utc)
-    start = now
-    if after:
-        try:
-            start = datetime.fromisoformat(after)
-        except ValueError:
-            raise click.BadParameter(
-                f"{after!r} is not an ISO 8601 date-time", param_hint="--after"
-            ) from None
-        if start.tzinfo is None:
-            start = start.replace(tzinfo=zone_info)
-    x = explain(" ".join(expression), tz=zone_info, after=start, count=count)
-    if as_json:
-        click.echo(json.dumps(_explanation_json(x), indent=2, ensure_ascii=False))
-        return
-    from cronwrap.render import console, render_explanation
-
-    render_explanation(console(color=color), x, start)
+    try:
+        explain_main(
+            " ".join(expression),
+            tz=tz,
+            count=count,
+            after=after,
+            as_json=as_json,
+            color=color,
+            out=sys.stdout,
+        )
+    except UsageError as err:
+        raise click.UsageError(str(err)) from None
 
 
 # ------------------------------------------------------------------ flush

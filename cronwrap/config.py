@@ -5,31 +5,47 @@ config file exists; nothing here reads os.environ at import time."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from cronwrap.errors import ConfigError, UsageError
 from cronwrap.options import OPTIONS_BY_NAME, RUN_OPTIONS, Option
 
+TYPE_CHECKING = False  # typing costs ~3 ms of start-up; the names are for the type checker
+if TYPE_CHECKING:
+    from typing import Any
+
 DIR_MODE = 0o750
 MAX_NAME_LEN = 100
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
+# names checked by hand, not by a regex: compiling regexes costs start-up time on every run
+_NAME_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_NAME_CHARS = _NAME_FIRST | frozenset("._@+-")
 
 
 # ---------------------------------------------------------------- paths
 
 
-@dataclass(frozen=True, slots=True)
-class Paths:
-    config_file: Path
-    state_dir: Path
-    lock_dir: Path
-    origin: str  # "CRONWRAP_HOME", "root" or "user": how they were chosen
+class Paths:  # noqa: PLW1641 - compared in tests, never hashed
+    """Where config, state and locks live. Plain classes here and below: the run path must
+    not import dataclasses (~14 ms of start-up through inspect and ast)."""
+
+    __slots__ = ("config_file", "lock_dir", "origin", "state_dir")
+
+    def __init__(self, config_file: Path, state_dir: Path, lock_dir: Path, origin: str) -> None:
+        self.config_file = config_file
+        self.state_dir = state_dir
+        self.lock_dir = lock_dir
+        self.origin = origin  # "CRONWRAP_HOME", "root" or "user": how they were chosen
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Paths) and all(
+            getattr(self, a) == getattr(other, a) for a in self.__slots__
+        )
+
+    def __repr__(self) -> str:
+        return f"Paths({self.config_file}, {self.state_dir}, {self.lock_dir}, {self.origin})"
 
     @property
     def db_file(self) -> Path:
@@ -95,7 +111,6 @@ def ensure_dir(path: Path) -> Path:
 
 # ---------------------------------------------------------------- values
 
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -111,7 +126,7 @@ def parse_duration(text: str | float) -> float:
     if re.fullmatch(r"\d+(\.\d+)?", s):
         return float(s)
     pos, total = 0, 0.0
-    for m in _DURATION_RE.finditer(s):
+    for m in re.finditer(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)", s):
         if m.start() != pos:
             break
         total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
@@ -206,7 +221,8 @@ def convert(opt: Option, value: Any) -> Any:
     if kind == "codes":
         return parse_codes(value)
     if kind == "int":
-        if isinstance(value, bool) or not re.fullmatch(r"-?\d+", str(value).strip()):
+        text = str(value).strip()
+        if isinstance(value, bool) or not text.lstrip("-").isdigit():
             raise ValueError(f"expected a whole number, got {value!r}")
         return int(value)
     if kind == "flag":
@@ -237,11 +253,27 @@ def convert(opt: Option, value: Any) -> Any:
 # ---------------------------------------------------------------- config file
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigFile:
-    path: Path | None  # None: no file
-    defaults: Mapping[str, Any] = field(default_factory=dict)
-    jobs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+class ConfigFile:  # noqa: PLW1641 - compared in tests, never hashed
+    """A validated config file: `defaults` and `jobs` hold converted option values."""
+
+    __slots__ = ("defaults", "jobs", "path")
+
+    def __init__(
+        self,
+        path: Path | None,
+        defaults: Mapping[str, Any] | None = None,
+        jobs: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        self.path = path  # None: no file
+        self.defaults = defaults or {}
+        self.jobs = jobs or {}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ConfigFile) and (self.path, self.defaults, self.jobs) == (
+            other.path,
+            other.defaults,
+            other.jobs,
+        )
 
 
 def _normalise_key(key: object) -> str:
@@ -312,7 +344,12 @@ def load_config(path: Path) -> ConfigFile:
 
 
 def validate_name(name: str) -> str:
-    if not name or len(name) > MAX_NAME_LEN or not _NAME_RE.match(name):
+    if (
+        not name
+        or len(name) > MAX_NAME_LEN
+        or name[0] not in _NAME_FIRST
+        or not _NAME_CHARS.issuperset(name)
+    ):
         raise UsageError(
             f"bad job name {name!r}: use 1-{MAX_NAME_LEN} letters, digits and . _ @ + -"
             " (no / or spaces), starting with a letter or digit"
@@ -324,18 +361,28 @@ def derive_name(command: Sequence[str]) -> str:
     """A stable name for an unnamed job: command basename plus a short hash of argv."""
     base = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename(command[0]) or "job")
     base = base.lstrip("._-")[:60] or "job"
+    import hashlib
+
     digest = hashlib.sha256("\0".join(command).encode("utf-8", "surrogateescape")).hexdigest()
     return f"{base}-{digest[:8]}"
 
 
-@dataclass(frozen=True, slots=True)
 class Job:
-    """One job's effective options, resolved from every source."""
+    """One job's effective options, resolved from every source; `job.timeout` reads one."""
 
-    name: str
-    command: tuple[str, ...]
-    options: Mapping[str, Any]
-    sources: Mapping[str, str]  # option -> "flag" | "env" | "job" | "defaults" | "built-in"
+    __slots__ = ("command", "name", "options", "sources")
+
+    def __init__(
+        self,
+        name: str,
+        command: tuple[str, ...],
+        options: Mapping[str, Any],
+        sources: Mapping[str, str],
+    ) -> None:
+        self.name = name
+        self.command = command
+        self.options = options
+        self.sources = sources  # option -> "flag" | "env" | "job" | "defaults" | "built-in"
 
     def __getattr__(self, item: str) -> Any:
         try:

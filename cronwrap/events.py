@@ -8,7 +8,11 @@ import json
 import os
 import re
 from datetime import datetime, timezone
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from typing import Any
+
 
 LEVELS = {
     "run.skip": "info",
@@ -18,7 +22,6 @@ LEVELS = {
     "log.error": "warning",
     "lock.error": "warning",
 }
-_LOGFMT_BARE = re.compile(r"^[A-Za-z0-9_.:/@+-]+$")
 
 
 def _logfmt_value(value: Any) -> str:
@@ -27,7 +30,7 @@ def _logfmt_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-    if _LOGFMT_BARE.match(text):
+    if re.fullmatch(r"[A-Za-z0-9_.:/@+-]+", text):
         return text
     return json.dumps(text)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import re
 import shlex
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 
 from cronwrap.errors import ScheduleError
@@ -37,31 +36,65 @@ MONTH_WORDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
 class Warning_:
-    code: str
-    message: str
-    fix: str | None = None
-    severity: str = "warning"  # warning | info | error
+    """A pitfall: a stable code, what is wrong, and how to fix it."""
+
+    __slots__ = ("code", "fix", "message", "severity")
+
+    def __init__(
+        self, code: str, message: str, fix: str | None = None, severity: str = "warning"
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.fix = fix
+        self.severity = severity  # warning | info | error
 
 
-@dataclass(frozen=True, slots=True)
 class DstNote:
-    at: datetime  # the transition instant
-    kind: str  # "forward" | "back"
-    message: str
+    """What one clock change does to the schedule."""
+
+    __slots__ = ("at", "kind", "message")
+
+    def __init__(self, at: datetime, kind: str, message: str) -> None:
+        self.at = at  # the transition instant
+        self.kind = kind  # "forward" | "back"
+        self.message = message
 
 
-@dataclass(frozen=True, slots=True)
 class Explanation:
-    schedule: Schedule
-    description: str
-    tz: str
-    next_runs: list[datetime]
-    dst_notes: list[DstNote]
-    warnings: list[Warning_]
-    command: str | None = None
-    fields: list[dict[str, object]] = field(default_factory=list)
+    """Everything `explain` shows (plain class: explain must start fast)."""
+
+    __slots__ = (
+        "command",
+        "description",
+        "dst_notes",
+        "fields",
+        "next_runs",
+        "schedule",
+        "tz",
+        "warnings",
+    )
+
+    def __init__(
+        self,
+        *,
+        schedule: Schedule,
+        description: str,
+        tz: str,
+        next_runs: list[datetime],
+        dst_notes: list[DstNote],
+        warnings: list[Warning_],
+        command: str | None = None,
+        fields: list[dict[str, object]] | None = None,
+    ) -> None:
+        self.schedule = schedule
+        self.description = description
+        self.tz = tz
+        self.next_runs = next_runs
+        self.dst_notes = dst_notes
+        self.warnings = warnings
+        self.command = command
+        self.fields = fields or []
 
 
 # ---------------------------------------------------------------------- words

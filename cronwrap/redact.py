@@ -4,10 +4,8 @@ pings, alerts, the event log or the history. Standard library only."""
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import urlsplit
 
 MASK = "[REDACTED]"
 
@@ -30,6 +28,8 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 def redact_url(url: str) -> str:
     """`https://hc-ping.com/<uuid>` -> `https://hc-ping.com/…a1b2`; credentials and query
     strings go too. Keeps just enough (scheme, host, last 4 characters) to tell URLs apart."""
+    from urllib.parse import urlsplit  # only when a URL is shown: it costs start-up time
+
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -47,9 +47,29 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{host}/…{last}" if path else f"{parts.scheme}://{host}/"
 
 
+# a token shape can only match text holding one of these; without them the regex (whose
+# compilation costs start-up time on every run) is never built
+_TRIGGERS = ("gh", "glpat-", "xox", "AKIA", "sk-", "eyJ", "earer", "://")
+_shapes: list[re.Pattern[str]] = []
+
+
+def _token_shapes() -> re.Pattern[str]:
+    if not _shapes:
+        _shapes.append(re.compile("|".join(TOKEN_SHAPES)))
+    return _shapes[0]
+
+
+def _glob_match(name: str, glob: str) -> bool:
+    if glob.startswith("*") and glob.endswith("*") and not any(c in glob[1:-1] for c in "*?["):
+        return glob[1:-1] in name  # the common *WORD* case, without fnmatch's regexes
+    import fnmatch
+
+    return fnmatch.fnmatchcase(name, glob)
+
+
 class Redactor:
-    """Masks secrets: values of secret-looking environment variables, known token shapes,
-    user regexes and explicit secrets (ping URLs, keys)."""
+    """Masks secrets: values of secret-looking environment variables, explicit secrets (ping
+    URLs, keys), known token shapes and user regexes."""
 
     def __init__(
         self,
@@ -62,18 +82,24 @@ class Redactor:
         literals = {s for s in secrets if s and len(s) >= 4}
         globs = [g.upper() for g in env_globs]
         for name, value in (env or {}).items():
-            if len(value) >= 4 and any(fnmatch.fnmatchcase(name.upper(), g) for g in globs):
+            upper = name.upper()
+            if len(value) >= 4 and any(_glob_match(upper, g) for g in globs):
                 literals.add(value)
-        parts = [re.escape(s) for s in sorted(literals, key=len, reverse=True)]
-        parts += list(TOKEN_SHAPES)
-        parts += [f"(?:{p})" for p in patterns]
-        self._re = re.compile("|".join(parts)) if parts else None
-        self._literals = literals
+        self._literals = sorted(literals, key=len, reverse=True)  # longest first
+        user = list(patterns)
+        self._user = re.compile("|".join(f"(?:{p})" for p in user)) if user else None
 
     def __call__(self, text: str | None) -> str | None:
-        if text is None or self._re is None:
+        if not text:
             return text
-        return self._re.sub(MASK, text)
+        for literal in self._literals:
+            if literal in text:
+                text = text.replace(literal, MASK)
+        if any(t in text for t in _TRIGGERS):
+            text = _token_shapes().sub(MASK, text)
+        if self._user is not None:
+            text = self._user.sub(MASK, text)
+        return text
 
     def text(self, text: str) -> str:
         out = self(text)
@@ -82,8 +108,6 @@ class Redactor:
 
     def bytes(self, data: bytes) -> bytes:
         """Mask secrets in output bytes, keeping bytes that are not UTF-8 as they were."""
-        if self._re is None:
-            return data
         text = data.decode("utf-8", "surrogateescape")
         return self.text(text).encode("utf-8", "surrogateescape")
 

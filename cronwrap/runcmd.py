@@ -8,10 +8,13 @@ import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from cronwrap.errors import CronwrapError, ExitCode, UsageError
 from cronwrap.options import OPTIONS_BY_FLAG
+
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def parse_run_args(args: Sequence[str]) -> tuple[dict[str, Any], list[str]]:

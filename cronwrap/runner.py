@@ -11,8 +11,11 @@ import select
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
-from typing import BinaryIO
+
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
 
 READ_SIZE = 1 << 20
 _PR_SET_PDEATHSIG = 1
@@ -223,13 +226,25 @@ def reap_orphans() -> None:
 # ------------------------------------------------------------------ one attempt
 
 
-@dataclass(frozen=True, slots=True)
 class AttemptResult:
-    status: str  # success|failed|timeout|cancelled
-    exit_code: int  # what cronwrap reports: the child's code, 124, 126/127, 128+N
-    signal: int | None  # signal that killed the child, if any
-    duration_s: float
-    reason: str | None = None
+    """How one attempt ended. exit_code is what cronwrap reports: the child's code, 124,
+    125-127, or 128+N; signal is the signal that killed the child, if any."""
+
+    __slots__ = ("duration_s", "exit_code", "reason", "signal", "status")
+
+    def __init__(
+        self,
+        status: str,
+        exit_code: int,
+        signal: int | None,
+        duration_s: float,
+        reason: str | None = None,
+    ) -> None:
+        self.status = status  # success|failed|timeout|cancelled
+        self.exit_code = exit_code
+        self.signal = signal
+        self.duration_s = duration_s
+        self.reason = reason
 
 
 class Canceller:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 
@@ -19,13 +18,20 @@ MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "o
 DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
-@dataclass(frozen=True, slots=True)
 class FieldSpec:
-    name: str
-    low: int
-    high: int
-    names: tuple[str, ...] = ()
-    name_base: int = 0  # the number of the first name
+    """One of the five fields: its name, range and names. (Plain classes in this module:
+    `explain` must start fast, and dataclasses costs ~14 ms of imports.)"""
+
+    __slots__ = ("high", "low", "name", "name_base", "names")
+
+    def __init__(
+        self, name: str, low: int, high: int, names: tuple[str, ...] = (), name_base: int = 0
+    ) -> None:
+        self.name = name
+        self.low = low
+        self.high = high
+        self.names = names
+        self.name_base = name_base  # the number of the first name
 
 
 FIELDS = (
@@ -58,11 +64,15 @@ _FOREIGN = {
 }
 
 
-@dataclass(frozen=True, slots=True)
 class Field:
-    spec: FieldSpec
-    text: str
-    values: frozenset[int]
+    """A parsed field: its text as written and the values it allows."""
+
+    __slots__ = ("spec", "text", "values")
+
+    def __init__(self, spec: FieldSpec, text: str, values: frozenset[int]) -> None:
+        self.spec = spec
+        self.text = text
+        self.values = values
 
     @property
     def star(self) -> bool:
@@ -77,13 +87,18 @@ class Field:
         return set(self.values) >= wanted
 
 
-@dataclass(frozen=True, slots=True)
 class Schedule:
     """A parsed expression. `fields` is empty for @reboot."""
 
-    text: str
-    fields: tuple[Field, ...]
-    macro: str | None = None
+    __slots__ = ("fields", "macro", "text")
+
+    def __init__(self, text: str, fields: tuple[Field, ...], macro: str | None = None) -> None:
+        self.text = text
+        self.fields = fields
+        self.macro = macro
+
+    def __repr__(self) -> str:
+        return f"Schedule({self.text!r})"
 
     @property
     def reboot(self) -> bool:

@@ -3,12 +3,12 @@ forward migrations and cheap pruning. Standard library only; callers never see s
 
 from __future__ import annotations
 
+import collections
 import os
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -104,38 +104,15 @@ def from_iso(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    run_id: str
-    job: str
-    host: str
-    pid: int
-    command: str
-    started_at: datetime
-    ended_at: datetime | None
-    status: str  # running|success|failed|timeout|cancelled|skipped|error|crashed
-    exit_code: int | None
-    signal: int | None
-    attempts: int
-    duration_s: float | None
-    output_tail: str | None
-    reason: str | None
-    schedule: str | None
-    tz: str | None
-    log_path: str | None
-    exit_origin: str
+# namedtuples, not dataclasses: the run path must not pay for importing dataclasses
+RunRecord = collections.namedtuple("RunRecord", RUN_COLUMNS)
+RunRecord.__doc__ = """One run as stored; started_at/ended_at are aware UTC datetimes.
+status: running|success|failed|timeout|cancelled|skipped|error|crashed"""
 
-
-@dataclass(frozen=True, slots=True)
-class AttemptRecord:
-    run_id: str
-    attempt: int
-    started_at: datetime
-    ended_at: datetime | None
-    status: str | None
-    exit_code: int | None
-    signal: int | None
-    duration_s: float | None
+AttemptRecord = collections.namedtuple(
+    "AttemptRecord",
+    ("run_id", "attempt", "started_at", "ended_at", "status", "exit_code", "signal", "duration_s"),
+)
 
 
 def _row_to_run(row: sqlite3.Row) -> RunRecord:

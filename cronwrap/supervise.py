@@ -8,15 +8,11 @@ import contextlib
 import os
 import random
 import shlex
-import socket
 import sys
 import time
-import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cronwrap import runner
 from cronwrap.config import Job, Paths, ensure_dir
@@ -25,25 +21,61 @@ from cronwrap.events import EventLog
 from cronwrap.lock import JobLock
 from cronwrap.redact import Redactor
 
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
     from cronwrap.notify.healthchecks import Delivery, Pinger, PingTarget
     from cronwrap.store import Store
+
 
 NEVER_RETRY = frozenset({126, 127})
 TAIL_IN_STORE = 4096
 
 
-@dataclass(slots=True)
 class Outcome:
-    run_id: str
-    status: str  # success|failed|timeout|cancelled|skipped
-    exit_code: int
-    signal: int | None = None
-    attempts: int = 0
-    duration_s: float = 0.0
-    reason: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    output: bytes = b""  # for chronic mode: what to print on failure
+    """What a run came to; exit_code is what `cronwrap run` exits with."""
+
+    __slots__ = (
+        "attempts",
+        "duration_s",
+        "exit_code",
+        "output",
+        "reason",
+        "run_id",
+        "signal",
+        "status",
+        "warnings",
+    )
+
+    def __init__(
+        self,
+        run_id: str,
+        status: str,
+        exit_code: int,
+        signal: int | None = None,
+        attempts: int = 0,
+        duration_s: float = 0.0,
+        reason: str | None = None,
+        warnings: list[str] | None = None,
+        output: bytes = b"",
+    ) -> None:
+        self.run_id = run_id
+        self.status = status  # success|failed|timeout|cancelled|skipped
+        self.exit_code = exit_code
+        self.signal = signal
+        self.attempts = attempts
+        self.duration_s = duration_s
+        self.reason = reason
+        self.warnings = warnings if warnings is not None else []
+        self.output = output  # for chronic mode: what to print on failure
+
+
+def new_run_id() -> str:
+    """A random (version 4) UUID; the uuid module costs start-up time for this one call."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def utcnow() -> datetime:
@@ -383,8 +415,8 @@ def supervise(
     now: Callable[[], datetime] = utcnow,
 ) -> Outcome:
     """Run `job` once under supervision and return what happened."""
-    run_id = str(uuid.uuid4())
-    host = socket.gethostname()
+    run_id = new_run_id()
+    host = os.uname().nodename
     run = _Run(job, paths, run_id, host)
     canceller = runner.Canceller()
     canceller.install()

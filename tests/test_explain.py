@@ -301,3 +301,75 @@ def test_cross_check_with_cronsim_where_it_agrees_with_cron() -> None:
         ], (expr, tz, after)
         compared += 1
     assert compared > 200
+
+
+# ---------------------------------------------------------------- the fast entry point
+
+
+def cw(*args: str, env: dict | None = None):  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "cronwrap", *args], capture_output=True,
+                          text=True, check=False, env={**os.environ, **(env or {})})
+
+
+def test_fast_entry_prints_what_the_click_command_prints() -> None:
+    args = ["explain", "30 2 * * *", "--tz", "America/New_York", "--after",
+            "2026-01-01T00:00:00+00:00", "--count", "3"]
+    fast = cw(*args)
+    slow = run(*args)
+    assert fast.returncode == 0 and slow.exit_code == 0
+    assert fast.stdout == slow.stdout
+    assert cw(*args, "--json").stdout == run(*args, "--json").stdout
+
+
+def test_fast_entry_options_match_the_click_command() -> None:
+    from cronwrap.explaincmd import _VALUE_OPTIONS
+
+    click_opts = {o for p in cli.commands["explain"].params for o in p.opts
+                  if o.startswith("--")}
+    assert click_opts == {*_VALUE_OPTIONS, "--json"}
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "stderr"),
+    [
+        (["61 * * * *"], 1, 'cronwrap: minute "61" is out of range 0-59'),
+        (["0 0 * * *", "--tz", "Nowhere/Land"], 1, "cronwrap: unknown time zone"),
+        (["0 0 * * *", "--count", "x"], 2, "Error: --count"),
+        (["0 0 * * *", "--bogus"], 2, "Error: no such option: --bogus"),
+        ([], 2, "Error: missing argument EXPRESSION"),
+        (["0 0 * * *", "--after", "yesterday"], 2, "--after"),
+    ],
+)
+def test_fast_entry_errors(args: list[str], code: int, stderr: str) -> None:
+    result = cw("explain", *args)
+    assert result.returncode == code, result.stderr
+    assert stderr in result.stderr and "Traceback" not in result.stderr
+
+
+def test_fast_entry_help_goes_to_click() -> None:
+    result = cw("explain", "--help")
+    assert result.returncode == 0 and "Usage: cronwrap explain" in result.stdout
+
+
+def test_fast_entry_colour_rules() -> None:
+    assert "\x1b[" not in cw("explain", "* 2 * * *").stdout  # not a TTY
+    assert "\x1b[" in cw("explain", "* 2 * * *", env={"FORCE_COLOR": "1"}).stdout
+    assert "\x1b[" not in cw("explain", "* 2 * * *", env={"FORCE_COLOR": "1",
+                                                          "NO_COLOR": "1"}).stdout
+    assert "\x1b[" in cw("explain", "* 2 * * *", "--color", "always",
+                         env={"NO_COLOR": "1"}).stdout
+
+
+def test_explain_loads_neither_click_nor_rich() -> None:
+    import subprocess
+
+    probe = ("import sys; from cronwrap import explaincmd; "
+             "rc = explaincmd.main(['0 0 15 * 5']); "
+             "print(sorted({'click', 'rich', 'yaml', 'requests'} & set(sys.modules)), "
+             "file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True)
+    assert out.stderr.strip() == "[]"

@@ -5,14 +5,11 @@ could not be sent. Uses http.client (stdlib): requests costs ~100 ms of start-up
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import re
-import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
@@ -26,12 +23,23 @@ _SLUG_RE = re.compile(r"^[a-z0-9_-]+$")
 USER_AGENT = "cronwrap"
 
 
-@dataclass(frozen=True, slots=True)
 class PingTarget:
     """Where a job's pings go: a URL whose path the ping kind is appended to."""
 
-    url: str  # the check's URL without kind or query
-    create: bool = False
+    __slots__ = ("create", "url")
+
+    def __init__(self, url: str, create: bool = False) -> None:
+        self.url = url  # the check's URL without kind or query
+        self.create = create
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PingTarget) and (self.url, self.create) == (
+            other.url,
+            other.create,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.url, self.create))
 
     @property
     def redacted(self) -> str:
@@ -87,13 +95,24 @@ def target_from(
     return None
 
 
-@dataclass(frozen=True, slots=True)
 class Delivery:
-    ok: bool
-    status: int | None = None
-    reason: str = ""
-    attempts: int = 0
-    body_limit: int | None = None
+    """The fate of one ping: delivered or not, and why."""
+
+    __slots__ = ("attempts", "body_limit", "ok", "reason", "status")
+
+    def __init__(
+        self,
+        ok: bool,
+        status: int | None = None,
+        reason: str = "",
+        attempts: int = 0,
+        body_limit: int | None = None,
+    ) -> None:
+        self.ok = ok
+        self.status = status
+        self.reason = reason
+        self.attempts = attempts
+        self.body_limit = body_limit
 
 
 def _default_backoff(attempt: int) -> float:
@@ -113,7 +132,6 @@ class Pinger:
         self.target = target
         self.backoff = backoff
         self.user_agent = user_agent
-        self._ssl_context: object | None = None
 
     def send(self, kind: str, rid: str | None, body: bytes, *, budget_s: float) -> Delivery:
         """POST one ping, retrying network errors and 408/429/5xx until the budget is spent."""
@@ -137,49 +155,31 @@ class Pinger:
             time.sleep(pause)
 
     def _post(self, url: str, body: bytes, *, timeout: float, attempt: int) -> Delivery:
-        parts = urlsplit(url)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        from cronwrap.notify.http import post
+
         try:
-            if parts.scheme == "https":
-                conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                    parts.netloc, timeout=timeout, context=self._context()
-                )  # type: ignore[arg-type]
-            else:
-                conn = http.client.HTTPConnection(parts.netloc, timeout=timeout)
-            try:
-                conn.request(
-                    "POST",
-                    path,
-                    body=body,
-                    headers={
-                        "Content-Type": "text/plain; charset=utf-8",
-                        "Content-Length": str(len(body)),
-                        "User-Agent": self.user_agent,
-                    },
-                )
-                resp = conn.getresponse()
-                text = resp.read(200).decode("utf-8", "replace").strip()
-                limit_header = resp.getheader("Ping-Body-Limit")
-            finally:
-                conn.close()
-        except (OSError, http.client.HTTPException) as err:
+            status, headers, answer = post(
+                url,
+                body,
+                timeout=timeout,
+                headers={
+                    "Content-Type": "text/plain; charset=utf-8",
+                    "User-Agent": self.user_agent,
+                },
+            )
+        except OSError as err:
             reason = (
                 "timed out"
-                if isinstance(err, socket.timeout | TimeoutError)
-                else (getattr(err, "strerror", None) or type(err).__name__)
+                if isinstance(err, TimeoutError)
+                else (err.strerror or str(err) or type(err).__name__)
             )
-            return Delivery(False, None, str(reason), attempt)
-        limit = int(limit_header) if limit_header and limit_header.isdigit() else None
-        ok = (resp.status == 200 and text == "OK") or (resp.status == 201 and text == "Created")
-        reason = "" if ok else f"HTTP {resp.status} {text[:80]!r}"
-        return Delivery(ok, resp.status, reason, attempt, limit)
-
-    def _context(self) -> object:
-        if self._ssl_context is None:
-            import ssl
-
-            self._ssl_context = ssl.create_default_context()
-        return self._ssl_context
+            return Delivery(False, None, reason, attempt)
+        text = answer[:200].decode("utf-8", "replace").strip()
+        limit_header = headers.get("ping-body-limit", "")
+        limit = int(limit_header) if limit_header.isdigit() else None
+        ok = (status == 200 and text == "OK") or (status == 201 and text == "Created")
+        reason = "" if ok else f"HTTP {status} {text[:80]!r}"
+        return Delivery(ok, status, reason, attempt, limit)
 
 
 # ------------------------------------------------------------------ body
