@@ -562,9 +562,15 @@ def status_cmd(
             )
         )
     else:
-        from cronwrap.render import console, render_status
+        from cronwrap.view import render_status, terminal_width, use_color
 
-        render_status(console(color=color), jobs, now)
+        out = sys.stdout
+        # not click.echo: it strips colour codes when stdout is not a terminal, and
+        # --color always must keep them
+        text = render_status(
+            jobs, now, width=terminal_width(out), color=use_color(color, out), terminal=out.isatty()
+        )
+        out.write(text)
     if any(not j.healthy for j in jobs if not j.unmonitored):
         sys.exit(ExitCode.ERROR)
 

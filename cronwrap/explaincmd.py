@@ -6,11 +6,11 @@ provides --help and completion, calls `explain_main` with the same values."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
+from cronwrap import view
 from cronwrap.errors import CronwrapError, ExitCode, ScheduleError, UsageError
 from cronwrap.humanize import relative, stamp
 
@@ -73,16 +73,6 @@ def parse_args(args: Sequence[str]) -> dict[str, Any]:
     return opts
 
 
-def use_color(choice: str, stream: TextIO) -> bool:
-    if choice != "auto":
-        return choice == "always"
-    if os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("FORCE_COLOR"):
-        return True
-    return stream.isatty()
-
-
 def explain_main(
     expression: str,
     *,
@@ -111,7 +101,7 @@ def explain_main(
     if as_json:
         out.write(json.dumps(to_json(x), indent=2, ensure_ascii=False) + "\n")
     else:
-        out.write(render(x, start, color=use_color(color, out)))
+        out.write(render(x, start, color=view.use_color(color, out)))
 
 
 def to_json(x: Explanation) -> dict[str, Any]:
@@ -140,12 +130,9 @@ def to_json(x: Explanation) -> dict[str, Any]:
     }
 
 
-_STYLES = {"bold": "1", "red": "31", "yellow": "33", "cyan": "36", "dim": "2"}
-
-
 def render(x: Explanation, now: datetime, *, color: bool) -> str:
     def paint(text: str, style: str) -> str:
-        return f"\x1b[{_STYLES[style]}m{text}\x1b[0m" if color else text
+        return view.paint(text, style, color=color)
 
     s = x.schedule
     rows: list[tuple[str, str]] = [("Expression", s.text.strip())]

@@ -217,34 +217,44 @@ class Schedule:
             if not 1 <= year <= 9998:
                 return
 
-    def _instants_on(self, day: date, tz: tzinfo) -> list[datetime]:
+    def _instants_on(self, day: date, tz: tzinfo) -> tuple[datetime, ...]:
         """Fire instants on one local date, sorted, de-duplicated (cron-semantics.md §4.2)."""
-        hours = sorted(self.hour.values)
-        minutes = sorted(self.minute.values)
-        wildcard = self.wildcard
-        if _is_fixed_offset_day(day, tz):
-            return [
-                datetime(day.year, day.month, day.day, h, m, tzinfo=tz)
-                for h in hours
-                for m in minutes
-            ]
-        # keyed by UTC instant: aware datetimes in one zone compare by wall time, ignoring fold
-        found: dict[datetime, datetime] = {}
-        for h in hours:
-            for m in minutes:
-                wall = datetime(day.year, day.month, day.day, h, m)
-                first = wall.replace(tzinfo=tz)
-                if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != wall:
-                    if not wildcard:  # a skipped fixed time runs right after the jump
-                        end = _gap_end(first, tz)
-                        found[end.astimezone(UTC)] = end
-                    continue
-                found[first.astimezone(UTC)] = first
-                second = wall.replace(tzinfo=tz, fold=1)
-                if wildcard and second.utcoffset() != first.utcoffset():
-                    # wildcard jobs run in both passes of a repeated hour
-                    found[second.astimezone(UTC)] = second
-        return [found[k] for k in sorted(found)]
+        return _instants_on(self.hour.values, self.minute.values, self.wildcard, day, tz)
+
+
+@lru_cache(maxsize=1024)
+def _instants_on(
+    hour_values: frozenset[int],
+    minute_values: frozenset[int],
+    wildcard: bool,
+    day: date,
+    tz: tzinfo,
+) -> tuple[datetime, ...]:
+    """Cached (callers must not change the result): `status` asks the same question for
+    many jobs with one schedule."""
+    hours = sorted(hour_values)
+    minutes = sorted(minute_values)
+    if _is_fixed_offset_day(day, tz):
+        return tuple(
+            datetime(day.year, day.month, day.day, h, m, tzinfo=tz) for h in hours for m in minutes
+        )
+    # keyed by UTC instant: aware datetimes in one zone compare by wall time, ignoring fold
+    found: dict[datetime, datetime] = {}
+    for h in hours:
+        for m in minutes:
+            wall = datetime(day.year, day.month, day.day, h, m)
+            first = wall.replace(tzinfo=tz)
+            if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != wall:
+                if not wildcard:  # a skipped fixed time runs right after the jump
+                    end = _gap_end(first, tz)
+                    found[end.astimezone(UTC)] = end
+                continue
+            found[first.astimezone(UTC)] = first
+            second = wall.replace(tzinfo=tz, fold=1)
+            if wildcard and second.utcoffset() != first.utcoffset():
+                # wildcard jobs run in both passes of a repeated hour
+                found[second.astimezone(UTC)] = second
+    return tuple(found[k] for k in sorted(found))
 
 
 def _month_max(month: int) -> int:

@@ -179,7 +179,7 @@ def _fill(
     grace: timedelta,
     system_tz: str,
 ) -> None:
-    runs = store.runs(st.name, limit=20) if store is not None and not st.unmonitored else []
+    runs = store.runs(st.name, limit=12) if store is not None and not st.unmonitored else []
     st.tz = st.tz or system_tz
     if runs:
         st.last = runs[0]
