@@ -84,14 +84,21 @@ def peak_rss_mib(argv: list[str], env: dict[str, str], runs: int = 5) -> float:
         return float("nan")
     peak = 0
     for _ in range(runs):
-        out = subprocess.run([time_bin, "-f", "%M", *argv], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True, check=False)
+        out = subprocess.run(
+            [time_bin, "-f", "%M", *argv],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
         peak = max(peak, int(out.stderr.strip().splitlines()[-1]))
     return peak / 1024
 
 
-def compare(argv: list[str], env: dict[str, str], pairs: int,
-            ok: tuple[int, ...] = (0,)) -> dict[str, float]:
+def compare(
+    argv: list[str], env: dict[str, str], pairs: int, ok: tuple[int, ...] = (0,)
+) -> dict[str, float]:
     base = [PY, "-c", "pass"]
     for _ in range(3):  # warm-ups: page cache
         timed(base, env)
@@ -102,8 +109,13 @@ def compare(argv: list[str], env: dict[str, str], pairs: int,
         b = timed(argv, env, ok)
         ratios.append(b / a)
         bases.append(a)
-    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios),
-            "rss_mib": peak_rss_mib(argv, env), "base_ms": statistics.median(bases) * 1000}
+    return {
+        "median": statistics.median(ratios),
+        "min": min(ratios),
+        "max": max(ratios),
+        "rss_mib": peak_rss_mib(argv, env),
+        "base_ms": statistics.median(bases) * 1000,
+    }
 
 
 def make_big_store(path: Path, jobs: int = 500, runs: int = 1_000_000) -> None:
@@ -120,22 +132,49 @@ def make_big_store(path: Path, jobs: int = 500, runs: int = 1_000_000) -> None:
     for j in range(jobs):
         for i in range(per):
             at = t0 + timedelta(minutes=15 * i)
-            rows.append((f"{j:04d}-{i}-{uuid.uuid4().hex[:8]}", f"job{j:03d}", "bench", 1,
-                         "true", iso(at), iso(at + timedelta(seconds=2)), "success", 0, None,
-                         1, 2.0, "", None, "*/15 * * * *", "UTC", None, "child"))
+            rows.append(
+                (
+                    f"{j:04d}-{i}-{uuid.uuid4().hex[:8]}",
+                    f"job{j:03d}",
+                    "bench",
+                    1,
+                    "true",
+                    iso(at),
+                    iso(at + timedelta(seconds=2)),
+                    "success",
+                    0,
+                    None,
+                    1,
+                    2.0,
+                    "",
+                    None,
+                    "*/15 * * * *",
+                    "UTC",
+                    None,
+                    "child",
+                )
+            )
         if len(rows) > 100_000:
-            db.executemany("INSERT INTO runs (run_id, job, host, pid, command, started_at,"
-                           " ended_at, status, exit_code, signal, attempts, duration_s,"
-                           " output_tail, reason, schedule, tz, log_path, exit_origin)"
-                           " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            db.executemany(
+                "INSERT INTO runs (run_id, job, host, pid, command, started_at,"
+                " ended_at, status, exit_code, signal, attempts, duration_s,"
+                " output_tail, reason, schedule, tz, log_path, exit_origin)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
             rows = []
     if rows:
-        db.executemany("INSERT INTO runs (run_id, job, host, pid, command, started_at,"
-                       " ended_at, status, exit_code, signal, attempts, duration_s,"
-                       " output_tail, reason, schedule, tz, log_path, exit_origin)"
-                       " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-    db.execute("INSERT OR REPLACE INTO jobs (name, schedule, tz, last_started_at) "
-               "SELECT job, '*/15 * * * *', 'UTC', max(started_at) FROM runs GROUP BY job")
+        db.executemany(
+            "INSERT INTO runs (run_id, job, host, pid, command, started_at,"
+            " ended_at, status, exit_code, signal, attempts, duration_s,"
+            " output_tail, reason, schedule, tz, log_path, exit_origin)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+    db.execute(
+        "INSERT OR REPLACE INTO jobs (name, schedule, tz, last_started_at) "
+        "SELECT job, '*/15 * * * *', 'UTC', max(started_at) FROM runs GROUP BY job"
+    )
     db.commit()
     db.close()
 
@@ -144,8 +183,10 @@ def burst(n: int, argv_for, env: dict[str, str]) -> tuple[float, float, int]:  #
     """Start n commands at once; (wall s, children CPU s, failures)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    procs = [subprocess.Popen(argv_for(i), env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE) for i in range(n)]
+    procs = [
+        subprocess.Popen(argv_for(i), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for i in range(n)
+    ]
     failures = 0
     for p in procs:
         _, err = p.communicate()
@@ -158,7 +199,7 @@ def burst(n: int, argv_for, env: dict[str, str]) -> tuple[float, float, int]:  #
 
 def throughput(size: int, tmp: Path, env: dict[str, str]) -> dict[str, float]:
     """`cat big | cat >/dev/null` against `cronwrap run -- cat big | cat >/dev/null`."""
-    big = tmp / "big"
+    big = tmp / "bigfile"
     with open(big, "wb") as f:
         block = os.urandom(1 << 20)
         for _ in range(size >> 20):
@@ -179,8 +220,12 @@ def throughput(size: int, tmp: Path, env: dict[str, str]) -> dict[str, float]:
     cat = statistics.median(rates["cat"])
     cw = statistics.median(rates["cronwrap"])
     # ru_maxrss of the shell's children: the largest of cat, cat and cronwrap
-    return {"cat_mb_s": cat / 1e6, "cronwrap_mb_s": cw / 1e6, "ratio": cw / cat,
-            "rss_mib": rss / 1024}
+    return {
+        "cat_mb_s": cat / 1e6,
+        "cronwrap_mb_s": cw / 1e6,
+        "ratio": cw / cat,
+        "rss_mib": rss / 1024,
+    }
 
 
 def main() -> int:
@@ -206,15 +251,19 @@ def main() -> int:
     env["CRONWRAP_HOME"] = str(tmp / "home")
     url = ping_server()
     results: dict[str, dict[str, float]] = {}
-    print(f"# cronwrap benchmark, {datetime.now():%Y-%m-%d %H:%M}, {platform.node()}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}, {PY}")
+    print(
+        f"# cronwrap benchmark, {datetime.now():%Y-%m-%d %H:%M}, {platform.node()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, {PY}"
+    )
     cases = {
         "python-c-pass": [PY, "-c", "pass"],
         "import-click": [PY, "-c", "import click"],
         "prototype-ping": [PY, str(HERE / "prototype.py"), str(tmp), url, "--", "true"],
         "run-noping": [str(BIN), "run", "--name", "bench", "--", "true"],
         "run-ping": [str(BIN), "run", "--name", "bench-ping", "--ping", url, "--", "true"],
-        "tls-context": [PY, "-c", "import ssl; ssl.create_default_context()"],
+        # what an HTTPS ping adds on top of a plain one: importing ssl and making the
+        # verifying context (CA certificates loaded)
+        "tls-context": [PY, "-c", "from cronwrap.notify.http import tls_context; tls_context()"],
         "explain": [str(BIN), "explain", "0 0 15 * 5", "--tz", "Europe/Berlin"],
     }
     for name, argv in cases.items():
@@ -228,11 +277,17 @@ def main() -> int:
         print(f"# built a store with 500 jobs and 1,000,000 runs in {time.perf_counter() - t:.0f}s")
         status_env = dict(env, CRONWRAP_HOME=str(big_home))
         results["status-500x1M"] = compare(
-            [str(BIN), "status", "--crontab", "/dev/null", "--json"], status_env,
-            max(5, args.pairs // 2), ok=(0, 1))  # 1: some jobs missed runs, as built
+            [str(BIN), "status", "--crontab", "/dev/null", "--json"],
+            status_env,
+            max(5, args.pairs // 2),
+            ok=(0, 1),
+        )  # 1: some jobs missed runs, as built
         results["status-table"] = compare(
-            [str(BIN), "status", "--crontab", "/dev/null"], dict(status_env, COLUMNS="160"),
-            max(5, args.pairs // 2), ok=(0, 1))
+            [str(BIN), "status", "--crontab", "/dev/null"],
+            dict(status_env, COLUMNS="160"),
+            max(5, args.pairs // 2),
+            ok=(0, 1),
+        )
     print(f"{'case':<16} {'median':>8} {'min-max':>13} {'peak RSS':>9}  target")
     failed = []
     for name, r in results.items():
@@ -244,8 +299,10 @@ def main() -> int:
             note += "  ok" if ok else "  MISSED"
             if not ok:
                 failed.append(name)
-        print(f"{name:<16} {r['median']:>7.2f}× {r['min']:>5.2f}-{r['max']:<6.2f} "
-              f"{r['rss_mib']:>6.1f} MiB  {note}")
+        print(
+            f"{name:<16} {r['median']:>7.2f}× {r['min']:>5.2f}-{r['max']:<6.2f} "
+            f"{r['rss_mib']:>6.1f} MiB  {note}"
+        )
     print(f"(python -c pass took {results.get('python-c-pass', {}).get('base_ms', 0):.1f} ms)")
     if want("burst") and args.burst:
         shutil.rmtree(tmp / "home", ignore_errors=True)
@@ -253,25 +310,33 @@ def main() -> int:
         cw = burst(n, lambda i: [str(BIN), "run", "--name", f"b{i}", "--", "true"], env)
         proto_dir = tmp / "proto"
         proto_dir.mkdir()
-        pr = burst(n, lambda i: [PY, str(HERE / "prototype.py"), str(proto_dir), "-", "--",
-                                 "true"], env)
-        recorded = sqlite3.connect(tmp / "home" / "runs.db").execute(
-            "SELECT count(*) FROM runs").fetchone()[0]
+        pr = burst(
+            n, lambda i: [PY, str(HERE / "prototype.py"), str(proto_dir), "-", "--", "true"], env
+        )
+        recorded = (
+            sqlite3.connect(tmp / "home" / "runs.db")
+            .execute("SELECT count(*) FROM runs")
+            .fetchone()[0]
+        )
         ratio = cw[1] / pr[1]
         ok = recorded == n and cw[2] == 0 and ratio <= 1.5
         if not ok:
             failed.append("burst")
-        print(f"burst of {n}: cronwrap {cw[0]:.1f}s wall, {cw[1]:.1f}s CPU, {cw[2]} failed, "
-              f"{recorded} recorded; prototype {pr[0]:.1f}s wall, {pr[1]:.1f}s CPU; "
-              f"CPU ratio {ratio:.2f} (target ≤1.5) {'ok' if ok else 'MISSED'}")
+        print(
+            f"burst of {n}: cronwrap {cw[0]:.1f}s wall, {cw[1]:.1f}s CPU, {cw[2]} failed, "
+            f"{recorded} recorded; prototype {pr[0]:.1f}s wall, {pr[1]:.1f}s CPU; "
+            f"CPU ratio {ratio:.2f} (target ≤1.5) {'ok' if ok else 'MISSED'}"
+        )
     if want("throughput") and args.throughput_mib:
         tp = throughput(args.throughput_mib << 20, tmp, env)
         ok = tp["ratio"] >= 0.7 and tp["rss_mib"] <= 60
         if not ok:
             failed.append("throughput")
-        print(f"throughput {args.throughput_mib} MiB: cat {tp['cat_mb_s']:.0f} MB/s, cronwrap "
-              f"{tp['cronwrap_mb_s']:.0f} MB/s, ratio {tp['ratio']:.2f} (target ≥0.70), peak "
-              f"RSS {tp['rss_mib']:.1f} MiB (target ≤60) {'ok' if ok else 'MISSED'}")
+        print(
+            f"throughput {args.throughput_mib} MiB: cat {tp['cat_mb_s']:.0f} MB/s, cronwrap "
+            f"{tp['cronwrap_mb_s']:.0f} MB/s, ratio {tp['ratio']:.2f} (target ≥0.70), peak "
+            f"RSS {tp['rss_mib']:.1f} MiB (target ≤60) {'ok' if ok else 'MISSED'}"
+        )
     shutil.rmtree(tmp, ignore_errors=True)
     if args.check and failed:
         print("missed:", ", ".join(failed))

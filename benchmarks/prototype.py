@@ -12,7 +12,7 @@ import urllib.parse
 import uuid
 
 state, ping = sys.argv[1], sys.argv[2]
-command = sys.argv[sys.argv.index("--") + 1:]
+command = sys.argv[sys.argv.index("--") + 1 :]
 name = "proto-" + str(os.getpid())
 fd = os.open(os.path.join(state, name + ".lock"), os.O_RDWR | os.O_CREAT, 0o640)
 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -21,8 +21,9 @@ code = subprocess.call(command)
 db = sqlite3.connect(os.path.join(state, "proto.db"), timeout=60, isolation_level=None)
 db.execute("PRAGMA journal_mode=WAL")
 db.execute("CREATE TABLE IF NOT EXISTS runs (id TEXT, job TEXT, start REAL, end REAL, code INT)")
-db.execute("INSERT INTO runs VALUES (?,?,?,?,?)", (str(uuid.uuid4()), name, start, time.time(),
-                                                   code))
+db.execute(
+    "INSERT INTO runs VALUES (?,?,?,?,?)", (str(uuid.uuid4()), name, start, time.time(), code)
+)
 db.close()
 if ping != "-":
     import http.client

@@ -310,13 +310,26 @@ def cw(*args: str, env: dict | None = None):  # type: ignore[no-untyped-def]
     import os
     import subprocess
 
-    return subprocess.run([sys.executable, "-m", "cronwrap", *args], capture_output=True,
-                          text=True, check=False, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "cronwrap", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_fast_entry_prints_what_the_click_command_prints() -> None:
-    args = ["explain", "30 2 * * *", "--tz", "America/New_York", "--after",
-            "2026-01-01T00:00:00+00:00", "--count", "3"]
+    args = [
+        "explain",
+        "30 2 * * *",
+        "--tz",
+        "America/New_York",
+        "--after",
+        "2026-01-01T00:00:00+00:00",
+        "--count",
+        "3",
+    ]
     fast = cw(*args)
     slow = run(*args)
     assert fast.returncode == 0 and slow.exit_code == 0
@@ -327,8 +340,7 @@ def test_fast_entry_prints_what_the_click_command_prints() -> None:
 def test_fast_entry_options_match_the_click_command() -> None:
     from cronwrap.explaincmd import _VALUE_OPTIONS
 
-    click_opts = {o for p in cli.commands["explain"].params for o in p.opts
-                  if o.startswith("--")}
+    click_opts = {o for p in cli.commands["explain"].params for o in p.opts if o.startswith("--")}
     assert click_opts == {*_VALUE_OPTIONS, "--json"}
 
 
@@ -357,19 +369,20 @@ def test_fast_entry_help_goes_to_click() -> None:
 def test_fast_entry_colour_rules() -> None:
     assert "\x1b[" not in cw("explain", "* 2 * * *").stdout  # not a TTY
     assert "\x1b[" in cw("explain", "* 2 * * *", env={"FORCE_COLOR": "1"}).stdout
-    assert "\x1b[" not in cw("explain", "* 2 * * *", env={"FORCE_COLOR": "1",
-                                                          "NO_COLOR": "1"}).stdout
-    assert "\x1b[" in cw("explain", "* 2 * * *", "--color", "always",
-                         env={"NO_COLOR": "1"}).stdout
+    assert (
+        "\x1b[" not in cw("explain", "* 2 * * *", env={"FORCE_COLOR": "1", "NO_COLOR": "1"}).stdout
+    )
+    assert "\x1b[" in cw("explain", "* 2 * * *", "--color", "always", env={"NO_COLOR": "1"}).stdout
 
 
 def test_explain_loads_neither_click_nor_rich() -> None:
     import subprocess
 
-    probe = ("import sys; from cronwrap import explaincmd; "
-             "rc = explaincmd.main(['0 0 15 * 5']); "
-             "print(sorted({'click', 'rich', 'yaml', 'requests'} & set(sys.modules)), "
-             "file=sys.stderr)")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         check=True)
+    probe = (
+        "import sys; from cronwrap import explaincmd; "
+        "rc = explaincmd.main(['0 0 15 * 5']); "
+        "print(sorted({'click', 'rich', 'yaml', 'requests'} & set(sys.modules)), "
+        "file=sys.stderr)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stderr.strip() == "[]"
