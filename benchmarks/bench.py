@@ -212,7 +212,7 @@ def throughput(size: int, tmp: Path, env: dict[str, str]) -> dict[str, float]:
         for key, cmd in (("cat", plain), ("cronwrap", wrapped)):
             t = time.perf_counter()
             proc = subprocess.Popen(["sh", "-c", cmd], env=env)
-            _, status, usage = os.wait4(proc.pid, 0)
+            _, _status, usage = os.wait4(proc.pid, 0)
             rates[key].append(size / (time.perf_counter() - t))
             if key == "cronwrap":
                 rss = max(rss, usage.ru_maxrss)
