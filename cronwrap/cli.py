@@ -92,6 +92,8 @@ def _click_option(opt: Option) -> Any:
         kwargs.update(metavar=opt.metavar or None)
     if opt.default not in (None, (), False):
         kwargs["help"] += f"  [default: {_show_default(opt)}]"
+    if opt.name == "name":
+        kwargs["shell_complete"] = lambda c, p, i: _complete_jobs(i)
     return click.option(opt.flag, opt.name, **kwargs)
 
 
@@ -161,7 +163,7 @@ def config_cmd(ctx: click.Context, as_json: bool, job_name: str | None) -> None:
     names = [job_name] if job_name else sorted(config.jobs)
     jobs = {}
     for name in names:
-        job = resolve_job({"name": name}, ["true"], env, config)
+        job = resolve_job({"name": name}, ["true"], env, config, read_secrets=False)
         jobs[name] = {k: _plain(v, k) for k, v in job.options.items()}
     doc = {
         "paths": {
@@ -184,19 +186,19 @@ def config_cmd(ctx: click.Context, as_json: bool, job_name: str | None) -> None:
         click.echo(f"  {key}: {value}")
     click.echo("defaults:" + ("" if doc["defaults"] else " {}"))
     for key, value in doc["defaults"].items():
-        click.echo(f"  {key}: {json.dumps(value)}")
+        click.echo(f"  {key}: {json.dumps(value, ensure_ascii=False)}")
     click.echo("jobs:" + ("" if jobs else " {}"))
     for name, options in jobs.items():
         click.echo(f"  {name}:")
         for key, value in options.items():
-            click.echo(f"    {key}: {json.dumps(value)}")
+            click.echo(f"    {key}: {json.dumps(value, ensure_ascii=False)}")
 
 
 def _plain(value: Any, key: str) -> Any:
     from cronwrap.options import OPTIONS_BY_NAME
 
     opt = OPTIONS_BY_NAME.get(key)
-    if opt is not None and opt.secret and value:
+    if opt is not None and opt.secret and value and not str(value).startswith("file:"):
         from cronwrap.redact import redact_url
 
         return redact_url(str(value))
@@ -702,6 +704,72 @@ def logs_cmd(ctx: click.Context, name: str, run_id: str | None, follow: bool) ->
                     return
                 continue
             time.sleep(0.2)
+
+
+# ------------------------------------------------------------------ man, completion
+
+
+@cli.command("man")
+@click.argument("command", required=False)
+def man_cmd(command: str | None) -> None:
+    """Show the manual page of cronwrap, or of one COMMAND (e.g. run).
+
+    The pages are also installed with the package (share/man/man1) where pip allows, so
+    `man cronwrap-run` works too.
+
+    \b
+    Example:
+      cronwrap man run
+    """
+    import shutil
+    import subprocess
+
+    from cronwrap.manpage import pages
+
+    all_pages = pages(cli)
+    key = "cronwrap.1" if not command else f"cronwrap-{command}.1"
+    if command in ("config-file", "yaml", "cronwrap.yaml"):
+        key = "cronwrap.yaml.5"
+    if key not in all_pages:
+        raise CronwrapError(
+            f"no manual page for {command!r}: commands are " + ", ".join(sorted(cli.commands))
+        )
+    text = all_pages[key]
+    if shutil.which("man") and sys.stdout.isatty():
+        subprocess.run(["man", "-l", "-"], input=text, text=True, check=False)
+    elif shutil.which("groff"):
+        out = subprocess.run(
+            ["groff", "-man", "-Tutf8", "-P-cbou"],
+            input=text,
+            text=True,
+            capture_output=True,
+            check=False,
+        )
+        click.echo(out.stdout, nl=False)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion_cmd(shell: str) -> None:
+    """Print the shell completion script for SHELL (bash, zsh or fish).
+
+    Completes commands, options and, for --job, --name, history and logs, the job names in
+    the run store.
+
+    \b
+    Example:
+      cronwrap completion bash > /etc/bash_completion.d/cronwrap
+      cronwrap completion zsh > "${fpath[1]}/_cronwrap"
+      cronwrap completion fish > ~/.config/fish/completions/cronwrap.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None
+    comp = cls(cli, {}, "cronwrap", "_CRONWRAP_COMPLETE")
+    click.echo(comp.source())
 
 
 def main() -> None:  # pragma: no cover - console entry via __main__

@@ -247,7 +247,7 @@ def convert(opt: Option, value: Any) -> Any:
     if isinstance(value, list | dict | bool):
         raise ValueError(f"expected a string, got {value!r}")
     value = str(value)
-    return read_secret(value) if opt.secret else value
+    return value  # secrets given as file:PATH are read by resolve_job
 
 
 # ---------------------------------------------------------------- config file
@@ -396,8 +396,11 @@ def resolve_job(
     command: Sequence[str],
     env: Mapping[str, str],
     config: ConfigFile,
+    *,
+    read_secrets: bool = True,
 ) -> Job:
-    """Merge flag > CRONWRAP_* env > job section > defaults > built-in into a Job."""
+    """Merge flag > CRONWRAP_* env > job section > defaults > built-in into a Job.
+    With read_secrets=False, `file:PATH` secrets stay as written (for display)."""
     name = flags.get("name") or env.get("CRONWRAP_NAME") or derive_name(command)
     validate_name(name)
     section = config.jobs.get(name, {})
@@ -417,7 +420,7 @@ def resolve_job(
             value, source = config.defaults[opt.name], "defaults"
         else:
             value, source = opt.default, "built-in"
-        if opt.secret and isinstance(value, str):
+        if opt.secret and isinstance(value, str) and read_secrets:
             value = read_secret(value)
         options[opt.name] = value
         sources[opt.name] = source
