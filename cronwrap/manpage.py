@@ -86,9 +86,21 @@ def _paragraphs(text: str) -> list[str]:
     return [p.strip() for p in text.split("\n\n") if p.strip()]
 
 
+def _context(cmd: click.Command) -> click.Context:
+    """A context as a real invocation makes it: the group's settings (-h for help) inherited.
+    click caches the help option per command, so a bare Context would make pages depend on
+    what ran first."""
+    from cronwrap.cli import cli
+
+    root = click.Context(cli, info_name="cronwrap", **cli.context_settings)
+    if cmd is cli:
+        return root
+    return click.Context(cmd, info_name=cmd.name, parent=root, **cmd.context_settings)
+
+
 def _option_lines(cmd: click.Command) -> list[str]:
     out: list[str] = []
-    ctx = click.Context(cmd, info_name=cmd.name)
+    ctx = _context(cmd)
     for param in cmd.get_params(ctx):
         if not isinstance(param, click.Option) or param.hidden:
             continue
@@ -109,7 +121,7 @@ def _section(title: str, rows: list[tuple[str, str]]) -> list[str]:
 
 def command_page(group: click.Group, name: str) -> str:
     cmd = group.commands[name]
-    ctx = click.Context(cmd, info_name=name)
+    ctx = _context(cmd)
     usage = " ".join(cmd.collect_usage_pieces(ctx))
     help_text = _help_text(cmd)
     paras = _paragraphs(help_text)
