@@ -442,6 +442,7 @@ def _run_json(r: Any) -> dict[str, Any]:
         "duration_s": r.duration_s,
         "reason": r.reason,
         "exit_origin": r.exit_origin,
+        "flags": r.flags,
         "log_path": r.log_path,
     }
 
@@ -704,6 +705,71 @@ def logs_cmd(ctx: click.Context, name: str, run_id: str | None, follow: bool) ->
                     return
                 continue
             time.sleep(0.2)
+
+
+# ------------------------------------------------------------------ metrics
+
+
+@cli.group("metrics")
+def metrics_group() -> None:
+    """Prometheus textfile metrics (see `run --metrics-dir`).
+
+    \b
+    Example:
+      cronwrap metrics prune --metrics-dir /var/lib/prometheus/node-exporter
+    """
+
+
+@metrics_group.command("prune")
+@click.option(
+    "--metrics-dir",
+    required=True,
+    metavar="DIR",
+    help="The textfile collector directory cronwrap writes to.",
+)
+@click.option(
+    "--crontab",
+    "crontab_files",
+    multiple=True,
+    metavar="FILE",
+    help="Crontabs whose jobs still exist (default: as for status).",
+)
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.pass_context
+def metrics_prune_cmd(
+    ctx: click.Context, metrics_dir: str, crontab_files: tuple[str, ...], dry_run: bool
+) -> None:
+    """Remove the metric files of jobs that no longer exist.
+
+    A job exists while it is in the run store, the config file or a crontab. Stale files
+    never disappear by themselves: node_exporter keeps exporting their last values.
+
+    \b
+    Example:
+      cronwrap metrics prune --metrics-dir /var/lib/prometheus/node-exporter --dry-run
+    """
+    import re as _re
+
+    from cronwrap import metrics
+    from cronwrap.config import load_config
+    from cronwrap.status import crontab_jobs, open_store_readonly
+
+    paths = _paths(ctx)
+    keep: set[str] = set(load_config(paths.config_file).jobs)
+    store = open_store_readonly(paths)
+    if store is not None:
+        with store:
+            keep.update(store.job_names())
+    keep.update(j.name for j in crontab_jobs(_crontabs(crontab_files)) if j.wrapped)
+    if dry_run:
+        labels = {metrics.label(k) for k in keep}
+        for entry in sorted(os.listdir(metrics_dir)):
+            m = _re.fullmatch(r"cronwrap_(.+)\.prom", entry)
+            if m and m.group(1) not in labels:
+                click.echo(f"would remove {entry}")
+        return
+    for entry in metrics.prune(metrics_dir, keep):
+        click.echo(f"removed {entry}")
 
 
 # ------------------------------------------------------------------ man, completion

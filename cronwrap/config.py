@@ -225,6 +225,14 @@ def convert(opt: Option, value: Any) -> Any:
         if isinstance(value, bool) or not text.lstrip("-").isdigit():
             raise ValueError(f"expected a whole number, got {value!r}")
         return int(value)
+    if kind == "float":
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a number, got {value!r}") from None
+        if number <= 0:
+            raise ValueError(f"expected a number above 0, got {value!r}")
+        return number
     if kind == "flag":
         if isinstance(value, bool):
             return value
@@ -420,8 +428,11 @@ def resolve_job(
             value, source = config.defaults[opt.name], "defaults"
         else:
             value, source = opt.default, "built-in"
-        if opt.secret and isinstance(value, str) and read_secrets:
-            value = read_secret(value)
+        if opt.secret and read_secrets:
+            if isinstance(value, str):
+                value = read_secret(value)
+            elif isinstance(value, tuple):
+                value = tuple(read_secret(v) for v in value)
         options[opt.name] = value
         sources[opt.name] = source
     return Job(name, tuple(command), options, sources)

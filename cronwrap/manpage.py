@@ -95,6 +95,10 @@ def _context(cmd: click.Command) -> click.Context:
     root = click.Context(cli, info_name="cronwrap", **cli.context_settings)
     if cmd is cli:
         return root
+    for group in cli.commands.values():  # a subcommand of a group such as `metrics`
+        if isinstance(group, click.Group) and cmd in group.commands.values():
+            mid = click.Context(group, info_name=group.name, parent=root)
+            return click.Context(cmd, info_name=cmd.name, parent=mid, **cmd.context_settings)
     return click.Context(cmd, info_name=cmd.name, parent=root, **cmd.context_settings)
 
 
@@ -143,6 +147,18 @@ def command_page(group: click.Group, name: str) -> str:
     if out[-1] == ".PP":
         out.pop()
     out += [".SH OPTIONS", *_option_lines(cmd)]
+    if isinstance(cmd, click.Group):
+        for sub_name in sorted(cmd.commands):
+            sub = cmd.commands[sub_name]
+            sub_paras = _paragraphs(_help_text(sub))
+            out += [
+                f".SH {_esc(name.upper())} {_esc(sub_name.upper())}",
+                f"\\fBcronwrap {_esc(name)} {_esc(sub_name)}\\fR "
+                f"{_esc(' '.join(sub.collect_usage_pieces(_context(sub))))}",
+                ".PP",
+            ]
+            out += [_esc(p) for p in sub_paras if not p.startswith("Example")]
+            out += [".PP", "Options:", *_option_lines(sub)]
     if name == "run":
         out += _section("EXIT STATUS", [r for r in EXIT_STATUS if r[0] not in ("1", "2", "78")])
         out += _section("ENVIRONMENT", ENVIRONMENT)

@@ -22,7 +22,7 @@ class Option:
         config: bool = True,
     ) -> None:
         self.name = name  # python/config name, snake_case; flag --kebab-case, env CRONWRAP_UPPER
-        self.kind = kind  # str|int|duration|size|codes|choice|flag|list
+        self.kind = kind  # str|int|float|duration|size|codes|choice|flag|list
         self.default = default
         self.help = help
         self.metavar = metavar
@@ -228,6 +228,77 @@ RUN_OPTIONS: tuple[Option, ...] = (
         "Glob of environment variable names whose values are masked (repeatable; replaces "
         "the default list).",
         "GLOB",
+    ),
+    Option(
+        "alert",
+        "list",
+        (),
+        "Alert when a run ends badly and when the job recovers: an "
+        "http(s) URL gets a JSON webhook; slack://, mailto://, ntfys://, ... go through "
+        "Apprise (extra 'alerts'). Repeatable; file:PATH allowed.",
+        "URL",
+        secret=True,
+    ),
+    Option(
+        "alert_cmd",
+        "str",
+        None,
+        "Also run this shell command on alerts, with the run's facts in CRONWRAP_* variables.",
+        "CMD",
+    ),
+    Option("alert_after", "int", 1, "Alert only after N consecutive failed runs.", "N"),
+    Option(
+        "realert_every",
+        "duration",
+        None,
+        "Alert again while the failure streak lasts, at "
+        "most this often (default: once per streak).",
+        "DURATION",
+    ),
+    Option(
+        "alert_timeout",
+        "duration",
+        10.0,
+        "Most time alert delivery may take (all alerts of a run, one retry included).",
+        "DURATION",
+    ),
+    Option(
+        "ok_exit_codes",
+        "codes",
+        frozenset({0}),
+        "Exit codes that count as success (e.g. "
+        "0,24 for rsync's vanished files); cronwrap still exits with the command's code.",
+        "CODES",
+    ),
+    Option(
+        "min_runtime",
+        "duration",
+        None,
+        "A run that finishes faster than this is a failure (it probably did nothing).",
+        "DURATION",
+    ),
+    Option(
+        "max_runtime",
+        "duration",
+        None,
+        "Warn and alert when a run takes longer than this, without killing it (unlike --timeout).",
+        "DURATION",
+    ),
+    Option(
+        "slow_factor",
+        "float",
+        3.0,
+        "Warn and alert when a run takes more than this times "
+        "the median of the job's last 20 successful runs (with at least 5).",
+        "X",
+    ),
+    Option(
+        "metrics_dir",
+        "str",
+        None,
+        "Write Prometheus metrics for node_exporter's textfile "
+        "collector into this directory (one file per job).",
+        "DIR",
     ),
     Option("keep_runs", "int", 500, "History retention: runs kept per job.", "N"),
     Option("keep_days", "int", 90, "History retention: days kept per job.", "DAYS"),

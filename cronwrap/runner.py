@@ -14,6 +14,7 @@ import time
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import BinaryIO
 
 
@@ -311,8 +312,10 @@ def run_attempt(
     sink: OutputSink,
     canceller: Canceller,
     pass_fds: tuple[int, ...] = (),
+    watch: tuple[float, Callable[[], object]] | None = None,
 ) -> AttemptResult:
-    """Run the command once; never raises for the command's own failures."""
+    """Run the command once; never raises for the command's own failures. `watch` is a
+    (monotonic time, callback) called once if the attempt is still running then."""
     started = time.monotonic()
     parent = os.getpid()
     try:
@@ -365,7 +368,7 @@ def run_attempt(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, canceller.signum)
     try:
-        return _supervise(proc, started, timeout_s, kill_after_s, sink, canceller)
+        return _supervise(proc, started, timeout_s, kill_after_s, sink, canceller, watch)
     finally:
         canceller.child_pgid = None
 
@@ -377,6 +380,7 @@ def _supervise(
     kill_after_s: float,
     sink: OutputSink,
     canceller: Canceller,
+    watch: tuple[float, Callable[[], object]] | None = None,
 ) -> AttemptResult:
     assert proc.stdout is not None and proc.stderr is not None
     streams = {proc.stdout.fileno(): 1, proc.stderr.fileno(): 2}
@@ -404,7 +408,12 @@ def _supervise(
 
     while True:
         now = time.monotonic()
-        waits = [t - now for t in (deadline if not timed_out else None, kill_at) if t is not None]
+        watch_at = watch[0] if watch is not None else None
+        waits = [
+            t - now
+            for t in (deadline if not timed_out else None, kill_at, watch_at)
+            if t is not None
+        ]
         if pidfd is None and not exited:
             waits.append(0.1)
         wait_ms = None if not waits else max(0, int(min(waits) * 1000) + 1)
@@ -431,6 +440,9 @@ def _supervise(
             timed_out = True
             kill_tree(proc.pid, signal.SIGTERM)
             kill_at = now + kill_after_s
+        if watch is not None and now >= watch[0] and not exited:
+            watch[1]()
+            watch = None
         if kill_at is not None and now >= kill_at and not exited:
             kill_tree(proc.pid, signal.SIGKILL)
             kill_at = None

@@ -70,6 +70,19 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT OR IGNORE INTO jobs (name, last_started_at)
         SELECT job, max(started_at) FROM runs GROUP BY job;
     """,
+    # 4: alert state per job, result counters that outlive pruning (for Prometheus), and
+    # marks on runs such as "slow"
+    """
+    ALTER TABLE jobs ADD COLUMN alert_open INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN last_alert_at TEXT;
+    ALTER TABLE runs ADD COLUMN flags TEXT;
+    CREATE TABLE counters (
+        job TEXT NOT NULL,
+        result TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (job, result)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -92,6 +105,7 @@ RUN_COLUMNS = (
     "tz",
     "log_path",
     "exit_origin",
+    "flags",
 )
 
 
@@ -320,6 +334,75 @@ class Store:
                 run_id,
             ),
         )
+
+    def streak(self, job: str, *, limit: int = 1000) -> int:
+        """Consecutive failed runs, newest first, up to the last success (skips ignored)."""
+        rows = self._query(
+            "SELECT status FROM runs WHERE job=? AND status NOT IN ('skipped', 'running') "
+            "ORDER BY id DESC LIMIT ?",
+            (job, limit),
+        )
+        n = 0
+        for (status,) in rows:
+            if status == "success":
+                break
+            n += 1
+        return n
+
+    def alert_state(self, job: str) -> tuple[bool, datetime | None]:
+        rows = self._query("SELECT alert_open, last_alert_at FROM jobs WHERE name=?", (job,))
+        if not rows:
+            return False, None
+        return bool(rows[0][0]), from_iso(rows[0][1])
+
+    def set_alert_state(self, job: str, *, open_: bool, at: datetime | None) -> None:
+        self._exec_write(
+            "UPDATE jobs SET alert_open=?, last_alert_at=coalesce(?, last_alert_at) WHERE name=?",
+            (int(open_), iso(at) if at else None, job),
+        )
+
+    def count_result(self, job: str, result: str) -> None:
+        self._exec_write(
+            "INSERT INTO counters (job, result, n) VALUES (?,?,1) "
+            "ON CONFLICT (job, result) DO UPDATE SET n = n + 1",
+            (job, result),
+        )
+
+    def counters(self, job: str) -> dict[str, int]:
+        return {
+            r[0]: r[1] for r in self._query("SELECT result, n FROM counters WHERE job=?", (job,))
+        }
+
+    def recent_durations(
+        self, job: str, *, limit: int = 20, exclude: str | None = None
+    ) -> list[float]:
+        """Durations of the job's last successful runs (for the slow-run check)."""
+        rows = self._query(
+            "SELECT duration_s FROM runs WHERE job=? AND status='success' AND run_id != ? "
+            "AND duration_s IS NOT NULL ORDER BY id DESC LIMIT ?",
+            (job, exclude or "", limit),
+        )
+        return [r[0] for r in rows]
+
+    def add_flag(self, run_id: str, flag: str) -> None:
+        self._exec_write(
+            "UPDATE runs SET flags = trim(coalesce(flags, '') || ' ' || ?) WHERE run_id=?",
+            (flag, run_id),
+        )
+
+    def last_success_at(self, job: str) -> datetime | None:
+        rows = self._query(
+            "SELECT max(ended_at) FROM runs WHERE job=? AND status='success'", (job,)
+        )
+        return from_iso(rows[0][0]) if rows else None
+
+    def last_failure_at(self, job: str) -> datetime | None:
+        rows = self._query(
+            "SELECT max(ended_at) FROM runs WHERE job=? AND status IN "
+            "('failed', 'timeout', 'crashed', 'error')",
+            (job,),
+        )
+        return from_iso(rows[0][0]) if rows else None
 
     def mark_crashed(self, run_id: str, *, reason: str) -> None:
         self._exec_write(

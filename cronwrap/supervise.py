@@ -122,6 +122,7 @@ class _Run:
         self.store: Store | None = None
         self.redact: Redactor = Redactor()
         self.pings: Pings | None = None
+        self.child_env: Mapping[str, str] = {}
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -284,7 +285,11 @@ def _setup_reporting(run: _Run, job: Job, child_env: Mapping[str, str]) -> None:
         patterns = compile_patterns(job.redact)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    secrets = [v for v in (job.ping, job.ping_uuid, job.ping_key) if v]
+    secrets = [v for v in (job.ping, job.ping_uuid, job.ping_key, *job.alert) if v]
+    if job.alert:
+        from cronwrap.notify.alerts import check_urls
+
+        check_urls(list(job.alert))
     run.redact = Redactor(
         env=child_env, env_globs=job.redact_env, patterns=patterns, secrets=secrets
     )
@@ -421,6 +426,7 @@ def supervise(
     canceller = runner.Canceller()
     canceller.install()
     child_env = _child_env(job, env, run_id)
+    run.child_env = child_env
     _setup_reporting(run, job, child_env)
 
     if job.jitter:
@@ -530,6 +536,11 @@ def _run_locked(
     run.emit("run.start", command=command_text(job), attempts_max=job.retries + 1)
     if run.pings is not None:
         run.pings.start()
+    _write_metrics(run, job, None, 0, None, started_at, None)
+    watch = None
+    threads: list[object] = []
+    if job.max_runtime is not None:
+        watch = (t0 + float(job.max_runtime), lambda: threads.append(_over_max_runtime(run, job)))
 
     runner.become_subreaper()
     argv = ["/bin/sh", "-c", " ".join(job.command)] if job.shell else list(job.command)
@@ -561,7 +572,9 @@ def _run_locked(
             sink=sink,
             canceller=canceller,
             pass_fds=(lock.fd,) if lock and lock.fd else (),
+            watch=watch,
         )
+        result = _accept_ok_codes(job, result)
         if (
             result.status == "timeout"
             and total_deadline is not None
@@ -635,12 +648,17 @@ def _run_locked(
     for message in sink.errors:
         run.warn(message)
     duration = time.monotonic() - t0
+    for thread in threads:  # a max-runtime alert still on its way
+        thread.join(float(job.alert_timeout))  # type: ignore[attr-defined]
+    result = _judge(job, result, duration)
+    flags = _runtime_flags(run, job, result, duration)
     tail = run.redact.text(sink.tail_bytes(TAIL_IN_STORE).decode("utf-8", "replace"))
+    ended_at = now()
     run.store_call(
         "the run end",
         lambda s: s.record_end(
             run_id=run.run_id,
-            ended_at=now(),
+            ended_at=ended_at,
             status=result.status,
             exit_code=result.exit_code,
             signal=result.signal,
@@ -650,6 +668,12 @@ def _run_locked(
             reason=run.redact(result.reason),
         ),
     )
+    for flag in flags:
+        run.store_call("a run flag", lambda s, f=flag: s.add_flag(run.run_id, f))
+    run.store_call("counters", lambda s: s.count_result(job.name, _result_of(result.status)))
+    streak_value = run.store_call("the failure streak", lambda s: s.streak(job.name))
+    streak = int(streak_value) if isinstance(streak_value, int) else 1
+    bad = result.status in ("failed", "timeout")
     if run.pings is not None:
         body = _ping_body(
             run,
@@ -662,7 +686,15 @@ def _run_locked(
             attempt=attempt,
             reason=result.reason,
         )
-        run.pings.finish(_finish_kind(result.status, result.exit_code), body, at=now())
+        kind = _finish_kind(result.status, result.exit_code)
+        if bad and streak < job.alert_after:
+            kind = "log"  # not yet a failure for Healthchecks either (--alert-after)
+        run.pings.finish(kind, body, at=ended_at)
+    facts = _facts(run, job, result, attempt, duration, started_at, ended_at, tail, streak)
+    _alert_on_end(
+        run, job, facts, bad=bad, success=result.status == "success", streak=streak, now=ended_at
+    )
+    _write_metrics(run, job, result, attempt, duration, started_at, ended_at)
     pruned = run.store_call(
         "pruning",
         lambda s: s.prune(job.name, keep_runs=job.keep_runs, keep_days=job.keep_days, now=now()),
@@ -677,6 +709,8 @@ def _run_locked(
         "duration_s": round(duration, 6),
         "attempts": attempt,
     }
+    if flags:
+        fields["flags"] = flags
     if run.warnings:
         fields["warnings"] = list(run.warnings)
     run.emit("run.end", result.reason or "", **fields)
@@ -694,6 +728,249 @@ def _run_locked(
         run.warnings,
         output,
     )
+
+
+# ------------------------------------------------------------------ judging, alerts, metrics
+
+
+def _result_of(status: str) -> str:
+    from cronwrap.metrics import result_of
+
+    return result_of(status)
+
+
+def _judge(job: Job, result: runner.AttemptResult, duration: float) -> runner.AttemptResult:
+    """A run is judged by more than its exit code: --min-runtime. (--ok-exit-codes is
+    applied per attempt, so retries see it too.)"""
+    if (
+        result.status == "success"
+        and job.min_runtime is not None
+        and duration < float(job.min_runtime)
+    ):
+        return runner.AttemptResult(
+            "failed",
+            result.exit_code,
+            result.signal,
+            result.duration_s,
+            f"finished in {duration:.2f}s, faster than --min-runtime {job.min_runtime:g}s "
+            "(it probably did nothing)",
+        )
+    return result
+
+
+def _accept_ok_codes(job: Job, result: runner.AttemptResult) -> runner.AttemptResult:
+    codes = job.ok_exit_codes
+    if (
+        result.status == "failed"
+        and result.signal is None
+        and result.exit_code in codes
+        and result.exit_code not in (125, 126, 127)
+    ):
+        return runner.AttemptResult(
+            "success",
+            result.exit_code,
+            None,
+            result.duration_s,
+            f"exit code {result.exit_code} is OK by --ok-exit-codes",
+        )
+    if result.status == "success" and 0 not in codes:
+        return runner.AttemptResult(
+            "failed", 0, None, result.duration_s, "exit code 0 is not in --ok-exit-codes"
+        )
+    return result
+
+
+def _runtime_flags(run: _Run, job: Job, result: runner.AttemptResult, duration: float) -> list[str]:
+    """Marks for status and alerts: slower than usual (--slow-factor), over --max-runtime."""
+    flags: list[str] = []
+    if job.max_runtime is not None and duration > float(job.max_runtime):
+        flags.append("max-runtime")
+    if result.status != "success":
+        return flags
+    recent = run.store_call(
+        "recent durations", lambda s: s.recent_durations(job.name, exclude=run.run_id)
+    )
+    if isinstance(recent, list) and len(recent) >= 5:
+        import statistics
+
+        median = statistics.median(recent)
+        if median > 0 and duration > float(job.slow_factor) * median:
+            flags.append("slow")
+            message = (
+                f"took {duration:.2f}s, more than {job.slow_factor:g}x the median "
+                f"{median:.2f}s of its last {len(recent)} successful runs"
+            )
+            run.emit("run.slow", message, duration_s=round(duration, 6), median_s=round(median, 6))
+            run.warn(f"{job.name} {message}")
+            _send_alert(
+                run,
+                job,
+                "slow",
+                {
+                    **_base_facts(run, job),
+                    "reason": message,
+                    "duration_s": duration,
+                    "status": "slow",
+                },
+            )
+    return flags
+
+
+def _over_max_runtime(run: _Run, job: Job) -> object:
+    """Called once while the job runs past --max-runtime: log it and alert, without
+    stopping the job or the output pump (the alert goes out from a thread)."""
+    from cronwrap.notify.alerts import in_background
+
+    message = f"still running after --max-runtime {job.max_runtime:g}s"
+    run.emit("run.max_runtime", message)
+    run.warn(f"{job.name} is {message}")
+    facts = {**_base_facts(run, job), "status": "running", "reason": message}
+    return in_background(lambda: _send_alert(run, job, "slow", facts))
+
+
+def _base_facts(run: _Run, job: Job) -> dict[str, object]:
+    return {"job": job.name, "host": run.host, "run_id": run.run_id}
+
+
+def _facts(
+    run: _Run,
+    job: Job,
+    result: runner.AttemptResult,
+    attempts: int,
+    duration: float,
+    started_at: datetime,
+    ended_at: datetime,
+    tail: str,
+    streak: int,
+) -> dict[str, object]:
+    log_path = None
+    if run.store is not None:
+        rec = run.store_call("the run", lambda s: s.run(run.run_id))
+        log_path = getattr(rec, "log_path", None)
+    return {
+        **_base_facts(run, job),
+        "status": result.status,
+        "exit_code": result.exit_code,
+        "signal": result.signal,
+        "reason": run.redact(result.reason),
+        "started_at": started_at.isoformat(),
+        "ended_at": ended_at.isoformat(),
+        "duration_s": round(duration, 3),
+        "attempts": attempts,
+        "streak": streak,
+        "output_tail": tail[-2000:],
+        "log_path": log_path,
+    }
+
+
+def _alert_on_end(
+    run: _Run,
+    job: Job,
+    facts: dict[str, object],
+    *,
+    bad: bool,
+    success: bool,
+    streak: int,
+    now: datetime,
+) -> None:
+    """Failure alerts after --alert-after failed runs in a row, once per streak (or every
+    --realert-every), and one recovery alert when the job succeeds again."""
+    if not job.alert and not job.alert_cmd:
+        return
+    state = run.store_call("alert state", lambda s: s.alert_state(job.name))
+    is_open, last_at = state if isinstance(state, tuple) else (False, None)
+    if bad and streak >= job.alert_after:
+        due = not is_open or (
+            job.realert_every is not None
+            and last_at is not None
+            and (now - last_at).total_seconds() >= float(job.realert_every)
+        )
+        if due:
+            _send_alert(run, job, "failure", facts)
+            run.store_call("alert state", lambda s: s.set_alert_state(job.name, open_=True, at=now))
+    elif success and is_open:
+        _send_alert(run, job, "recovery", facts)
+        run.store_call("alert state", lambda s: s.set_alert_state(job.name, open_=False, at=now))
+
+
+def _send_alert(run: _Run, job: Job, event: str, facts: dict[str, object]) -> None:
+    if not job.alert and not job.alert_cmd:
+        return
+    from cronwrap.notify.alerts import Alert, send_all
+
+    errors = send_all(
+        Alert(event, facts),
+        list(job.alert),
+        job.alert_cmd,
+        timeout_s=float(job.alert_timeout),
+        env=run.child_env,
+    )
+    for err in errors:
+        run.emit("alert.error", f"{event} alert not delivered: {err}", kind=event, error=err)
+        run.warn(f"alert not delivered: {err}")
+
+
+def _write_metrics(
+    run: _Run,
+    job: Job,
+    result: runner.AttemptResult | None,
+    attempts: int,
+    duration: float | None,
+    started_at: datetime,
+    ended_at: datetime | None,
+) -> None:
+    if not job.metrics_dir:
+        return
+    from cronwrap import metrics
+
+    values: dict[str, float | None] = {
+        "cronwrap_last_start_timestamp_seconds": started_at.timestamp(),
+        "cronwrap_running": 0 if result is not None else 1,
+    }
+    totals: dict[str, int] = {}
+    if run.store is not None:
+        got = run.store_call("counters", lambda s: s.counters(job.name))
+        totals = got if isinstance(got, dict) else {}
+        ok_at = run.store_call("last success", lambda s: s.last_success_at(job.name))
+        bad_at = run.store_call("last failure", lambda s: s.last_failure_at(job.name))
+        values["cronwrap_last_success_timestamp_seconds"] = (
+            ok_at.timestamp() if isinstance(ok_at, datetime) else 0
+        )
+        values["cronwrap_last_failure_timestamp_seconds"] = (
+            bad_at.timestamp() if isinstance(bad_at, datetime) else 0
+        )
+    if result is not None and ended_at is not None:
+        values["cronwrap_last_end_timestamp_seconds"] = ended_at.timestamp()
+        values["cronwrap_last_duration_seconds"] = round(duration or 0.0, 6)
+        values["cronwrap_last_exit_code"] = result.exit_code
+        values["cronwrap_last_attempts"] = attempts
+    if job.timeout is not None:
+        values["cronwrap_timeout_seconds"] = float(job.timeout)
+    interval = _expected_interval(job)
+    if interval is not None:
+        values["cronwrap_expected_interval_seconds"] = interval
+    text = metrics.render(
+        job.name, values, result=metrics.result_of(result.status) if result else None, totals=totals
+    )
+    try:
+        ensure_dir(Path(job.metrics_dir))
+        metrics.write_atomic(job.metrics_dir, job.name, text)
+    except (CronwrapError, OSError) as err:
+        run.warn(f"cannot write metrics to {job.metrics_dir}: {err}")
+
+
+def _expected_interval(job: Job) -> float | None:
+    if not job.schedule:
+        return None
+    from cronwrap.errors import ScheduleError
+    from cronwrap.schedule import parse, zone
+
+    try:
+        schedule = parse(job.schedule)
+        runs = schedule.next_runs(utcnow(), zone(job.tz), 2)
+    except (ScheduleError, CronwrapError):
+        return None
+    return (runs[1] - runs[0]).total_seconds() if len(runs) == 2 else None
 
 
 def _chronic_output(log_path: Path | None, sink: runner.OutputSink) -> bytes:

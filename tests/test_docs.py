@@ -38,10 +38,12 @@ def test_committed_man_pages_are_current() -> None:
 def test_every_option_is_in_its_page(name: str) -> None:
     page = (MAN / f"cronwrap-{name}.1").read_text()
     cmd = cli.commands[name]
-    for param in cmd.params:
-        if isinstance(param, click.Option) and not param.hidden:
-            for opt in param.opts:
-                assert opt.replace("-", "\\-") in page, f"{opt} missing from cronwrap-{name}.1"
+    commands = [cmd, *getattr(cmd, "commands", {}).values()]  # a group's subcommands too
+    for each in commands:
+        for param in each.params:
+            if isinstance(param, click.Option) and not param.hidden:
+                for opt in param.opts:
+                    assert opt.replace("-", "\\-") in page, f"{opt} missing from {name} page"
     assert f"cronwrap\\-{name}" in (MAN / "cronwrap.1").read_text()
 
 

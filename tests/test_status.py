@@ -238,6 +238,7 @@ def test_json_schema_is_stable(home: Path) -> None:
         "reason",
         "exit_origin",
         "log_path",
+        "flags",
     }
     datetime.fromisoformat(row["next_run"])
     assert datetime.fromisoformat(row["last_run"]["started_at"]).tzinfo is not None

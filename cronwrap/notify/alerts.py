@@ -1,0 +1,188 @@
+"""Alerts that reach a human: a JSON webhook for http(s) URLs, Apprise for every other scheme
+(an optional extra, imported only when such an alert is sent), and an alert command. Delivery
+is bounded in time, retried once, and never raises: failures come back as strings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Mapping
+
+from cronwrap.errors import ConfigError
+from cronwrap.redact import redact_url
+
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from typing import Any
+
+WEBHOOK_SCHEMES = ("http://", "https://")
+
+
+class Alert:
+    """What happened, for every channel: `facts` become the webhook's JSON fields and the
+    alert command's CRONWRAP_* variables."""
+
+    __slots__ = ("event", "facts", "text", "title")
+
+    def __init__(self, event: str, facts: Mapping[str, Any]) -> None:
+        self.event = event  # failure | recovery | slow
+        self.facts = dict(facts)
+        job, host = self.facts.get("job"), self.facts.get("host")
+        status = self.facts.get("status")
+        if event == "recovery":
+            self.title = f"✅ {job} recovered on {host}"
+        elif event == "slow":
+            self.title = f"🐢 {job} is slow on {host}"
+        else:
+            self.title = f"❌ {job} {status} on {host}"
+        lines = [self.title]
+        if self.facts.get("reason"):
+            lines.append(str(self.facts["reason"]))
+        code = self.facts.get("exit_code")
+        duration = self.facts.get("duration_s")
+        if event != "slow" and code is not None:
+            lines.append(
+                f"exit code {code}, {duration:.1f}s, attempts {self.facts.get('attempts')}"
+                if duration is not None
+                else f"exit code {code}"
+            )
+        tail = self.facts.get("output_tail")
+        if tail and event == "failure":
+            lines.append("```\n" + str(tail)[-1500:] + "\n```")
+        self.text = "\n".join(lines)
+
+    def payload(self) -> dict[str, Any]:
+        return {"event": self.event, **self.facts, "title": self.title, "text": self.text}
+
+
+def check_urls(urls: list[str]) -> None:
+    """Fail up front (before the job runs) for a scheme that needs the missing extra."""
+    for url in urls:
+        if url.startswith(WEBHOOK_SCHEMES):
+            continue
+        if "://" not in url:
+            raise ConfigError(
+                f"alert {redact_url(url)!r} is not a URL (http(s)://, slack://, mailto://, ...)"
+            )
+        if not apprise_installed():
+            scheme = url.split("://", 1)[0]
+            raise ConfigError(
+                f"alert URL {scheme}://… needs Apprise: pip install 'cronwrap-cli[alerts]'"
+            )
+
+
+def apprise_installed() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("apprise") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def send_all(
+    alert: Alert, urls: list[str], command: str | None, *, timeout_s: float, env: Mapping[str, str]
+) -> list[str]:
+    """Deliver to every channel within `timeout_s` in all; returns the failures."""
+    deadline = time.monotonic() + timeout_s
+    errors: list[str] = []
+    apprise_urls = [u for u in urls if not u.startswith(WEBHOOK_SCHEMES)]
+    for url in urls:
+        if url.startswith(WEBHOOK_SCHEMES):
+            err = _retry_once(lambda u=url: _webhook(u, alert, deadline), deadline)
+            if err:
+                errors.append(f"webhook {redact_url(url)}: {err}")
+    if apprise_urls:
+        err = _retry_once(lambda: _apprise(apprise_urls, alert, deadline), deadline)
+        if err:
+            errors.append(f"apprise: {err}")
+    if command:
+        err = _command(command, alert, deadline, env)
+        if err:
+            errors.append(f"alert command: {err}")
+    return errors
+
+
+def _retry_once(send: Any, deadline: float) -> str | None:
+    err = send()
+    if err and time.monotonic() < deadline - 0.1:
+        time.sleep(min(0.5, max(0.0, (deadline - time.monotonic()) / 4)))
+        err = send()
+    return err
+
+
+def _left(deadline: float) -> float:
+    return max(0.05, deadline - time.monotonic())
+
+
+def _webhook(url: str, alert: Alert, deadline: float) -> str | None:
+    from cronwrap.notify.http import post
+
+    body = json.dumps(alert.payload(), default=str).encode()
+    try:
+        status, _, _ = post(
+            url,
+            body,
+            timeout=_left(deadline),
+            headers={"Content-Type": "application/json", "User-Agent": "cronwrap"},
+        )
+    except OSError as err:
+        return "timed out" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+    return None if 200 <= status < 300 else f"HTTP {status}"
+
+
+def _apprise(urls: list[str], alert: Alert, deadline: float) -> str | None:
+    try:
+        import apprise
+    except ImportError:
+        return "Apprise is not installed: pip install 'cronwrap-cli[alerts]'"
+    import logging
+
+    logging.getLogger("apprise").setLevel(logging.CRITICAL)  # we report failures ourselves
+    app = apprise.Apprise()
+    for url in urls:
+        if not app.add(url):
+            return f"cannot use {redact_url(url)}"
+    try:
+        ok = app.notify(title=alert.title, body=alert.text)
+    except Exception as err:
+        return f"{type(err).__name__}: {err}"
+    return None if ok else "delivery failed"
+
+
+def _command(command: str, alert: Alert, deadline: float, env: Mapping[str, str]) -> str | None:
+    child_env = dict(env)
+    child_env["CRONWRAP_EVENT"] = alert.event
+    for key, value in alert.facts.items():
+        if key == "output_tail":
+            continue
+        child_env[f"CRONWRAP_{key.upper()}"] = "" if value is None else str(value)
+    try:
+        proc = subprocess.run(
+            ["/bin/sh", "-c", command],
+            env=child_env,
+            timeout=_left(deadline),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            check=False,
+            start_new_session=True,
+        )
+    except subprocess.TimeoutExpired:
+        return "timed out"
+    except OSError as err:
+        return err.strerror or str(err)
+    if proc.returncode != 0:
+        return f"exit code {proc.returncode}: {proc.stderr.decode(errors='replace')[-200:]}"
+    return None
+
+
+def in_background(fn: Any) -> Any:
+    """Run `fn` in a daemon thread (alerts raised while the job still runs must not stop the
+    output pump); returns the thread so the caller can join it before exiting."""
+    import threading
+
+    thread = threading.Thread(target=fn, daemon=True)
+    thread.start()
+    return thread

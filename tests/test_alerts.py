@@ -1,0 +1,281 @@
+"""Alerts and run judgement with real local HTTP receivers and separate cronwrap processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import cronwrap, cw_env, events
+from tests.hcserver import BlackHole, HCServer
+from tests.receiver import Receiver
+
+PY = sys.executable
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def run(home: Path, *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return cronwrap(home, "run", *args, **kw)  # type: ignore[arg-type]
+
+
+def test_failure_alert_payload_then_recovery_and_no_alert_on_success(
+    home: Path, hook: Receiver
+) -> None:
+    assert run(home, "--name", "a", "--alert", hook.url, "--", "true").returncode == 0
+    assert hook.requests == []  # success: nothing
+    result = run(
+        home, "--name", "a", "--alert", hook.url, "--", "sh", "-c", "echo disk full >&2; exit 3"
+    )
+    assert result.returncode == 3
+    [alert] = [r["json"] for r in hook.requests]
+    assert alert["event"] == "failure" and alert["job"] == "a" and alert["status"] == "failed"
+    assert alert["exit_code"] == 3 and alert["attempts"] == 1 and alert["streak"] == 1
+    assert "disk full" in alert["output_tail"] and alert["log_path"].endswith(".log")
+    for key in ("host", "reason", "started_at", "ended_at", "duration_s", "signal", "text"):
+        assert key in alert
+    assert "a failed" in alert["text"]
+    # a second failure of the same streak: no repeat
+    run(home, "--name", "a", "--alert", hook.url, "--", "false")
+    assert hook.events() == ["failure"]
+    # recovery: exactly once
+    run(home, "--name", "a", "--alert", hook.url, "--", "true")
+    run(home, "--name", "a", "--alert", hook.url, "--", "true")
+    assert hook.events() == ["failure", "recovery"]
+
+
+def test_timeout_and_could_not_start_alert(home: Path, hook: Receiver) -> None:
+    run(home, "--name", "t", "--alert", hook.url, "--timeout", "200ms", "--", "sleep", "5")
+    run(home, "--name", "n", "--alert", hook.url, "--", "/no/such/thing")
+    statuses = [
+        (r["json"]["job"], r["json"]["status"], r["json"]["exit_code"]) for r in hook.requests
+    ]
+    assert statuses == [("t", "timeout", 124), ("n", "failed", 127)]
+
+
+def test_cancelled_run_does_not_alert(home: Path, hook: Receiver, tmp_path: Path) -> None:
+    import signal
+
+    from tests.conftest import popen_cronwrap, wait_for
+
+    marker = tmp_path / "m"
+    proc = popen_cronwrap(
+        home,
+        "run",
+        "--name",
+        "c",
+        "--alert",
+        hook.url,
+        "--",
+        "sh",
+        "-c",
+        f"touch {marker}; exec sleep 30",
+    )
+    wait_for(marker.exists)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(10)
+    assert hook.requests == []
+
+
+def test_alert_after_counts_the_streak_across_processes(home: Path, hook: Receiver) -> None:
+    hc = HCServer().start()
+    try:
+        check = hc.new_check()
+        args = ["--name", "s", "--alert", hook.url, "--alert-after", "3", "--ping", hc.url(check)]
+        for _ in range(2):
+            run(home, *args, "--", "false")
+        assert hook.requests == []
+        assert [k for k in hc.kinds() if k != "start"] == ["log", "log"]
+        run(home, *args, "--", "false")
+        assert hook.events() == ["failure"] and hook.requests[0]["json"]["streak"] == 3
+        assert hc.kinds()[-1] == "1"  # the 3rd failure is a failure for Healthchecks too
+        run(home, *args, "--", "false")
+        assert hook.events() == ["failure"]  # no repeat within the streak
+        run(home, *args, "--", "true")
+        assert hook.events() == ["failure", "recovery"]
+    finally:
+        hc.stop()
+
+
+def test_realert_every(home: Path, hook: Receiver) -> None:
+    args = ["--name", "r", "--alert", hook.url, "--realert-every", "1s"]
+    run(home, *args, "--", "false")
+    run(home, *args, "--", "false")
+    assert hook.events() == ["failure"]
+    time.sleep(1.1)
+    run(home, *args, "--", "false")
+    assert hook.events() == ["failure", "failure"]
+
+
+def test_alert_cmd_gets_the_facts_in_the_environment(home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "env"
+    result = run(
+        home,
+        "--name",
+        "cmd",
+        "--alert-cmd",
+        f"env | grep ^CRONWRAP_ > {out}",
+        "--",
+        "sh",
+        "-c",
+        "exit 7",
+    )
+    assert result.returncode == 7
+    env = dict(line.split("=", 1) for line in out.read_text().splitlines())
+    assert env["CRONWRAP_EVENT"] == "failure" and env["CRONWRAP_JOB"] == "cmd"
+    assert env["CRONWRAP_EXIT_CODE"] == "7" and env["CRONWRAP_STATUS"] == "failed"
+
+
+def test_dead_receivers_do_not_delay_the_job_beyond_the_bound(home: Path) -> None:
+    with BlackHole() as hole:
+        url = f"http://127.0.0.1:{hole.port}/hook"
+        t = time.monotonic()
+        result = run(
+            home,
+            "--name",
+            "d",
+            "--alert",
+            url,
+            "--alert",
+            "http://127.0.0.1:9/x",
+            "--alert-timeout",
+            "1s",
+            "--",
+            "sh",
+            "-c",
+            "exit 2",
+        )
+        elapsed = time.monotonic() - t
+    assert result.returncode == 2
+    assert elapsed < 1 + 3
+    assert "alert not delivered" in result.stderr
+    assert any(e["event"] == "alert.error" for e in events(home))
+
+
+def test_failed_delivery_is_retried_once(home: Path) -> None:
+    flaky = Receiver(status=500)
+    try:
+        run(home, "--name", "f", "--alert", flaky.url, "--", "false")
+        assert len(flaky.requests) == 2
+    finally:
+        flaky.close()
+
+
+def test_apprise_json_delivery(home: Path, hook: Receiver) -> None:
+    pytest.importorskip("apprise")
+    url = f"json://127.0.0.1:{hook.port}/apprise"
+    result = run(home, "--name", "ap", "--alert", url, "--", "false")
+    assert result.returncode == 1, result.stderr
+    [req] = hook.requests
+    assert req["path"].startswith("/apprise")
+    assert "ap failed" in json.dumps(req["json"])
+
+
+def test_missing_apprise_extra_fails_up_front(home: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    code = (
+        "import os, sys; sys.modules['apprise'] = None; from cronwrap import runcmd; "
+        "sys.exit(runcmd.main(['--name', 'x', '--alert', 'slack://a/b/c', '--', 'touch', "
+        f"{str(marker)!r}], os.environ))"
+    )
+    out = subprocess.run(
+        [PY, "-c", code], capture_output=True, text=True, env=cw_env(home), check=False
+    )
+    assert out.returncode == 125
+    assert "pip install 'cronwrap-cli[alerts]'" in out.stderr
+    assert not marker.exists()
+
+
+def test_alert_urls_are_redacted(home: Path) -> None:
+    secret = "T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX"
+    result = run(
+        home,
+        "--name",
+        "red",
+        "--alert",
+        f"http://127.0.0.1:9/services/{secret}",
+        "--alert-timeout",
+        "300ms",
+        "--",
+        "false",
+    )
+    assert secret not in result.stderr
+    assert secret not in (home / "cronwrap.log").read_text()
+
+
+# ---------------------------------------------------------------- judging runs
+
+
+def test_ok_exit_codes(home: Path, hook: Receiver) -> None:
+    result = run(
+        home,
+        "--name",
+        "rsync",
+        "--ok-exit-codes",
+        "0,24",
+        "--alert",
+        hook.url,
+        "--retries",
+        "2",
+        "--retry-delay",
+        "0",
+        "--",
+        "sh",
+        "-c",
+        "exit 24",
+    )
+    assert result.returncode == 24  # the command's own code
+    assert hook.requests == []
+    status = json.loads(cronwrap(home, "history", "rsync", "--json").stdout)[0]
+    assert status["status"] == "success" and status["attempts"] == 1
+
+
+def test_min_runtime_fails_a_suspiciously_fast_run(home: Path, hook: Receiver) -> None:
+    result = run(home, "--name", "fast", "--min-runtime", "2s", "--alert", hook.url, "--", "true")
+    [alert] = [r["json"] for r in hook.requests]
+    assert alert["status"] == "failed" and "--min-runtime" in alert["reason"]
+    assert result.returncode == 0  # the command's own code is kept
+    assert json.loads(cronwrap(home, "history", "fast", "--json").stdout)[0]["status"] == "failed"
+
+
+def test_max_runtime_warns_and_alerts_without_killing(home: Path, hook: Receiver) -> None:
+    t = time.monotonic()
+    result = run(
+        home, "--name", "long", "--max-runtime", "300ms", "--alert", hook.url, "--", "sleep", "1"
+    )
+    assert result.returncode == 0 and time.monotonic() - t >= 1
+    assert hook.events() == ["slow"]
+    assert "still running" in hook.requests[0]["json"]["reason"]
+    assert any(e["event"] == "run.max_runtime" for e in events(home))
+    assert "max-runtime" in next(e for e in events(home) if e["event"] == "run.end")["flags"]
+
+
+def test_slow_factor_compares_with_the_median_of_recent_successes(
+    home: Path, hook: Receiver
+) -> None:
+    for _ in range(5):
+        run(home, "--name", "sf", "--", "sleep", "0.05")
+    result = run(
+        home, "--name", "sf", "--alert", hook.url, "--slow-factor", "3", "--", "sleep", "1"
+    )
+    assert result.returncode == 0
+    assert hook.events() == ["slow"] and "median" in hook.requests[0]["json"]["reason"]
+    assert any(e["event"] == "run.slow" for e in events(home))
+    status = json.loads(cronwrap(home, "status", "--crontab", "/dev/null", "--json").stdout)
+    assert next(s for s in status if s["name"] == "sf")["last_run"]["flags"] == "slow"
+
+
+def test_not_slow_with_too_few_runs(home: Path, hook: Receiver) -> None:
+    run(home, "--name", "few", "--", "sleep", "0.05")
+    run(home, "--name", "few", "--alert", hook.url, "--", "sleep", "1")
+    assert hook.requests == []

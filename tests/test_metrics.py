@@ -1,0 +1,171 @@
+"""Prometheus textfile output, checked with prometheus_client's own parser."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from cronwrap import metrics
+from tests.conftest import cronwrap, popen_cronwrap, wait_for
+
+parser = pytest.importorskip("prometheus_client.parser")
+
+
+def parse(path: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in parser.text_string_to_metric_families(path.read_text()):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples[(name, tuple(sorted(labels.items())))]
+
+
+def test_metrics_file_after_runs(home: Path, tmp_path: Path) -> None:
+    mdir = tmp_path / "textfile"
+    args = [
+        "--name",
+        "db.backup",
+        "--metrics-dir",
+        str(mdir),
+        "--schedule",
+        "*/15 * * * *",
+        "--timeout",
+        "1h",
+    ]
+    assert cronwrap(home, "run", *args, "--", "true").returncode == 0
+    assert cronwrap(home, "run", *args, "--", "sh", "-c", "exit 3").returncode == 3
+    path = mdir / "cronwrap_db_backup.prom"
+    s = parse(path)
+    job = {"cronjob": "db_backup"}
+    assert value(s, "cronwrap_last_exit_code", **job) == 3
+    assert value(s, "cronwrap_last_attempts", **job) == 1
+    assert value(s, "cronwrap_running", **job) == 0
+    assert value(s, "cronwrap_last_result", result="failure", **job) == 1
+    assert value(s, "cronwrap_last_result", result="success", **job) == 0
+    assert value(s, "cronwrap_runs_total", result="success", **job) == 1
+    assert value(s, "cronwrap_runs_total", result="failure", **job) == 1
+    assert value(s, "cronwrap_expected_interval_seconds", **job) == 900
+    assert value(s, "cronwrap_timeout_seconds", **job) == 3600
+    ok_at = value(s, "cronwrap_last_success_timestamp_seconds", **job)
+    bad_at = value(s, "cronwrap_last_failure_timestamp_seconds", **job)
+    start = value(s, "cronwrap_last_start_timestamp_seconds", **job)
+    end = value(s, "cronwrap_last_end_timestamp_seconds", **job)
+    assert 0 < ok_at < bad_at and start <= end
+    assert value(s, "cronwrap_last_duration_seconds", **job) >= 0
+    text = path.read_text()
+    assert "{job=" not in text and ",job=" not in text and 'instance="' not in text
+    # no timestamps: every sample line is "name{labels} value"
+    assert all(len(line.split(" ")) == 2 for line in text.splitlines() if not line.startswith("#"))
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+
+
+def test_running_is_1_while_the_job_runs(home: Path, tmp_path: Path) -> None:
+    mdir = tmp_path / "m"
+    marker = tmp_path / "go"
+    proc = popen_cronwrap(
+        home,
+        "run",
+        "--name",
+        "busy",
+        "--metrics-dir",
+        str(mdir),
+        "--",
+        "sh",
+        "-c",
+        f"touch {marker}; sleep 1",
+    )
+    wait_for(marker.exists)
+    assert value(parse(mdir / "cronwrap_busy.prom"), "cronwrap_running", cronjob="busy") == 1
+    proc.wait(10)
+    assert value(parse(mdir / "cronwrap_busy.prom"), "cronwrap_running", cronjob="busy") == 0
+
+
+def test_help_and_type_lines_are_identical_in_every_file(home: Path, tmp_path: Path) -> None:
+    mdir = tmp_path / "m"
+    cronwrap(home, "run", "--name", "a", "--metrics-dir", str(mdir), "--", "true")
+    cronwrap(
+        home, "run", "--name", "b", "--metrics-dir", str(mdir), "--timeout", "5m", "--", "false"
+    )
+    meta: dict[str, set[str]] = {}
+    for path in mdir.iterdir():
+        for line in path.read_text().splitlines():
+            if line.startswith("# "):
+                metric = line.split()[2]
+                meta.setdefault(metric, set()).add(line)
+    for metric, lines in meta.items():
+        assert len(lines) == 2, (metric, lines)  # one HELP and one TYPE, byte-identical
+
+
+def test_concurrent_writers_never_leave_a_partial_file(tmp_path: Path) -> None:
+    """Many writers replace the same file while a reader parses it the whole time."""
+    mdir = tmp_path / "m"
+    mdir.mkdir()
+    text = metrics.render(
+        "job",
+        {"cronwrap_running": 0, "cronwrap_last_exit_code": 0},
+        result="success",
+        totals={"success": 5},
+    )
+    metrics.write_atomic(str(mdir), "job", text)
+    code = (
+        "import sys; from cronwrap import metrics\n"
+        "for i in range(300):\n"
+        "    metrics.write_atomic(sys.argv[1], 'job', metrics.render('job', "
+        "{'cronwrap_running': i % 2, 'cronwrap_last_exit_code': i}, result='success', "
+        "totals={'success': i}))\n"
+    )
+    stop = threading.Event()
+    bad: list[str] = []
+
+    def reader() -> None:
+        path = mdir / "cronwrap_job.prom"
+        while not stop.is_set():
+            content = path.read_text()
+            try:
+                families = list(parser.text_string_to_metric_families(content))
+            except ValueError as err:  # a torn file would not parse
+                bad.append(str(err))
+                continue
+            if len(families) != 4:
+                bad.append(content)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    writers = [subprocess.Popen([sys.executable, "-c", code, str(mdir)]) for _ in range(4)]
+    for w in writers:
+        assert w.wait(60) == 0
+    stop.set()
+    thread.join()
+    assert bad == []
+    assert [p.name for p in mdir.iterdir()] == ["cronwrap_job.prom"]  # no temp files left
+
+
+def test_metrics_prune(home: Path, tmp_path: Path) -> None:
+    mdir = tmp_path / "m"
+    cronwrap(home, "run", "--name", "alive", "--metrics-dir", str(mdir), "--", "true")
+    metrics.write_atomic(str(mdir), "gone", "x 1\n")
+    dry = cronwrap(
+        home, "metrics", "prune", "--metrics-dir", str(mdir), "--crontab", "/dev/null", "--dry-run"
+    )
+    assert dry.returncode == 0 and "would remove cronwrap_gone.prom" in dry.stdout
+    assert (mdir / "cronwrap_gone.prom").exists()
+    done = cronwrap(home, "metrics", "prune", "--metrics-dir", str(mdir), "--crontab", "/dev/null")
+    assert done.returncode == 0
+    assert sorted(os.listdir(mdir)) == ["cronwrap_alive.prom"]
+
+
+def test_unwritable_metrics_dir_is_a_warning(home: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = cronwrap(
+        home, "run", "--name", "w", "--metrics-dir", str(blocker / "m"), "--", "sh", "-c", "exit 4"
+    )
+    assert result.returncode == 4 and "cannot write metrics" in result.stderr
