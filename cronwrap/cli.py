@@ -349,6 +349,32 @@ def lint_cmd(files: tuple[str, ...], system: bool, as_json: bool, quiet: bool) -
         name = source or "crontab -l"
         tab = parse_crontab(text, source=name, system=system or is_system_path(source))
         findings += lint_crontab(tab)
+    zones = _hc_zones()
+    if zones:
+        from cronwrap.crontab import wrapped_run
+        from cronwrap.lint import Finding
+
+        for source in files or ("",):
+            tab = parse_crontab(
+                read_source(source),
+                source=source or "crontab -l",
+                system=system or is_system_path(source),
+            )
+            for line in tab.jobs:
+                run = wrapped_run(line.command)
+                if run is not None and run.name:
+                    note = _zone_mismatch(run.name, run.tz or line.tz, zones)
+                    if note:
+                        findings.append(
+                            Finding(
+                                tab.source,
+                                line.number,
+                                1,
+                                "warning",
+                                "hc-tz-mismatch",
+                                f"job {run.name} {note}",
+                            )
+                        )
     if quiet:
         findings = [f for f in findings if f.severity != "info"]
     if as_json:
@@ -421,6 +447,36 @@ def _crontabs(files: tuple[str, ...]) -> list[Any]:
             parse_crontab(text, source=source or "crontab -l", system=is_system_path(source))
         )
     return tabs
+
+
+def _hc_zones() -> dict[str, str] | None:
+    """slug -> zone of the Healthchecks checks, when an API key is configured (for the
+    time-zone sanity check of status and lint); None without a key or on errors."""
+    key = os.environ.get("CRONWRAP_HC_API_KEY")
+    if not key:
+        return None
+    from cronwrap.config import read_secret
+    from cronwrap.notify.hcapi import Api
+
+    url = os.environ.get("CRONWRAP_HC_API_URL", "https://healthchecks.io")
+    try:
+        return Api(url, read_secret(key), timeout=5.0, retries=0).zones()
+    except CronwrapError as err:
+        click.echo(f"cronwrap: warning: cannot compare zones with Healthchecks: {err}", err=True)
+        return None
+
+
+def _zone_mismatch(job: str, tz: str | None, zones: dict[str, str] | None) -> str | None:
+    if not zones:
+        return None
+    from cronwrap.notify.hcapi import slug_for
+    from cronwrap.schedule import local_zone, zone_name
+
+    theirs = zones.get(slug_for(job))
+    ours = tz or zone_name(local_zone())
+    if theirs is None or theirs == ours:
+        return None
+    return f"runs in {ours} but its Healthchecks check expects {theirs}"
 
 
 def _iso(at: Any) -> str | None:
@@ -533,6 +589,12 @@ def status_cmd(
     finally:
         if store is not None:
             store.close()
+    zones = _hc_zones()
+    for j in jobs:
+        mismatch = _zone_mismatch(j.name, j.tz, zones) if j.schedule else None
+        if mismatch:
+            j.zone_note = mismatch
+            click.echo(f"cronwrap: warning: {j.name} {mismatch}", err=True)
     if job_names:
         jobs = [j for j in jobs if j.name in job_names]
     if failed:
@@ -556,6 +618,7 @@ def status_cmd(
                         "next_run": _iso(j.next_run),
                         "durations_s": j.durations,
                         "unmonitored": j.unmonitored,
+                        "zone_note": j.zone_note,
                         "schedule_error": j.schedule_error,
                         "last_run": _run_json(j.last) if j.last else None,
                     }
@@ -705,6 +768,299 @@ def logs_cmd(ctx: click.Context, name: str, run_id: str | None, follow: bool) ->
                     return
                 continue
             time.sleep(0.2)
+
+
+# ------------------------------------------------------------------ wrap
+
+
+@cli.command("wrap")
+@click.argument("source", required=False, metavar="[FILE|-]")
+@click.option(
+    "--system",
+    is_flag=True,
+    help="The crontab has a user field (/etc/crontab, /etc/cron.d); automatic for those paths.",
+)
+@click.option(
+    "--cronwrap",
+    "cronwrap_path",
+    metavar="PATH",
+    help="How the new lines call cronwrap (default: its full path, since cron's PATH is minimal).",
+)
+@click.option(
+    "--apply",
+    "apply_",
+    is_flag=True,
+    help="Install the result into your crontab "
+    "with `crontab -`, after showing the diff and backing up the old one.",
+)
+@click.option("--undo", is_flag=True, help="Reinstall the crontab saved by the last --apply.")
+@click.pass_context
+def wrap_cmd(
+    ctx: click.Context,
+    source: str | None,
+    system: bool,
+    cronwrap_path: str | None,
+    apply_: bool,
+    undo: bool,
+) -> None:
+    """Print a crontab with every unwrapped job put behind `cronwrap run`.
+
+    Reads FILE, - (stdin) or, by default, your crontab (crontab -l). Comments, environment
+    lines, CRON_TZ and already wrapped lines are kept as they are; each job gets a stable,
+    readable name that is unique in the file and its schedule as --schedule; a command that
+    needs the shell (pipes, redirections, % for stdin) is kept whole behind --shell. Running
+    wrap on its own output changes nothing.
+
+    \b
+    Example:
+      cronwrap wrap                 # show the wrapped version of your crontab
+      cronwrap wrap --apply         # install it (the old one is backed up)
+      cronwrap wrap --undo          # put the old one back
+    """
+    import difflib
+    import shutil
+    import time
+    from pathlib import Path
+
+    from cronwrap.config import ensure_dir
+    from cronwrap.crontab import is_system_path, parse_crontab, read_source
+    from cronwrap.wrap import wrap_crontab
+
+    paths = _paths(ctx)
+    backups = Path(paths.state_dir) / "crontab-backups"
+    if undo:
+        saved = sorted(backups.glob("*.crontab")) if backups.is_dir() else []
+        if not saved:
+            raise CronwrapError(f"nothing to undo: no backup in {backups}")
+        _install_crontab(saved[-1].read_text())
+        click.echo(f"reinstalled {saved[-1]}")
+        return
+    if apply_ and source not in (None, ""):
+        raise click.UsageError("--apply installs into your crontab: give no FILE")
+    text = read_source(source or "")
+    tab = parse_crontab(
+        text, source=source or "crontab -l", system=system or is_system_path(source or "")
+    )
+    path = cronwrap_path or shutil.which("cronwrap") or "cronwrap"
+    wrapped = wrap_crontab(text, tab, cronwrap=path)
+    if not apply_:
+        click.echo(wrapped, nl=False)
+        return
+    diff = list(
+        difflib.unified_diff(
+            text.splitlines(keepends=True),
+            wrapped.splitlines(keepends=True),
+            "crontab (now)",
+            "crontab (wrapped)",
+        )
+    )
+    if not diff:
+        click.echo("nothing to wrap: every job already runs under cronwrap")
+        return
+    click.echo("".join(diff), nl=False)
+    ensure_dir(backups)
+    backup = backups / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.crontab"
+    backup.write_text(text)
+    os.chmod(backup, 0o600)
+    _install_crontab(wrapped)
+    click.echo(f"installed; the old crontab is saved as {backup} (cronwrap wrap --undo)")
+
+
+def _install_crontab(text: str) -> None:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["crontab", "-"], input=text, text=True, capture_output=True, check=False, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise CronwrapError(f"cannot run crontab -: {err}") from err
+    if out.returncode != 0:
+        raise CronwrapError(f"crontab - refused the new crontab: {out.stderr.strip()}")
+
+
+# ------------------------------------------------------------------ hc
+
+
+@cli.group("hc")
+def hc_group() -> None:
+    """Healthchecks Management API: keep one check per job in step with the crontab.
+
+    \b
+    Example:
+      CRONWRAP_HC_API_KEY=file:/etc/cronwrap/hc-api-key cronwrap hc sync --dry-run
+    """
+
+
+def _hc_jobs(
+    ctx: click.Context, crontab_files: tuple[str, ...]
+) -> list[tuple[str, str, str | None]]:
+    """(job, schedule, zone or None) for every job with a schedule: crontabs, then config."""
+    from cronwrap.config import load_config
+    from cronwrap.status import crontab_jobs
+
+    found: dict[str, tuple[str, str, str | None]] = {}
+    for j in crontab_jobs(_crontabs(crontab_files)):
+        if j.wrapped:
+            found[j.name] = (j.name, j.schedule, j.tz)
+    config = load_config(_paths(ctx).config_file)
+    for name, section in config.jobs.items():
+        if name not in found and section.get("schedule"):
+            found[name] = (name, section["schedule"], section.get("tz"))
+        elif name in found and section.get("tz") and not found[name][2]:
+            found[name] = (name, found[name][1], section["tz"])
+    return sorted(found.values())
+
+
+@hc_group.command("sync")
+@click.option(
+    "--api-url",
+    default="https://healthchecks.io",
+    show_default=True,
+    envvar="CRONWRAP_HC_API_URL",
+    metavar="URL",
+    help="The Healthchecks site (self-hosted: its SITE_ROOT).",
+)
+@click.option(
+    "--api-key",
+    envvar="CRONWRAP_HC_API_KEY",
+    metavar="KEY",
+    help="Project API key (read-write); file:PATH reads it from a file.",
+)
+@click.option(
+    "--crontab",
+    "crontab_files",
+    multiple=True,
+    metavar="FILE",
+    help="Crontabs to read jobs from (default: as for status).",
+)
+@click.option(
+    "--grace",
+    metavar="DURATION",
+    help="Grace for every check (default: from the "
+    "job's observed p95 run time plus margin; 1h without history).",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@click.option(
+    "--ping-urls",
+    metavar="FILE",
+    help="Where to write the checks' ping URLs as a "
+    "config snippet (default: hc-ping-urls.yaml in the state dir, mode 0600).",
+)
+@click.pass_context
+def hc_sync_cmd(
+    ctx: click.Context,
+    api_url: str,
+    api_key: str | None,
+    crontab_files: tuple[str, ...],
+    grace: str | None,
+    dry_run: bool,
+    ping_urls: str | None,
+) -> None:
+    """Create or update one Healthchecks check per job: slug = job name, the job's schedule
+    (macros expanded), the zone cron runs it in (CRON_TZ, --tz, config, else the host's
+    zone), and a grace that covers its real run time.
+
+    Uses POST /api/v3/checks/ with unique: [slug] as an upsert. Expressions the server
+    cannot take are reported and skipped. Exits 1 if any job could not be synced.
+
+    \b
+    Example:
+      cronwrap hc sync --api-url https://hc.example.com --api-key file:/etc/cronwrap/hc-key
+    """
+    from pathlib import Path
+
+    from cronwrap.config import parse_duration, read_secret
+    from cronwrap.notify.hcapi import Api, ApiError, CheckSpec, grace_for, server_schedule, slug_for
+    from cronwrap.redact import redact_url
+    from cronwrap.schedule import local_zone, zone, zone_name
+    from cronwrap.status import open_store_readonly
+
+    if not api_key and not dry_run:
+        raise CronwrapError("no API key: give --api-key or CRONWRAP_HC_API_KEY (file:PATH works)")
+    key = read_secret(api_key) if api_key else None
+    grace_s = None
+    if grace:
+        try:
+            grace_s = parse_duration(grace)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--grace") from None
+    host_zone = zone_name(local_zone())
+    store = open_store_readonly(_paths(ctx))
+    api = Api(api_url, key) if key else None
+    rows, problems, urls = [], 0, {}
+    for job, expr, tz in _hc_jobs(ctx, crontab_files):
+        tz_name = tz or host_zone
+        try:
+            schedule = server_schedule(expr)
+            zone(tz_name)
+            if "/" not in tz_name and tz_name != "UTC":
+                raise CronwrapError(
+                    f"the zone {tz_name!r} is not an IANA name: set CRON_TZ or --tz for this job"
+                )
+        except CronwrapError as err:
+            rows.append((job, "-", expr, tz_name, "-", f"skipped: {err}"))
+            problems += 1
+            continue
+        durations = (
+            [
+                r.duration_s
+                for r in store.runs(job, limit=50)
+                if r.status == "success" and r.duration_s is not None
+            ]
+            if store
+            else []
+        )
+        spec = CheckSpec(
+            job, slug_for(job), schedule, tz_name, grace_for(durations, override=grace_s)
+        )
+        if dry_run:
+            action = "send (no API key to compare)"
+            if api is not None:
+                try:
+                    current = api.find(spec.slug)
+                except ApiError as err:
+                    raise CronwrapError(str(err)) from None
+                if current is None:
+                    action = "create"
+                else:
+                    changed = [
+                        k for k in ("schedule", "tz", "grace") if current.get(k) != getattr(spec, k)
+                    ]
+                    action = f"update {', '.join(changed)}" if changed else "unchanged"
+            rows.append((job, spec.slug, schedule, tz_name, str(spec.grace), action))
+            continue
+        assert api is not None
+        try:
+            action, check = api.upsert(spec)
+        except ApiError as err:
+            if "401" in str(err):
+                raise CronwrapError(str(err)) from None
+            rows.append((job, spec.slug, schedule, tz_name, str(spec.grace), f"failed: {err}"))
+            problems += 1
+            continue
+        if check.get("ping_url"):
+            urls[job] = str(check["ping_url"])
+        rows.append((job, spec.slug, schedule, tz_name, str(spec.grace), action))
+    if store is not None:
+        store.close()
+    header = ("JOB", "SLUG", "SCHEDULE", "TZ", "GRACE", "ACTION")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    if urls:
+        target = Path(ping_urls) if ping_urls else Path(_paths(ctx).state_dir) / "hc-ping-urls.yaml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("# ping URLs of the checks made by cronwrap hc sync: merge into config\n")
+            f.write("jobs:\n" + "".join(f"  {j}:\n    ping: {u}\n" for j, u in urls.items()))
+        click.echo(
+            f"ping URLs ({', '.join(redact_url(u) for u in urls.values())}) written to "
+            f"{target}: merge its jobs: section into your config"
+        )
+    if problems:
+        sys.exit(ExitCode.ERROR)
 
 
 # ------------------------------------------------------------------ metrics

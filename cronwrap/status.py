@@ -40,6 +40,7 @@ class JobStatus:
     missed: bool = False
     unmonitored: bool = False
     schedule_error: str | None = None
+    zone_note: str | None = None  # the Healthchecks check expects another zone
 
     @property
     def healthy(self) -> bool:

@@ -145,7 +145,7 @@ def render_status(
     ]
     if wide:
         cols.append(_Col("HOST", max=20))
-    any_notes = any(s.missed or s.schedule_error or s.unmonitored for s in jobs)
+    any_notes = any(s.missed or s.schedule_error or s.unmonitored or s.zone_note for s in jobs)
     if any_notes:
         cols.append(_Col("NOTE", min=8, max=30, fold=True, shrink=3))
     rows = [_status_row(st, now, wide=wide, notes=any_notes) for st in jobs]
@@ -213,5 +213,7 @@ def _status_row(st: Any, now: datetime, *, wide: bool, notes: bool) -> list[tupl
             parts.append("bad schedule")
         if st.unmonitored:
             parts.append("not wrapped")
+        if st.zone_note:
+            parts.append("zone differs from Healthchecks")
         row.append((" ".join(parts), "bold red" if st.missed or st.schedule_error else "dim"))
     return row

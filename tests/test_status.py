@@ -221,6 +221,7 @@ def test_json_schema_is_stable(home: Path) -> None:
         "durations_s",
         "unmonitored",
         "schedule_error",
+        "zone_note",
         "last_run",
     }
     assert set(row["last_run"]) == {

@@ -34,6 +34,19 @@ def post(
 ) -> tuple[int, dict[str, str], bytes]:
     """POST `body` to `url`; returns (status, lower-cased headers, body). Raises OSError
     (including socket.timeout) on network errors, within `timeout` seconds in all."""
+    return request("POST", url, body, headers=headers, timeout=timeout, context=context)
+
+
+def request(
+    method: str,
+    url: str,
+    body: bytes = b"",
+    *,
+    headers: dict[str, str],
+    timeout: float,
+    context: object | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 request with a total time budget (see post)."""
     deadline = time.monotonic() + timeout
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -46,7 +59,7 @@ def post(
             sock = ctx.wrap_socket(sock, server_hostname=parts.hostname)  # type: ignore[attr-defined]
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         lines = [
-            f"POST {path} HTTP/1.1",
+            f"{method} {path} HTTP/1.1",
             f"Host: {parts.netloc.rpartition('@')[2]}",
             f"Content-Length: {len(body)}",
             "Connection: close",

@@ -1,0 +1,169 @@
+"""`cronwrap wrap` over real-world crontabs: golden outputs, idempotence, same behaviour under
+cron's own `%` rules, and --apply/--undo with a fake `crontab` on PATH."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cronwrap.crontab import parse_crontab, wrapped_run
+from cronwrap.wrap import job_name, wrap_crontab
+from tests.conftest import ROOT, cronwrap, cw_env
+
+GOLDEN = ROOT / "tests" / "golden"
+CASES = [("user", False), ("system", True), ("crond", True)]
+
+
+@pytest.mark.parametrize(("name", "system"), CASES)
+def test_golden(name: str, system: bool) -> None:
+    text = (GOLDEN / f"{name}.crontab").read_text()
+    out = wrap_crontab(
+        text, parse_crontab(text, source=name, system=system), cronwrap="/usr/local/bin/cronwrap"
+    )
+    assert out == (GOLDEN / f"{name}.wrapped").read_text()
+
+
+@pytest.mark.parametrize(("name", "system"), CASES)
+def test_wrapping_twice_changes_nothing(name: str, system: bool) -> None:
+    text = (GOLDEN / f"{name}.wrapped").read_text()
+    again = wrap_crontab(
+        text, parse_crontab(text, source=name, system=system), cronwrap="/usr/local/bin/cronwrap"
+    )
+    assert again == text
+
+
+@pytest.mark.parametrize(("name", "system"), CASES)
+def test_every_job_is_wrapped_and_the_rest_is_untouched(name: str, system: bool) -> None:
+    before = parse_crontab((GOLDEN / f"{name}.crontab").read_text(), source=name, system=system)
+    after = parse_crontab((GOLDEN / f"{name}.wrapped").read_text(), source=name, system=system)
+    assert [ln.kind for ln in before.lines] == [ln.kind for ln in after.lines]
+    for old, new in zip(before.lines, after.lines, strict=True):
+        if old.kind != "job":
+            assert old.text == new.text
+        else:
+            assert old.schedule == new.schedule and old.user == new.user
+            assert wrapped_run(new.command) is not None
+    names = [wrapped_run(j.command).name for j in after.jobs]  # type: ignore[union-attr]
+    assert len(names) == len(set(names))
+
+
+def test_names_are_readable_and_unique() -> None:
+    taken: set[str] = set()
+    assert job_name("/usr/local/bin/backup.sh --all", taken) == "backup"
+    assert job_name("/usr/local/bin/backup.sh --db", taken) == "backup-2"
+    assert job_name("cd /srv && ./manage.py clearsessions", taken) == "manage"
+    assert job_name("/usr/bin/php /var/www/cron.php", taken) == "php-cron"
+    assert job_name("LANG=C flock -n /tmp/x /opt/x/run", taken) == "run"
+
+
+def cron_exec(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a crontab command as cron does: an unescaped % ends the command and the rest,
+    with % as newlines, is its stdin; \\% is a literal %."""
+    cmd, stdin, i = "", None, 0
+    while i < len(command):
+        if command[i] == "\\" and command[i + 1 : i + 2] == "%":
+            cmd += "%"
+            i += 2
+            continue
+        if command[i] == "%":
+            stdin = command[i + 1 :].replace("%", "\n")
+            break
+        cmd += command[i]
+        i += 1
+    return subprocess.run(
+        ["/bin/sh", "-c", cmd],
+        input=stdin or "",
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "echo hello world",
+        "printf '%s\\n' \"quoted  arg\" | tr a-z A-Z",
+        "date -u -d @0 +\\%F",
+        "cat%line one%line two",
+        "tr a-z A-Z%shout this",
+        "echo one && echo two; echo three > /dev/stderr",
+        "X=5; echo $X $((X * 2))",
+    ],
+)
+def test_wrapped_command_behaves_the_same_under_cron(home: Path, command: str) -> None:
+    line = f"* * * * * {command}\n"
+    exe = shutil.which("cronwrap") or str(Path(sys.executable).parent / "cronwrap")
+    wrapped = wrap_crontab(line, parse_crontab(line, source="t", system=False), cronwrap=exe)
+    new_command = parse_crontab(wrapped, source="t", system=False).jobs[0].command
+    env = cw_env(home)
+    before = cron_exec(command, env)
+    after = cron_exec(new_command, env)
+    assert (after.returncode, after.stdout, after.stderr) == (
+        before.returncode,
+        before.stdout,
+        before.stderr,
+    )
+
+
+# ---------------------------------------------------------------- --apply and --undo
+
+
+@pytest.fixture
+def fake_crontab(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A `crontab` on PATH that keeps the installed crontab in a file."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    store = tmp_path / "installed"
+    script = bindir / "crontab"
+    script.write_text(f"""#!/bin/sh
+if [ "$1" = "-l" ]; then
+  [ -f {store} ] || {{ echo "no crontab for $USER" >&2; exit 1; }}
+  cat {store}
+elif [ "$1" = "-" ]; then
+  cat > {store}
+else
+  exit 2
+fi
+""")
+    script.chmod(0o755)
+    return {"PATH": f"{bindir}:{os.environ['PATH']}"}, store
+
+
+def test_apply_shows_a_diff_backs_up_and_installs_then_undo(home: Path, fake_crontab) -> None:
+    path_env, store = fake_crontab
+    original = (GOLDEN / "user.crontab").read_text()
+    store.write_text(original)
+    env = cw_env(home, **path_env)
+    result = cronwrap(home, "wrap", "--apply", "--cronwrap", "/usr/local/bin/cronwrap", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "+*/5 * * * * /usr/local/bin/cronwrap run --name sync" in result.stdout
+    assert store.read_text() == (GOLDEN / "user.wrapped").read_text()
+    backups = list((home / "crontab-backups").iterdir())
+    assert len(backups) == 1 and backups[0].read_text() == original
+    assert oct(backups[0].stat().st_mode & 0o777) == "0o600"
+    again = cronwrap(home, "wrap", "--apply", "--cronwrap", "/usr/local/bin/cronwrap", env=env)
+    assert "nothing to wrap" in again.stdout
+    undo = cronwrap(home, "wrap", "--undo", env=env)
+    assert undo.returncode == 0, undo.stderr
+    assert store.read_text() == original
+
+
+def test_wrap_reads_the_users_crontab_by_default(home: Path, fake_crontab) -> None:
+    path_env, store = fake_crontab
+    store.write_text("0 1 * * * /bin/true\n")
+    result = cronwrap(home, "wrap", "--cronwrap", "cronwrap", env=cw_env(home, **path_env))
+    assert (
+        result.stdout == "0 1 * * * cronwrap run --name true --schedule '0 1 * * *' -- /bin/true\n"
+    )
+
+
+def test_undo_without_backup_is_an_error(home: Path) -> None:
+    result = cronwrap(home, "wrap", "--undo")
+    assert result.returncode == 1 and result.stderr.startswith("cronwrap: nothing to undo")
