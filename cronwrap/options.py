@@ -300,6 +300,56 @@ RUN_OPTIONS: tuple[Option, ...] = (
         "collector into this directory (one file per job).",
         "DIR",
     ),
+    Option(
+        "lock_url",
+        "str",
+        None,
+        "Fleet mode: hold the overlap lock as a lease on this "
+        "Redis (redis://[:password@]host:port/db or rediss://), so the job runs once per "
+        "scheduled slot across hosts.",
+        "URL",
+        secret=True,
+    ),
+    Option(
+        "lock_ttl",
+        "duration",
+        60.0,
+        "Fleet mode: lease time, renewed every third of it while the job runs.",
+        "DURATION",
+    ),
+    Option(
+        "on_lock_lost",
+        "choice",
+        "continue",
+        "Fleet mode: when the lease is lost mid-run, "
+        "let the job continue (logged, alerted) or kill it.",
+        "POLICY",
+        choices=("continue", "kill"),
+    ),
+    Option(
+        "lock_unavailable",
+        "choice",
+        "skip",
+        "Fleet mode: when Redis cannot be reached, "
+        "skip the run (with an error and an alert), run it unlocked, or fail (exit 125).",
+        "POLICY",
+        choices=("skip", "run", "fail"),
+    ),
+    Option(
+        "slot_tolerance",
+        "duration",
+        60.0,
+        "Fleet mode: how far from a fire time of "
+        "--schedule a run may start and still claim that slot (clock skew).",
+        "DURATION",
+    ),
+    Option(
+        "host_id",
+        "str",
+        None,
+        "This host's name in history and fleet claims (default: the host name).",
+        "NAME",
+    ),
     Option("keep_runs", "int", 500, "History retention: runs kept per job.", "N"),
     Option("keep_days", "int", 90, "History retention: days kept per job.", "DAYS"),
 )

@@ -263,6 +263,10 @@ class Canceller:
         for sig in self.SIGNALS:
             signal.signal(sig, self._handle)
 
+    def cancel(self, signum: int) -> None:
+        """Cancel as if cronwrap had received `signum` (e.g. a lost fleet lease)."""
+        self._handle(signum, None)
+
     def _handle(self, signum: int, _frame: object) -> None:
         if self.signum is None:
             self.signum = signum

@@ -211,6 +211,8 @@ def _fill(
             real = next((r for r in runs if r.status not in ("skipped", "running")), None)
             if last.status == "skipped":
                 st.state = "skipped"
+                if last.reason and last.reason.startswith("ran on "):  # fleet mode
+                    st.result = f"skipped ({last.reason.split(' (slot')[0]})"
                 if real is not None and real.status in PROBLEMS:
                     st.state = "failing"
             else:

@@ -23,6 +23,7 @@ from cronwrap.redact import Redactor
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
+    from cronwrap.fleet import Fleet
     from cronwrap.notify.healthchecks import Delivery, Pinger, PingTarget
     from cronwrap.store import Store
 
@@ -123,6 +124,7 @@ class _Run:
         self.redact: Redactor = Redactor()
         self.pings: Pings | None = None
         self.child_env: Mapping[str, str] = {}
+        self.lock_lost_kill = False
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -285,7 +287,7 @@ def _setup_reporting(run: _Run, job: Job, child_env: Mapping[str, str]) -> None:
         patterns = compile_patterns(job.redact)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    secrets = [v for v in (job.ping, job.ping_uuid, job.ping_key, *job.alert) if v]
+    secrets = [v for v in (job.ping, job.ping_uuid, job.ping_key, job.lock_url, *job.alert) if v]
     if job.alert:
         from cronwrap.notify.alerts import check_urls
 
@@ -421,7 +423,7 @@ def supervise(
 ) -> Outcome:
     """Run `job` once under supervision and return what happened."""
     run_id = new_run_id()
-    host = os.uname().nodename
+    host = job.host_id or os.uname().nodename
     run = _Run(job, paths, run_id, host)
     canceller = runner.Canceller()
     canceller.install()
@@ -432,8 +434,12 @@ def supervise(
     if job.jitter:
         canceller.sleep(rand(0.0, float(job.jitter)))
 
-    lock = None
-    if job.on_overlap != "allow":
+    lock: JobLock | Fleet | None = None
+    if job.on_overlap != "allow" and job.lock_url:
+        lock, skip_reason = _take_fleet_lock(job, run, now)
+        if skip_reason is not None:
+            return _skip(job, run, now, reason=skip_reason)
+    elif job.on_overlap != "allow":
         lock = JobLock(paths.lock_dir / f"{job.name}.lock")
         try:
             ensure_dir(paths.lock_dir)
@@ -447,6 +453,8 @@ def supervise(
             return _skip(job, run, now)
 
     try:
+        if lock is not None and hasattr(lock, "keep_alive"):  # a fleet lease, not a flock
+            lock.keep_alive(lambda reason: _lease_lost(run, job, canceller, reason))
         return _run_locked(job, run, canceller, child_env, lock, rand, now)
     finally:
         if lock is not None:
@@ -454,8 +462,85 @@ def supervise(
         run.close()
 
 
-def _skip(job: Job, run: _Run, now: Callable[[], datetime]) -> Outcome:
-    reason = "previous run still holds the lock"
+def _take_fleet_lock(
+    job: Job, run: _Run, now: Callable[[], datetime]
+) -> tuple[Fleet | None, str | None]:
+    """Claim the scheduled slot and take the Redis lease: (lease, None) to run,
+    (None, reason) to skip, (None, None) to run unlocked (--lock-unavailable run)."""
+    from cronwrap import fleet
+    from cronwrap.redact import redact_url
+
+    try:
+        client = fleet.connect(job.lock_url)
+        lease = fleet.Fleet(
+            client,
+            job.name,
+            host=run.host,
+            run_id=run.run_id,
+            ttl_s=float(job.lock_ttl),
+            url=job.lock_url,
+        )
+        if job.schedule:
+            slot = fleet.slot_for(job.schedule, job.tz, now(), float(job.slot_tolerance))
+            if slot is not None:
+                ttl = max(
+                    2 * float(job.slot_tolerance), min(86400.0, _expected_interval(job) or 86400.0)
+                )
+                winner = lease.claim_slot(slot, ttl_s=ttl)
+                if winner is not None:
+                    return None, f"ran on {winner} (slot {slot.isoformat()})"
+        wait = float(job.lock_wait) if job.on_overlap == "wait" else 0.0
+        if not lease.acquire(wait_s=wait):
+            holder = lease.holder()
+            where = f" on {holder}" if holder else ""
+            return None, f"previous run still holds the lease{where}"
+        return lease, None
+    except fleet.LockUnavailableError as err:
+        policy = job.lock_unavailable
+        run.emit("lock.error", str(err), url=redact_url(job.lock_url), policy=policy)
+        if policy == "run":
+            run.warn(f"{err}; running without the fleet lock (--lock-unavailable run)")
+            return None, None
+        if policy == "fail":
+            raise CronwrapError(f"{err} (--lock-unavailable fail)") from None
+        run.warn(f"{err}; skipping this run so no two hosts run it (--lock-unavailable skip)")
+        _send_alert(
+            run,
+            job,
+            "failure",
+            {**_base_facts(run, job), "status": "skipped", "reason": f"not run: {err}"},
+        )
+        return None, f"not run: {err}"
+
+
+def _lease_lost(run: _Run, job: Job, canceller: runner.Canceller, reason: str) -> None:
+    """The Redis lease is gone mid-run: say so loudly, alert, and kill if asked to."""
+    import signal
+
+    run.emit("lock.lost", f"fleet lease lost: {reason}", level="error", policy=job.on_lock_lost)
+    run.warn(
+        f"fleet lease of {job.name} lost: {reason}"
+        + (
+            "; killing the job (--on-lock-lost kill)"
+            if job.on_lock_lost == "kill"
+            else "; another host may start it now"
+        )
+    )
+    _send_alert(
+        run, job, "failure", {**_base_facts(run, job), "status": "lock lost", "reason": reason}
+    )
+    if job.on_lock_lost == "kill":
+        run.lock_lost_kill = True
+        canceller.cancel(signal.SIGTERM)
+
+
+def _skip(
+    job: Job,
+    run: _Run,
+    now: Callable[[], datetime],
+    *,
+    reason: str = "previous run still holds the lock",
+) -> Outcome:
     run.open_store()
     at = now()
     run.store_call(
@@ -651,7 +736,17 @@ def _run_locked(
     for thread in threads:  # a max-runtime alert still on its way
         thread.join(float(job.alert_timeout))  # type: ignore[attr-defined]
     result = _judge(job, result, duration)
+    if run.lock_lost_kill:
+        result = runner.AttemptResult(
+            "failed",
+            result.exit_code,
+            result.signal,
+            result.duration_s,
+            "killed: the fleet lease was lost (--on-lock-lost kill)",
+        )
     flags = _runtime_flags(run, job, result, duration)
+    if getattr(lock, "lost", None):
+        flags.append("lock-lost")
     tail = run.redact.text(sink.tail_bytes(TAIL_IN_STORE).decode("utf-8", "replace"))
     ended_at = now()
     run.store_call(
