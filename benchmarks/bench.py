@@ -128,6 +128,11 @@ def make_big_store(path: Path, jobs: int = 500, runs: int = 1_000_000) -> None:
     db.execute("PRAGMA synchronous=OFF")
     t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
     per = runs // jobs
+    insert = (
+        "INSERT INTO runs (run_id, job, host, pid, command, started_at, ended_at, status,"
+        " exit_code, signal, attempts, duration_s, output_tail, reason, schedule, tz,"
+        " log_path, exit_origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    )
     rows = []
     for j in range(jobs):
         for i in range(per):
@@ -155,22 +160,9 @@ def make_big_store(path: Path, jobs: int = 500, runs: int = 1_000_000) -> None:
                 )
             )
         if len(rows) > 100_000:
-            db.executemany(
-                "INSERT INTO runs (run_id, job, host, pid, command, started_at,"
-                " ended_at, status, exit_code, signal, attempts, duration_s,"
-                " output_tail, reason, schedule, tz, log_path, exit_origin)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                rows,
-            )
+            db.executemany(insert, rows)
             rows = []
-    if rows:
-        db.executemany(
-            "INSERT INTO runs (run_id, job, host, pid, command, started_at,"
-            " ended_at, status, exit_code, signal, attempts, duration_s,"
-            " output_tail, reason, schedule, tz, log_path, exit_origin)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            rows,
-        )
+    db.executemany(insert, rows)
     db.execute(
         "INSERT OR REPLACE INTO jobs (name, schedule, tz, last_started_at) "
         "SELECT job, '*/15 * * * *', 'UTC', max(started_at) FROM runs GROUP BY job"

@@ -59,6 +59,14 @@ def cli(ctx: click.Context, debug: bool, config_path: str | None) -> None:
     ctx.obj["config_path"] = config_path
 
 
+_color_option = click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    help="Colour output (NO_COLOR and FORCE_COLOR are honoured in auto).",
+)
+
+
 def _env() -> dict[str, str]:
     return dict(os.environ)
 
@@ -228,12 +236,7 @@ def _plain(value: Any, key: str) -> Any:
     help="Start from this moment (ISO 8601; without an offset it is in --tz).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON document instead.")
-@click.option(
-    "--color",
-    type=click.Choice(["auto", "always", "never"]),
-    default="auto",
-    help="Colour output (NO_COLOR and FORCE_COLOR are honoured in auto).",
-)
+@_color_option
 def explain_cmd(
     expression: tuple[str, ...],
     tz: str | None,
@@ -535,12 +538,7 @@ def _run_json(r: Any) -> dict[str, Any]:
     help="How late a scheduled run may start before it counts as missed.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option(
-    "--color",
-    type=click.Choice(["auto", "always", "never"]),
-    default="auto",
-    help="Colour output (NO_COLOR and FORCE_COLOR are honoured in auto).",
-)
+@_color_option
 @click.option("--now", "now_text", hidden=True, help="Pretend it is this time (for tests).")
 @click.pass_context
 def status_cmd(
@@ -669,9 +667,7 @@ def _complete_jobs(incomplete: str) -> list[Any]:
     help="How many runs to show, newest first.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option(
-    "--color", type=click.Choice(["auto", "always", "never"]), default="auto", help="Colour output."
-)
+@_color_option
 @click.pass_context
 def history_cmd(ctx: click.Context, name: str, limit: int, as_json: bool, color: str) -> None:
     """Show the last runs of job NAME: start, duration, result, attempts, exit code.

@@ -83,9 +83,15 @@ def explain_main(
     color: str,
     out: TextIO,
 ) -> None:
-    """Explain and print; raises ScheduleError/CronwrapError/UsageError for bad input."""
+    """Explain and print; raises ScheduleError/CronwrapError/UsageError for bad input.
+    A leading `CRON_TZ=Zone` (as in a crontab) sets the zone when --tz is not given."""
     from cronwrap.explain import explain
     from cronwrap.schedule import zone
+
+    first, _, rest = expression.strip().partition(" ")
+    if first.startswith(("CRON_TZ=", "TZ=")) and rest:
+        expression = rest
+        tz = tz or first.split("=", 1)[1].strip("'\"")
 
     zone_info = zone(tz)
     now = datetime.now(UTC)

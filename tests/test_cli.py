@@ -72,8 +72,8 @@ def test_cli_import_is_light() -> None:
     assert loaded & set(HEAVY) == {"click"}
 
 
-def test_run_path_loads_no_heavy_library(tmp_path) -> None:
-    """A plain `cronwrap run` (no config file, no ping) imports neither click nor the rest."""
+def _modules_after_a_run(home) -> set[str]:  # type: ignore[no-untyped-def]
+    """Top-level modules loaded by one plain `cronwrap run` in a fresh interpreter."""
     code = (
         "import os, sys; os.environ['CRONWRAP_HOME'] = sys.argv[1]; "
         "from cronwrap import runcmd; rc = runcmd.main(['--name', 'x', '--', 'true'], "
@@ -81,25 +81,20 @@ def test_run_path_loads_no_heavy_library(tmp_path) -> None:
     )
     probe = f"import sys; exec({code!r}); print(sorted({{m.split('.')[0] for m in sys.modules}}))"
     out = subprocess.run(
-        [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", probe, str(home)], capture_output=True, text=True, check=True
     )
-    loaded = set(eval(out.stdout.strip().splitlines()[-1]))  # noqa: S307
+    return set(eval(out.stdout.strip().splitlines()[-1]))  # noqa: S307 - our own printed list
+
+
+def test_run_path_loads_no_heavy_library(tmp_path) -> None:
+    """A plain `cronwrap run` (no config file, no ping) imports neither click nor the rest."""
+    loaded = _modules_after_a_run(tmp_path)
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 
 def test_run_with_a_config_file_loads_yaml_but_not_the_rest(tmp_path) -> None:
     (tmp_path / "config.yaml").write_text("defaults:\n  retries: 0\n")
-    code = (
-        "import os, sys; os.environ['CRONWRAP_HOME'] = sys.argv[1]; "
-        "from cronwrap import runcmd; rc = runcmd.main(['--name', 'x', '--', 'true'], "
-        "os.environ); assert rc == 0, rc"
-    )
-    probe = f"import sys; exec({code!r}); print(sorted({{m.split('.')[0] for m in sys.modules}}))"
-    out = subprocess.run(
-        [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, check=True
-    )
-    loaded = set(eval(out.stdout.strip().splitlines()[-1]))  # noqa: S307
-    assert loaded & set(HEAVY) == {"yaml"}
+    assert _modules_after_a_run(tmp_path) & set(HEAVY) == {"yaml"}
 
 
 def test_debug_shows_traceback_for_user_errors(tmp_path) -> None:

@@ -386,3 +386,16 @@ def test_explain_loads_neither_click_nor_rich() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stderr.strip() == "[]"
+
+
+def test_cron_tz_prefix_sets_the_zone() -> None:
+    result = cw(
+        "explain", "CRON_TZ=Asia/Tokyo 0 9 * * *", "--json", "--after", "2025-12-31T23:00:00+00:00"
+    )
+    doc = json.loads(result.stdout)
+    assert doc["tz"] == "Asia/Tokyo"
+    assert doc["next_runs"][0]["at"] == "2026-01-01T09:00:00+09:00"
+    explicit = json.loads(
+        cw("explain", "CRON_TZ=Asia/Tokyo 0 9 * * *", "--json", "--tz", "UTC").stdout
+    )
+    assert explicit["tz"] == "UTC"

@@ -17,7 +17,7 @@ from cronwrap.config import ConfigFile, resolve_job
 from cronwrap.runcmd import parse_run_args
 from cronwrap.store import Store
 from cronwrap.supervise import backoff_delay
-from tests.conftest import cronwrap, cw_env, events, popen_cronwrap
+from tests.conftest import cronwrap, cw_env, events, popen_cronwrap, wait_for
 
 PY = sys.executable
 
@@ -30,15 +30,6 @@ def runs(home: Path, job: str) -> list:
 def attempts(home: Path, run_id: str) -> list:
     with Store.open(home / "runs.db") as store:
         return store.attempts(run_id)
-
-
-def wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 def alive(pid: int) -> bool:
