@@ -197,17 +197,22 @@ def throughput(size: int, tmp: Path, env: dict[str, str]) -> dict[str, float]:
         for _ in range(size >> 20):
             f.write(block)
     plain = f"cat {big} | cat > /dev/null"
+    rss_file = tmp / "rss"
+    # GNU time measures cronwrap alone (rusage of a shell forked from this big process
+    # would report this process's memory)
+    time_bin = shutil.which("time", path="/usr/bin:/bin")
     wrapped = f"{BIN} run --name tp -- cat {big} | cat > /dev/null"
-    rates = {"cat": [], "cronwrap": []}
+    if time_bin:
+        wrapped = f"{time_bin} -o {rss_file} -f %M {wrapped}"
+    rates: dict[str, list[float]] = {"cat": [], "cronwrap": []}
     rss = 0
     for _ in range(3):
         for key, cmd in (("cat", plain), ("cronwrap", wrapped)):
             t = time.perf_counter()
-            proc = subprocess.Popen(["sh", "-c", cmd], env=env)
-            _, _status, usage = os.wait4(proc.pid, 0)
+            subprocess.run(["sh", "-c", cmd], env=env, check=True)
             rates[key].append(size / (time.perf_counter() - t))
-            if key == "cronwrap":
-                rss = max(rss, usage.ru_maxrss)
+            if key == "cronwrap" and rss_file.exists():
+                rss = max(rss, int(rss_file.read_text().split()[-1]))
     big.unlink()
     cat = statistics.median(rates["cat"])
     cw = statistics.median(rates["cronwrap"])
