@@ -317,23 +317,41 @@ class Store:
         output_tail: str | None,
         reason: str | None,
         exit_origin: str = "child",
+        flags: str | None = None,
+        count_as: str | None = None,
     ) -> None:
-        self._exec_write(
-            "UPDATE runs SET ended_at=?, status=?, exit_code=?, signal=?, attempts=?,"
-            " duration_s=?, output_tail=?, reason=?, exit_origin=? WHERE run_id=?",
-            (
-                iso(ended_at),
-                status,
-                exit_code,
-                signal,
-                attempts,
-                duration_s,
-                output_tail,
-                reason,
-                exit_origin,
-                run_id,
-            ),
-        )
+        """Finish the run's row, and count it in `counters` (one transaction: this runs at
+        the end of every run, so it is kept to a single write)."""
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    "UPDATE runs SET ended_at=?, status=?, exit_code=?, signal=?, attempts=?,"
+                    " duration_s=?, output_tail=?, reason=?, exit_origin=?, flags=?"
+                    " WHERE run_id=?",
+                    (
+                        iso(ended_at),
+                        status,
+                        exit_code,
+                        signal,
+                        attempts,
+                        duration_s,
+                        output_tail,
+                        reason,
+                        exit_origin,
+                        flags,
+                        run_id,
+                    ),
+                )
+                if count_as:
+                    job = conn.execute("SELECT job FROM runs WHERE run_id=?", (run_id,)).fetchone()
+                    if job:
+                        conn.execute(
+                            "INSERT INTO counters (job, result, n) VALUES (?,?,1) "
+                            "ON CONFLICT (job, result) DO UPDATE SET n = n + 1",
+                            (job[0], count_as),
+                        )
+        except sqlite3.Error as err:
+            raise StoreError(f"run store {self.path}: {err}") from err
 
     def streak(self, job: str, *, limit: int = 1000) -> int:
         """Consecutive failed runs, newest first, up to the last success (skips ignored)."""
@@ -361,13 +379,6 @@ class Store:
             (int(open_), iso(at) if at else None, job),
         )
 
-    def count_result(self, job: str, result: str) -> None:
-        self._exec_write(
-            "INSERT INTO counters (job, result, n) VALUES (?,?,1) "
-            "ON CONFLICT (job, result) DO UPDATE SET n = n + 1",
-            (job, result),
-        )
-
     def counters(self, job: str) -> dict[str, int]:
         return {
             r[0]: r[1] for r in self._query("SELECT result, n FROM counters WHERE job=?", (job,))
@@ -383,12 +394,6 @@ class Store:
             (job, exclude or "", limit),
         )
         return [r[0] for r in rows]
-
-    def add_flag(self, run_id: str, flag: str) -> None:
-        self._exec_write(
-            "UPDATE runs SET flags = trim(coalesce(flags, '') || ' ' || ?) WHERE run_id=?",
-            (flag, run_id),
-        )
 
     def last_success_at(self, job: str) -> datetime | None:
         rows = self._query(

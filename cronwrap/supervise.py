@@ -570,6 +570,7 @@ def _skip(
             duration_s=0.0,
             output_tail=None,
             reason=reason,
+            count_as="skipped",
         ),
     )
     run.emit(
@@ -761,14 +762,15 @@ def _run_locked(
             duration_s=duration,
             output_tail=tail,
             reason=run.redact(result.reason),
+            flags=" ".join(flags) or None,
+            count_as=_result_of(result.status),
         ),
     )
-    for flag in flags:
-        run.store_call("a run flag", lambda s, f=flag: s.add_flag(run.run_id, f))
-    run.store_call("counters", lambda s: s.count_result(job.name, _result_of(result.status)))
-    streak_value = run.store_call("the failure streak", lambda s: s.streak(job.name))
-    streak = int(streak_value) if isinstance(streak_value, int) else 1
     bad = result.status in ("failed", "timeout")
+    streak = 1 if bad else 0
+    if job.alert or job.alert_cmd or (run.pings is not None and bad and job.alert_after > 1):
+        streak_value = run.store_call("the failure streak", lambda s: s.streak(job.name))
+        streak = int(streak_value) if isinstance(streak_value, int) else streak
     if run.pings is not None:
         body = _ping_body(
             run,
