@@ -225,6 +225,45 @@ def throughput(size: int, tmp: Path, env: dict[str, str]) -> dict[str, float]:
     }
 
 
+def schedule_speed() -> dict[str, float]:
+    """In-process: ms for 1000 next run times of each expression in Europe/Berlin (best of 5,
+    caches cleared each time), and for deciding that an expression never fires."""
+    sys.path.insert(0, str(HERE.parent))
+    from zoneinfo import ZoneInfo
+
+    from cronwrap import schedule as sched
+    from cronwrap.schedule import parse
+
+    tz = ZoneInfo("Europe/Berlin")
+    after = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    out = {}
+    for expr in (
+        "*/5 * * * *",
+        "0 0 * * *",
+        "30 2 * * 1-5",
+        "0 0 13 * 5",
+        "* * * * *",
+        "0 0 29 2 1",
+        "0 0 */2 * 1",
+    ):
+        best = float("inf")
+        for _ in range(5):
+            sched._instants_on.cache_clear()  # cold: no help from an earlier round
+            sched._is_fixed_offset_day.cache_clear()
+            t = time.perf_counter()
+            runs = parse(expr).next_runs(after, tz, 1000)
+            best = min(best, time.perf_counter() - t)
+        assert len(runs) == 1000, expr
+        out[expr] = best * 1000
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        assert parse("0 0 31 2,4,6,9,11 *").never
+        best = min(best, time.perf_counter() - t)
+    out["never: 0 0 31 2,4,6,9,11 *"] = best * 1000
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=20)
@@ -301,6 +340,17 @@ def main() -> int:
             f"{r['rss_mib']:>6.1f} MiB  {note}"
         )
     print(f"(python -c pass took {results.get('python-c-pass', {}).get('base_ms', 0):.1f} ms)")
+    if want("schedule"):
+        speeds = schedule_speed()
+        worst = max(v for k, v in speeds.items() if not k.startswith("never"))
+        ok = worst < 50
+        if not ok:
+            failed.append("schedule")
+        print(
+            "schedule, 1000 next runs (ms): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in speeds.items())
+            + f" (target < 50) {'ok' if ok else 'MISSED'}"
+        )
     if want("burst") and args.burst:
         shutil.rmtree(tmp / "home", ignore_errors=True)
         n = args.burst

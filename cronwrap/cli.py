@@ -716,9 +716,20 @@ def history_cmd(ctx: click.Context, name: str, limit: int, as_json: bool, color:
 @click.argument("name", shell_complete=lambda c, p, i: _complete_jobs(i))
 @click.argument("run_id", required=False)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing while the run is going on.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the run and its output (decoded as UTF-8 with replacement characters) as JSON.",
+)
 @click.pass_context
-def logs_cmd(ctx: click.Context, name: str, run_id: str | None, follow: bool) -> None:
+def logs_cmd(
+    ctx: click.Context, name: str, run_id: str | None, follow: bool, as_json: bool
+) -> None:
     """Print the captured output of job NAME's last run (or of RUN_ID, or a prefix of it).
+
+    The output is printed byte for byte as the job wrote it (binary included); --json wraps
+    it with the run's facts.
 
     \b
     Example:
@@ -744,6 +755,17 @@ def logs_cmd(ctx: click.Context, name: str, run_id: str | None, follow: bool) ->
             )
         run = runs[0]
         path = run.log_path
+        if as_json:
+            try:
+                with open(path, "rb") as f:  # type: ignore[arg-type]
+                    data = f.read()
+            except OSError as err:
+                raise CronwrapError(f"cannot read {path}: {err.strerror} (pruned?)") from None
+            doc = _run_json(run)
+            doc["output"] = data.decode("utf-8", "replace")
+            doc["output_bytes"] = len(data)
+            click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+            return
         out = sys.stdout.buffer
         pos = 0
         while True:

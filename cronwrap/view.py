@@ -145,7 +145,9 @@ def render_status(
     ]
     if wide:
         cols.append(_Col("HOST", max=20))
-    any_notes = any(s.missed or s.schedule_error or s.unmonitored or s.zone_note for s in jobs)
+    any_notes = any(
+        s.missed or s.schedule_error or s.unmonitored or s.zone_note or _flags(s) for s in jobs
+    )
     if any_notes:
         cols.append(_Col("NOTE", min=8, max=30, fold=True, shrink=3))
     rows = [_status_row(st, now, wide=wide, notes=any_notes) for st in jobs]
@@ -174,6 +176,12 @@ def render_status(
         + (f", {failing} need attention." if failing else ".")
     )
     return "\n".join(out) + "\n"
+
+
+def _flags(st: Any) -> list[str]:
+    """Marks on the last run: slow, max-runtime, lock-lost."""
+    flags = getattr(st.last, "flags", None) if st.last is not None else None
+    return flags.split() if flags else []
 
 
 def _status_row(st: Any, now: datetime, *, wide: bool, notes: bool) -> list[tuple[str, str]]:
@@ -215,5 +223,6 @@ def _status_row(st: Any, now: datetime, *, wide: bool, notes: bool) -> list[tupl
             parts.append("not wrapped")
         if st.zone_note:
             parts.append("zone differs from Healthchecks")
+        parts += _flags(st)
         row.append((" ".join(parts), "bold red" if st.missed or st.schedule_error else "dim"))
     return row

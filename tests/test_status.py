@@ -338,3 +338,28 @@ def test_logs_follow_streams_a_running_job(home: Path, tmp_path: Path) -> None:
     proc.wait(10)
     assert follow.returncode == 0
     assert follow.stdout.split("\n")[:3] == ["tick 0", "tick 1", "tick 2"]
+
+
+def test_logs_json(home: Path) -> None:
+    cronwrap(
+        home,
+        "run",
+        "--name",
+        "lj",
+        "--quiet",
+        "--",
+        PY,
+        "-c",
+        "import sys; sys.stdout.buffer.write(b'ok \\xff\\n')",
+    )
+    result = cronwrap(home, "logs", "lj", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["output"] == "ok \ufffd\n" and doc["output_bytes"] == 5
+    assert doc["job"] == "lj" and doc["status"] == "success"
+
+
+def test_run_flags_show_in_the_table(home: Path) -> None:
+    cronwrap(home, "run", "--name", "long", "--max-runtime", "100ms", "--", "sleep", "0.5")
+    table = status(home)
+    assert "max-runtime" in table.stdout
