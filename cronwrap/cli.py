@@ -122,7 +122,7 @@ def _run_command() -> click.Command:
     )
     @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
     @click.pass_context
-    def run(ctx: click.Context, command: tuple[str, ...], **flags: Any) -> None:
+    def run(ctx: click.Context, /, command: tuple[str, ...], **flags: Any) -> None:
         """Run COMMAND under supervision.
 
         Takes the overlap lock, enforces the timeout, retries retryable failures, logs
@@ -757,7 +757,7 @@ def logs_cmd(
         path = run.log_path
         if as_json:
             try:
-                with open(path, "rb") as f:  # type: ignore[arg-type]
+                with open(path, "rb") as f:
                     data = f.read()
             except OSError as err:
                 raise CronwrapError(f"cannot read {path}: {err.strerror} (pruned?)") from None
@@ -770,7 +770,7 @@ def logs_cmd(
         pos = 0
         while True:
             try:
-                with open(path, "rb") as f:  # type: ignore[arg-type]
+                with open(path, "rb") as f:
                     f.seek(pos)
                     chunk = f.read()
             except OSError as err:

@@ -406,10 +406,10 @@ def transitions(
     out = []
     step = timedelta(hours=6)
     t = start.astimezone(UTC)
-    prev = t.astimezone(tz).utcoffset()
+    prev = t.astimezone(tz).utcoffset() or timedelta(0)
     while t < end:
         nxt = t + step
-        off = nxt.astimezone(tz).utcoffset()
+        off = nxt.astimezone(tz).utcoffset() or timedelta(0)
         if off != prev:
             lo, hi = t, nxt
             while hi - lo > timedelta(seconds=1):
@@ -418,7 +418,7 @@ def transitions(
                     lo = mid
                 else:
                     hi = mid
-            out.append((hi.replace(microsecond=0), prev, off))  # type: ignore[arg-type]
+            out.append((hi.replace(microsecond=0), prev, off))
             prev = off
         t = nxt
     return out

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from cronwrap.crontab import Crontab, wrapped_run
+from cronwrap.crontab import Crontab, Line, wrapped_run
 from cronwrap.errors import ScheduleError
 from cronwrap.explain import command_warnings, warnings_for
 from cronwrap.schedule import parse
@@ -75,7 +76,7 @@ def lint_crontab(tab: Crontab) -> list[Finding]:
     return sorted(out, key=lambda f: (f.file, f.line, f.col))
 
 
-def _lint_env(tab: Crontab, ln, add) -> None:  # type: ignore[no-untyped-def]
+def _lint_env(tab: Crontab, ln: Line, add: Callable[[int, int, str, str, str], None]) -> None:
     if "$" in ln.value and ln.name not in ("MAILTO",):
         add(
             ln.number,
@@ -115,10 +116,10 @@ def _lint_env(tab: Crontab, ln, add) -> None:  # type: ignore[no-untyped-def]
 
 def _lint_job(
     tab: Crontab,
-    ln,
-    add,
+    ln: Line,
+    add: Callable[[int, int, str, str, str], None],
     names: dict[str, int],
-    *,  # type: ignore[no-untyped-def]
+    *,
     path_set: bool,
 ) -> None:
     try:

@@ -64,6 +64,7 @@ def render(
     lab = f'cronjob="{label(job)}"'
     lines: list[str] = []
     for metric, (kind, help_text) in HELP.items():
+        samples: list[tuple[str, float | None]]
         if metric == "cronwrap_last_result":
             if result is None:
                 continue

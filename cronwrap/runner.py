@@ -397,10 +397,11 @@ def _supervise(
     for fd in streams:
         poller.register(fd, select.POLLIN)
     poller.register(canceller.read_fd, select.POLLIN)
+    pidfd: int | None = None
     try:
-        pidfd: int | None = os.pidfd_open(proc.pid)
+        pidfd = os.pidfd_open(proc.pid)
         poller.register(pidfd, select.POLLIN)
-    except (AttributeError, OSError):
+    except (AttributeError, OSError):  # not Linux >= 5.3: poll the child instead
         pidfd = None
 
     deadline = started + timeout_s if timeout_s is not None else None

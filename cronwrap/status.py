@@ -110,7 +110,7 @@ def _result(run: RunRecord) -> str:
             except ValueError:
                 return f"failed (signal {run.signal})"
         return f"failed (exit {run.exit_code})"
-    return run.status
+    return str(run.status)
 
 
 def _is_running(run: RunRecord, paths: Paths, host: str) -> bool | None:

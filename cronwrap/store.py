@@ -86,28 +86,6 @@ MIGRATIONS: tuple[str, ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-RUN_COLUMNS = (
-    "run_id",
-    "job",
-    "host",
-    "pid",
-    "command",
-    "started_at",
-    "ended_at",
-    "status",
-    "exit_code",
-    "signal",
-    "attempts",
-    "duration_s",
-    "output_tail",
-    "reason",
-    "schedule",
-    "tz",
-    "log_path",
-    "exit_origin",
-    "flags",
-)
-
 
 def iso(dt: datetime) -> str:
     """Aware datetime -> ISO 8601 UTC with microseconds (sorts as text)."""
@@ -119,7 +97,31 @@ def from_iso(text: str | None) -> datetime | None:
 
 
 # namedtuples, not dataclasses: the run path must not pay for importing dataclasses
-RunRecord = collections.namedtuple("RunRecord", RUN_COLUMNS)
+RunRecord = collections.namedtuple(
+    "RunRecord",
+    [
+        "run_id",
+        "job",
+        "host",
+        "pid",
+        "command",
+        "started_at",
+        "ended_at",
+        "status",
+        "exit_code",
+        "signal",
+        "attempts",
+        "duration_s",
+        "output_tail",
+        "reason",
+        "schedule",
+        "tz",
+        "log_path",
+        "exit_origin",
+        "flags",
+    ],
+)
+RUN_COLUMNS: tuple[str, ...] = RunRecord._fields
 RunRecord.__doc__ = """One run as stored; started_at/ended_at are aware UTC datetimes.
 status: running|success|failed|timeout|cancelled|skipped|error|crashed"""
 
@@ -467,10 +469,7 @@ class Store:
 
     def attempts(self, run_id: str) -> list[AttemptRecord]:
         rows = self._query("SELECT * FROM attempts WHERE run_id=? ORDER BY attempt", (run_id,))
-        return [
-            AttemptRecord(r[0], r[1], from_iso(r[2]), from_iso(r[3]), *r[4:])  # type: ignore[arg-type]
-            for r in rows
-        ]
+        return [AttemptRecord(r[0], r[1], from_iso(r[2]), from_iso(r[3]), *r[4:]) for r in rows]
 
     def job_names(self) -> list[str]:
         return [r[0] for r in self._query("SELECT name FROM jobs ORDER BY name")]

@@ -595,7 +595,7 @@ def _run_locked(
     run: _Run,
     canceller: runner.Canceller,
     child_env: dict[str, str],
-    lock: JobLock | None,
+    lock: JobLock | Fleet | None,
     rand: Callable[[float, float], float],
     now: Callable[[], datetime],
 ) -> Outcome:
@@ -674,9 +674,15 @@ def _run_locked(
                 f"--timeout-total {job.timeout_total:g}s reached",
             )
         end_at = now()
-        run.store_call(
-            "the attempt",
-            lambda s, a=attempt, r=result, st=attempt_at, e=end_at: s.record_attempt(
+
+        def record(
+            store: Store,
+            a: int = attempt,
+            r: runner.AttemptResult = result,
+            st: datetime = attempt_at,
+            e: datetime = end_at,
+        ) -> None:
+            store.record_attempt(
                 run_id=run.run_id,
                 attempt=a,
                 started_at=st,
@@ -684,8 +690,9 @@ def _run_locked(
                 status=r.status,
                 exit_code=r.exit_code,
                 signal=r.signal,
-            ),
-        )
+            )
+
+        run.store_call("the attempt", record)
         run.emit(
             "attempt.end",
             result.reason or "",
@@ -796,7 +803,7 @@ def _run_locked(
         "pruning",
         lambda s: s.prune(job.name, keep_runs=job.keep_runs, keep_days=job.keep_days, now=now()),
     )
-    for path in pruned or []:  # type: ignore[union-attr]
+    for path in pruned if isinstance(pruned, list) else []:
         with contextlib.suppress(OSError):
             os.unlink(path)
     fields: dict[str, object] = {

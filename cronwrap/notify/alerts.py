@@ -109,7 +109,7 @@ def _retry_once(send: Any, deadline: float) -> str | None:
     if err and time.monotonic() < deadline - 0.1:
         time.sleep(min(0.5, max(0.0, (deadline - time.monotonic()) / 4)))
         err = send()
-    return err
+    return str(err) if err else None
 
 
 def _left(deadline: float) -> float:

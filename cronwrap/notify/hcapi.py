@@ -129,7 +129,7 @@ class Api:
         if status != 200 or not isinstance(doc, dict):
             raise ApiError(f"listing checks failed: HTTP {status}")
         checks = doc.get("checks") or []
-        return checks[0] if checks else None  # type: ignore[no-any-return]
+        return dict(checks[0]) if checks else None
 
     def upsert(self, spec: CheckSpec) -> tuple[str, dict[str, object]]:
         """('created' | 'updated', the check) or raise ApiError with the server's reason."""

@@ -116,7 +116,7 @@ class Delivery:
 
 
 def _default_backoff(attempt: int) -> float:
-    return min(0.25 * 2 ** (attempt - 1), 2.0)
+    return min(0.25 * 2.0 ** (attempt - 1), 2.0)
 
 
 class Pinger:
