@@ -446,13 +446,42 @@ def test_backoff_doubles_with_cap_and_full_jitter() -> None:
     assert backoff_delay(3, job, lambda lo, hi: lo) == 0  # full jitter starts at zero
 
 
-def test_backoff_delay_is_really_waited(home: Path) -> None:
-    t = time.monotonic()
+def test_backoff_is_waited_between_attempts_within_the_ceiling(home: Path) -> None:
+    """Gaps between attempts are full-jitter delays: each within the (capped) ceiling, and
+    together clearly above zero."""
+    from datetime import datetime
+
     result = cronwrap(
-        home, "run", "--name", "bw", "--retries", "1", "--retry-delay", "1s", "--", "false"
+        home,
+        "run",
+        "--name",
+        "bw",
+        "--retries",
+        "5",
+        "--retry-delay",
+        "200ms",
+        "--retry-max-delay",
+        "400ms",
+        "--",
+        "false",
     )
     assert result.returncode == 1
-    assert time.monotonic() - t < 4  # at most the 1 s ceiling plus start-up
+    evs = events(home)
+    ends = [
+        datetime.fromisoformat(e["ts"].replace("Z", "+00:00"))
+        for e in evs
+        if e["event"] == "attempt.end"
+    ]
+    starts = [
+        datetime.fromisoformat(e["ts"].replace("Z", "+00:00"))
+        for e in evs
+        if e["event"] == "attempt.start"
+    ]
+    gaps = [(s - e).total_seconds() for e, s in zip(ends, starts[1:], strict=False)]
+    ceilings = [0.2, 0.4, 0.4, 0.4, 0.4]
+    assert len(gaps) == 5
+    assert all(g <= c + 0.3 for g, c in zip(gaps, ceilings, strict=True)), gaps
+    assert sum(gaps) > 0.05, gaps  # uniform draws: all five near 0 is vanishingly unlikely
 
 
 # ---------------------------------------------------------------- signals
@@ -529,10 +558,10 @@ def test_sigkill_of_cronwrap_keeps_grandchildren_holding_the_lock(
     proc.kill()
     proc.wait()
     try:
-        if alive(grandchild):
-            result = cronwrap(home, "run", "--name", "gk", "--", "true")
-            assert result.returncode == 0
-            assert runs(home, "gk")[0].status == "skipped"
+        assert alive(grandchild), "the orphaned grandchild should outlive its killed parent"
+        result = cronwrap(home, "run", "--name", "gk", "--", "true")
+        assert result.returncode == 0
+        assert runs(home, "gk")[0].status == "skipped"
     finally:
         if alive(grandchild):
             os.kill(grandchild, signal.SIGKILL)
