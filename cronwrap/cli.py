@@ -72,17 +72,11 @@ def _env() -> dict[str, str]:
 
 
 def _paths(ctx: click.Context) -> Any:
-    from pathlib import Path
 
     from cronwrap.config import resolve_paths
 
-    paths = resolve_paths(_env())
     config_path = ctx.obj.get("config_path") if ctx.obj else None
-    if config_path:
-        paths = type(paths)(
-            Path(config_path).absolute(), paths.state_dir, paths.lock_dir, paths.origin
-        )
-    return paths
+    return resolve_paths(_env(), config_file=config_path)
 
 
 # ------------------------------------------------------------------ run
@@ -1210,10 +1204,3 @@ def completion_cmd(shell: str) -> None:
     assert cls is not None
     comp = cls(cli, {}, "cronwrap", "_CRONWRAP_COMPLETE")
     click.echo(comp.source())
-
-
-def main() -> None:  # pragma: no cover - console entry via __main__
-    cli.main(args=sys.argv[1:], prog_name="cronwrap")
-
-
-_ = ExitCode  # re-exported for tests that check the table

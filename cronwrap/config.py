@@ -60,8 +60,11 @@ class Paths:  # noqa: PLW1641 - compared in tests, never hashed
         return self.state_dir / "cronwrap.log"
 
 
-def resolve_paths(env: Mapping[str, str], *, uid: int | None = None) -> Paths:
-    """Where config, state and locks live: CRONWRAP_HOME, else system paths for root, else XDG."""
+def resolve_paths(
+    env: Mapping[str, str], *, uid: int | None = None, config_file: str | None = None
+) -> Paths:
+    """Where config, state and locks live: CRONWRAP_HOME, else system paths for root, else XDG.
+    `config_file` (--config) or CRONWRAP_CONFIG names another config file."""
     uid = os.geteuid() if uid is None else uid
     home = env.get("CRONWRAP_HOME")
     if home:
@@ -78,7 +81,7 @@ def resolve_paths(env: Mapping[str, str], *, uid: int | None = None) -> Paths:
         state_home = Path(env.get("XDG_STATE_HOME") or user_home / ".local" / "state")
         state = state_home / "cronwrap"
         paths = Paths(config_home / "cronwrap" / "config.yaml", state, state / "locks", "user")
-    override = env.get("CRONWRAP_CONFIG")
+    override = config_file or env.get("CRONWRAP_CONFIG")
     if override:
         paths = Paths(
             Path(override).expanduser().absolute(), paths.state_dir, paths.lock_dir, paths.origin

@@ -22,7 +22,6 @@ TOKEN_SHAPES = (
     r"https?://hooks\.slack\.com/services/[A-Za-z0-9/]+",
     r"https?://discord(?:app)?\.com/api/webhooks/[A-Za-z0-9/_-]+",
 )
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def redact_url(url: str) -> str:
@@ -122,7 +121,3 @@ def compile_patterns(patterns: Iterable[str]) -> list[str]:
             raise ValueError(f"bad --redact regex {p!r}: {err}") from None
         out.append(p)
     return out
-
-
-def looks_like_uuid(text: str) -> bool:
-    return bool(_UUID.fullmatch(text))

@@ -68,11 +68,7 @@ def execute(
     from cronwrap.supervise import exit_with, supervise
 
     try:
-        paths = resolve_paths(env)
-        if config_path:
-            from pathlib import Path
-
-            paths = type(paths)(Path(config_path), paths.state_dir, paths.lock_dir, paths.origin)
+        paths = resolve_paths(env, config_file=config_path)
         config = load_config(paths.config_file)
         job = resolve_job(flags, command, env, config)
         outcome = supervise(job, paths, env=env)

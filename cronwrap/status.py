@@ -8,7 +8,6 @@ import os
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from cronwrap.config import Paths, derive_name
 from cronwrap.crontab import Crontab, wrapped_run
@@ -252,7 +251,3 @@ def open_store_readonly(paths: Paths) -> Store | None:
     if not paths.db_file.exists():
         return None
     return Store.open(paths.db_file)
-
-
-def output_path(run: RunRecord) -> Path | None:
-    return Path(run.log_path) if run.log_path else None

@@ -794,10 +794,19 @@ def _run_locked(
         if bad and streak < job.alert_after:
             kind = "log"  # not yet a failure for Healthchecks either (--alert-after)
         run.pings.finish(kind, body, at=ended_at)
-    facts = _facts(run, job, result, attempt, duration, started_at, ended_at, tail, streak)
-    _alert_on_end(
-        run, job, facts, bad=bad, success=result.status == "success", streak=streak, now=ended_at
-    )
+    if job.alert or job.alert_cmd:
+        facts = _facts(
+            run, job, result, attempt, duration, started_at, ended_at, tail, streak, log_path
+        )
+        _alert_on_end(
+            run,
+            job,
+            facts,
+            bad=bad,
+            success=result.status == "success",
+            streak=streak,
+            now=ended_at,
+        )
     _write_metrics(run, job, result, attempt, duration, started_at, ended_at)
     pruned = run.store_call(
         "pruning",
@@ -946,11 +955,8 @@ def _facts(
     ended_at: datetime,
     tail: str,
     streak: int,
+    log_path: Path | None,
 ) -> dict[str, object]:
-    log_path = None
-    if run.store is not None:
-        rec = run.store_call("the run", lambda s: s.run(run.run_id))
-        log_path = getattr(rec, "log_path", None)
     return {
         **_base_facts(run, job),
         "status": result.status,
@@ -963,7 +969,7 @@ def _facts(
         "attempts": attempts,
         "streak": streak,
         "output_tail": tail[-2000:],
-        "log_path": log_path,
+        "log_path": str(log_path) if log_path else None,
     }
 
 
@@ -979,8 +985,6 @@ def _alert_on_end(
 ) -> None:
     """Failure alerts after --alert-after failed runs in a row, once per streak (or every
     --realert-every), and one recovery alert when the job succeeds again."""
-    if not job.alert and not job.alert_cmd:
-        return
     state = run.store_call("alert state", lambda s: s.alert_state(job.name))
     is_open, last_at = state if isinstance(state, tuple) else (False, None)
     if bad and streak >= job.alert_after:

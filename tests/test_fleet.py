@@ -78,6 +78,24 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
+def on_host_b(home: Path, server: RedisServer, job: str) -> subprocess.CompletedProcess[str]:
+    """A run of `job` from "host b" with a 1 s lease."""
+    return cronwrap(
+        home,
+        "run",
+        "--name",
+        job,
+        "--host-id",
+        "b",
+        "--lock-url",
+        server.url,
+        "--lock-ttl",
+        "1s",
+        "--",
+        "true",
+    )
+
+
 def history(home: Path, job: str) -> list[dict]:
     out = cronwrap(home, "history", job, "--json", "--limit", "100")
     return json.loads(out.stdout) if out.returncode == 0 else []
@@ -189,36 +207,10 @@ def test_a_killed_holders_lease_expires(
     wait_for(marker.exists)
     holder.kill()
     holder.wait()
-    blocked = cronwrap(
-        home,
-        "run",
-        "--name",
-        "k",
-        "--host-id",
-        "b",
-        "--lock-url",
-        redis_server.url,
-        "--lock-ttl",
-        "1s",
-        "--",
-        "true",
-    )
+    blocked = on_host_b(home, redis_server, "k")
     assert blocked.returncode == 0
     time.sleep(1.2)  # the dead host's lease runs out
-    after = cronwrap(
-        home,
-        "run",
-        "--name",
-        "k",
-        "--host-id",
-        "b",
-        "--lock-url",
-        redis_server.url,
-        "--lock-ttl",
-        "1s",
-        "--",
-        "true",
-    )
+    after = on_host_b(home, redis_server, "k")
     assert after.returncode == 0
     statuses = [(r["host"], r["status"]) for r in history(home, "k")]
     assert statuses[0] == ("b", "success")
