@@ -121,7 +121,7 @@ def compare(
 def make_big_store(path: Path, jobs: int = 500, runs: int = 1_000_000) -> None:
     """A run store with `jobs` jobs and `runs` runs, written through cronwrap's own schema."""
     sys.path.insert(0, str(HERE.parent))
-    from cronwrap.store import Store, iso
+    from cronwrap.state.store import Store, iso
 
     Store.open(path).close()
     db = sqlite3.connect(path)
@@ -231,8 +231,8 @@ def schedule_speed() -> dict[str, float]:
     sys.path.insert(0, str(HERE.parent))
     from zoneinfo import ZoneInfo
 
-    from cronwrap import schedule as sched
-    from cronwrap.schedule import parse
+    from cronwrap.cron import schedule as sched
+    from cronwrap.cron.schedule import parse
 
     tz = ZoneInfo("Europe/Berlin")
     after = datetime(2025, 1, 1, tzinfo=timezone.utc)

@@ -1,5 +1,5 @@
 """Entry point. `cronwrap run ...` takes a fast path that never imports click or rich;
-everything else goes through the click group in cronwrap.cli."""
+everything else goes through the click group in cronwrap.cli.app."""
 
 from __future__ import annotations
 
@@ -28,14 +28,14 @@ def _wants_help(args: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     if args[:1] == ["run"] and not _wants_help(args[1:]):
-        from cronwrap import runcmd
+        from cronwrap.run import entry as runcmd
 
         sys.exit(runcmd.main(args[1:], os.environ))
     if args[:1] == ["explain"] and not any(a in _HELP for a in args[1:]):
-        from cronwrap import explaincmd
+        from cronwrap.views import explain as explaincmd
 
         sys.exit(explaincmd.main(args[1:]))
-    from cronwrap.cli import cli
+    from cronwrap.cli.app import cli
 
     cli.main(args=args, prog_name="cronwrap")
 

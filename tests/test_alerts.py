@@ -184,7 +184,7 @@ def test_apprise_json_delivery(home: Path, hook: Receiver) -> None:
 def test_missing_apprise_extra_fails_up_front(home: Path, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     code = (
-        "import os, sys; sys.modules['apprise'] = None; from cronwrap import runcmd; "
+        "import os, sys; sys.modules['apprise'] = None; from cronwrap.run import entry as runcmd; "
         "sys.exit(runcmd.main(['--name', 'x', '--alert', 'slack://a/b/c', '--', 'touch', "
         f"{str(marker)!r}], os.environ))"
     )

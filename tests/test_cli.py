@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from cronwrap import __version__
-from cronwrap.cli import cli
+from cronwrap.cli.app import cli
 from cronwrap.errors import ExitCode
 
 HEAVY = ("rich", "requests", "yaml", "apprise", "redis", "urllib3", "click")
@@ -68,7 +68,7 @@ def _loaded_after(code: str) -> list[str]:
 
 def test_cli_import_is_light() -> None:
     """Importing the CLI loads none of the heavy libraries but click."""
-    loaded = set(_loaded_after("import cronwrap.cli"))
+    loaded = set(_loaded_after("import cronwrap.cli.app"))
     assert loaded & set(HEAVY) == {"click"}
 
 
@@ -76,7 +76,7 @@ def _modules_after_a_run(home) -> set[str]:  # type: ignore[no-untyped-def]
     """Top-level modules loaded by one plain `cronwrap run` in a fresh interpreter."""
     code = (
         "import os, sys; os.environ['CRONWRAP_HOME'] = sys.argv[1]; "
-        "from cronwrap import runcmd; rc = runcmd.main(['--name', 'x', '--', 'true'], "
+        "from cronwrap.run import entry as runcmd; rc = runcmd.main(['--name', 'x', '--', 'true'], "
         "os.environ); assert rc == 0, rc"
     )
     probe = f"import sys; exec({code!r}); print(sorted({{m.split('.')[0] for m in sys.modules}}))"

@@ -13,12 +13,12 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from cronwrap.cli import cli
+from cronwrap.cli.app import cli
+from cronwrap.cli.manpage import pages
 from cronwrap.config import load_config
-from cronwrap.crontab import parse_crontab
-from cronwrap.explain import explain
-from cronwrap.lint import lint_crontab
-from cronwrap.manpage import pages
+from cronwrap.cron.crontab import parse_crontab
+from cronwrap.cron.explain import explain
+from cronwrap.cron.lint import lint_crontab
 from cronwrap.options import RUN_OPTIONS
 from tests.conftest import ROOT, cronwrap
 
@@ -26,12 +26,14 @@ MAN = ROOT / "man"
 
 
 def test_committed_man_pages_are_current() -> None:
-    """Regenerate with `python -m cronwrap.manpage man` after changing the CLI."""
+    """Regenerate with `python -m cronwrap.cli.manpage man` after changing the CLI."""
     expected = pages(cli)
     committed = {p.name: p.read_text() for p in MAN.iterdir()}
     assert set(committed) == set(expected)
     for name, text in expected.items():
-        assert committed[name] == text, f"man/{name} is stale: run python -m cronwrap.manpage man"
+        assert committed[name] == text, (
+            f"man/{name} is stale: run python -m cronwrap.cli.manpage man"
+        )
 
 
 @pytest.mark.parametrize("name", sorted(cli.commands))

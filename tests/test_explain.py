@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cronwrap.cli import cli
+from cronwrap.cli.app import cli
+from cronwrap.cron.explain import describe, explain
+from cronwrap.cron.schedule import parse
 from cronwrap.errors import ExitCode, ScheduleError
-from cronwrap.explain import describe, explain
-from cronwrap.schedule import parse
 
 AFTER = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -338,7 +338,7 @@ def test_fast_entry_prints_what_the_click_command_prints() -> None:
 
 
 def test_fast_entry_options_match_the_click_command() -> None:
-    from cronwrap.explaincmd import _VALUE_OPTIONS
+    from cronwrap.views.explain import _VALUE_OPTIONS
 
     click_opts = {o for p in cli.commands["explain"].params for o in p.opts if o.startswith("--")}
     assert click_opts == {*_VALUE_OPTIONS, "--json"}
@@ -379,7 +379,7 @@ def test_explain_loads_neither_click_nor_rich() -> None:
     import subprocess
 
     probe = (
-        "import sys; from cronwrap import explaincmd; "
+        "import sys; from cronwrap.views import explain as explaincmd; "
         "rc = explaincmd.main(['0 0 15 * 5']); "
         "print(sorted({'click', 'rich', 'yaml', 'requests'} & set(sys.modules)), "
         "file=sys.stderr)"

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cronwrap.cli import cli
-from cronwrap.crontab import parse_crontab, wrapped_run
-from cronwrap.lint import lint_crontab
+from cronwrap.cli.app import cli
+from cronwrap.cron.crontab import parse_crontab, wrapped_run
+from cronwrap.cron.lint import lint_crontab
 
 USER_TAB = """\
 SHELL=/bin/sh

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cronwrap import metrics
+from cronwrap.state import metrics
 from tests.conftest import cronwrap, popen_cronwrap, wait_for
 
 parser = pytest.importorskip("prometheus_client.parser")
@@ -116,7 +116,7 @@ def test_concurrent_writers_never_leave_a_partial_file(tmp_path: Path) -> None:
     )
     metrics.write_atomic(str(mdir), "job", text)
     code = (
-        "import sys; from cronwrap import metrics\n"
+        "import sys; from cronwrap.state import metrics\n"
         "for i in range(300):\n"
         "    metrics.write_atomic(sys.argv[1], 'job', metrics.render('job', "
         "{'cronwrap_running': i % 2, 'cronwrap_last_exit_code': i}, result='success', "

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from cronwrap.config import ConfigFile, resolve_job
-from cronwrap.runcmd import parse_run_args
-from cronwrap.store import Store
-from cronwrap.supervise import backoff_delay
+from cronwrap.run.entry import parse_run_args
+from cronwrap.run.supervise import backoff_delay
+from cronwrap.state.store import Store
 from tests.conftest import cronwrap, cw_env, events, popen_cronwrap, wait_for
 
 PY = sys.executable
@@ -105,10 +105,10 @@ def test_click_and_fast_parser_agree() -> None:
     assert (job.timeout, job.quiet, job.env) == (300, True, ("A=1", "B=2"))
     from click.testing import CliRunner
 
-    from cronwrap.cli import cli
+    from cronwrap.cli.app import cli
 
     seen = {}
-    import cronwrap.runcmd as rc
+    import cronwrap.run.entry as rc
 
     def fake_execute(flags, command, env, config_path=None):
         seen["job"] = resolve_job(flags, command, {}, ConfigFile(None))

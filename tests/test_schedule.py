@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from cronwrap.cron.schedule import parse
 from cronwrap.errors import ScheduleError
-from cronwrap.schedule import parse
 
 REF = Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
 UTC = "UTC"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cronwrap.crontab import parse_crontab
-from cronwrap.status import crontab_jobs
+from cronwrap.cron.crontab import parse_crontab
+from cronwrap.views.status import crontab_jobs
 from tests.conftest import cronwrap, cw_env, popen_cronwrap, wait_for
 
 PY = sys.executable

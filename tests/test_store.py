@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cronwrap.errors import StoreError
-from cronwrap.store import MIGRATIONS, SCHEMA_VERSION, Store
+from cronwrap.state.store import MIGRATIONS, SCHEMA_VERSION, Store
 from tests.conftest import cw_env
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)

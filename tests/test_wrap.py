@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cronwrap.crontab import parse_crontab, wrapped_run
-from cronwrap.wrap import job_name, wrap_crontab
+from cronwrap.cron.crontab import parse_crontab, wrapped_run
+from cronwrap.cron.wrap import job_name, wrap_crontab
 from tests.conftest import ROOT, cronwrap, cw_env
 
 GOLDEN = ROOT / "tests" / "golden"

@@ -51,7 +51,7 @@ def slug_for(job: str) -> str:
 def server_schedule(expr: str) -> str:
     """Cron's meaning in the 5-field form the server's cronsim reads the same way: macros
     expanded, and `a-a/n` (cronsim reads a-max/n) written as `a`."""
-    from cronwrap.schedule import parse
+    from cronwrap.cron.schedule import parse
 
     schedule = parse(expr)
     if schedule.reboot:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from cronwrap.crontab import Crontab, wrapped_run
+from cronwrap.cron.crontab import Crontab, wrapped_run
 
 # characters that make cron's /bin/sh do more than split words
 _SHELL_SYNTAX = re.compile(r"[|&;<>()$`*?\[\]{}~#'\"\\]|^\s*\w+=")

@@ -9,8 +9,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from cronwrap.humanize import relative
-from cronwrap.view import short_duration
+from cronwrap.views.humanize import relative
+from cronwrap.views.table import short_duration
 
 UTC = timezone.utc
 

@@ -65,7 +65,7 @@ def execute(
 ) -> int:
     """Resolve the job, supervise it, and return the exit status (125 for our own errors)."""
     from cronwrap.config import load_config, resolve_job, resolve_paths
-    from cronwrap.supervise import exit_with, supervise
+    from cronwrap.run.supervise import exit_with, supervise
 
     try:
         paths = resolve_paths(env, config_file=config_path)

@@ -14,18 +14,18 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cronwrap import runner
 from cronwrap.config import Job, Paths, ensure_dir
 from cronwrap.errors import CronwrapError
-from cronwrap.events import EventLog
-from cronwrap.lock import JobLock
 from cronwrap.redact import Redactor
+from cronwrap.run import process as runner
+from cronwrap.run.lock import JobLock
+from cronwrap.state.events import EventLog
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
-    from cronwrap.fleet import Fleet
     from cronwrap.notify.healthchecks import Delivery, Pinger, PingTarget
-    from cronwrap.store import Store
+    from cronwrap.run.lease import Fleet
+    from cronwrap.state.store import Store
 
 
 NEVER_RETRY = frozenset({126, 127})
@@ -139,7 +139,7 @@ class _Run:
             self.warn(self.events.errors.pop(0))
 
     def open_store(self) -> None:
-        from cronwrap.store import Store
+        from cronwrap.state.store import Store
 
         try:
             ensure_dir(self.paths.state_dir)
@@ -467,8 +467,8 @@ def _take_fleet_lock(
 ) -> tuple[Fleet | None, str | None]:
     """Claim the scheduled slot and take the Redis lease: (lease, None) to run,
     (None, reason) to skip, (None, None) to run unlocked (--lock-unavailable run)."""
-    from cronwrap import fleet
     from cronwrap.redact import redact_url
+    from cronwrap.run import lease as fleet
 
     try:
         client = fleet.connect(job.lock_url)
@@ -847,7 +847,7 @@ def _run_locked(
 
 
 def _result_of(status: str) -> str:
-    from cronwrap.metrics import result_of
+    from cronwrap.state.metrics import result_of
 
     return result_of(status)
 
@@ -1029,7 +1029,7 @@ def _write_metrics(
 ) -> None:
     if not job.metrics_dir:
         return
-    from cronwrap import metrics
+    from cronwrap.state import metrics
 
     values: dict[str, float | None] = {
         "cronwrap_last_start_timestamp_seconds": started_at.timestamp(),
@@ -1070,8 +1070,8 @@ def _write_metrics(
 def _expected_interval(job: Job) -> float | None:
     if not job.schedule:
         return None
+    from cronwrap.cron.schedule import parse, zone
     from cronwrap.errors import ScheduleError
-    from cronwrap.schedule import parse, zone
 
     try:
         schedule = parse(job.schedule)

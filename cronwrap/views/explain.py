@@ -10,15 +10,15 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from cronwrap import view
 from cronwrap.errors import CronwrapError, ExitCode, ScheduleError, UsageError
-from cronwrap.humanize import relative, stamp
+from cronwrap.views import table as view
+from cronwrap.views.humanize import relative, stamp
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
     from typing import Any, TextIO
 
-    from cronwrap.explain import Explanation
+    from cronwrap.cron.explain import Explanation
 
 UTC = timezone.utc
 _VALUE_OPTIONS = ("--tz", "--count", "--after", "--color")
@@ -85,8 +85,8 @@ def explain_main(
 ) -> None:
     """Explain and print; raises ScheduleError/CronwrapError/UsageError for bad input.
     A leading `CRON_TZ=Zone` (as in a crontab) sets the zone when --tz is not given."""
-    from cronwrap.explain import explain
-    from cronwrap.schedule import zone
+    from cronwrap.cron.explain import explain
+    from cronwrap.cron.schedule import zone
 
     first, _, rest = expression.strip().partition(" ")
     if first.startswith(("CRON_TZ=", "TZ=")) and rest:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-from cronwrap.humanize import relative
+from cronwrap.views.humanize import relative
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Man pages made from the click definitions, so every command and option is documented the
 moment it exists, plus the sections a cron tool needs that click does not know (EXIT STATUS,
-ENVIRONMENT, FILES, EXAMPLES). `python -m cronwrap.manpage man/` writes them; a test fails when
+ENVIRONMENT, FILES, EXAMPLES). `python -m cronwrap.cli.manpage man/` writes them; a test fails when
 the committed pages differ from what this produces. CLI layer: imports click."""
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def _context(cmd: click.Command) -> click.Context:
     """A context as a real invocation makes it: the group's settings (-h for help) inherited.
     click caches the help option per command, so a bare Context would make pages depend on
     what ran first."""
-    from cronwrap.cli import cli
+    from cronwrap.cli.app import cli
 
     root = click.Context(cli, info_name="cronwrap", **cli.context_settings)
     if cmd is cli:
@@ -258,7 +258,7 @@ def pages(group: click.Group) -> dict[str, str]:
 
 
 def write(directory: Path) -> list[Path]:
-    from cronwrap.cli import cli
+    from cronwrap.cli.app import cli
 
     directory.mkdir(parents=True, exist_ok=True)
     written = []

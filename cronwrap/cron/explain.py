@@ -8,8 +8,7 @@ import re
 import shlex
 from datetime import datetime, timedelta, timezone, tzinfo
 
-from cronwrap.errors import ScheduleError
-from cronwrap.schedule import (
+from cronwrap.cron.schedule import (
     DAY_NAMES,
     MONTH_NAMES,
     Field,
@@ -17,6 +16,7 @@ from cronwrap.schedule import (
     parse,
     zone_name,
 )
+from cronwrap.errors import ScheduleError
 
 UTC = timezone.utc
 DAY_WORDS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")

@@ -1,5 +1,5 @@
 """The click commands: parse, call the core, render, map errors to exit codes.
-Core modules are imported inside the commands so `import cronwrap.cli` stays light."""
+Core modules are imported inside the commands so `import cronwrap.cli.app` stays light."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def _run_command() -> click.Command:
         Example:
           cronwrap run --name backup --timeout 2h --retries 2 -- /usr/local/bin/backup
         """
-        from cronwrap import runcmd
+        from cronwrap.run import entry as runcmd
 
         config_path = ctx.obj.get("config_path") if ctx.obj else None
         ctx.exit(runcmd.execute(flags, list(command), _env(), config_path=config_path))
@@ -252,7 +252,7 @@ def explain_cmd(
       cronwrap explain "*/15 * * * * /usr/local/bin/sync.sh"
     """
     from cronwrap.errors import UsageError
-    from cronwrap.explaincmd import explain_main
+    from cronwrap.views.explain import explain_main
 
     try:
         explain_main(
@@ -337,8 +337,8 @@ def lint_cmd(files: tuple[str, ...], system: bool, as_json: bool, quiet: bool) -
       cronwrap lint /etc/crontab /etc/cron.d/*
       crontab -l | cronwrap lint -
     """
-    from cronwrap.crontab import is_system_path, parse_crontab, read_source
-    from cronwrap.lint import lint_crontab
+    from cronwrap.cron.crontab import is_system_path, parse_crontab, read_source
+    from cronwrap.cron.lint import lint_crontab
 
     findings = []
     for source in files or ("",):
@@ -348,8 +348,8 @@ def lint_cmd(files: tuple[str, ...], system: bool, as_json: bool, quiet: bool) -
         findings += lint_crontab(tab)
     zones = _hc_zones()
     if zones:
-        from cronwrap.crontab import wrapped_run
-        from cronwrap.lint import Finding
+        from cronwrap.cron.crontab import wrapped_run
+        from cronwrap.cron.lint import Finding
 
         for source in files or ("",):
             tab = parse_crontab(
@@ -420,7 +420,7 @@ def _crontabs(files: tuple[str, ...]) -> list[Any]:
     import glob
     import shutil
 
-    from cronwrap.crontab import is_system_path, parse_crontab, read_source
+    from cronwrap.cron.crontab import is_system_path, parse_crontab, read_source
 
     sources = list(files)
     if not sources:
@@ -466,8 +466,8 @@ def _hc_zones() -> dict[str, str] | None:
 def _zone_mismatch(job: str, tz: str | None, zones: dict[str, str] | None) -> str | None:
     if not zones:
         return None
+    from cronwrap.cron.schedule import local_zone, zone_name
     from cronwrap.notify.hcapi import slug_for
-    from cronwrap.schedule import local_zone, zone_name
 
     theirs = zones.get(slug_for(job))
     ours = tz or zone_name(local_zone())
@@ -560,7 +560,7 @@ def status_cmd(
     from datetime import timedelta
 
     from cronwrap.config import parse_duration
-    from cronwrap.status import job_statuses, open_store_readonly
+    from cronwrap.views.status import job_statuses, open_store_readonly
 
     try:
         grace_td = timedelta(seconds=parse_duration(grace))
@@ -620,7 +620,7 @@ def status_cmd(
             )
         )
     else:
-        from cronwrap.view import render_status, terminal_width, use_color
+        from cronwrap.views.table import render_status, terminal_width, use_color
 
         out = sys.stdout
         # not click.echo: it strips colour codes when stdout is not a terminal, and
@@ -639,7 +639,7 @@ def _complete_jobs(incomplete: str) -> list[Any]:
 
     try:
         from cronwrap.config import resolve_paths
-        from cronwrap.status import open_store_readonly
+        from cronwrap.views.status import open_store_readonly
 
         store = open_store_readonly(resolve_paths(_env()))
         if store is None:
@@ -671,7 +671,7 @@ def history_cmd(ctx: click.Context, name: str, limit: int, as_json: bool, color:
       cronwrap history backup --limit 50
     """
     from cronwrap.errors import JobNotFoundError
-    from cronwrap.status import open_store_readonly
+    from cronwrap.views.status import open_store_readonly
 
     store = open_store_readonly(_paths(ctx))
     if store is None:
@@ -701,7 +701,7 @@ def history_cmd(ctx: click.Context, name: str, limit: int, as_json: bool, color:
             return
     from datetime import datetime, timezone
 
-    from cronwrap.render import console, render_history
+    from cronwrap.views.history import console, render_history
 
     render_history(console(color=color), runs, datetime.now(timezone.utc))
 
@@ -733,7 +733,7 @@ def logs_cmd(
     import time
 
     from cronwrap.errors import JobNotFoundError
-    from cronwrap.status import open_store_readonly
+    from cronwrap.views.status import open_store_readonly
 
     paths = _paths(ctx)
     store = open_store_readonly(paths)
@@ -835,8 +835,8 @@ def wrap_cmd(
     from pathlib import Path
 
     from cronwrap.config import ensure_dir
-    from cronwrap.crontab import is_system_path, parse_crontab, read_source
-    from cronwrap.wrap import wrap_crontab
+    from cronwrap.cron.crontab import is_system_path, parse_crontab, read_source
+    from cronwrap.cron.wrap import wrap_crontab
 
     paths = _paths(ctx)
     backups = Path(paths.state_dir) / "crontab-backups"
@@ -909,7 +909,7 @@ def _hc_jobs(
 ) -> list[tuple[str, str, str | None]]:
     """(job, schedule, zone or None) for every job with a schedule: crontabs, then config."""
     from cronwrap.config import load_config
-    from cronwrap.status import crontab_jobs
+    from cronwrap.views.status import crontab_jobs
 
     found: dict[str, tuple[str, str, str | None]] = {}
     for j in crontab_jobs(_crontabs(crontab_files)):
@@ -983,10 +983,10 @@ def hc_sync_cmd(
     from pathlib import Path
 
     from cronwrap.config import parse_duration, read_secret
+    from cronwrap.cron.schedule import local_zone, zone, zone_name
     from cronwrap.notify.hcapi import Api, ApiError, CheckSpec, grace_for, server_schedule, slug_for
     from cronwrap.redact import redact_url
-    from cronwrap.schedule import local_zone, zone, zone_name
-    from cronwrap.status import open_store_readonly
+    from cronwrap.views.status import open_store_readonly
 
     if not api_key and not dry_run:
         raise CronwrapError("no API key: give --api-key or CRONWRAP_HC_API_KEY (file:PATH works)")
@@ -1118,9 +1118,9 @@ def metrics_prune_cmd(
     """
     import re as _re
 
-    from cronwrap import metrics
     from cronwrap.config import load_config
-    from cronwrap.status import crontab_jobs, open_store_readonly
+    from cronwrap.state import metrics
+    from cronwrap.views.status import crontab_jobs, open_store_readonly
 
     paths = _paths(ctx)
     keep: set[str] = set(load_config(paths.config_file).jobs)
@@ -1158,7 +1158,7 @@ def man_cmd(command: str | None) -> None:
     import shutil
     import subprocess
 
-    from cronwrap.manpage import pages
+    from cronwrap.cli.manpage import pages
 
     all_pages = pages(cli)
     key = "cronwrap.1" if not command else f"cronwrap-{command}.1"

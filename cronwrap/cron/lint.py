@@ -9,10 +9,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cronwrap.crontab import Crontab, Line, wrapped_run
+from cronwrap.cron.crontab import Crontab, Line, wrapped_run
+from cronwrap.cron.explain import command_warnings, warnings_for
+from cronwrap.cron.schedule import parse
 from cronwrap.errors import ScheduleError
-from cronwrap.explain import command_warnings, warnings_for
-from cronwrap.schedule import parse
 
 _RUN_PARTS_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -86,8 +86,8 @@ def _lint_env(tab: Crontab, ln: Line, add: Callable[[int, int, str, str, str], N
             f"{ln.name}={ln.value}: cron does not expand variables in environment lines",
         )
     if ln.name in ("CRON_TZ", "TZ"):
+        from cronwrap.cron.schedule import zone
         from cronwrap.errors import CronwrapError
-        from cronwrap.schedule import zone
 
         try:
             zone(ln.value)

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from cronwrap.config import Paths, derive_name
-from cronwrap.crontab import Crontab, wrapped_run
+from cronwrap.cron.crontab import Crontab, wrapped_run
+from cronwrap.cron.schedule import Schedule, local_zone, parse, zone, zone_name
 from cronwrap.errors import CronwrapError, ScheduleError
-from cronwrap.lock import is_locked
-from cronwrap.schedule import Schedule, local_zone, parse, zone, zone_name
-from cronwrap.store import RunRecord, Store
+from cronwrap.run.lock import is_locked
+from cronwrap.state.store import RunRecord, Store
 
 UTC = timezone.utc
 PROBLEMS = frozenset({"failed", "timeout", "crashed", "cancelled", "error"})
@@ -219,7 +219,7 @@ def _fill(
     schedule = _schedule(st)
     if schedule is None or schedule.reboot:
         return
-    from cronwrap.explain import describe
+    from cronwrap.cron.explain import describe
 
     st.description = describe(schedule)
     try:

@@ -59,7 +59,7 @@ def slot_for(
     start-up delay between hosts); None when the schedule has no fire time near now."""
     from datetime import timedelta
 
-    from cronwrap.schedule import parse, zone
+    from cronwrap.cron.schedule import parse, zone
 
     schedule = parse(schedule_text)
     tz = zone(tz_name)

@@ -1,0 +1,1 @@
+"""What lives on disk: the run store, the event log, metrics files."""

@@ -1,0 +1,1 @@
+"""What `status`, `history` and `explain` show: models and plain-text tables."""
