@@ -86,12 +86,10 @@ def _paragraphs(text: str) -> list[str]:
     return [p.strip() for p in text.split("\n\n") if p.strip()]
 
 
-def _context(cmd: click.Command) -> click.Context:
+def _context(cli: click.Group, cmd: click.Command) -> click.Context:
     """A context as a real invocation makes it: the group's settings (-h for help) inherited.
     click caches the help option per command, so a bare Context would make pages depend on
     what ran first."""
-    from cronwrap.cli.app import cli
-
     root = click.Context(cli, info_name="cronwrap", **cli.context_settings)
     if cmd is cli:
         return root
@@ -102,9 +100,9 @@ def _context(cmd: click.Command) -> click.Context:
     return click.Context(cmd, info_name=cmd.name, parent=root, **cmd.context_settings)
 
 
-def _option_lines(cmd: click.Command) -> list[str]:
+def _option_lines(group: click.Group, cmd: click.Command) -> list[str]:
     out: list[str] = []
-    ctx = _context(cmd)
+    ctx = _context(group, cmd)
     for param in cmd.get_params(ctx):
         if not isinstance(param, click.Option) or param.hidden:
             continue
@@ -125,7 +123,7 @@ def _section(title: str, rows: list[tuple[str, str]]) -> list[str]:
 
 def command_page(group: click.Group, name: str) -> str:
     cmd = group.commands[name]
-    ctx = _context(cmd)
+    ctx = _context(group, cmd)
     usage = " ".join(cmd.collect_usage_pieces(ctx))
     help_text = _help_text(cmd)
     paras = _paragraphs(help_text)
@@ -146,7 +144,7 @@ def command_page(group: click.Group, name: str) -> str:
         out += [_esc(para), ".PP"]
     if out[-1] == ".PP":
         out.pop()
-    out += [".SH OPTIONS", *_option_lines(cmd)]
+    out += [".SH OPTIONS", *_option_lines(group, cmd)]
     if isinstance(cmd, click.Group):
         for sub_name in sorted(cmd.commands):
             sub = cmd.commands[sub_name]
@@ -154,11 +152,11 @@ def command_page(group: click.Group, name: str) -> str:
             out += [
                 f".SH {_esc(name.upper())} {_esc(sub_name.upper())}",
                 f"\\fBcronwrap {_esc(name)} {_esc(sub_name)}\\fR "
-                f"{_esc(' '.join(sub.collect_usage_pieces(_context(sub))))}",
+                f"{_esc(' '.join(sub.collect_usage_pieces(_context(group, sub))))}",
                 ".PP",
             ]
             out += [_esc(p) for p in sub_paras if not p.startswith("Example")]
-            out += [".PP", "Options:", *_option_lines(sub)]
+            out += [".PP", "Options:", *_option_lines(group, sub)]
     if name == "run":
         out += _section("EXIT STATUS", [r for r in EXIT_STATUS if r[0] not in ("1", "2", "78")])
         out += _section("ENVIRONMENT", ENVIRONMENT)
@@ -187,7 +185,7 @@ def main_page(group: click.Group) -> str:
             "cronwrap's own monitoring never stops the job or changes its exit code."
         ),
         ".SH OPTIONS",
-        *_option_lines(group),
+        *_option_lines(group, group),
         ".SH COMMANDS",
     ]
     for name in sorted(group.commands):
@@ -257,12 +255,10 @@ def pages(group: click.Group) -> dict[str, str]:
     return out
 
 
-def write(directory: Path) -> list[Path]:
-    from cronwrap.cli.app import cli
-
+def write(directory: Path, group: click.Group) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for filename, text in pages(cli).items():
+    for filename, text in pages(group).items():
         path = directory / filename
         path.write_text(text)
         written.append(path)
@@ -270,5 +266,7 @@ def write(directory: Path) -> list[Path]:
 
 
 if __name__ == "__main__":
-    for p in write(Path(sys.argv[1] if len(sys.argv) > 1 else "man")):
+    from cronwrap.cli.app import cli
+
+    for p in write(Path(sys.argv[1] if len(sys.argv) > 1 else "man"), cli):
         print(p)

@@ -1,0 +1,147 @@
+"""What the commands share: state paths, the --color option, crontab reading, job-name
+completion, the Healthchecks zone check and the JSON shape of a run."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from cronwrap.errors import CronwrapError
+
+color_option = click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    help="Colour output (NO_COLOR and FORCE_COLOR are honoured in auto).",
+)
+
+
+def environment() -> dict[str, str]:
+    return dict(os.environ)
+
+
+def state_paths(ctx: click.Context) -> Any:
+
+    from cronwrap.config import resolve_paths
+
+    config_path = ctx.obj.get("config_path") if ctx.obj else None
+    return resolve_paths(environment(), config_file=config_path)
+
+
+def parse_now(value: str | None) -> Any:
+    from datetime import datetime, timezone
+
+    if not value:
+        return datetime.now(timezone.utc)
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 date-time", param_hint="--now"
+        ) from None
+    return at if at.tzinfo else at.astimezone()
+
+
+def read_crontabs(files: tuple[str, ...]) -> list[Any]:
+    """The crontabs to look in: --crontab files, else the user's (and the system's for root)."""
+    import glob
+    import shutil
+
+    from cronwrap.cron.crontab import is_system_path, parse_crontab, read_source
+
+    sources = list(files)
+    if not sources:
+        if shutil.which("crontab"):
+            sources.append("")
+        if os.geteuid() == 0:
+            sources += [
+                p
+                for p in ["/etc/crontab", *sorted(glob.glob("/etc/cron.d/*"))]
+                if os.path.isfile(p)
+            ]
+    tabs = []
+    for source in sources:
+        try:
+            text = read_source(source)
+        except CronwrapError:
+            if source in files:
+                raise
+            continue  # an unreadable system file: the others still count
+        tabs.append(
+            parse_crontab(text, source=source or "crontab -l", system=is_system_path(source))
+        )
+    return tabs
+
+
+def hc_zones() -> dict[str, str] | None:
+    """slug -> zone of the Healthchecks checks, when an API key is configured (for the
+    time-zone sanity check of status and lint); None without a key or on errors."""
+    key = os.environ.get("CRONWRAP_HC_API_KEY")
+    if not key:
+        return None
+    from cronwrap.config import read_secret
+    from cronwrap.notify.hcapi import Api
+
+    url = os.environ.get("CRONWRAP_HC_API_URL", "https://healthchecks.io")
+    try:
+        return Api(url, read_secret(key), timeout=5.0, retries=0).zones()
+    except CronwrapError as err:
+        click.echo(f"cronwrap: warning: cannot compare zones with Healthchecks: {err}", err=True)
+        return None
+
+
+def zone_mismatch(job: str, tz: str | None, zones: dict[str, str] | None) -> str | None:
+    if not zones:
+        return None
+    from cronwrap.cron.schedule import local_zone, zone_name
+    from cronwrap.notify.hcapi import slug_for
+
+    theirs = zones.get(slug_for(job))
+    ours = tz or zone_name(local_zone())
+    if theirs is None or theirs == ours:
+        return None
+    return f"runs in {ours} but its Healthchecks check expects {theirs}"
+
+
+def iso(at: Any) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def run_json(r: Any) -> dict[str, Any]:
+    return {
+        "run_id": r.run_id,
+        "job": r.job,
+        "host": r.host,
+        "pid": r.pid,
+        "started_at": iso(r.started_at),
+        "ended_at": iso(r.ended_at),
+        "status": r.status,
+        "exit_code": r.exit_code,
+        "signal": r.signal,
+        "attempts": r.attempts,
+        "duration_s": r.duration_s,
+        "reason": r.reason,
+        "exit_origin": r.exit_origin,
+        "flags": r.flags,
+        "log_path": r.log_path,
+    }
+
+
+def complete_jobs(incomplete: str) -> list[Any]:
+    """Shell completion of job names from the run store."""
+    from click.shell_completion import CompletionItem
+
+    try:
+        from cronwrap.config import resolve_paths
+        from cronwrap.views.status import open_store_readonly
+
+        store = open_store_readonly(resolve_paths(environment()))
+        if store is None:
+            return []
+        with store:
+            names = store.job_names()
+    except Exception:
+        return []
+    return [CompletionItem(n) for n in names if n.startswith(incomplete)]
