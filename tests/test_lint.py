@@ -38,6 +38,13 @@ def test_clean_wrapped_crontab_has_no_errors() -> None:
     assert findings == []
 
 
+def test_a_run_line_with_a_config_option_counts_as_wrapped() -> None:
+    findings = lint_text(
+        "PATH=/usr/bin:/bin\n0 2 * * * cronwrap --config /etc/cw.yaml run --name b -- backup\n"
+    )
+    assert "unwrapped" not in codes(findings) and "no-name" not in codes(findings)
+
+
 def test_findings_carry_line_col_severity_code() -> None:
     findings = lint_text(USER_TAB)
     [pct] = [f for f in findings if f.code == "percent"]

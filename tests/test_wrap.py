@@ -4,7 +4,6 @@ cron's own `%` rules, and --apply/--undo with a fake `crontab` on PATH."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cronwrap.cron.crontab import parse_crontab, wrapped_run
-from cronwrap.cron.wrap import job_name, wrap_crontab
+from cronwrap.cron.wrap import job_name, unwrap_crontab, wrap_crontab
 from tests.conftest import ROOT, cronwrap, cw_env
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -52,6 +51,35 @@ def test_every_job_is_wrapped_and_the_rest_is_untouched(name: str, system: bool)
     assert len(names) == len(set(names))
 
 
+def test_lines_wrapped_with_a_config_option_are_not_wrapped_again() -> None:
+    line = "0 5 * * * /opt/cw/bin/cronwrap --config /etc/cw.yaml run --name x -- /bin/x\n"
+    assert wrap_crontab(line, parse_crontab(line, source="t", system=False)) == line
+    run = wrapped_run(line)
+    assert run is not None and (run.name, run.config) == ("x", "/etc/cw.yaml")
+    assert wrapped_run("cronwrap --config=/etc/cw.yaml --debug run -- /bin/x") is not None
+    assert wrapped_run("cronwrap status --json") is None
+
+
+def test_undo_restores_only_what_wrap_changed_and_keeps_hand_edits() -> None:
+    before = (GOLDEN / "user.crontab").read_text()
+    after = (GOLDEN / "user.wrapped").read_text()
+    lines = after.split("\n")
+    sync = next(i for i, ln in enumerate(lines) if "--name sync " in ln)
+    hand = lines[sync] = lines[sync].replace("--name sync ", "--name sync --timeout 5m ")
+    lines.insert(3, "MAILFROM=cron@example.com")  # hand-added lines, anywhere
+    lines.insert(-1, "1 1 * * * /usr/local/bin/added-by-hand")
+    current = "\n".join(lines)
+    undone, edited = unwrap_crontab(current, before=before, after=after)
+    out = undone.split("\n")
+    assert "MAILFROM=cron@example.com" in out and "1 1 * * * /usr/local/bin/added-by-hand" in out
+    assert hand in out and edited == [sync + 2]  # kept, and said so (1-based, after the insert)
+    assert "0 3 * * * /usr/local/bin/cronwrap run --name already -- /usr/local/bin/rotate" in out
+    added = {"MAILFROM=cron@example.com", "1 1 * * * /usr/local/bin/added-by-hand"}
+    expected = before.split("\n")
+    expected[sync] = hand
+    assert [ln for ln in out if ln not in added] == expected
+
+
 def test_names_are_readable_and_unique() -> None:
     taken: set[str] = set()
     assert job_name("/usr/local/bin/backup.sh --all", taken) == "backup"
@@ -61,9 +89,11 @@ def test_names_are_readable_and_unique() -> None:
     assert job_name("LANG=C flock -n /tmp/x /opt/x/run", taken) == "run"
 
 
-def cron_exec(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run a crontab command as cron does: an unescaped % ends the command and the rest,
-    with % as newlines, is its stdin; \\% is a literal %."""
+def cron_exec(
+    command: str, env: dict[str, str], shell: str = "/bin/sh"
+) -> subprocess.CompletedProcess[str]:
+    """Run a crontab command as cron does: `$SHELL -c`, where an unescaped % ends the command
+    and the rest, with % as newlines, is its stdin; \\% is a literal %."""
     cmd, stdin, i = "", None, 0
     while i < len(command):
         if command[i] == "\\" and command[i + 1 : i + 2] == "%":
@@ -76,7 +106,7 @@ def cron_exec(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[
         cmd += command[i]
         i += 1
     return subprocess.run(
-        ["/bin/sh", "-c", cmd],
+        [shell, "-c", cmd],
         input=stdin or "",
         capture_output=True,
         text=True,
@@ -85,26 +115,42 @@ def cron_exec(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[
     )
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        "echo hello world",
-        "printf '%s\\n' \"quoted  arg\" | tr a-z A-Z",
-        "date -u -d @0 +\\%F",
-        "cat%line one%line two",
-        "tr a-z A-Z%shout this",
-        "echo one && echo two; echo three > /dev/stderr",
-        "X=5; echo $X $((X * 2))",
-    ],
-)
-def test_wrapped_command_behaves_the_same_under_cron(home: Path, command: str) -> None:
-    line = f"* * * * * {command}\n"
-    exe = shutil.which("cronwrap") or str(Path(sys.executable).parent / "cronwrap")
-    wrapped = wrap_crontab(line, parse_crontab(line, source="t", system=False), cronwrap=exe)
+SH_LINES = [
+    "echo hello world",
+    "printf '%s\\n' \"quoted  arg\" | tr a-z A-Z",
+    "date -u -d @0 +\\%F",
+    "cat%line one%line two",
+    "tr a-z A-Z%shout this",
+    "echo one && echo two; echo three > /dev/stderr",
+    "X=5; echo $X $((X * 2))",
+    "echo $0",
+]
+BASH_LINES = [
+    "echo {a,b} $((1<<3))",
+    "[[ -n x && 3 -gt 2 ]] && echo yes",
+    "[[ abc == a* ]]; echo $?",
+    "cat <<< 'here string'",
+    "echo ${BASH_VERSION\\%\\%.*} | tr 0-9 N",
+    "arr=(x y z); echo ${#arr[@]} ${arr[1]}%stdin unused",
+    "echo $0",
+    "/bin/echo plain words",
+]
+SHELLS = [("/bin/sh", c) for c in SH_LINES] + [("/bin/bash", c) for c in BASH_LINES]
+
+
+@pytest.mark.parametrize(("shell", "command"), SHELLS, ids=[f"{s}: {c}" for s, c in SHELLS])
+def test_wrapped_command_behaves_the_same_under_cron(home: Path, shell: str, command: str) -> None:
+    """The original and the wrapped command, each run as cron runs it under the crontab's
+    SHELL, print the same and exit the same."""
+    tab = f"SHELL={shell}\n* * * * * {command}\n"
+    exe = str(Path(sys.executable).parent / "cronwrap")  # the installed console script
+    wrapped = wrap_crontab(tab, parse_crontab(tab, source="t", system=False), cronwrap=exe)
     new_command = parse_crontab(wrapped, source="t", system=False).jobs[0].command
-    env = cw_env(home)
-    before = cron_exec(command, env)
-    after = cron_exec(new_command, env)
+    assert wrapped_run(new_command) is not None
+    env = cw_env(home, SHELL=shell)
+    before = cron_exec(command, env, shell)
+    after = cron_exec(new_command, env, shell)
+    assert before.returncode == 0 or shell == "/bin/sh", before.stderr  # bash lines are valid
     assert (after.returncode, after.stdout, after.stderr) == (
         before.returncode,
         before.stdout,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cronwrap.errors import CronwrapError
@@ -28,6 +28,8 @@ class Line:
     name: str = ""  # env name
     value: str = ""  # env value
     tz: str | None = None  # CRON_TZ/TZ in force for a job line
+    shell: str | None = None  # SHELL in force for a job line (None: cron's /bin/sh)
+    path: str | None = None  # PATH in force for a job line (None: cron's default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,7 @@ def _unquote(value: str) -> str:
 def parse_crontab(text: str, *, source: str, system: bool) -> Crontab:
     lines: list[Line] = []
     tz: str | None = None
+    in_force: dict[str, str] = {}  # cron gives each job the NAME=value lines above it
     raw_lines = text.split("\n")
     ends = text.endswith("\n") or text == ""
     if ends:
@@ -68,12 +71,14 @@ def parse_crontab(text: str, *, source: str, system: bool) -> Crontab:
             name, value = env.group(1), _unquote(env.group(2))
             if name in ("CRON_TZ", "TZ"):
                 tz = value or None
+            in_force[name] = value
             lines.append(Line(i, raw, "env", name=name, value=value))
             continue
         if not _JOB_START.match(raw):
             lines.append(Line(i, raw, "junk"))
             continue
-        lines.append(_job_line(i, raw, system=system, tz=tz))
+        job = _job_line(i, raw, system=system, tz=tz)
+        lines.append(replace(job, shell=in_force.get("SHELL"), path=in_force.get("PATH")))
     return Crontab(source, lines, system, ends)
 
 
@@ -103,11 +108,37 @@ def _job_line(number: int, raw: str, *, system: bool, tz: str | None) -> Line:
 
 @dataclass(frozen=True, slots=True)
 class WrappedRun:
-    """What a `cronwrap run` in a crontab command says about its job."""
+    """What a `cronwrap [--config F] run ...` in a crontab command says about its job."""
 
     name: str | None
     schedule: str | None
     tz: str | None
+    program: str = "cronwrap"  # the word that calls cronwrap, as written
+    config: str | None = None  # `cronwrap --config F run`
+    args: tuple[str, ...] = ()  # the words after `run`, options and command
+
+
+# the options of the `cronwrap` group itself, which may stand between `cronwrap` and `run`
+_GROUP_OPTIONS = {"--config": True, "--debug": False}  # takes a value?
+
+
+def _run_words(words: list[str], start: int) -> tuple[int, str | None] | None:
+    """Where `run` is after a `cronwrap` word at `start` (skipping group options), and the
+    --config given there; None when the word is not followed by `run`."""
+    i, config = start + 1, None
+    while i < len(words):
+        key, eq, val = words[i].partition("=")
+        if words[i] == "run":
+            return i, config
+        if key not in _GROUP_OPTIONS:
+            return None
+        if _GROUP_OPTIONS[key] and not eq:
+            val = words[i + 1] if i + 1 < len(words) else ""
+            i += 1
+        if key == "--config":
+            config = val
+        i += 1
+    return None
 
 
 def wrapped_run(command: str) -> WrappedRun | None:
@@ -117,21 +148,33 @@ def wrapped_run(command: str) -> WrappedRun | None:
     except ValueError:
         words = command.split()
     for i, word in enumerate(words):
-        if word.rsplit("/", 1)[-1] == "cronwrap" and words[i + 1 : i + 2] == ["run"]:
-            opts: dict[str, str] = {}
-            rest = words[i + 2 :]
-            j = 0
-            while j < len(rest) and rest[j] != "--" and rest[j].startswith("--"):
-                key, eq, val = rest[j].partition("=")
-                if eq:
-                    opts[key] = val
-                    j += 1
-                elif j + 1 < len(rest) and not rest[j + 1].startswith("--"):
-                    opts[key] = rest[j + 1]
-                    j += 2
-                else:
-                    j += 1
-            return WrappedRun(opts.get("--name"), opts.get("--schedule"), opts.get("--tz"))
+        if word.rsplit("/", 1)[-1] != "cronwrap":
+            continue
+        found = _run_words(words, i)
+        if found is None:
+            continue
+        at, config = found
+        opts: dict[str, str] = {}
+        rest = words[at + 1 :]
+        j = 0
+        while j < len(rest) and rest[j] != "--" and rest[j].startswith("--"):
+            key, eq, val = rest[j].partition("=")
+            if eq:
+                opts[key] = val
+                j += 1
+            elif j + 1 < len(rest) and not rest[j + 1].startswith("--"):
+                opts[key] = rest[j + 1]
+                j += 2
+            else:
+                j += 1
+        return WrappedRun(
+            opts.get("--name"),
+            opts.get("--schedule"),
+            opts.get("--tz"),
+            program=word,
+            config=config,
+            args=tuple(rest),
+        )
     return None
 
 

@@ -1,7 +1,8 @@
 """`cronwrap wrap`: put `cronwrap run` in front of every job of an existing crontab without
 changing what cron does: comments, environment lines, CRON_TZ and already wrapped lines stay
 as they are; a command that needs the shell (pipes, redirections, `%` for stdin, ...) is kept
-whole behind --shell. Running it on its own output changes nothing. Standard library only."""
+whole and run by the crontab's own SHELL. Running it on its own output changes nothing; undo
+puts back only the lines wrap changed. Standard library only."""
 
 from __future__ import annotations
 
@@ -58,6 +59,9 @@ _RUNNERS = {
 }
 
 
+_PROGRAM = re.compile(r"^[A-Za-z_./~][\w./+~-]*$")  # a word that names a program, not `$((`
+
+
 def _clean(word: str) -> str:
     base = word.rsplit("/", 1)[-1]
     base = re.sub(r"\.(sh|py|pl|rb|bash|php|js)$", "", base)
@@ -74,7 +78,7 @@ def job_name(command: str, taken: set[str]) -> str:
         words = [w for w in words if not w.startswith(("-", ">", "<", "2>"))]
         while words and words[0] in _WRAPPERS:  # `flock /tmp/x cmd`, `timeout 5m cmd`
             words = words[1 + _WRAPPERS[words[0]] :]
-        if not words or words[0] in _NOT_THE_JOB:
+        if not words or words[0] in _NOT_THE_JOB or not _PROGRAM.match(words[0]):
             continue
         base = _clean(words[0])
         if base in _RUNNERS and len(words) > 1:
@@ -90,8 +94,22 @@ def job_name(command: str, taken: set[str]) -> str:
     return name
 
 
+# shells that run a line of plain words exactly as an exec of those words would
+_POSIX_SHELLS = {"sh", "dash", "bash", "ash", "ksh", "mksh", "busybox"}
+
+
+def _through_shell(shell: str | None, prefix: str, command: str) -> str:
+    """`prefix` running `command` (a quoted shell string, maybe followed by cron's `%` stdin
+    part) under the shell cron would use: `run --shell` is /bin/sh, any other SHELL= of the
+    crontab is called by its path, so bash lines keep `[[ ]]`, `{a,b}` and the rest."""
+    if shell in (None, "/bin/sh"):
+        return f"{prefix} --shell -- {command}"
+    return f"{prefix} -- {shell} -c {command}"
+
+
 def wrap_crontab(text: str, tab: Crontab, *, cronwrap: str = "cronwrap") -> str:
-    """The crontab with every unwrapped job line wrapped; everything else byte for byte."""
+    """The crontab with every unwrapped job line wrapped; everything else byte for byte.
+    Each job keeps the shell the crontab's SHELL= line gives it."""
     taken = {r.name for line in tab.jobs if (r := wrapped_run(line.command)) and r.name}
     lines = text.split("\n")
     for line in tab.jobs:
@@ -108,9 +126,38 @@ def wrap_crontab(text: str, tab: Crontab, *, cronwrap: str = "cronwrap") -> str:
             # keep cron's %-to-stdin: the part before % runs in cronwrap's shell, the rest
             # stays outside the quotes so cron still feeds it to stdin
             body, rest = command[:pct], command[pct:]
-            lines[line.number - 1] = f"{head}{prefix} --shell -- {_quote(body.rstrip())}{rest}"
-        elif _SHELL_SYNTAX.search(command):
-            lines[line.number - 1] = f"{head}{prefix} --shell -- {_quote(command)}"
+            quoted = _quote(body.rstrip()) + rest
+            lines[line.number - 1] = head + _through_shell(line.shell, prefix, quoted)
+        elif _SHELL_SYNTAX.search(command) or not _is_posix(line.shell):
+            lines[line.number - 1] = head + _through_shell(line.shell, prefix, _quote(command))
         else:
             lines[line.number - 1] = f"{head}{prefix} -- {command}"
     return "\n".join(lines)
+
+
+def _is_posix(shell: str | None) -> bool:
+    return shell is None or shell.rsplit("/", 1)[-1] in _POSIX_SHELLS
+
+
+def unwrap_crontab(current: str, *, before: str, after: str) -> tuple[str, list[int]]:
+    """Undo one wrap: `before` is the crontab wrap read, `after` what it wrote (line for line,
+    as wrap keeps the line count). Each line of `current` that is still exactly as wrap wrote
+    it gets its old text back; every other line (hand-added, hand-edited, already wrapped
+    before) stays. Also returns the numbers of `current` lines wrap wrote that were edited
+    since (same job name, other text), which undo leaves as they are."""
+    restore = {
+        new: old
+        for old, new in zip(before.split("\n"), after.split("\n"), strict=False)
+        if old != new
+    }
+    names = {r.name for line in restore if (r := wrapped_run(line)) and r.name}
+    out, edited = [], []
+    for number, line in enumerate(current.split("\n"), start=1):
+        if line in restore:
+            out.append(restore[line])
+            continue
+        run = wrapped_run(line)
+        if run is not None and run.name in names:
+            edited.append(number)
+        out.append(line)
+    return "\n".join(out), edited
