@@ -78,31 +78,13 @@ def read_crontabs(files: tuple[str, ...]) -> list[Any]:
 def hc_zones() -> dict[str, str] | None:
     """slug -> zone of the Healthchecks checks, when an API key is configured (for the
     time-zone sanity check of status and lint); None without a key or on errors."""
-    key = os.environ.get("CRONWRAP_HC_API_KEY")
-    if not key:
-        return None
-    from cronwrap.config import read_secret
-    from cronwrap.notify.hcapi import Api
+    from cronwrap.notify.hcsync import fetch_zones
 
-    url = os.environ.get("CRONWRAP_HC_API_URL", "https://healthchecks.io")
     try:
-        return Api(url, read_secret(key), timeout=5.0, retries=0).zones()
+        return fetch_zones(environment())
     except CronwrapError as err:
         click.echo(f"cronwrap: warning: cannot compare zones with Healthchecks: {err}", err=True)
         return None
-
-
-def zone_mismatch(job: str, tz: str | None, zones: dict[str, str] | None) -> str | None:
-    if not zones:
-        return None
-    from cronwrap.cron.schedule import local_zone, zone_name
-    from cronwrap.notify.hcapi import slug_for
-
-    theirs = zones.get(slug_for(job))
-    ours = tz or zone_name(local_zone())
-    if theirs is None or theirs == ours:
-        return None
-    return f"runs in {ours} but its Healthchecks check expects {theirs}"
 
 
 def iso(at: Any) -> str | None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import click
 
-from cronwrap.cli.common import hc_zones, state_paths, zone_mismatch
-from cronwrap.errors import CronwrapError, ExitCode
+from cronwrap.cli.common import hc_zones, state_paths
+from cronwrap.errors import ExitCode
 
 
 @click.command("lint")
@@ -37,37 +36,18 @@ def lint_cmd(files: tuple[str, ...], system: bool, as_json: bool, quiet: bool) -
     from cronwrap.cron.lint import lint_crontab
 
     findings = []
+    tabs = []
     for source in files or ("",):
         text = read_source(source)
         name = source or "crontab -l"
         tab = parse_crontab(text, source=name, system=system or is_system_path(source))
         findings += lint_crontab(tab)
+        tabs.append(tab)
     zones = hc_zones()
     if zones:
-        from cronwrap.cron.crontab import wrapped_run
-        from cronwrap.cron.lint import Finding
+        from cronwrap.notify.hcsync import zone_findings
 
-        for source in files or ("",):
-            tab = parse_crontab(
-                read_source(source),
-                source=source or "crontab -l",
-                system=system or is_system_path(source),
-            )
-            for line in tab.jobs:
-                run = wrapped_run(line.command)
-                if run is not None and run.name:
-                    note = zone_mismatch(run.name, run.tz or line.tz, zones)
-                    if note:
-                        findings.append(
-                            Finding(
-                                tab.source,
-                                line.number,
-                                1,
-                                "warning",
-                                "hc-tz-mismatch",
-                                f"job {run.name} {note}",
-                            )
-                        )
+        findings += zone_findings(tabs, zones)
     if quiet:
         findings = [f for f in findings if f.severity != "info"]
     if as_json:
@@ -138,23 +118,15 @@ def wrap_cmd(
       cronwrap wrap --apply         # install it (the old one is backed up)
       cronwrap wrap --undo          # put the old one back
     """
-    import difflib
     import shutil
-    import time
-    from pathlib import Path
 
-    from cronwrap.config import ensure_dir
     from cronwrap.cron.crontab import is_system_path, parse_crontab, read_source
     from cronwrap.cron.wrap import wrap_crontab
+    from cronwrap.state import crontabs
 
-    paths = state_paths(ctx)
-    backups = Path(paths.state_dir) / "crontab-backups"
+    backups = crontabs.backup_dir(state_paths(ctx).state_dir)
     if undo:
-        saved = sorted(backups.glob("*.crontab")) if backups.is_dir() else []
-        if not saved:
-            raise CronwrapError(f"nothing to undo: no backup in {backups}")
-        _install_crontab(saved[-1].read_text())
-        click.echo(f"reinstalled {saved[-1]}")
+        click.echo(f"reinstalled {crontabs.undo(backups)}")
         return
     if apply_ and source not in (None, ""):
         raise click.UsageError("--apply installs into your crontab: give no FILE")
@@ -167,34 +139,10 @@ def wrap_cmd(
     if not apply_:
         click.echo(wrapped, nl=False)
         return
-    diff = list(
-        difflib.unified_diff(
-            text.splitlines(keepends=True),
-            wrapped.splitlines(keepends=True),
-            "crontab (now)",
-            "crontab (wrapped)",
-        )
-    )
+    diff = crontabs.diff(text, wrapped)
     if not diff:
         click.echo("nothing to wrap: every job already runs under cronwrap")
         return
-    click.echo("".join(diff), nl=False)
-    ensure_dir(backups)
-    backup = backups / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.crontab"
-    backup.write_text(text)
-    os.chmod(backup, 0o600)
-    _install_crontab(wrapped)
+    click.echo(diff, nl=False)
+    backup = crontabs.apply(text, wrapped, backups)
     click.echo(f"installed; the old crontab is saved as {backup} (cronwrap wrap --undo)")
-
-
-def _install_crontab(text: str) -> None:
-    import subprocess
-
-    try:
-        out = subprocess.run(
-            ["crontab", "-"], input=text, text=True, capture_output=True, check=False, timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired) as err:
-        raise CronwrapError(f"cannot run crontab -: {err}") from err
-    if out.returncode != 0:
-        raise CronwrapError(f"crontab - refused the new crontab: {out.stderr.strip()}")

@@ -16,7 +16,6 @@ from cronwrap.cli.common import (
     read_crontabs,
     run_json,
     state_paths,
-    zone_mismatch,
 )
 from cronwrap.errors import CronwrapError, ExitCode
 
@@ -81,6 +80,7 @@ def status_cmd(
     from datetime import timedelta
 
     from cronwrap.config import parse_duration
+    from cronwrap.notify.hcsync import zone_mismatch
     from cronwrap.views.status import job_statuses, open_store_readonly
 
     try:
