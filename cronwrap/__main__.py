@@ -25,7 +25,26 @@ def _wants_help(args: list[str]) -> bool:
     return False
 
 
+def _undo_locale_coercion() -> None:
+    """Put back the LC_CTYPE the process was started with. In the C locale Python sets
+    LC_CTYPE=C.UTF-8 in its own environment (PEP 538), which every job would inherit; a job
+    must get the environment cron gave it. Linux keeps the initial one in /proc/self/environ."""
+    if "LC_CTYPE" not in os.environ:
+        return
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            initial = f.read().split(b"\0")
+    except OSError:
+        return  # not Linux: nothing to compare with
+    for item in initial:
+        if item.startswith(b"LC_CTYPE="):
+            os.environb[b"LC_CTYPE"] = item[len(b"LC_CTYPE=") :]
+            return
+    del os.environ["LC_CTYPE"]
+
+
 def main(argv: list[str] | None = None) -> None:
+    _undo_locale_coercion()
     args = sys.argv[1:] if argv is None else list(argv)
     if args[:1] == ["run"] and not _wants_help(args[1:]):
         from cronwrap.run import entry as runcmd
