@@ -17,7 +17,7 @@ from cronwrap.cli.common import (
     run_json,
     state_paths,
 )
-from cronwrap.errors import CronwrapError, ExitCode
+from cronwrap.errors import ExitCode
 
 
 @click.command("status")
@@ -233,53 +233,22 @@ def logs_cmd(
       cronwrap logs backup
       cronwrap logs backup 3f2a --follow
     """
-    import time
 
     from cronwrap.errors import JobNotFoundError
+    from cronwrap.views.logs import copy_output, find_run, read_output
     from cronwrap.views.status import open_store_readonly
 
-    paths = state_paths(ctx)
-    store = open_store_readonly(paths)
+    store = open_store_readonly(state_paths(ctx))
     if store is None:
         raise JobNotFoundError("no runs recorded yet")
     with store:
-        runs = [r for r in store.runs(name, limit=500) if r.log_path]
-        if run_id:
-            runs = [r for r in runs if r.run_id.startswith(run_id)]
-        if not runs:
-            raise JobNotFoundError(
-                f"no captured output for job {name!r}" + (f" run {run_id!r}" if run_id else "")
-            )
-        run = runs[0]
-        path = run.log_path
+        run = find_run(store, name, run_id)
         if as_json:
-            try:
-                with open(path, "rb") as f:
-                    data = f.read()
-            except OSError as err:
-                raise CronwrapError(f"cannot read {path}: {err.strerror} (pruned?)") from None
+            assert run.log_path is not None
+            data = read_output(run.log_path)
             doc = run_json(run)
             doc["output"] = data.decode("utf-8", "replace")
             doc["output_bytes"] = len(data)
             click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
             return
-        out = sys.stdout.buffer
-        pos = 0
-        while True:
-            try:
-                with open(path, "rb") as f:
-                    f.seek(pos)
-                    chunk = f.read()
-            except OSError as err:
-                raise CronwrapError(f"cannot read {path}: {err.strerror} (pruned?)") from None
-            out.write(chunk)
-            out.flush()
-            pos += len(chunk)
-            if not follow:
-                return
-            current = store.run(run.run_id)
-            if current is None or current.status != "running":
-                if not chunk:
-                    return
-                continue
-            time.sleep(0.2)
+        copy_output(store, run, sys.stdout.buffer, follow=follow)

@@ -1,0 +1,56 @@
+"""A run's captured output for `cronwrap logs`: which run, its bytes, and following it while
+it is still running."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, BinaryIO
+
+from cronwrap.errors import CronwrapError, JobNotFoundError
+
+if TYPE_CHECKING:
+    from cronwrap.state.store import RunRecord, Store
+
+POLL_S = 0.2
+
+
+def find_run(store: Store, name: str, run_id: str | None) -> RunRecord:
+    """job name's newest run with captured output, or the one whose id starts with run_id."""
+    runs = [r for r in store.runs(name, limit=500) if r.log_path]
+    if run_id:
+        runs = [r for r in runs if r.run_id.startswith(run_id)]
+    if not runs:
+        raise JobNotFoundError(
+            f"no captured output for job {name!r}" + (f" run {run_id!r}" if run_id else "")
+        )
+    return runs[0]
+
+
+def read_output(path: str, pos: int = 0) -> bytes:
+    """The output file's bytes from pos; CronwrapError when it is gone."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(pos)
+            return f.read()
+    except OSError as err:
+        raise CronwrapError(f"cannot read {path}: {err.strerror} (pruned?)") from None
+
+
+def copy_output(store: Store, run: RunRecord, out: BinaryIO, *, follow: bool) -> None:
+    """Write run's output to out; with follow, keep writing until the run has ended and
+    everything it wrote is out."""
+    assert run.log_path is not None
+    pos = 0
+    while True:
+        chunk = read_output(run.log_path, pos)
+        out.write(chunk)
+        out.flush()
+        pos += len(chunk)
+        if not follow:
+            return
+        current = store.run(run.run_id)
+        if current is None or current.status != "running":
+            if not chunk:
+                return
+            continue
+        time.sleep(POLL_S)
