@@ -100,16 +100,28 @@ def ensure_dir(path: Path) -> Path:
         for directory in reversed(missing):  # parents too get DIR_MODE, not the umask default
             with contextlib.suppress(FileExistsError):
                 directory.mkdir(mode=DIR_MODE)
-        st = os.lstat(path)
     except OSError as err:
         raise ConfigError(f"cannot create directory {path}: {err.strerror}") from err
-    if not os.path.isdir(path) or os.path.islink(path):
-        raise ConfigError(f"{path} is not a directory (a symlink or file is in the way)")
-    if st.st_mode & 0o002 and not st.st_mode & 0o1000:
-        raise ConfigError(f"{path} is world-writable: run chmod o-w {path}")
-    if st.st_uid not in (os.geteuid(), 0):
-        raise ConfigError(f"{path} belongs to uid {st.st_uid}, not to you; refusing to use it")
+    refusal = dir_refusal(path)
+    if refusal:
+        raise ConfigError(refusal)
     return path
+
+
+def dir_refusal(path: Path) -> str | None:
+    """Why cronwrap refuses an existing directory (status uses it to say why no runs were
+    recorded), or None when it is fine."""
+    try:
+        st = os.lstat(path)
+    except OSError as err:
+        return f"cannot use directory {path}: {err.strerror}"
+    if not os.path.isdir(path) or os.path.islink(path):
+        return f"{path} is not a directory (a symlink or file is in the way)"
+    if st.st_mode & 0o002 and not st.st_mode & 0o1000:
+        return f"{path} is world-writable: run chmod o-w {path}"
+    if st.st_uid not in (os.geteuid(), 0):
+        return f"{path} belongs to uid {st.st_uid}, not to you; refusing to use it"
+    return None
 
 
 # ---------------------------------------------------------------- values

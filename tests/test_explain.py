@@ -168,6 +168,7 @@ def test_cli_explain_json_schema() -> None:
         "dst_notes",
         "warnings",
         "command",
+        "runs_end",
     }
     assert doc["day_rule"] == "and" and doc["dst_class"] == "fixed-time"
     assert doc["next_runs"][0] == {
@@ -333,7 +334,8 @@ def test_fast_entry_prints_what_the_click_command_prints() -> None:
     fast = cw(*args)
     slow = run(*args)
     assert fast.returncode == 0 and slow.exit_code == 0
-    assert fast.stdout == slow.stdout
+    # "in …" counts from the real now, which moves between the two calls
+    assert _no_relative(fast.stdout) == _no_relative(slow.stdout)
     assert cw(*args, "--json").stdout == run(*args, "--json").stdout
 
 
@@ -399,3 +401,126 @@ def test_cron_tz_prefix_sets_the_zone() -> None:
         cw("explain", "CRON_TZ=Asia/Tokyo 0 9 * * *", "--json", "--tz", "UTC").stdout
     )
     assert explicit["tz"] == "UTC"
+
+
+def _no_relative(text: str) -> str:
+    import re
+
+    return re.sub(r"  (in \S.*|\S.* ago)$", "", text, flags=re.M)
+
+
+# ---------------------------------------------------------------- issue 17
+
+
+@pytest.mark.parametrize(
+    ("expr", "guess"),
+    [
+        ("0 0 12 * * ?", "0 12 * * *"),
+        ("*/10 * * * * *", "* * * * *"),
+        ("0 30 9 * * MON-FRI ?", "30 9 * * MON-FRI"),
+        ("0 0 1 1 * 2030", "0 0 1 1 *"),
+        ("0 0 12 * * 5", "0 12 * * 5"),
+    ],
+    ids=["quartz-question-mark", "seconds-star", "seven-fields", "year", "bare-number"],
+)
+def test_sixth_field_that_is_no_command_is_a_seconds_or_year_mistake(expr: str, guess: str) -> None:
+    result = cw("explain", expr)
+    assert result.returncode == ExitCode.ERROR, result.stdout
+    assert "no seconds or year field" in result.stderr and repr(guess) in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert run("explain", expr).exit_code == ExitCode.ERROR
+
+
+def test_a_sixth_word_that_is_a_command_still_explains_the_line() -> None:
+    result = run("explain", "0 2 * * * /usr/bin/backup --all", "--count", "1")
+    assert result.exit_code == 0, result.output
+    assert "Command: /usr/bin/backup --all" in result.stdout
+
+
+@pytest.mark.parametrize("expr", ["¹ * * * *", "５ * * * *", "*/² * * * *", "0 ٣ * * *"])
+def test_non_ascii_digits_are_rejected_cleanly(expr: str) -> None:
+    result = cw("explain", expr)
+    assert result.returncode == ExitCode.ERROR, result.stdout
+    assert result.stderr.startswith("cronwrap: bad ") and "Traceback" not in result.stderr
+    with pytest.raises(ScheduleError):
+        parse(expr)
+
+
+def test_run_lists_continue_past_400_years_and_say_where_the_calendar_ends() -> None:
+    args = ["0 0 1 1 *", "--tz", "UTC", "--after", "2026-06-01T00:00", "--count", "1000"]
+    doc = json.loads(cw("explain", *args, "--json").stdout)
+    assert len(doc["next_runs"]) == 1000 and doc["runs_end"] is None
+    assert doc["next_runs"][-1]["at"] == "3026-01-01T00:00:00+00:00"
+    late = cw("explain", "0 0 1 1 *", "--tz", "UTC", "--after", "9990-06-01T00:00", "--count", "20")
+    assert late.returncode == 0, late.stderr
+    assert late.stdout.count("-01-01 00:00 UTC") == 9
+    assert "the calendar ends with the year 9999" in late.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--after", "9999-12-31T00:00"],
+        ["--after", "9999-12-31T23:59", "--tz", "America/New_York"],
+        ["--after", "0001-01-01T00:00", "--tz", "Asia/Tokyo"],
+    ],
+)
+def test_far_after_gives_a_clean_message(args: list[str]) -> None:
+    result = cw("explain", "0 0 * * *", *args)
+    assert result.returncode in (0, ExitCode.USAGE), result.stderr
+    assert "Traceback" not in result.stderr
+    assert "calendar ends" in result.stdout or "outside years 1-9999" in result.stderr
+
+
+def test_a_24_hour_zone_jump_is_a_clock_correction_not_dst() -> None:
+    """Samoa skipped 2011-12-30: Debian cron treats a change of 3 h or more as a clock
+    correction, so nothing is caught up and no instant is listed twice."""
+    apia = ZoneInfo("Pacific/Apia")
+    after = datetime(2011, 12, 28, 12, 0, tzinfo=timezone.utc)
+    for expr in ("0 0 * * *", "30 12 * * *", "0 * * * *"):
+        runs = parse(expr).next_runs(after, apia, 80)
+        utc = [r.astimezone(timezone.utc) for r in runs]
+        assert len(set(utc)) == len(utc) and utc == sorted(utc), expr
+        assert not any(r.date() == datetime(2011, 12, 30).date() for r in runs), expr
+    daily = parse("0 0 * * *").next_runs(after, apia, 3)
+    assert [r.isoformat() for r in daily] == [
+        "2011-12-29T00:00:00-10:00",
+        "2011-12-31T00:00:00+14:00",
+        "2012-01-01T00:00:00+14:00",
+    ]
+    x = explain("0 0 * * *", tz=apia, after=after)
+    [note] = x.dst_notes
+    assert "clock correction, not DST" in note.message and "does not happen" in note.message
+
+
+def test_after_without_offset_is_wall_time_and_keeps_the_second_pass_at_fall_back() -> None:
+    """01:10 in New York on 2025-11-02 is the first (EDT) pass; a wildcard job still runs in
+    the EST pass, and a fixed-time job once, in the EDT pass."""
+    args = ["--tz", "America/New_York", "--after", "2025-11-02T01:10", "--count", "4", "--json"]
+    wild = json.loads(cw("explain", "*/30 1 * * *", *args).stdout)
+    assert [r["at"] for r in wild["next_runs"]] == [
+        "2025-11-02T01:30:00-04:00",
+        "2025-11-02T01:00:00-05:00",
+        "2025-11-02T01:30:00-05:00",
+        "2025-11-03T01:00:00-05:00",
+    ]
+    fixed = json.loads(cw("explain", "30 1 * * *", *args).stdout)
+    assert [r["at"] for r in fixed["next_runs"]][:2] == [
+        "2025-11-02T01:30:00-04:00",
+        "2025-11-03T01:30:00-05:00",
+    ]
+
+
+def test_in_counts_from_now_not_from_after() -> None:
+    result = cw("explain", "0 0 1 1 *", "--tz", "UTC", "--after", "2000-01-01T00:00")
+    assert result.returncode == 0, result.stderr
+    first = next(ln for ln in result.stdout.splitlines() if "2001-01-01" in ln)
+    assert first.endswith("years ago"), first
+
+
+def test_utc_times_are_printed_once_in_utc() -> None:
+    result = cw("explain", "0 3 * * *", "--tz", "UTC", "--count", "2")
+    lines = [ln for ln in result.stdout.splitlines() if " 03:00 UTC" in ln]
+    assert len(lines) == 2 and all(ln.count("UTC") == 1 for ln in lines), lines
+    berlin = cw("explain", "0 3 * * *", "--tz", "Europe/Berlin", "--count", "1").stdout
+    assert "UTC)" in berlin

@@ -843,3 +843,17 @@ def test_runs_are_strictly_increasing_and_match() -> None:
         runs = parse(expr).next_runs(datetime(2025, 1, 1, tzinfo=timezone.utc), tz, 50)
         utc = [r.astimezone(timezone.utc) for r in runs]
         assert utc == sorted(set(utc)), expr
+
+
+def test_after_in_the_same_zone_is_compared_as_an_instant_not_a_wall_time() -> None:
+    """Aware datetimes sharing a tzinfo compare by wall clock: 01:30 EDT is not after
+    01:10 EST, although its wall time is later."""
+    ny = ZoneInfo("America/New_York")
+    est_pass = datetime(2025, 11, 2, 1, 10, tzinfo=ny, fold=1)
+    runs = parse("*/30 1 * * *").next_runs(est_pass, ny, 2)
+    assert [r.isoformat() for r in runs] == [
+        "2025-11-02T01:30:00-05:00",
+        "2025-11-03T01:00:00-05:00",
+    ]
+    before = parse("*/30 1 * * *").prev_runs(datetime(2025, 11, 2, 1, 20, tzinfo=ny), ny, 1)
+    assert [r.isoformat() for r in before] == ["2025-11-02T01:00:00-04:00"]

@@ -9,6 +9,7 @@ import shlex
 from datetime import datetime, timedelta, timezone, tzinfo
 
 from cronwrap.cron.schedule import (
+    CORRECTION,
     DAY_NAMES,
     MONTH_NAMES,
     Field,
@@ -429,7 +430,11 @@ def dst_notes(s: Schedule, tz: tzinfo, after: datetime, *, months: int = 12) -> 
     if s.reboot or s.never:
         return []
     notes = []
-    for instant, before, after_off in transitions(tz, after, after + timedelta(days=months * 31)):
+    try:
+        end = after + timedelta(days=months * 31)
+    except OverflowError:  # --after near the end of year 9999
+        end = datetime.max.replace(tzinfo=UTC) - timedelta(days=2)
+    for instant, before, after_off in transitions(tz, after, end):
         delta = after_off - before
         local_before = (instant + before).replace(tzinfo=None)  # wall clock at the jump
         day = local_before.date()
@@ -447,6 +452,22 @@ def dst_notes(s: Schedule, tz: tzinfo, after: datetime, *, months: int = 12) -> 
             continue
         span = f"{window_start:%H:%M}-{window_end:%H:%M}"
         times = _join([f"{h:02d}:{m:02d}" for h, m in hit[:4]]) + (" …" if len(hit) > 4 else "")
+        if abs(delta) >= CORRECTION:
+            hours = abs(delta) / timedelta(hours=1)
+            msg = (
+                f"{day}: the zone's clock jumps {'forward' if delta > timedelta(0) else 'back'}"
+                f" {hours:g} h at {window_start:%H:%M}: cron treats a change of 3 h or more as"
+                " a clock correction, not DST, so the run"
+                + (f"s at {times} " if len(hit) > 1 else f" at {times} ")
+                + (
+                    ("do not happen" if len(hit) > 1 else "does not happen")
+                    + " (nothing is caught up)"
+                    if delta > timedelta(0)
+                    else ("happen" if len(hit) > 1 else "happens") + " again in the repeated time"
+                )
+            )
+            notes.append(DstNote(instant, "forward" if delta > timedelta(0) else "back", msg))
+            continue
         if delta > timedelta(0):
             if s.wildcard:
                 msg = (
@@ -570,6 +591,7 @@ def explain(
     """Explain an expression or a whole crontab line; raises ScheduleError if invalid."""
     after = after or datetime.now(UTC)
     command = None
+    _reject_seconds_or_year(text)
     try:
         schedule = parse(text)
     except ScheduleError as err:
@@ -594,6 +616,39 @@ def explain(
         warnings=warnings,
         command=command,
         fields=field_table(schedule) if not schedule.reboot else [],
+    )
+
+
+# a 6th word that no one would run as a command: a seconds or year field (Quartz, Spring,
+# croniter) such as `0 0 12 * * ?` or `*/10 * * * * *`; cron would run it as the command
+_FIELD_PART = re.compile(
+    r"[0-9*?#LW]+|(?i:sun|mon|tue|wed|thu|fri|sat|jan|feb|mar|apr|may|jun|jul|aug|sep|oct"
+    r"|nov|dec)"
+)
+
+
+def _field_like(word: str) -> bool:
+    return all(_FIELD_PART.fullmatch(part) for part in re.split(r"[-,/]", word))
+
+
+def _reject_seconds_or_year(text: str) -> None:
+    tokens = [(m.group(), m.start()) for m in re.finditer(r"\S+", text)]
+    if len(tokens) < 6 or tokens[0][0].startswith("@"):
+        return
+    sixth, col = tokens[5]
+    if not (_field_like(sixth) or sixth.startswith("*")):
+        return
+    words = [t for t, _ in tokens[:7]]
+    # a year after the five fields, or Quartz order: seconds minute hour day month weekday
+    # [year]; `?` is cron's `*`
+    kept = words[:5] if re.fullmatch(r"\d{4}", sixth) else words[1:6]
+    guess = " ".join(w.replace("?", "*") for w in kept)
+    raise ScheduleError(
+        f"6th field {sixth!r} is not a command: cron has no seconds or year field, only "
+        f"minute hour day-of-month month day-of-week (did you mean {guess!r}?)",
+        expr=text,
+        column=col,
+        width=len(sixth),
     )
 
 

@@ -14,6 +14,8 @@ from functools import lru_cache
 from cronwrap.errors import ScheduleError
 
 UTC = timezone.utc
+ZERO = timedelta(0)
+CORRECTION = timedelta(hours=3)  # Debian cron: a clock change this big is a correction
 MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
@@ -169,36 +171,54 @@ class Schedule:
         return out
 
     def iter_runs(self, after: datetime, tz: tzinfo) -> Iterator[datetime]:
+        """Fire instants strictly after `after`, up to the end of year 9999."""
         if after.tzinfo is None:
             raise ValueError("after must be timezone-aware")
         if self.reboot or self.never:
             return
+        # compared as UTC instants: aware datetimes that share a tzinfo compare (and
+        # subtract) by wall clock, which is wrong across a DST change
+        after = after.astimezone(UTC)
         start = after.astimezone(tz).date()
-        for day in self._days(start, step=1):
-            for instant in self._instants_on(day, tz):
-                if instant > after:
-                    yield instant
+        last = after
+        try:
+            for day in self._days(start, step=1):
+                for instant in self._instants_on(day, tz):
+                    at = instant.astimezone(UTC)
+                    if at > last:  # also: no instant twice when a clock jump joins two days
+                        last = at
+                        yield instant
+        except OverflowError:  # the zone's offset pushes 9999-12-31 past datetime.max
+            return
 
     def prev_runs(self, before: datetime, tz: tzinfo, count: int = 1) -> list[datetime]:
         """The last `count` fire instants strictly before `before`, newest first."""
         if self.reboot or self.never:
             return []
         out: list[datetime] = []
+        before = before.astimezone(UTC)
         start = before.astimezone(tz).date()
-        for day in self._days(start, step=-1):
-            for instant in reversed(self._instants_on(day, tz)):
-                if instant < before:
-                    out.append(instant)
-                    if len(out) >= count:
-                        return out
+        last = before
+        try:
+            for day in self._days(start, step=-1):
+                for instant in reversed(self._instants_on(day, tz)):
+                    at = instant.astimezone(UTC)
+                    if at < last:
+                        last = at
+                        out.append(instant)
+                        if len(out) >= count:
+                            return out
+        except OverflowError:  # before year 1
+            pass
         return out
 
     def _days(self, start: date, *, step: int) -> Iterator[date]:
-        """Matching local dates from `start` on, forwards or backwards, month by month."""
+        """Matching local dates from `start` on, forwards or backwards, month by month, within
+        years 1-9999 (`never` is excluded, so every 400-year cycle has a match)."""
         months = self.month.values
         year, month = start.year, start.month
         first = True
-        for _ in range(401 * 12):  # a whole Gregorian cycle and then some: never is excluded
+        while True:
             if month in months:
                 last = calendar.monthrange(year, month)[1]
                 if step > 0:
@@ -214,7 +234,7 @@ class Schedule:
                 year, month = year + 1, 1
             elif month == 0:
                 year, month = year - 1, 12
-            if not 1 <= year <= 9998:
+            if not 1 <= year <= 9999:
                 return
 
     def _instants_on(self, day: date, tz: tzinfo) -> tuple[datetime, ...]:
@@ -244,14 +264,22 @@ def _instants_on(
         for m in minutes:
             wall = datetime(day.year, day.month, day.day, h, m)
             first = wall.replace(tzinfo=tz)
+            second = wall.replace(tzinfo=tz, fold=1)
+            try:
+                first.astimezone(UTC), second.astimezone(UTC)
+            except OverflowError:  # 9999-12-31 west of UTC, or 0001-01-01 east of it
+                continue
+            # a jump of 3 hours or more is a clock correction to cron, not DST: nothing is
+            # caught up or suppressed, so every job behaves like a wildcard job there
+            jump = abs((second.utcoffset() or ZERO) - (first.utcoffset() or ZERO))
+            plain = wildcard or jump >= CORRECTION
             if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != wall:
-                if not wildcard:  # a skipped fixed time runs right after the jump
+                if not plain:  # a skipped fixed time runs right after the jump
                     end = _gap_end(first, tz)
                     found[end.astimezone(UTC)] = end
                 continue
             found[first.astimezone(UTC)] = first
-            second = wall.replace(tzinfo=tz, fold=1)
-            if wildcard and second.utcoffset() != first.utcoffset():
+            if plain and second.utcoffset() != first.utcoffset():
                 # wildcard jobs run in both passes of a repeated hour
                 found[second.astimezone(UTC)] = second
     return tuple(found[k] for k in sorted(found))
@@ -265,7 +293,11 @@ def _month_max(month: int) -> int:
 def _is_fixed_offset_day(day: date, tz: tzinfo) -> bool:
     """True when the zone's offset is the same all through `day` (no transition that day)."""
     start = datetime(day.year, day.month, day.day, tzinfo=tz)
-    end = start + timedelta(days=1)
+    try:
+        end = start + timedelta(days=1)
+        start.astimezone(UTC), end.astimezone(UTC)
+    except OverflowError:  # the first or last day of the calendar: take the slow path
+        return False
     a = start.utcoffset()
     if a != end.utcoffset():
         return False
@@ -381,7 +413,7 @@ def _parse_term(spec: FieldSpec, term: str, col: int, expr: str) -> range | list
     base, slash, step_text = term.partition("/")
     step = 1
     if slash:
-        if not step_text.isdigit():
+        if not _is_number(step_text):
             _fail(spec, f"{term!r}: a step is a number (1 or more)", expr, col, len(term))
         step = int(step_text)
         if step == 0:
@@ -422,8 +454,13 @@ def _wrap_hint(spec: FieldSpec, low: int, high: int) -> str:
     return f"{low}-{top},{spec.low}-{high}" if high > spec.low else f"{low}-{top},{spec.low}"
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts '¹' and '５', which cron rejects."""
+    return text.isascii() and text.isdigit()
+
+
 def _value(spec: FieldSpec, text: str, term: str, col: int, expr: str) -> int:
-    if text.isdigit():
+    if _is_number(text):
         n = int(text)
         if not spec.low <= n <= spec.high:
             raise ScheduleError(
@@ -434,7 +471,7 @@ def _value(spec: FieldSpec, text: str, term: str, col: int, expr: str) -> int:
                 expr=expr,
             )
         return n
-    if text.isalpha():
+    if text.isascii() and text.isalpha():
         low = text.lower()
         if low in spec.names:
             return spec.names.index(low) + spec.name_base
@@ -463,6 +500,9 @@ def _value(spec: FieldSpec, text: str, term: str, col: int, expr: str) -> int:
         )
     if not text:
         _fail(spec, f"{term!r}: missing number", expr, col, len(term))
+    if not text.isascii():
+        why = f"{term!r}: cron reads only the ASCII digits 0-9 and names"
+        _fail(spec, why, expr, col, len(term))
     if text.startswith(("-", "+")):
         _fail(spec, f"{term!r}: numbers have no sign", expr, col, len(term))
     _fail(spec, f"{term!r} is not a number, name, range or step", expr, col, len(term))

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from cronwrap.cron.explain import Explanation
 
 UTC = timezone.utc
+END_OF_CALENDAR = "No more runs: the calendar ends with the year 9999."
 _VALUE_OPTIONS = ("--tz", "--count", "--after", "--color")
 
 
@@ -86,7 +87,7 @@ def explain_main(
     """Explain and print; raises ScheduleError/CronwrapError/UsageError for bad input.
     A leading `CRON_TZ=Zone` (as in a crontab) sets the zone when --tz is not given."""
     from cronwrap.cron.explain import explain
-    from cronwrap.cron.schedule import zone
+    from cronwrap.cron.schedule import zone, zone_name
 
     first, _, rest = expression.strip().partition(" ")
     if first.startswith(("CRON_TZ=", "TZ=")) and rest:
@@ -101,13 +102,26 @@ def explain_main(
             start = datetime.fromisoformat(after)
         except ValueError:
             raise UsageError(f"--after: {after!r} is not an ISO 8601 date-time") from None
-        if start.tzinfo is None:
+        if start.tzinfo is None:  # a wall time in the zone; at fall-back the first pass
             start = start.replace(tzinfo=zone_info)
+        try:
+            start.astimezone(UTC)
+        except OverflowError:
+            raise UsageError(
+                f"--after: {after!r} in {zone_name(zone_info)} is outside years 1-9999 in UTC"
+            ) from None
     x = explain(expression, tz=zone_info, after=start, count=count)
+    ended = len(x.next_runs) < count and not x.schedule.reboot
     if as_json:
-        out.write(json.dumps(to_json(x), indent=2, ensure_ascii=False) + "\n")
+        doc = to_json(x)
+        doc["runs_end"] = END_OF_CALENDAR if ended else None
+        out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     else:
-        out.write(render(x, start, color=view.use_color(color, out)))
+        # "in …" counts from now, also when --after starts the list elsewhere
+        text = render(x, now, color=view.use_color(color, out))
+        if ended:
+            text += f"\n{END_OF_CALENDAR}\n"
+        out.write(text)
 
 
 def to_json(x: Explanation) -> dict[str, Any]:
@@ -175,9 +189,14 @@ def render(x: Explanation, now: datetime, *, color: bool) -> str:
         cells = [
             (stamp(at), f"({stamp(at.astimezone(UTC))})", relative(at, now)) for at in x.next_runs
         ]
+        if all(a == b[1:-1] for a, b, _ in cells):  # the zone is UTC: say it once
+            cells = [(a, "", c) for a, _, c in cells]
         w0 = max(len(c[0]) for c in cells)
         w1 = max(len(c[1]) for c in cells)
-        lines += [f"  {a.ljust(w0)}  {b.ljust(w1)}  {c}" for a, b, c in cells]
+        lines += [
+            "  " + "  ".join(p for p in (a.ljust(w0), b.ljust(w1) if w1 else "", c) if p)
+            for a, b, c in cells
+        ]
     if x.dst_notes:
         lines += ["", paint("DST in the next 12 months:", "bold")]
         lines += [f"  - {n.message}" for n in x.dst_notes]

@@ -17,6 +17,8 @@ def span(seconds: float) -> str:
         h, m = divmod(s // 60, 60)
         return f"{h}h {m}min" if m else f"{h}h"
     d, h = divmod(s // 3600, 24)
+    if d >= 730:  # far away: hours no longer matter, and days are hard to read
+        return f"{d * 400 // 146097} years"
     days = f"{d} day{'s' if d != 1 else ''}"
     return f"{days} {h}h" if h else days
 

@@ -1,59 +1,81 @@
-"""What `status`, `history` and `logs` show: every job from the run store and the crontabs,
-its last result (checked against the lock and the pid, so `running` is true), its next run,
-and whether a run the schedule expected never happened. Returns values; never prints."""
+"""What `status` shows: every job from the run store and the crontabs, the state of its
+current run (views.runstate), its next run, and the scheduled runs that never started. Every
+time comparison is made on UTC instants, never on wall clocks (DST). Returns values; never
+prints."""
 
 from __future__ import annotations
 
-import os
-import socket
+import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 
-from cronwrap.config import Paths, derive_name
+from cronwrap.config import Paths, derive_name, dir_refusal, format_duration
 from cronwrap.cron.crontab import Crontab, wrapped_run
 from cronwrap.cron.schedule import Schedule, local_zone, parse, zone, zone_name
-from cronwrap.errors import CronwrapError, ScheduleError
-from cronwrap.run.lock import is_locked
+from cronwrap.errors import CronwrapError, ScheduleError, StoreError
 from cronwrap.state.store import RunRecord, Store
+from cronwrap.views.runstate import LocalHost, RunState, is_verified, result_text, run_state
 
 UTC = timezone.utc
-PROBLEMS = frozenset({"failed", "timeout", "crashed", "cancelled", "error"})
-START_TOLERANCE = timedelta(seconds=90)  # cron starts jobs a little after the minute
+MISSED_COUNT_CAP = 1000  # beyond this the count is shown as "1000+": status must stay quick
+HISTORY_DEPTH = 12  # runs read per job: the duration sparkline and the current run
 
 
 @dataclass(slots=True)
 class JobStatus:
     name: str
     schedule: str | None = None
-    tz: str | None = None
+    tz: str | None = None  # the zone next runs and missed runs are computed in
     description: str | None = None
-    source: str = "store"  # store | crontab | both
+    source: str = "store"  # store | crontab | both | none (asked for, found nowhere)
     location: str | None = None  # file:line of the crontab entry
     command: str | None = None
-    last: RunRecord | None = None
+    last: RunRecord | None = None  # the newest row, whatever it is (a skip included)
+    current: RunRecord | None = None  # the run the result is about: the newest that ran
+    run_state: RunState | None = None  # the state of `current` (or of `last` for a skip)
     result: str = "never run"
-    state: str = "never"  # ok | failing | running | skipped | never | unmonitored
+    state: str = "never"  # ok | failing | running | skipped | never | unmonitored | unknown
+    reason: str | None = None  # why the state is unknown
     durations: list[float] = field(default_factory=list)
     next_run: datetime | None = None
-    expected: datetime | None = None  # the latest fire time the schedule wanted
+    expected: datetime | None = None  # the latest fire time due by now (minus the grace)
     missed: bool = False
+    missed_first: datetime | None = None  # the first scheduled run that never started
+    missed_count: int = 0
     unmonitored: bool = False
     schedule_error: str | None = None
     zone_note: str | None = None  # the Healthchecks check expects another zone
+    tz_warning: str | None = None  # the declared zone is not the one cron fires the job in
 
     @property
     def healthy(self) -> bool:
-        return self.state not in ("failing",) and not self.missed
+        return self.state not in ("failing", "unknown") and not self.missed
+
+    @property
+    def known(self) -> bool:
+        return self.state != "unknown"
+
+
+@dataclass(slots=True)
+class StatusReport:
+    """The jobs, and the reason status cannot know their state, if any (exit 3)."""
+
+    jobs: list[JobStatus]
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CrontabJob:
     name: str
     schedule: str
-    tz: str | None
+    tz: str | None  # --tz of the line, else its CRON_TZ (what hc sync and status report)
     location: str
     command: str
     wrapped: bool
+    cron_tz: str | None = None  # the CRON_TZ/TZ in force for the line
+    declared_tz: str | None = None  # the line's `cronwrap run --tz`
+    host_id: str | None = None  # the line's `cronwrap run --host-id`
 
 
 def crontab_jobs(tabs: list[Crontab]) -> list[CrontabJob]:
@@ -65,23 +87,49 @@ def crontab_jobs(tabs: list[Crontab]) -> list[CrontabJob]:
             where = f"{tab.source}:{line.number}"
             if run is None:
                 out.append(
-                    CrontabJob(f"({where})", line.schedule, line.tz, where, line.command, False)
+                    CrontabJob(
+                        f"({where})", line.schedule, line.tz, where, line.command, False, line.tz
+                    )
                 )
                 continue
             name = run.name or _derived_name(line.command)
             out.append(
-                CrontabJob(name, line.schedule, run.tz or line.tz, where, line.command, True)
+                CrontabJob(
+                    name,
+                    line.schedule,
+                    run.tz or line.tz,
+                    where,
+                    line.command,
+                    True,
+                    cron_tz=line.tz,
+                    declared_tz=run.tz,
+                    host_id=_flag_value(line.command, "--host-id"),
+                )
             )
     return out
 
 
-def _derived_name(command: str) -> str:
-    import shlex
-
+def _words(command: str) -> list[str]:
     try:
-        words = shlex.split(command.split("%", maxsplit=1)[0])
+        return shlex.split(command.split("%", maxsplit=1)[0])
     except ValueError:
-        words = command.split()
+        return command.split()
+
+
+def _flag_value(command: str, flag: str) -> str | None:
+    words = _words(command)
+    for i, word in enumerate(words):
+        if word == "--":
+            break
+        if word == flag and i + 1 < len(words):
+            return words[i + 1]
+        if word.startswith(flag + "="):
+            return word.split("=", 1)[1]
+    return None
+
+
+def _derived_name(command: str) -> str:
+    words = _words(command)
     if "--" in words:
         argv = words[words.index("--") + 1 :]
     else:  # options up to the first non-option after `run`
@@ -97,41 +145,77 @@ def _derived_name(command: str) -> str:
     return derive_name(argv or ["job"])
 
 
-def _result(run: RunRecord) -> str:
-    if run.status == "success":
-        return "ok"
-    if run.status == "failed":
-        if run.signal:
-            import signal as _signal
-
-            try:
-                return f"failed ({_signal.Signals(run.signal).name})"
-            except ValueError:
-                return f"failed (signal {run.signal})"
-        return f"failed (exit {run.exit_code})"
-    return str(run.status)
-
-
-def _is_running(run: RunRecord, paths: Paths, host: str) -> bool | None:
-    """True/False on this host; None when the run belongs to another host (cannot check)."""
-    if run.host != host:
-        return None
+def load_status(
+    paths: Paths,
+    tabs: list[Crontab],
+    *,
+    now: datetime,
+    grace: timedelta,
+    include_unmonitored: bool = False,
+    default_tz: str | None = None,
+    host_ids: Iterable[str] = (),
+    names: Iterable[str] = (),
+) -> StatusReport:
+    """Open the store read-only and build every job's status; what keeps status from knowing
+    (a state dir cronwrap refuses, a store it cannot read, an unknown --job) is reported as
+    the `problem` and as `unknown` jobs, never as healthy ones."""
+    problem = None
+    store = None
+    if paths.state_dir.exists():
+        problem = dir_refusal(paths.state_dir)
+        if problem:
+            problem += "; cronwrap run refuses it, so no runs are recorded"
+    if problem is None:
+        try:
+            store = open_store_readonly(paths)
+        except StoreError as err:
+            problem = str(err)
     try:
-        os.kill(run.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return is_locked(paths.lock_dir / f"{run.job}.lock") or _lockless(run)
-
-
-def _lockless(run: RunRecord) -> bool:
-    # a run with --on-overlap allow has no lock; the live pid must be a cronwrap
-    try:
-        with open(f"/proc/{run.pid}/cmdline", "rb") as f:
-            return b"cronwrap" in f.read()
-    except OSError:
-        return False
+        jobs = job_statuses(
+            store,
+            tabs,
+            paths,
+            now=now,
+            grace=grace,
+            include_unmonitored=include_unmonitored,
+            default_tz=default_tz,
+            host_ids=host_ids,
+        )
+    except StoreError as err:  # a store that opens but whose rows cannot be read
+        problem = str(err)
+        jobs = job_statuses(
+            None,
+            tabs,
+            paths,
+            now=now,
+            grace=grace,
+            include_unmonitored=include_unmonitored,
+            default_tz=default_tz,
+            host_ids=host_ids,
+        )
+    finally:
+        if store is not None:
+            store.close()
+    if problem:
+        for st in jobs:
+            if not st.unmonitored:
+                st.state, st.result, st.reason = "unknown", "unknown", problem
+                st.missed = False
+    wanted = list(dict.fromkeys(names))
+    if wanted:
+        found = {st.name: st for st in jobs}
+        jobs = []
+        for name in wanted:
+            if name in found:
+                jobs.append(found[name])
+                continue
+            known = ", ".join(sorted(found)[:10]) or "none"
+            why = f"no job named {name!r} in the run store or the crontabs (known: {known})"
+            missing = JobStatus(name, source="none", state="unknown", result="unknown job")
+            missing.reason = why
+            problem = problem or why
+            jobs.append(missing)
+    return StatusReport(jobs, problem)
 
 
 def job_statuses(
@@ -143,12 +227,19 @@ def job_statuses(
     grace: timedelta,
     include_unmonitored: bool = False,
     default_tz: str | None = None,
+    host_ids: Iterable[str] = (),
 ) -> list[JobStatus]:
-    host = socket.gethostname()
+    """Every job's status at `now`; raises StoreError when the store cannot be read."""
+    now = now.astimezone(UTC)
     jobs: dict[str, JobStatus] = {}
+    declared: dict[str, str | None] = {}
+    ids = set(host_ids)
     schedules = store.job_schedules() if store is not None else {}
     for name, (sched, tz) in schedules.items():
         jobs[name] = JobStatus(name, schedule=sched, tz=tz)
+        declared[name] = tz
+    system_tz = default_tz or zone_name(local_zone())
+    cron_zone: dict[str, str] = {}
     for cj in crontab_jobs(tabs):
         if not cj.wrapped and not include_unmonitored:
             continue
@@ -158,64 +249,73 @@ def job_statuses(
         else:
             st.source = "both"
         st.schedule, st.location, st.command = cj.schedule, cj.location, cj.command
-        st.tz = cj.tz or st.tz
         st.unmonitored = not cj.wrapped
-    system_tz = default_tz or zone_name(local_zone())
+        if cj.declared_tz:
+            declared[cj.name] = cj.declared_tz
+        if cj.host_id:
+            ids.add(cj.host_id)
+        # cron fires the line in its CRON_TZ (cronie) or in the daemon's own zone
+        cron_zone[cj.name] = cj.cron_tz or system_tz
+    local = LocalHost(paths.lock_dir, frozenset(ids))
     for st in jobs.values():
-        _fill(st, store, paths, host, now=now, grace=grace, system_tz=system_tz)
+        _zone_of(st, declared.get(st.name), cron_zone.get(st.name), system_tz)
+        _fill(st, store, local, now=now, grace=grace)
     return sorted(
         jobs.values(),
-        key=lambda s: (s.next_run is None, s.next_run or datetime.max.replace(tzinfo=UTC), s.name),
+        key=lambda s: (s.next_run is None, _utc(s.next_run), s.name),
     )
+
+
+def _utc(at: datetime | None) -> datetime:
+    return at.astimezone(UTC) if at is not None else datetime.max.replace(tzinfo=UTC)
+
+
+def _zone_of(st: JobStatus, declared: str | None, cron: str | None, system_tz: str) -> None:
+    """The zone that says when the job runs is the one cron fires it in; a different
+    `--tz`/`tz:` is reported, not believed (Debian cron has no per-job zone)."""
+    if cron is not None:
+        st.tz = cron
+        if declared and declared != cron:
+            st.tz_warning = (
+                f"tz {declared} is not the zone cron fires this line in ({cron}"
+                + (", the daemon's zone" if cron == system_tz else ", its CRON_TZ")
+                + f"); status uses {cron}: drop the tz or set CRON_TZ (cronie only)"
+            )
+        return
+    st.tz = declared or system_tz
+    if declared and declared != system_tz:
+        st.tz_warning = (
+            f"tz {declared} differs from this host's zone ({system_tz}), which cron fires jobs"
+            " in unless the line sets CRON_TZ (cronie only); no crontab line was found to"
+            f" check, so status uses {declared}"
+        )
 
 
 def _fill(
     st: JobStatus,
     store: Store | None,
-    paths: Paths,
-    host: str,
+    local: LocalHost,
     *,
     now: datetime,
     grace: timedelta,
-    system_tz: str,
 ) -> None:
-    runs = store.runs(st.name, limit=12) if store is not None and not st.unmonitored else []
-    st.tz = st.tz or system_tz
+    if st.unmonitored:
+        st.state, st.result = "unmonitored", "unmonitored"
+        runs: list[RunRecord] = []
+    else:
+        runs = store.runs(st.name, limit=HISTORY_DEPTH) if store is not None else []
+    states = [run_state(r, local) for r in runs]
     if runs:
         st.last = runs[0]
         if not st.schedule:
             st.schedule = next((r.schedule for r in runs if r.schedule), None)
     st.durations = [
         r.duration_s
-        for r in reversed(runs)
-        if r.duration_s is not None and r.status not in ("skipped", "running")
-    ][-12:]
-    if st.unmonitored:
-        st.state, st.result = "unmonitored", "unmonitored"
-    elif st.last is not None:
-        last = st.last
-        if last.status == "running":
-            alive = _is_running(last, paths, host)
-            if alive is False:
-                st.result, st.state = "crashed", "failing"
-            else:
-                elapsed = (now - last.started_at).total_seconds()
-                where = "" if alive else f" on {last.host}"
-                from cronwrap.config import format_duration
-
-                st.result = f"running {format_duration(max(0.0, elapsed))}{where}"
-                st.state = "running"
-        else:
-            st.result = _result(last)
-            real = next((r for r in runs if r.status not in ("skipped", "running")), None)
-            if last.status == "skipped":
-                st.state = "skipped"
-                if last.reason and last.reason.startswith("ran on "):  # fleet mode
-                    st.result = f"skipped ({last.reason.split(' (slot')[0]})"
-                if real is not None and real.status in PROBLEMS:
-                    st.state = "failing"
-            else:
-                st.state = "failing" if last.status in PROBLEMS else "ok"
+        for r, s in zip(reversed(runs), reversed(states), strict=True)
+        if r.duration_s is not None and not s.is_skip and s is not RunState.RUNNING
+    ][-HISTORY_DEPTH:]
+    if runs:
+        _judge(st, runs, states, local, now)
     schedule = _schedule(st)
     if schedule is None or schedule.reboot:
         return
@@ -229,11 +329,76 @@ def _fill(
         return
     nxt = schedule.next_runs(now, tz, 1)
     st.next_run = nxt[0] if nxt else None
-    prev = schedule.prev_runs(now - grace, tz, 1)
+    due_by = now - grace
+    prev = schedule.prev_runs(due_by, tz, 1)
     st.expected = prev[0] if prev else None
-    if st.expected is not None and st.last is not None and not st.unmonitored:
-        # a run that the schedule expected (plus grace) never started
-        st.missed = st.last.started_at < st.expected - START_TOLERANCE
+    if st.last is not None and not st.unmonitored and st.state not in ("running", "unknown"):
+        # while a run is going on, a later slot may be waiting for its lock (--on-overlap
+        # wait) without a row yet: it is not missed
+        _count_missed(st, schedule, tz, st.last.started_at, due_by)
+
+
+def _judge(
+    st: JobStatus,
+    runs: list[RunRecord],
+    states: list[RunState],
+    local: LocalHost,
+    now: datetime,
+) -> None:
+    """The job's state from its newest rows: a skip says the previous run still held the
+    lock, so the run that holds it (or last ran) decides, not the skipped attempt."""
+    ran = next(((r, s) for r, s in zip(runs, states, strict=True) if not s.is_skip), None)
+    newest_state = states[0]
+    if ran is not None and ran[1] is RunState.RUNNING:
+        run, state = ran
+        elapsed = max(0.0, (now - run.started_at).total_seconds())
+        where = "" if is_verified(run, local) else f" on {run.host}"
+        st.current, st.run_state = run, state
+        st.result, st.state = f"running {format_duration(elapsed)}{where}", "running"
+        return
+    if newest_state.is_skip:
+        st.current, st.run_state = runs[0], newest_state
+        st.result = result_text(runs[0], newest_state)
+        if newest_state is RunState.NOT_RUN:
+            st.state = "unknown"
+            st.reason = (
+                f"the last run did not start ({runs[0].reason}): nobody can tell whether any"
+                " host ran it"
+            )
+        elif ran is not None and ran[1].is_problem:
+            st.state = "failing"
+        else:
+            st.state = "ok" if newest_state is RunState.RAN_ELSEWHERE else "skipped"
+        return
+    run, state = runs[0], newest_state
+    st.current, st.run_state = run, state
+    st.result = result_text(run, state)
+    st.state = "failing" if state.is_problem else "ok"
+
+
+def _count_missed(
+    st: JobStatus, schedule: Schedule, tz: tzinfo, last_start: datetime, due_by: datetime
+) -> None:
+    """The scheduled runs after the one the last start answered, due by `due_by`.
+
+    A start answers the latest fire time at or before it: cron starts a job a moment
+    after its minute, and --jitter or a lock wait only delay it further, so the tolerance
+    runs after a fire time and never before it. All in UTC instants."""
+    last_start = last_start.astimezone(UTC)
+    if last_start >= due_by:
+        return
+    count = 0
+    for slot in schedule.iter_runs(last_start, tz):
+        at = slot.astimezone(UTC)
+        if at > due_by:
+            break
+        if count == 0:
+            st.missed_first = slot
+        count += 1
+        if count >= MISSED_COUNT_CAP:
+            break
+    st.missed_count = count
+    st.missed = count > 0
 
 
 def _schedule(st: JobStatus) -> Schedule | None:

@@ -1,0 +1,118 @@
+"""The one model of what state a run is in, used by `status`, `history`, `logs` and their
+--json: a stored row says `running` until its end is recorded, so whether it still runs, or
+its cronwrap died (crashed), is decided here, against the host id the run recorded."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from enum import Enum
+from pathlib import Path
+
+from cronwrap.run.lock import is_locked
+from cronwrap.state.store import RunRecord
+
+PROBLEMS = frozenset({"failed", "timeout", "crashed", "cancelled", "error"})
+
+
+class RunState(str, Enum):
+    """Each state a run can be in (the README lists them)."""
+
+    RUNNING = "running"  # its cronwrap is alive (checked on this host; taken on trust elsewhere)
+    SUCCESS = "success"
+    FAILED = "failed"  # the command exited non-zero or died from a signal
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"  # cronwrap got SIGTERM/SIGINT/SIGHUP and stopped the job
+    CRASHED = "crashed"  # cronwrap died (SIGKILL, power loss) before recording the end
+    ERROR = "error"  # cronwrap could not start the command
+    SKIPPED = "skipped"  # not started: the previous run still held the lock
+    RAN_ELSEWHERE = "ran-elsewhere"  # not started here: another host ran this slot (fleet)
+    NOT_RUN = "not-run"  # not started: the fleet lock was unavailable (--lock-unavailable skip)
+
+    @property
+    def is_problem(self) -> bool:
+        return self.value in PROBLEMS
+
+    @property
+    def is_skip(self) -> bool:
+        """The job was not started by this attempt."""
+        return self in (RunState.SKIPPED, RunState.RAN_ELSEWHERE, RunState.NOT_RUN)
+
+
+class LocalHost:
+    """What a status reader knows about this machine: the host ids its runs record (the node
+    name, or --host-id / CRONWRAP_HOST_ID / the config's host_id) and its lock dir."""
+
+    __slots__ = ("ids", "lock_dir")
+
+    def __init__(self, lock_dir: Path, ids: frozenset[str] = frozenset()) -> None:
+        self.lock_dir = lock_dir
+        self.ids = ids | {os.uname().nodename, socket.gethostname()}
+
+    def owns(self, run: RunRecord) -> bool:
+        return str(run.host) in self.ids
+
+
+def run_state(run: RunRecord, local: LocalHost) -> RunState:
+    """The state of one stored run; a `running` row of this host is checked against its pid
+    and lock, so a cronwrap killed mid-run reads `crashed` everywhere at once."""
+    status = str(run.status)
+    if status == "running":
+        if local.owns(run) and not _alive(run, local.lock_dir):
+            return RunState.CRASHED
+        return RunState.RUNNING
+    if status == "skipped":
+        reason = str(run.reason or "")
+        if reason.startswith("ran on "):
+            return RunState.RAN_ELSEWHERE
+        if reason.startswith("not run"):
+            return RunState.NOT_RUN
+        return RunState.SKIPPED
+    try:
+        return RunState(status)
+    except ValueError:
+        return RunState.ERROR  # a status written by a newer cronwrap: do not read it as fine
+
+
+def is_verified(run: RunRecord, local: LocalHost) -> bool:
+    """False for another host's running run: this host cannot check its pid."""
+    return str(run.status) != "running" or local.owns(run)
+
+
+def result_text(run: RunRecord, state: RunState) -> str:
+    """A run's result in a few words, as the tables show it."""
+    if state is RunState.SUCCESS:
+        return "ok"
+    if state is RunState.FAILED:
+        if run.signal:
+            try:
+                return f"failed ({signal.Signals(run.signal).name})"
+            except ValueError:
+                return f"failed (signal {run.signal})"
+        return f"failed (exit {run.exit_code})"
+    if state is RunState.RAN_ELSEWHERE:
+        return f"skipped ({str(run.reason).split(' (slot')[0]})"
+    if state is RunState.NOT_RUN:
+        return "not run (lock unavailable)"
+    return str(state.value)
+
+
+def _alive(run: RunRecord, lock_dir: Path) -> bool:
+    try:
+        os.kill(run.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return is_locked(lock_dir / f"{run.job}.lock") or _is_cronwrap(run.pid)
+
+
+def _is_cronwrap(pid: int) -> bool:
+    # a run with --on-overlap allow (or a fleet lease) has no local lock: a live pid must
+    # still be a cronwrap, not a process that reused the number
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"cronwrap" in f.read()
+    except OSError:
+        return False
