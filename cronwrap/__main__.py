@@ -1,5 +1,5 @@
-"""Entry point. `cronwrap run ...` takes a fast path that never imports click or rich;
-everything else goes through the click group in cronwrap.cli.app."""
+"""Entry point. `cronwrap [--config F] run ...` takes a fast path that never imports click;
+so does `cronwrap explain`. Everything else goes through the click group in cronwrap.cli.app."""
 
 from __future__ import annotations
 
@@ -7,22 +7,6 @@ import os
 import sys
 
 _HELP = {"--help", "-h"}
-
-
-def _wants_help(args: list[str]) -> bool:
-    """True for `run [OPTIONS] --help`; `run -- cmd --help` is the command's own help."""
-    from cronwrap.options import OPTIONS_BY_FLAG
-
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg in _HELP:
-            return True
-        if arg == "--" or not arg.startswith("-"):
-            return False
-        opt = OPTIONS_BY_FLAG.get(arg)
-        i += 2 if opt is not None and opt.kind != "flag" else 1
-    return False
 
 
 def _undo_locale_coercion() -> None:
@@ -46,14 +30,26 @@ def _undo_locale_coercion() -> None:
 def main(argv: list[str] | None = None) -> None:
     _undo_locale_coercion()
     args = sys.argv[1:] if argv is None else list(argv)
-    if args[:1] == ["run"] and not _wants_help(args[1:]):
-        from cronwrap.run import entry as runcmd
+    if "run" in args[:4]:
+        from cronwrap.run.argv import parse_run_argv, split_group_options
 
-        sys.exit(runcmd.main(args[1:], os.environ))
+        split = split_group_options(args)
+        if split is not None:
+            group, rest = split
+            if not parse_run_argv(rest, strict=False).help:
+                from cronwrap.run import entry
+
+                env = dict(os.environ)
+                if group.get("debug"):
+                    env["CRONWRAP_DEBUG"] = "1"
+                config = group.get("config")
+                sys.exit(
+                    entry.main(rest, env, config_path=config if isinstance(config, str) else None)
+                )
     if args[:1] == ["explain"] and not any(a in _HELP for a in args[1:]):
-        from cronwrap.views import explain as explaincmd
+        from cronwrap.views import explain
 
-        sys.exit(explaincmd.main(args[1:]))
+        sys.exit(explain.main(args[1:]))
     from cronwrap.cli.app import cli
 
     cli.main(args=args, prog_name="cronwrap")

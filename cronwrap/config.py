@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from cronwrap.errors import ConfigError, UsageError
-from cronwrap.options import OPTIONS_BY_NAME, RUN_OPTIONS, Option
+from cronwrap.options import MAX_DURATION, OPTIONS_BY_NAME, RUN_OPTIONS, Job, Option
 
 TYPE_CHECKING = False  # typing costs ~3 ms of start-up; the names are for the type checker
 if TYPE_CHECKING:
@@ -225,9 +225,57 @@ def read_secret(value: str) -> str:
 
 
 def convert(opt: Option, value: Any) -> Any:
-    """Turn a raw flag/env/YAML value into the option's type; ValueError says what is wrong."""
+    """Turn a raw flag/env/YAML value into the option's type, within the option's range;
+    ValueError says what is wrong."""
     if value is None:
         return None
+    converted = _convert_kind(opt, value)
+    if isinstance(converted, int | float) and not isinstance(converted, bool):
+        _check_range(opt, converted)
+    elif opt.check and isinstance(converted, str):
+        _check_text(opt.check, converted)
+    return converted
+
+
+def _check_range(opt: Option, number: float) -> None:
+    import math
+
+    low = opt.low if opt.low is not None else (0.0 if opt.kind in ("duration", "size") else None)
+    high = opt.high if opt.high is not None else (MAX_DURATION if opt.kind == "duration" else None)
+    shown = format_duration if opt.kind == "duration" else _plain_number
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {number!r}")
+    if low is not None and number < low:
+        raise ValueError(f"{shown(number)} is below the lowest allowed value, {shown(low)}")
+    if high is not None and number > high:
+        raise ValueError(f"{shown(number)} is above the highest allowed value, {shown(high)}")
+
+
+def _plain_number(number: float) -> str:
+    return f"{number:g}"
+
+
+def _check_text(check: str, text: str) -> None:
+    """Values whose meaning is checked once here rather than failing mid-run."""
+    from cronwrap.errors import CronwrapError, ScheduleError
+
+    if check == "zone":
+        from cronwrap.cron.schedule import zone
+
+        try:
+            zone(text)
+        except CronwrapError as err:
+            raise ValueError(str(err)) from None
+    elif check == "schedule":
+        from cronwrap.cron.schedule import parse
+
+        try:
+            parse(text)
+        except ScheduleError as err:
+            raise ValueError(f"{text!r} is not a cron schedule: {err}") from None
+
+
+def _convert_kind(opt: Option, value: Any) -> Any:
     kind = opt.kind
     if kind == "duration":
         return parse_duration(value)
@@ -245,8 +293,6 @@ def convert(opt: Option, value: Any) -> Any:
             number = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"expected a number, got {value!r}") from None
-        if number <= 0:
-            raise ValueError(f"expected a number above 0, got {value!r}")
         return number
     if kind == "flag":
         if isinstance(value, bool):
@@ -390,30 +436,6 @@ def derive_name(command: Sequence[str]) -> str:
     return f"{base}-{digest[:8]}"
 
 
-class Job:
-    """One job's effective options, resolved from every source; `job.timeout` reads one."""
-
-    __slots__ = ("command", "name", "options", "sources")
-
-    def __init__(
-        self,
-        name: str,
-        command: tuple[str, ...],
-        options: Mapping[str, Any],
-        sources: Mapping[str, str],
-    ) -> None:
-        self.name = name
-        self.command = command
-        self.options = options
-        self.sources = sources  # option -> "flag" | "env" | "job" | "defaults" | "built-in"
-
-    def __getattr__(self, item: str) -> Any:
-        try:
-            return self.options[item]
-        except KeyError:
-            raise AttributeError(item) from None
-
-
 def resolve_job(
     flags: Mapping[str, Any],
     command: Sequence[str],
@@ -427,7 +449,7 @@ def resolve_job(
     name = flags.get("name") or env.get("CRONWRAP_NAME") or derive_name(command)
     validate_name(name)
     section = config.jobs.get(name, {})
-    options: dict[str, Any] = {}
+    options: dict[str, object] = {}
     sources: dict[str, str] = {}
     for opt in RUN_OPTIONS:
         if opt.name == "name":

@@ -3,11 +3,27 @@ the config file, the environment and the docs are all built from. Imports nothin
 
 from __future__ import annotations
 
+# The longest duration cronwrap takes: poll() and the kernel's timers count in 32-bit
+# milliseconds (2**31 ms is 24.8 days), and a cron job needing longer is a mistake.
+MAX_DURATION = 24 * 86400.0
+
 
 class Option:
     """One `run` option. (A plain class: dataclasses costs ~14 ms of start-up via inspect.)"""
 
-    __slots__ = ("choices", "config", "default", "help", "kind", "metavar", "name", "secret")
+    __slots__ = (
+        "check",
+        "choices",
+        "config",
+        "default",
+        "help",
+        "high",
+        "kind",
+        "low",
+        "metavar",
+        "name",
+        "secret",
+    )
 
     def __init__(
         self,
@@ -20,6 +36,9 @@ class Option:
         choices: tuple[str, ...] = (),
         secret: bool = False,
         config: bool = True,
+        low: float | None = None,
+        high: float | None = None,
+        check: str = "",
     ) -> None:
         self.name = name  # python/config name, snake_case; flag --kebab-case, env CRONWRAP_UPPER
         self.kind = kind  # str|int|float|duration|size|codes|choice|flag|list
@@ -29,6 +48,11 @@ class Option:
         self.choices = choices
         self.secret = secret  # shown redacted; may be given as file:PATH
         self.config = config  # may appear in a config job section / defaults
+        # the range a number, duration or size must lie in (inclusive); durations default to
+        # 0..MAX_DURATION, what the OS timers accept
+        self.low = low
+        self.high = high
+        self.check = check  # "zone" | "schedule": checked by config.convert
 
     @property
     def flag(self) -> str:
@@ -76,6 +100,8 @@ RUN_OPTIONS: tuple[Option, ...] = (
         0,
         "Exit code of a run skipped because of overlap (75 = EX_TEMPFAIL is a common choice).",
         "CODE",
+        low=0,
+        high=255,
     ),
     Option(
         "timeout",
@@ -83,6 +109,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
         None,
         "Kill the command's process tree after this long (per attempt); exit 124.",
         "DURATION",
+        low=0.001,
     ),
     Option(
         "kill_after",
@@ -97,8 +124,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
         None,
         "Bound on the whole run, retries and backoff included.",
         "DURATION",
+        low=0.001,
     ),
-    Option("retries", "int", 0, "Retry a retryable failure up to N times.", "N"),
+    Option("retries", "int", 0, "Retry a retryable failure up to N times.", "N", low=0, high=100),
     Option(
         "retry_delay",
         "duration",
@@ -152,9 +180,21 @@ RUN_OPTIONS: tuple[Option, ...] = (
         "Sleep a random time up to this long before starting.",
         "DURATION",
     ),
-    Option("schedule", "str", None, "The job's cron schedule (for status and monitoring).", "EXPR"),
     Option(
-        "tz", "str", None, "Time zone of --schedule (IANA name; default: the system zone).", "ZONE"
+        "schedule",
+        "str",
+        None,
+        "The job's cron schedule (for status and monitoring).",
+        "EXPR",
+        check="schedule",
+    ),
+    Option(
+        "tz",
+        "str",
+        None,
+        "Time zone of --schedule (IANA name; default: the system zone).",
+        "ZONE",
+        check="zone",
     ),
     Option(
         "ping",
@@ -198,6 +238,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
         None,
         "Bytes of body per ping (default: the server's Ping-Body-Limit, else 10000).",
         "SIZE",
+        low=1,
     ),
     Option("no_output_in_ping", "flag", False, "Send only the summary, not the output, in pings."),
     Option(
@@ -246,7 +287,15 @@ RUN_OPTIONS: tuple[Option, ...] = (
         "Also run this shell command on alerts, with the run's facts in CRONWRAP_* variables.",
         "CMD",
     ),
-    Option("alert_after", "int", 1, "Alert only after N consecutive failed runs.", "N"),
+    Option(
+        "alert_after",
+        "int",
+        1,
+        "Alert only after N consecutive failed runs.",
+        "N",
+        low=1,
+        high=100_000,
+    ),
     Option(
         "realert_every",
         "duration",
@@ -254,6 +303,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
         "Alert again while the failure streak lasts, at "
         "most this often (default: once per streak).",
         "DURATION",
+        low=1,
     ),
     Option(
         "alert_timeout",
@@ -261,6 +311,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
         10.0,
         "Most time alert delivery may take (all alerts of a run, one retry included).",
         "DURATION",
+        low=0.001,
     ),
     Option(
         "ok_exit_codes",
@@ -283,6 +334,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
         None,
         "Warn and alert when a run takes longer than this, without killing it (unlike --timeout).",
         "DURATION",
+        low=0.001,
     ),
     Option(
         "slow_factor",
@@ -291,6 +343,8 @@ RUN_OPTIONS: tuple[Option, ...] = (
         "Warn and alert when a run takes more than this times "
         "the median of the job's last 20 successful runs (with at least 5).",
         "X",
+        low=1,
+        high=1_000_000,
     ),
     Option(
         "metrics_dir",
@@ -316,6 +370,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
         60.0,
         "Fleet mode: lease time, renewed every third of it while the job runs.",
         "DURATION",
+        low=1,
     ),
     Option(
         "on_lock_lost",
@@ -350,9 +405,101 @@ RUN_OPTIONS: tuple[Option, ...] = (
         "This host's name in history and fleet claims (default: the host name).",
         "NAME",
     ),
-    Option("keep_runs", "int", 500, "History retention: runs kept per job.", "N"),
-    Option("keep_days", "int", 90, "History retention: days kept per job.", "DAYS"),
+    Option(
+        "keep_runs",
+        "int",
+        500,
+        "History retention: runs kept per job.",
+        "N",
+        low=1,
+        high=10_000_000,
+    ),
+    Option(
+        "keep_days", "int", 90, "History retention: days kept per job.", "DAYS", low=1, high=36_500
+    ),
 )
 
 OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in RUN_OPTIONS}
 OPTIONS_BY_FLAG: dict[str, Option] = {o.flag: o for o in RUN_OPTIONS}
+
+
+class Job:
+    """One job's effective options, resolved once from every source (config.resolve_job).
+    One typed attribute per option of RUN_OPTIONS (a test holds the two together), so a
+    misspelt `job.retyr_delay` fails the type check instead of reading None."""
+
+    name: str
+    command: tuple[str, ...]
+    sources: dict[str, str]  # option -> "flag" | "env" | "job" | "defaults" | "built-in"
+    shell: bool
+    cwd: str | None
+    env: tuple[str, ...]
+    on_overlap: str
+    lock_wait: float
+    overlap_exit_code: int
+    timeout: float | None
+    kill_after: float
+    timeout_total: float | None
+    retries: int
+    retry_delay: float
+    retry_max_delay: float
+    retry_on: frozenset[int] | None
+    no_retry_on: frozenset[int] | None
+    retry_on_timeout: bool
+    quiet: bool
+    max_log_size: int
+    log_file: str | None
+    log_format: str
+    jitter: float
+    schedule: str | None
+    tz: str | None
+    ping: str | None
+    ping_uuid: str | None
+    ping_key: str | None
+    ping_slug: str | None
+    ping_create: bool
+    ping_base: str
+    ping_body_limit: int | None
+    no_output_in_ping: bool
+    ping_start_budget: float
+    ping_finish_budget: float
+    redact: tuple[str, ...]
+    redact_env: tuple[str, ...]
+    alert: tuple[str, ...]
+    alert_cmd: str | None
+    alert_after: int
+    realert_every: float | None
+    alert_timeout: float
+    ok_exit_codes: frozenset[int]
+    min_runtime: float | None
+    max_runtime: float | None
+    slow_factor: float
+    metrics_dir: str | None
+    lock_url: str | None
+    lock_ttl: float
+    on_lock_lost: str
+    lock_unavailable: str
+    slot_tolerance: float
+    host_id: str | None
+    keep_runs: int
+    keep_days: int
+
+    __slots__ = tuple(__annotations__)
+
+    def __init__(
+        self,
+        name: str,
+        command: tuple[str, ...],
+        options: dict[str, object],
+        sources: dict[str, str],
+    ) -> None:
+        self.name = name
+        self.command = command
+        self.sources = sources
+        for key, value in options.items():
+            setattr(self, key, value)
+
+    @property
+    def options(self) -> dict[str, object]:
+        """The option values by name (for `cronwrap config`)."""
+        return {o.name: getattr(self, o.name) for o in RUN_OPTIONS if o.name != "name"}

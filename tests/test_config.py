@@ -268,3 +268,61 @@ def test_invalid_config_exits_78_for_config_and_125_for_run(home: Path, tmp_path
     assert result.returncode == ExitCode.WRAPPER, result.stderr
     assert "jobs.backup.timeout" in result.stderr
     assert not marker.exists(), "nothing runs on an invalid config"
+
+
+# ---------------------------------------------------------------- the typed Job
+
+
+def test_job_has_one_typed_attribute_per_option() -> None:
+    """Job's annotations and the option table are one list: a new option needs both."""
+    import typing
+
+    from cronwrap.options import RUN_OPTIONS, Job
+
+    kinds = {
+        "str": str,
+        "int": int,
+        "float": float,
+        "duration": float,
+        "size": int,
+        "codes": frozenset[int],
+        "choice": str,
+        "flag": bool,
+        "list": tuple[str, ...],
+    }
+    hints = typing.get_type_hints(Job)
+    options = {o.name: o for o in RUN_OPTIONS if o.name != "name"}
+    assert set(hints) - {"name", "command", "sources"} == set(options)
+    for name, opt in options.items():
+        expected = kinds[opt.kind] | None if opt.default is None else kinds[opt.kind]
+        assert hints[name] == expected, name
+
+
+def test_a_misspelt_option_is_an_attribute_error() -> None:
+    job = resolve_job({}, ["true"], {}, ConfigFile(None))
+    with pytest.raises(AttributeError):
+        job.retyr_delay  # type: ignore[attr-defined]  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("timeout", "25d", "above the highest allowed value, 24d"),
+        ("retries", "-1", "below the lowest allowed value, 0"),
+        ("keep_days", "1000000", "above the highest allowed value, 36500"),
+        ("keep_days", "0", "below the lowest allowed value, 1"),
+        ("overlap_exit_code", "999", "above the highest allowed value, 255"),
+        ("alert_after", "-3", "below the lowest allowed value, 1"),
+        ("slow_factor", "nan", "expected a finite number"),
+        ("tz", "Nope/Zone", "unknown time zone 'Nope/Zone'"),
+        ("schedule", "garbage", "'garbage' is not a cron schedule"),
+    ],
+    ids=lambda v: str(v)[:20],
+)
+def test_values_the_os_or_cron_cannot_take_are_refused_by_name(
+    flag: str, value: str, message: str
+) -> None:
+    with pytest.raises(UsageError) as err:
+        resolve_job({flag: value}, ["true"], {}, ConfigFile(None))
+    assert message in str(err.value)
+    assert str(err.value).startswith("--" + flag.replace("_", "-"))

@@ -259,7 +259,7 @@ def test_unknown_check_is_a_logged_failure_not_queued(home: Path, hc: HCServer) 
         "x",
     )
     assert result.returncode == 0 and result.stdout == "x\n"
-    assert result.stderr.count("cronwrap: warning:") == 1
+    assert result.stderr.count("cronwrap: ") == 1
     assert "HTTP 404" in result.stderr
     errors = [e for e in events(home) if e["event"] == "ping.error"]
     assert len(errors) == 2 and errors[0]["http_status"] == 404

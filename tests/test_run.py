@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cronwrap.config import ConfigFile, resolve_job
-from cronwrap.run.entry import parse_run_args
+from cronwrap.run.argv import parse_run_argv
 from cronwrap.run.supervise import backoff_delay
 from cronwrap.state.store import Store
 from tests.conftest import cronwrap, cw_env, events, popen_cronwrap, wait_for
@@ -68,17 +68,20 @@ def test_exit_code_is_the_childs(home: Path, command: list[str], code: int, stat
         assert run.signal == 9
     if code in (126, 127):
         assert run.reason and ("not found" in run.reason or "cannot execute" in run.reason)
-        assert "cronwrap: warning:" in result.stderr
+        assert "cronwrap: j: " in result.stderr
 
 
 @pytest.mark.parametrize(
     "args",
-    [["--timeout", "soon"], ["--bogus"], ["--name", "a/b"], [], ["--retries"]],
-    ids=["bad-duration", "unknown-flag", "bad-name", "no-command", "missing-value"],
+    [["--timeout", "soon"], ["--bogus", "touch"], ["--name", "a/b"], [], ["--retries"]],
+    ids=["bad-duration", "unknown-flag-no-separator", "bad-name", "no-command", "missing-value"],
 )
 def test_cronwraps_own_errors_exit_125(home: Path, args: list[str], tmp_path: Path) -> None:
     marker = tmp_path / "ran"
-    tail = ["--", "touch", str(marker)] if args and args != ["--retries"] else []
+    if args[:1] == ["--bogus"]:  # no `--`: the command is not certain
+        tail = [str(marker)]
+    else:
+        tail = ["--", "touch", str(marker)] if args and args != ["--retries"] else []
     result = cronwrap(home, "run", *args, *tail)
     assert result.returncode == 125, result.stderr
     assert result.stderr.startswith("cronwrap: ") and len(result.stderr.splitlines()) == 1
@@ -99,9 +102,9 @@ def test_click_and_fast_parser_agree() -> None:
         "ls",
         "-l",
     ]
-    flags, command = parse_run_args(argv)
-    assert command == ["ls", "-l"]
-    job = resolve_job(flags, command, {}, ConfigFile(None))
+    parsed = parse_run_argv(argv)
+    assert parsed.command == ["ls", "-l"] and not parsed.problems
+    job = resolve_job(parsed.flags, parsed.command, {}, ConfigFile(None))
     assert (job.timeout, job.quiet, job.env) == (300, True, ("A=1", "B=2"))
     from click.testing import CliRunner
 
@@ -110,8 +113,8 @@ def test_click_and_fast_parser_agree() -> None:
     seen = {}
     import cronwrap.run.entry as rc
 
-    def fake_execute(flags, command, env, config_path=None):
-        seen["job"] = resolve_job(flags, command, {}, ConfigFile(None))
+    def fake_execute(parsed, env, config_path=None):
+        seen["job"] = resolve_job(parsed.flags, parsed.command, {}, ConfigFile(None))
         return 0
 
     original = rc.execute
@@ -710,7 +713,7 @@ def test_unwritable_state_dir_never_stops_the_job(tmp_path: Path) -> None:
     result = cronwrap(home, "run", "--name", "m", "--", "sh", "-c", f"touch {marker}; exit 5")
     assert result.returncode == 5
     assert marker.exists()
-    assert "cronwrap: warning:" in result.stderr
+    assert "cronwrap: m: " in result.stderr
 
 
 def test_event_log_failure_is_a_warning(home: Path, tmp_path: Path) -> None:
@@ -796,3 +799,78 @@ def test_json_field_types_in_the_store_row(home: Path) -> None:
     [run] = runs(home, "ty")
     assert run.host and run.pid > 0 and run.duration_s >= 0
     assert json.loads(json.dumps(run.command)) == "true"
+
+
+# ---------------------------------------------------------------- the one run parser
+
+
+def test_unknown_option_before_separator_runs_the_command_and_says_so(
+    home: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran"
+    result = cronwrap(
+        home, "run", "--name", "u", "--nmae", "y", "--", "sh", "-c", f"touch {marker}; exit 4"
+    )
+    assert result.returncode == 4, result.stderr
+    assert marker.exists()
+    [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("cronwrap:")]
+    assert line == "cronwrap: u: no such option: --nmae (did you mean --name?)"
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [["run"], ["--config", "CONFIG", "run"], ["--config=CONFIG", "run"], ["--debug", "run"]],
+    ids=["run", "config-run", "config-eq-run", "debug-run"],
+)
+def test_every_spelling_of_run_parses_the_same(
+    home: Path, tmp_path: Path, entry: list[str]
+) -> None:
+    """`cronwrap [--config F] run` takes the fast path and the one parser: the short
+    unknown option `-x` is an option (not the command), and the command runs."""
+    config = tmp_path / "c.yaml"
+    config.write_text("jobs:\n  p:\n    retries: 0\n")
+    marker = tmp_path / "ran"
+    words = [w.replace("CONFIG", str(config)) for w in entry]
+    result = cronwrap(home, *words, "--name", "p", "-x", "--", "touch", str(marker))
+    assert result.returncode == 0, result.stderr
+    assert marker.exists()
+    assert "cronwrap: p: no such option: -x" in result.stderr
+
+
+def test_click_run_command_uses_the_same_parser(home: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cronwrap.cli.app import cli
+
+    marker = tmp_path / "ran"
+    env = {"CRONWRAP_HOME": str(home)}
+    bad = CliRunner().invoke(cli, ["run", "--bogus", "touch", str(marker)], env=env)
+    assert bad.exit_code == 125 and not marker.exists()
+    good = CliRunner().invoke(cli, ["run", "--bogus", "--", "touch", str(marker)], env=env)
+    assert good.exit_code == 0 and marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("words", "name", "command", "problems"),
+    [
+        ("/usr/bin/cronwrap run --name a -- b c", "a", ["b", "c"], 0),
+        ("cronwrap --config /etc/c.yaml run --name=a b --name x", "a", ["b", "--name", "x"], 0),
+        ("cronwrap run --nmae a -- b", None, ["b"], 1),
+        ("cronwrap run --timeout -- b", None, ["b"], 1),
+        ("cronwrap run b -- c", None, ["b", "--", "c"], 0),
+    ],
+    ids=["plain", "config-and-command-options", "unknown", "missing-value", "command-own-dashdash"],
+)
+def test_crontab_words_parse_like_run(
+    words: str, name: str | None, command: list[str], problems: int
+) -> None:
+    from cronwrap.run.argv import parse_cronwrap_words
+
+    parsed = parse_cronwrap_words(words.split())
+    assert parsed is not None
+    assert (parsed.value("name"), parsed.command, len(parsed.problems)) == (
+        name,
+        command,
+        problems,
+    )
+    assert parse_cronwrap_words(["/usr/bin/backup", "run"]) is None

@@ -1,5 +1,5 @@
-"""`cronwrap run` as a click command (for help, man pages and `cronwrap --config F run`);
-the fast path in cronwrap.run.entry runs it without click."""
+"""`cronwrap run` as a click command, for help, man pages and completion; the arguments
+are parsed by the one run parser (cronwrap.run.argv), as on the fast path."""
 
 from __future__ import annotations
 
@@ -38,14 +38,28 @@ def _show_default(opt: Option) -> str:
     return str(opt.default)
 
 
+class _RunCommand(click.Command):
+    """`run` parses its arguments with the one run parser (cronwrap.run.argv), as the fast
+    path does; click's parser serves only --help and shell completion."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from cronwrap.run.argv import parse_run_argv
+
+        if ctx.resilient_parsing or parse_run_argv(args, strict=False).help:
+            return super().parse_args(ctx, args)
+        ctx.meta["cronwrap.run_args"] = list(args)
+        return []
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from cronwrap.run import entry
+
+        config_path = ctx.obj.get("config_path") if ctx.obj else None
+        args = ctx.meta.get("cronwrap.run_args", [])
+        ctx.exit(entry.main(args, environment(), config_path=config_path))
+
+
 def _run_command() -> click.Command:
-    @click.command(
-        "run",
-        context_settings={"allow_interspersed_args": False, "ignore_unknown_options": False},
-    )
-    @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-    @click.pass_context
-    def run(ctx: click.Context, /, command: tuple[str, ...], **flags: Any) -> None:
+    def run(**_: Any) -> None:
         """Run COMMAND under supervision.
 
         Takes the overlap lock, enforces the timeout, retries retryable failures, logs
@@ -57,14 +71,20 @@ def _run_command() -> click.Command:
         Example:
           cronwrap run --name backup --timeout 2h --retries 2 -- /usr/local/bin/backup
         """
-        from cronwrap.run import entry as runcmd
 
-        config_path = ctx.obj.get("config_path") if ctx.obj else None
-        ctx.exit(runcmd.execute(flags, list(command), environment(), config_path=config_path))
-
+    params: list[click.Parameter] = [
+        click.Argument(["command"], nargs=-1, required=True, type=click.UNPROCESSED)
+    ]
+    command = _RunCommand(
+        "run",
+        callback=run,
+        params=params,
+        help=run.__doc__,
+        context_settings={"allow_interspersed_args": False, "ignore_unknown_options": False},
+    )
     for opt in RUN_OPTIONS:
-        run = _click_option(opt)(run)
-    return run
+        _click_option(opt)(command)
+    return command
 
 
 run_cmd = _run_command()

@@ -10,12 +10,13 @@ import random
 import shlex
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cronwrap.config import Job, Paths, ensure_dir
+from cronwrap.config import Paths, ensure_dir
 from cronwrap.errors import CronwrapError
+from cronwrap.options import Job
 from cronwrap.redact import Redactor
 from cronwrap.run import process as runner
 from cronwrap.run.lock import JobLock
@@ -130,7 +131,8 @@ class _Run:
         if message not in self.warnings:
             self.warnings.append(message)
             with contextlib.suppress(OSError):
-                os.write(2, f"cronwrap: warning: {message}\n".encode("utf-8", "replace"))
+                line = f"cronwrap: {self.job.name}: {message}\n"
+                os.write(2, line.encode("utf-8", "replace"))
 
     def emit(self, event: str, message: str = "", **fields: object) -> None:
         fields = {k: self.redact(v) if isinstance(v, str) else v for k, v in fields.items()}
@@ -420,11 +422,15 @@ def supervise(
     env: Mapping[str, str],
     rand: Callable[[float, float], float] = random.uniform,
     now: Callable[[], datetime] = utcnow,
+    warnings: Sequence[str] = (),
 ) -> Outcome:
-    """Run `job` once under supervision and return what happened."""
+    """Run `job` once under supervision and return what happened. `warnings` are problems
+    found before (options left out), said once each and recorded on the run."""
     run_id = new_run_id()
     host = job.host_id or os.uname().nodename
     run = _Run(job, paths, run_id, host)
+    for message in warnings:
+        run.warn(message)
     canceller = runner.Canceller()
     canceller.install()
     child_env = _child_env(job, env, run_id)
@@ -470,15 +476,17 @@ def _take_fleet_lock(
     from cronwrap.redact import redact_url
     from cronwrap.run import lease as fleet
 
+    url = job.lock_url
+    assert url is not None  # only called in fleet mode
     try:
-        client = fleet.connect(job.lock_url)
+        client = fleet.connect(url)
         lease = fleet.Fleet(
             client,
             job.name,
             host=run.host,
             run_id=run.run_id,
             ttl_s=float(job.lock_ttl),
-            url=job.lock_url,
+            url=url,
         )
         if job.schedule:
             slot = fleet.slot_for(job.schedule, job.tz, now(), float(job.slot_tolerance))
@@ -497,7 +505,7 @@ def _take_fleet_lock(
         return lease, None
     except fleet.LockUnavailableError as err:
         policy = job.lock_unavailable
-        run.emit("lock.error", str(err), url=redact_url(job.lock_url), policy=policy)
+        run.emit("lock.error", str(err), url=redact_url(url), policy=policy)
         if policy == "run":
             run.warn(f"{err}; running without the fleet lock (--lock-unavailable run)")
             return None, None
