@@ -151,23 +151,6 @@ def parse_duration(text: str | float) -> float:
     return total
 
 
-def format_duration(seconds: float) -> str:
-    """Seconds as a short human duration: 0.25s, 42s, 5m3s, 2h5m, 3d4h."""
-    if seconds < 10:
-        return f"{seconds:.2f}s".replace(".00s", "s")
-    s = round(seconds)
-    for unit, size, sub, subsize in (
-        ("d", 86400, "h", 3600),
-        ("h", 3600, "m", 60),
-        ("m", 60, "s", 1),
-    ):
-        if s >= size:
-            major, rest = divmod(s, size)
-            minor = rest // subsize
-            return f"{major}{unit}{minor}{sub}" if minor else f"{major}{unit}"
-    return f"{s}s"
-
-
 _SIZE_UNITS = {
     "": 1,
     "b": 1,
@@ -239,6 +222,8 @@ def convert(opt: Option, value: Any) -> Any:
 
 def _check_range(opt: Option, number: float) -> None:
     import math
+
+    from cronwrap.views.humanize import duration as format_duration  # stdlib only, no cycle
 
     low = opt.low if opt.low is not None else (0.0 if opt.kind in ("duration", "size") else None)
     high = opt.high if opt.high is not None else (MAX_DURATION if opt.kind == "duration" else None)

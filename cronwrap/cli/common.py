@@ -4,11 +4,14 @@ completion, the Healthchecks zone check and the JSON shape of a run."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cronwrap.errors import CronwrapError
+
+if TYPE_CHECKING:
+    from cronwrap.options import Option
 
 color_option = click.option(
     "--color",
@@ -127,3 +130,37 @@ def complete_jobs(incomplete: str) -> list[Any]:
     except Exception:
         return []
     return [CompletionItem(n) for n in names if n.startswith(incomplete)]
+
+
+def default_text(opt: Option) -> str | None:
+    """An option's default as a user writes it (10m, 10MiB, 0,24, 3), for --help and the man
+    pages; None when it has none worth showing."""
+    from cronwrap.views.humanize import duration, size
+
+    value = opt.default
+    if value is None or value is False or value == ():
+        return None
+    if opt.kind == "duration" and isinstance(value, int | float):
+        return duration(float(value))
+    if opt.kind == "size" and isinstance(value, int):
+        return size(value)
+    if isinstance(value, frozenset):  # exit codes
+        return _codes(sorted(value))
+    if isinstance(value, tuple):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _codes(codes: list[int]) -> str:
+    """[0, 24, 100, 101, 102] -> 0,24,100-102 (the form --ok-exit-codes takes)."""
+    parts: list[str] = []
+    i = 0
+    while i < len(codes):
+        j = i
+        while j + 1 < len(codes) and codes[j + 1] == codes[j] + 1:
+            j += 1
+        parts.append(str(codes[i]) if i == j else f"{codes[i]}-{codes[j]}")
+        i = j + 1
+    return ",".join(parts)

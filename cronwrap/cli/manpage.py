@@ -211,6 +211,7 @@ def main_page(group: click.Group) -> str:
 
 
 def config_page() -> str:
+    from cronwrap.cli.common import default_text
     from cronwrap.options import RUN_OPTIONS
 
     out = [
@@ -235,7 +236,8 @@ def config_page() -> str:
     for opt in RUN_OPTIONS:
         if not opt.config:
             continue
-        default = "" if opt.default in (None, (), False) else f" (default: {opt.default})"
+        text = default_text(opt)
+        default = "" if text is None else f" (default: {text})"
         out += [".TP", f"\\fB{_esc(opt.name)}\\fR", _esc(opt.help + default)]
     out += [
         ".SH EXAMPLE",

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from cronwrap.cli.common import complete_jobs, environment
+from cronwrap.cli.common import complete_jobs, default_text, environment
 from cronwrap.options import RUN_OPTIONS, Option
 
 
@@ -21,21 +21,12 @@ def _click_option(opt: Option) -> Any:
         kwargs.update(type=click.Choice(opt.choices), metavar=opt.metavar or None)
     else:
         kwargs.update(metavar=opt.metavar or None)
-    if opt.default not in (None, (), False):
-        kwargs["help"] += f"  [default: {_show_default(opt)}]"
+    default = default_text(opt)
+    if default is not None:
+        kwargs["help"] += f"  [default: {default}]"
     if opt.name == "name":
         kwargs["shell_complete"] = lambda c, p, i: complete_jobs(i)
     return click.option(opt.flag, opt.name, **kwargs)
-
-
-def _show_default(opt: Option) -> str:
-    from cronwrap.config import format_duration
-
-    if opt.kind == "duration":
-        return format_duration(float(opt.default))  # type: ignore[arg-type]
-    if opt.kind == "size":
-        return f"{int(opt.default) // (1024 * 1024)}M"  # type: ignore[call-overload]
-    return str(opt.default)
 
 
 class _RunCommand(click.Command):

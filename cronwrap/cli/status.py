@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
@@ -141,15 +142,9 @@ def status_cmd(
             )
         )
     else:
-        from cronwrap.views.table import render_status, terminal_width, use_color
+        from cronwrap.views.table import render_status
 
-        out = sys.stdout
-        # not click.echo: it strips colour codes when stdout is not a terminal, and
-        # --color always must keep them
-        text = render_status(
-            jobs, now, width=terminal_width(out), color=use_color(color, out), terminal=out.isatty()
-        )
-        out.write(text)
+        _write_table(render_status, jobs, now, color)
     if any(not j.healthy for j in jobs if not j.unmonitored):
         sys.exit(ExitCode.ERROR)
 
@@ -204,9 +199,9 @@ def history_cmd(ctx: click.Context, name: str, limit: int, as_json: bool, color:
             return
     from datetime import datetime, timezone
 
-    from cronwrap.views.history import console, render_history
+    from cronwrap.views.table import render_history
 
-    render_history(console(color=color), runs, datetime.now(timezone.utc))
+    _write_table(render_history, runs, datetime.now(timezone.utc), color)
 
 
 @click.command("logs")
@@ -252,3 +247,16 @@ def logs_cmd(
             click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
             return
         copy_output(store, run, sys.stdout.buffer, follow=follow)
+
+
+def _write_table(render: Any, rows: list[Any], now: Any, color: str) -> None:
+    """A table from views.table on stdout, sized and coloured for it. Not click.echo: that
+    strips colour codes when stdout is not a terminal, and --color always must keep them."""
+    from cronwrap.views.table import terminal_width, use_color
+
+    out = sys.stdout
+    out.write(
+        render(
+            rows, now, width=terminal_width(out), color=use_color(color, out), terminal=out.isatty()
+        )
+    )

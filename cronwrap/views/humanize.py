@@ -1,31 +1,43 @@
-"""Times and spans for people: `in 3h 5min`, `42s ago`, `Fri 2026-03-06 23:30 CET`.
-Standard library only, shared by the plain-text and the rich renderers."""
+"""Times, durations and sizes for people: `in 3h5m`, `42s ago`, `Fri 2026-03-06 23:30 CET`,
+`10MiB`. Standard library only (the fast `explain` path uses it)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 
-def span(seconds: float) -> str:
-    """A short span like systemd's: 42s, 5min, 3h 2min, 2 days 4h."""
-    s = abs(int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}min"
-    if s < 86400:
-        h, m = divmod(s // 60, 60)
-        return f"{h}h {m}min" if m else f"{h}h"
-    d, h = divmod(s // 3600, 24)
-    if d >= 730:  # far away: hours no longer matter, and days are hard to read
-        return f"{d * 400 // 146097} years"
-    days = f"{d} day{'s' if d != 1 else ''}"
-    return f"{days} {h}h" if h else days
+def duration(seconds: float) -> str:
+    """Seconds as a short duration, the way options are written: 0.25s, 42s, 5m3s, 2h5m, 3d4h.
+    The one duration formatter: tables, relative times and documented defaults use it."""
+    if seconds < 10:
+        return f"{seconds:.2f}s".replace(".00s", "s")
+    s = round(seconds)
+    for unit, size, sub, subsize in (
+        ("d", 86400, "h", 3600),
+        ("h", 3600, "m", 60),
+        ("m", 60, "s", 1),
+    ):
+        if s >= size:
+            major, rest = divmod(s, size)
+            minor = rest // subsize
+            return f"{major}{unit}{minor}{sub}" if minor else f"{major}{unit}"
+    return f"{s}s"
+
+
+def size(n: int) -> str:
+    """Bytes the way size options are written: 512, 64KiB, 10MiB, 1GiB (exact units only)."""
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n and n % factor == 0:
+            return f"{n // factor}{unit}"
+    return str(n)
 
 
 def relative(at: datetime, now: datetime) -> str:
     delta = (at - now).total_seconds()
-    return f"in {span(delta)}" if delta >= 0 else f"{span(delta)} ago"
+    days = abs(int(delta)) // 86400
+    # far away: hours no longer matter, and days are hard to read
+    text = f"{days * 400 // 146097} years" if days >= 730 else duration(abs(int(delta)))
+    return f"in {text}" if delta >= 0 else f"{text} ago"
 
 
 def stamp(at: datetime) -> str:

@@ -10,11 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 
-from cronwrap.config import Paths, derive_name, dir_refusal, format_duration
+from cronwrap.config import Paths, derive_name, dir_refusal
 from cronwrap.cron.crontab import Crontab, wrapped_run
 from cronwrap.cron.schedule import Schedule, local_zone, parse, zone, zone_name
 from cronwrap.errors import CronwrapError, ScheduleError, StoreError
 from cronwrap.state.store import RunRecord, Store
+from cronwrap.views.humanize import duration
 from cronwrap.views.runstate import LocalHost, RunState, is_verified, result_text, run_state
 
 UTC = timezone.utc
@@ -354,7 +355,7 @@ def _judge(
         elapsed = max(0.0, (now - run.started_at).total_seconds())
         where = "" if is_verified(run, local) else f" on {run.host}"
         st.current, st.run_state = run, state
-        st.result, st.state = f"running {format_duration(elapsed)}{where}", "running"
+        st.result, st.state = f"running {duration(elapsed)}{where}", "running"
         return
     if newest_state.is_skip:
         st.current, st.run_state = runs[0], newest_state

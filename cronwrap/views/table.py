@@ -1,13 +1,14 @@
-"""Plain-text views with optional ANSI colour, for `explain` and `status`: rich costs ~40 ms
-of import and about a millisecond per table row, and `status` must stay quick with hundreds
-of jobs. Colour only on a terminal, honouring NO_COLOR, FORCE_COLOR and --color."""
+"""Plain-text tables with optional ANSI colour, for `status`, `history` and `explain`: no table
+library, because `status` must stay quick with hundreds of jobs (rich cost ~40 ms of import and
+about a millisecond per row). Colour only on a terminal, honouring NO_COLOR, FORCE_COLOR and
+--color."""
 
 from __future__ import annotations
 
 import os
 from datetime import datetime
 
-from cronwrap.views.humanize import relative
+from cronwrap.views.humanize import duration, relative
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
@@ -79,11 +80,7 @@ def sparkline(values: list[float]) -> str:
 
 
 def short_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    from cronwrap.config import format_duration
-
-    return format_duration(seconds)
+    return "-" if seconds is None else duration(seconds)
 
 
 class _Col:
@@ -123,11 +120,37 @@ def _cell_lines(text: str, width: int, fold: bool) -> list[str]:
     return [text[: max(0, width - 1)] + "…"]
 
 
+def render_table(
+    cols: list[_Col], rows: list[list[tuple[str, str]]], *, width: int, color: bool, terminal: bool
+) -> list[str]:
+    """The lines of a table: a bold header, a rule on a terminal, then the rows, whose cells are
+    (text, style) pairs; columns shrink to fit width, cut with an ellipsis or folded."""
+    widths = _fit(cols, rows, width)
+    header = "  ".join(c.header.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()
+    out = [paint(header, "bold", color=color)]
+    if terminal:
+        out.append(paint("─" * min(width, sum(widths) + 2 * (len(cols) - 1)), "dim", color=color))
+    for row in rows:
+        cells = [
+            _cell_lines(text, w, c.fold) for (text, _), w, c in zip(row, widths, cols, strict=True)
+        ]
+        for n in range(max(len(c) for c in cells)):
+            parts = []
+            for i, ((_, style), w) in enumerate(zip(row, widths, strict=True)):
+                part = cells[i][n] if n < len(cells[i]) else ""
+                last = i == len(row) - 1
+                # pad outside the colour so the escape codes do not count as width
+                parts.append(
+                    paint(part, style, color=color) + ("" if last else " " * (w - len(part)))
+                )
+            out.append("  ".join(parts).rstrip())
+    return out
+
+
 def render_status(
     jobs: list[Any], now: datetime, *, width: int, color: bool, terminal: bool
 ) -> str:
-    """The status table. Laid out here rather than with rich's Table: rich needs ~0.7 s to
-    measure 500 rows, and `status` must stay fast with hundreds of jobs."""
+    """The status table, one row per job, and a count of those that need attention."""
     wide = width >= 140
     cols = [
         _Col(
@@ -151,31 +174,49 @@ def render_status(
     if any_notes:
         cols.append(_Col("NOTE", min=8, max=30, fold=True, shrink=3))
     rows = [_status_row(st, now, wide=wide, notes=any_notes) for st in jobs]
-    widths = _fit(cols, rows, width)
-    header = "  ".join(c.header.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()
-    out = [paint(header, "bold", color=color)]
-    if terminal:
-        out.append(paint("─" * min(width, sum(widths) + 2 * (len(cols) - 1)), "dim", color=color))
-    for row in rows:
-        cells = [
-            _cell_lines(text, w, c.fold) for (text, _), w, c in zip(row, widths, cols, strict=True)
-        ]
-        for n in range(max(len(c) for c in cells)):
-            parts = []
-            for i, ((_, style), w) in enumerate(zip(row, widths, strict=True)):
-                part = cells[i][n] if n < len(cells[i]) else ""
-                last = i == len(row) - 1
-                # pad outside the colour so the escape codes do not count as width
-                parts.append(
-                    paint(part, style, color=color) + ("" if last else " " * (w - len(part)))
-                )
-            out.append("  ".join(parts).rstrip())
+    out = render_table(cols, rows, width=width, color=color, terminal=terminal)
     failing = sum(1 for s in jobs if not s.healthy)
     out.append(
         f"{len(jobs)} job{'s' if len(jobs) != 1 else ''} listed"
         + (f", {failing} need attention." if failing else ".")
     )
     return "\n".join(out) + "\n"
+
+
+RESULT_STYLE = {"success": "green", "failed": "bold red", "timeout": "bold red"}
+
+
+def render_history(
+    runs: list[Any], now: datetime, *, width: int, color: bool, terminal: bool
+) -> str:
+    """The runs of one job, newest first."""
+    cols = [
+        _Col("STARTED", max=40, fold=True),
+        _Col("DURATION"),
+        _Col("RESULT", max=30),
+        _Col("ATTEMPTS"),
+        _Col("EXIT"),
+        _Col("HOST", max=30, shrink=1),
+        _Col("RUN ID"),
+    ]
+    rows = []
+    for r in runs:
+        result = r.status
+        if r.status == "failed" and r.signal:
+            result = f"failed (signal {r.signal})"
+        started = f"{r.started_at.astimezone():%Y-%m-%d %H:%M:%S} ({relative(r.started_at, now)})"
+        rows.append(
+            [
+                (started, ""),
+                (short_duration(r.duration_s), ""),
+                (result, RESULT_STYLE.get(r.status, "")),
+                (str(r.attempts), ""),
+                ("-" if r.exit_code is None else str(r.exit_code), ""),
+                (r.host, ""),
+                (r.run_id[:8], ""),
+            ]
+        )
+    return "\n".join(render_table(cols, rows, width=width, color=color, terminal=terminal)) + "\n"
 
 
 def _flags(st: Any) -> list[str]:

@@ -1,0 +1,115 @@
+"""The one table renderer (status and history), the one duration formatter, and defaults shown
+as users write them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cronwrap.cli.common import default_text
+from cronwrap.config import parse_duration, parse_size
+from cronwrap.options import OPTIONS_BY_NAME, RUN_OPTIONS
+from cronwrap.views.humanize import duration, size
+from tests.conftest import ROOT, cronwrap, cw_env
+
+
+def test_history_is_a_plain_table_without_a_terminal(home: Path) -> None:
+    for code in (0, 3):
+        cronwrap(home, "run", "--name", "h", "--", "sh", "-c", f"exit {code}")
+    out = cronwrap(home, "history", "h")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == [
+        "STARTED",
+        "DURATION",
+        "RESULT",
+        "ATTEMPTS",
+        "EXIT",
+        "HOST",
+        "RUN",
+        "ID",
+    ]
+    assert "\x1b[" not in out.stdout
+    newest, oldest = lines[1], lines[2]
+    assert " failed " in newest and newest.split()[-3] == "3"  # EXIT column
+    assert " success " in oldest and oldest.split()[-3] == "0"
+
+
+def test_history_colours_on_request_and_fits_the_width(home: Path) -> None:
+    cronwrap(home, "run", "--name", "h", "--", "sh", "-c", "exit 3")
+    coloured = cronwrap(home, "history", "h", "--color", "always")
+    assert "\x1b[1;31mfailed" in coloured.stdout  # the result in bold red
+    narrow = cronwrap(home, "history", "h", env=cw_env(home, COLUMNS="60"))
+    assert narrow.returncode == 0
+    assert all(len(line) <= 60 for line in narrow.stdout.splitlines()), narrow.stdout
+
+
+def test_history_does_not_import_rich(home: Path) -> None:
+    import subprocess
+    import sys
+
+    cronwrap(home, "run", "--name", "h", "--", "true")
+    probe = (
+        "import sys; from cronwrap.__main__ import main\n"
+        "try: main(['history', 'h'])\n"
+        "except SystemExit: pass\n"
+        "print('rich' in sys.modules, file=sys.stderr)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=cw_env(home), check=False
+    )
+    assert out.stderr.strip().splitlines()[-1] == "False", out.stderr
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.25, "0.25s"),
+        (5, "5s"),
+        (42, "42s"),
+        (303, "5m3s"),
+        (600, "10m"),
+        (7500, "2h5m"),
+        (86400 * 3 + 3600 * 4, "3d4h"),
+    ],
+)
+def test_one_duration_formatter_writes_what_the_parser_reads(seconds: float, text: str) -> None:
+    assert duration(seconds) == text
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(("n", "text"), [(512, "512"), (65536, "64KiB"), (10485760, "10MiB")])
+def test_sizes_as_users_write_them(n: int, text: str) -> None:
+    assert size(n) == text and parse_size(text) == n
+
+
+def test_defaults_are_shown_as_users_write_them() -> None:
+    shown = {o.name: default_text(o) for o in RUN_OPTIONS}
+    assert shown["lock_wait"] == "10m"
+    assert shown["max_log_size"] == "10MiB"
+    assert shown["ok_exit_codes"] == "0"
+    assert shown["slow_factor"] == "3"
+    assert shown["timeout"] is None  # no default: nothing to show
+    for name, text in shown.items():  # every shown default reads back as the default
+        opt = OPTIONS_BY_NAME[name]
+        if text is None:
+            continue
+        if opt.kind == "duration":
+            assert parse_duration(text) == opt.default, name
+        elif opt.kind == "size":
+            assert parse_size(text) == opt.default, name
+
+
+def test_exit_code_ranges_are_compressed() -> None:
+    from cronwrap.options import Option
+
+    opt = Option("x", "codes", frozenset({0, 24, 100, 101, 102}), "")
+    assert default_text(opt) == "0,24,100-102"
+
+
+def test_man_pages_show_no_python_reprs() -> None:
+    for page in ("cronwrap.yaml.5", "cronwrap-run.1"):
+        text = (ROOT / "man" / page).read_text()
+        for repr_ in ("frozenset", "600.0", "10485760", "('*TOKEN*'"):
+            assert repr_ not in text, (page, repr_)
