@@ -72,7 +72,7 @@ def test_failure_sends_the_exact_exit_code(home: Path, hc: HCServer) -> None:
     assert b"broken" in hc.pings[1].body and b"exit 3" in hc.pings[1].body
 
 
-def test_timeout_is_a_fail_with_the_reason(home: Path, hc: HCServer) -> None:
+def test_timeout_sends_its_exit_status_with_the_reason(home: Path, hc: HCServer) -> None:
     check = hc.new_check()
     result = cronwrap(
         home,
@@ -88,15 +88,15 @@ def test_timeout_is_a_fail_with_the_reason(home: Path, hc: HCServer) -> None:
         "10",
     )
     assert result.returncode == 124
-    assert hc.kinds() == ["start", "fail"]
+    assert hc.kinds() == ["start", "124"]
     assert b"timed out after 0.3s" in hc.pings[1].body
 
 
-def test_command_that_cannot_start_is_a_fail(home: Path, hc: HCServer) -> None:
+def test_command_that_cannot_start_sends_127(home: Path, hc: HCServer) -> None:
     check = hc.new_check()
     result = cronwrap(home, "run", "--name", "nf", "--ping", hc.url(check), "--", "/no/such/cmd")
     assert result.returncode == 127
-    assert hc.kinds() == ["start", "fail"]
+    assert hc.kinds() == ["start", "127"]
     assert b"command not found" in hc.pings[1].body
 
 
@@ -234,13 +234,29 @@ def test_url_joining() -> None:
     assert PingTarget("https://x/ping/u/").url_for("", None) == "https://x/ping/u"
 
 
-def test_bad_slug_is_a_config_error_before_running(home: Path, tmp_path: Path) -> None:
-    marker = tmp_path / "ran"
-    result = cronwrap(
-        home, "run", "--name", "Has.Dots", "--ping-key", "k", "--", "touch", str(marker)
-    )
-    assert result.returncode == 125 and "slug" in result.stderr
-    assert not marker.exists()
+def test_job_name_maps_to_the_slug_hc_sync_creates(home: Path, hc: HCServer) -> None:
+    hc.slugs["pk123456"] = {"s5-upper"}
+    base = ["--ping-key", "pk123456", "--ping-base", hc.base]
+    result = cronwrap(home, "run", "--name", "S5.Upper", *base, "--", "true")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert [p.path.split("?")[0] for p in hc.pings] == [
+        "/ping/pk123456/s5-upper/start",
+        "/ping/pk123456/s5-upper/0",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [
+        (["--ping-key", "k", "--ping-slug", "Has.Dots"], "slug"),
+        (["--ping-uuid", "not-a-uuid"], "UUID"),
+    ],
+    ids=["upper-case-slug", "bad-uuid"],
+)
+def test_bad_ping_address_is_named(home: Path, args: list[str], what: str) -> None:
+    result = cronwrap(home, "run", "--name", "j", *args, "--", "true")
+    assert what in result.stderr, result.stderr
+    assert "hc-ping.com" not in result.stderr  # refused before any ping was tried
 
 
 # ---------------------------------------------------------------- delivery
@@ -370,7 +386,8 @@ def test_outbox_replays_in_order_after_the_server_comes_back(home: Path) -> None
     try:
         assert cronwrap(home, "run", "--name", "ob", *args, "--", "true").returncode == 0
         assert server.kinds() == ["2", "0", "start", "0"]
-        assert b"late delivery" in server.pings[0].body and b"exit 2" in server.pings[0].body
+        first = server.pings[0].body
+        assert b"late: this ping could not be delivered" in first and b"exit 2" in first
         assert not list((home / "outbox").iterdir())
     finally:
         server.stop()
@@ -553,3 +570,28 @@ def test_redact_url() -> None:
         redact_url("https://u:p@hooks.example.com:8443/x/y?token=1")
         == "https://hooks.example.com:8443/…xy"
     )
+
+
+def test_job_duration_excludes_the_start_ping_time(home: Path) -> None:
+    """A black-holed server takes the start ping's whole budget; the run's recorded
+    duration is still the job's."""
+    with BlackHole() as hole:
+        url = hole.url(f"{'d' * 8}-dddd-4ddd-8ddd-{'d' * 12}")
+        result = cronwrap(
+            home,
+            "run",
+            "--name",
+            "dur",
+            "--ping",
+            url,
+            "--ping-start-budget",
+            "1500ms",
+            "--ping-finish-budget",
+            "300ms",
+            "--",
+            "true",
+        )
+    assert result.returncode == 0
+    with sqlite3.connect(home / "runs.db") as db:
+        [(duration,)] = db.execute("SELECT duration_s FROM runs").fetchall()
+    assert duration < 1.0, duration  # the start ping alone waited 1.5 s

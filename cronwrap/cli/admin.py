@@ -93,7 +93,9 @@ def flush_cmd(ctx: click.Context, budget: str) -> None:
     """Send the finish pings that could not be delivered, oldest first.
 
     `cronwrap run` replays them by itself at the start of its next run with a ping; this
-    does it now (e.g. from its own crontab line). Exits 1 if some are still queued.
+    does it now (e.g. from its own crontab line). Only 200 OK / 201 Created count as
+    delivered; pings the server refuses (404, 400) are kept in outbox/rejected, malformed
+    records in outbox/quarantine. Exits 1 if some are still queued or were refused.
 
     \b
     Example:
@@ -102,7 +104,7 @@ def flush_cmd(ctx: click.Context, budget: str) -> None:
     import time
 
     from cronwrap.config import parse_duration
-    from cronwrap.notify.healthchecks import Outbox, Pinger, PingTarget
+    from cronwrap.notify.healthchecks import Outbox, Pinger, PingTarget, quarantine_note
 
     try:
         seconds = parse_duration(budget)
@@ -116,9 +118,18 @@ def flush_cmd(ctx: click.Context, budget: str) -> None:
     def send(url: str, body: bytes) -> Any:
         return pinger.send_url(url, body, budget_s=max(0.0, deadline - time.monotonic()))
 
-    sent, left = outbox.replay(send, deadline=deadline)
-    click.echo(f"{sent} ping{'s' if sent != 1 else ''} delivered, {left} still queued")
-    if left:
+    done = outbox.replay(send, deadline=deadline)
+    if done.quarantined:
+        click.echo(f"cronwrap: warning: {quarantine_note(done.quarantined)}", err=True)
+    parts = [f"{done.sent} ping{'s' if done.sent != 1 else ''} delivered"]
+    if done.refused:
+        reasons = ", ".join(sorted(set(done.refused)))
+        parts.append(
+            f"{len(done.refused)} refused by the server ({reasons}; kept in {outbox.dir}/rejected)"
+        )
+    parts.append(f"{done.left} still queued")
+    click.echo(", ".join(parts))
+    if done.left or done.refused:
         sys.exit(ExitCode.ERROR)
 
 

@@ -1,6 +1,7 @@
 """Healthchecks pings that never hurt the job: bounded time budgets, retries only for what
-may succeed later, a strict idea of "delivered", and an on-disk outbox for finish pings that
-could not be sent. Uses http.client (stdlib): requests costs ~100 ms of start-up per run."""
+may succeed later, a strict idea of "delivered" (200 `OK` / 201 `Created` only), and an
+on-disk outbox for finish pings that could not be sent, replayed in order per check.
+Speaks HTTP through notify.http (stdlib sockets): requests costs ~100 ms of start-up per run."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
@@ -19,8 +20,18 @@ from cronwrap.redact import redact_url
 DEFAULT_BODY_LIMIT = 10_000
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 OUTBOX_MAX = 200
+MAX_RECORD = 1024 * 1024  # an outbox record larger than this is not ours
+REDACT_MARGIN = 4096  # output read around each cut, so a secret across it is still matched
 _SLUG_RE = re.compile(r"^[a-z0-9_-]+$")
+_UUID_RE = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
 USER_AGENT = "cronwrap"
+
+
+def slug_for(job: str) -> str:
+    """The Healthchecks slug of a job name, as `hc sync` creates it (`S5.Upper` -> `s5-upper`)."""
+    return re.sub(r"[^a-z0-9_-]+", "-", job.lower()).strip("-") or "job"
 
 
 class PingTarget:
@@ -48,7 +59,20 @@ class PingTarget:
     @property
     def server(self) -> str:
         parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.netloc}"
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+    def secrets(self) -> list[str]:
+        """What must never be shown: the URL, the check UUID or ping key in its path, and a
+        password in it (anyone who has them can ping the check)."""
+        parts = urlsplit(self.url)
+        out = [self.url]
+        out += [seg for seg in parts.path.split("/") if _UUID_RE.match(seg)]
+        segs = [s for s in parts.path.split("/") if s]
+        if len(segs) >= 2 and not any(_UUID_RE.match(s) for s in segs):
+            out.append(segs[-2])  # BASE/<ping-key>/<slug>
+        if parts.password:
+            out.append(parts.password)
+        return [s for s in out if len(s) >= 4]
 
     def url_for(self, kind: str, rid: str | None) -> str:
         path = self.url.rstrip("/") + (f"/{kind}" if kind else "")
@@ -82,17 +106,149 @@ def target_from(
             raise ConfigError(f"--ping {redact_url(ping)}: expected an http(s):// URL")
         return PingTarget(ping.split("?", 1)[0], create=create)
     if uuid:
-        return PingTarget(join_url(base, uuid))
-    if key:
-        slug = slug or job_name
-        if not _SLUG_RE.match(slug):
+        if not _UUID_RE.match(uuid.strip()):
             raise ConfigError(
-                f"ping slug {slug!r} is not a Healthchecks slug (a-z 0-9 - _): give --ping-slug"
+                "--ping-uuid is not a check UUID (like 5b5f1a2e-8c3d-4e6f-9a0b-1c2d3e4f5a6b)"
             )
-        return PingTarget(join_url(base, key, slug), create=create)
+        return PingTarget(join_url(base, uuid.strip()))
+    if key:
+        if slug and not _SLUG_RE.match(slug):
+            raise ConfigError(
+                f"--ping-slug {slug!r} is not a Healthchecks slug (lower-case a-z 0-9 - _)"
+            )
+        return PingTarget(join_url(base, key, slug or slug_for(job_name)), create=create)
     if slug:
         raise ConfigError("--ping-slug needs --ping-key")
     return None
+
+
+# ------------------------------------------------------------------ what to send
+
+
+def finish_kind(status: str, exit_code: int, *, tolerated: bool = False) -> str:
+    """The ping kind that makes the server record cronwrap's own result. The server reads an
+    exit status as 0 = success, anything else = failure, so the status is sent only where
+    that reading agrees: a min-runtime failure of an exit-0 job is `/fail`, an
+    --ok-exit-codes success with exit 24 is a plain success, timeouts and cancels send their
+    exit status (124, 128+N). A failure --alert-after still tolerates is a plain success too:
+    it must close the run's /start (only success, fail or an exit status do) without marking
+    the check down; its body says what happened."""
+    good = status == "success"
+    if good or tolerated:
+        return "0" if good and exit_code == 0 else ""
+    return str(exit_code) if 1 <= exit_code <= 255 else "fail"
+
+
+def summary(
+    *,
+    status: str,
+    exit_code: int | None,
+    signal: int | None,
+    duration_s: float,
+    attempt: int,
+    attempts_max: int,
+    host: str,
+    version: str,
+    reason: str | None,
+    job: str,
+    late: str | None = None,
+) -> str:
+    """The short header every ping body starts with."""
+    code = f"signal {signal} (exit {exit_code})" if signal else f"exit {exit_code}"
+    lines = [
+        f"cronwrap {version}: job {job} {status}, {code}, {duration_s:.3f}s, "
+        f"attempt {attempt}/{attempts_max}, host {host}",
+    ]
+    if reason:
+        lines.append(f"reason: {reason}")
+    if late:
+        lines.append(late_line(late).rstrip("\n"))
+    return "\n".join(lines) + "\n"
+
+
+def late_line(at: str) -> str:
+    return f"late: this ping could not be delivered at {at}; replayed now\n"
+
+
+class PingBody:
+    """A ping body before it is cut: the summary and the (already redacted) output around
+    the cuts. Cut last, at send time, so a replayed body with its late line still fits."""
+
+    __slots__ = ("head", "header", "omitted", "tail")
+
+    def __init__(self, header: str, head: bytes = b"", tail: bytes = b"", omitted: int = 0) -> None:
+        self.header = header
+        self.head = head
+        self.tail = tail
+        self.omitted = omitted
+
+    @classmethod
+    def redacted(
+        cls,
+        header: str,
+        output: Callable[[int], tuple[bytes, bytes, int]] | None,
+        redact: Callable[[bytes], bytes],
+        limit: int,
+    ) -> PingBody:
+        """Read head and tail a margin beyond what can fit, redact, and only then let
+        render() cut: a secret across a cut is masked whole, never sent in part."""
+        if output is None:
+            return cls(header)
+        head, tail, omitted = output(2 * (limit + REDACT_MARGIN))
+        return cls(header, redact(head), redact(tail), omitted)
+
+    def render(self, limit: int, *, late: str | None = None) -> bytes:
+        header = self.header + (late_line(late) if late else "")
+        return fit_body(header, self.head, self.tail, self.omitted, limit)
+
+    def to_record(self) -> dict[str, object]:
+        return {
+            "header": self.header,
+            "head": self.head.decode("utf-8", "surrogateescape"),
+            "tail": self.tail.decode("utf-8", "surrogateescape"),
+            "omitted": self.omitted,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, object]) -> PingBody:
+        def raw(key: str) -> bytes:
+            value = record.get(key, "")
+            if not isinstance(value, str):
+                raise ValueError(f"{key} is not text")
+            return value.encode("utf-8", "surrogateescape")
+
+        header, omitted = record.get("header"), record.get("omitted", 0)
+        if not isinstance(header, str) or not isinstance(omitted, int):
+            raise ValueError("no header")
+        return cls(header, raw("head"), raw("tail"), omitted)
+
+
+def fit_body(header: str, head: bytes, tail: bytes, omitted: int, limit: int) -> bytes:
+    """Summary, then as much of the output's head and tail as fits in `limit` bytes."""
+    top = header.encode("utf-8", "replace")
+    marker = b"--- output ---\n"
+    if (not head and not tail) or len(top) + len(marker) >= limit:
+        return top[:limit]
+    room = limit - len(top) - len(marker)
+    if not omitted and len(head) + len(tail) <= room:
+        return top + marker + head + tail
+    room -= 48  # the omission note
+    if not omitted:  # head and tail are one piece of output: cut out its middle
+        whole = head + tail
+        h = whole[: max(0, room // 2)]
+        t_room = max(0, room - len(h))
+        t = whole[len(whole) - t_room :] if t_room else b""
+        skipped = len(whole) - len(h) - len(t)
+    else:
+        h = head[: max(0, room // 2)]
+        t_room = max(0, room - len(h))
+        t = tail[-t_room:] if t_room else b""
+        skipped = omitted + (len(head) - len(h)) + (len(tail) - len(t))
+    gap = f"\n[cronwrap: {skipped} bytes omitted here]\n".encode()
+    return (top + marker + h + gap + t)[:limit]
+
+
+# ------------------------------------------------------------------ sending
 
 
 class Delivery:
@@ -114,6 +270,14 @@ class Delivery:
         self.attempts = attempts
         self.body_limit = body_limit
 
+    @property
+    def retryable(self) -> bool:
+        """May succeed later: no answer, 408/429/5xx, or a 200 whose body is not `OK`
+        (hosted Healthchecks answers `OK (rate limited)`)."""
+        return not self.ok and (
+            self.status is None or self.status in RETRY_STATUSES or self.status == 200
+        )
+
 
 def _default_backoff(attempt: int) -> float:
     return min(0.25 * 2.0 ** (attempt - 1), 2.0)
@@ -128,10 +292,12 @@ class Pinger:
         *,
         backoff: Callable[[int], float] = _default_backoff,
         user_agent: str = USER_AGENT,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.target = target
         self.backoff = backoff
         self.user_agent = user_agent
+        self.env = env  # where proxy variables are read; None: the process environment
 
     def send(self, kind: str, rid: str | None, body: bytes, *, budget_s: float) -> Delivery:
         """POST one ping, retrying network errors and 408/429/5xx until the budget is spent."""
@@ -162,6 +328,7 @@ class Pinger:
                 url,
                 body,
                 timeout=timeout,
+                env=self.env,
                 headers={
                     "Content-Type": "text/plain; charset=utf-8",
                     "User-Agent": self.user_agent,
@@ -170,7 +337,7 @@ class Pinger:
         except OSError as err:
             reason = (
                 "timed out"
-                if isinstance(err, TimeoutError)
+                if isinstance(err, TimeoutError) and not str(err).startswith("name")
                 else (err.strerror or str(err) or type(err).__name__)
             )
             return Delivery(False, None, reason, attempt)
@@ -182,54 +349,6 @@ class Pinger:
         return Delivery(ok, status, reason, attempt, limit)
 
 
-# ------------------------------------------------------------------ body
-
-
-def summary(
-    *,
-    status: str,
-    exit_code: int | None,
-    signal: int | None,
-    duration_s: float,
-    attempt: int,
-    attempts_max: int,
-    host: str,
-    version: str,
-    reason: str | None,
-    job: str,
-    late: str | None = None,
-) -> str:
-    """The short header every ping body starts with."""
-    code = f"signal {signal} (exit {exit_code})" if signal else f"exit {exit_code}"
-    lines = [
-        f"cronwrap {version}: job {job} {status}, {code}, {duration_s:.3f}s, "
-        f"attempt {attempt}/{attempts_max}, host {host}",
-    ]
-    if reason:
-        lines.append(f"reason: {reason}")
-    if late:
-        lines.append(f"late: this ping could not be delivered at {late}; replayed now")
-    return "\n".join(lines) + "\n"
-
-
-def fit_body(header: str, head: bytes, tail: bytes, omitted: int, limit: int) -> bytes:
-    """Summary, then as much of the output's head and tail as fits in `limit` bytes."""
-    top = header.encode("utf-8", "replace")
-    marker = b"--- output ---\n"
-    if (not head and not tail) or len(top) + len(marker) >= limit:
-        return top[:limit]
-    room = limit - len(top) - len(marker)
-    if not omitted and len(head) + len(tail) <= room:
-        return top + marker + head + tail
-    room -= 48  # the omission note
-    h = head[: max(0, room // 2)]
-    t_room = max(0, room - len(h))
-    t = tail[-t_room:] if t_room else b""
-    skipped = omitted + (len(head) - len(h)) + (len(tail) - len(t))
-    gap = f"\n[cronwrap: {skipped} bytes omitted here]\n".encode()
-    return (top + marker + h + gap + t)[:limit]
-
-
 # ------------------------------------------------------------------ limits cache
 
 
@@ -238,7 +357,7 @@ def cached_limit(state_dir: Path, server: str) -> int | None:
         data = json.loads((state_dir / "ping-limits.json").read_text())
         value = data.get(server)
         return int(value) if value else None
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, TypeError):
         return None
 
 
@@ -246,6 +365,8 @@ def remember_limit(state_dir: Path, server: str, limit: int) -> None:
     path = state_dir / "ping-limits.json"
     try:
         data = json.loads(path.read_text()) if path.exists() else {}
+        if not isinstance(data, dict):
+            data = {}
         if data.get(server) == limit:
             return
         data[server] = limit
@@ -259,23 +380,131 @@ def remember_limit(state_dir: Path, server: str, limit: int) -> None:
 # ------------------------------------------------------------------ outbox
 
 
+class Queued:
+    """One queued finish ping, as read back from the outbox."""
+
+    __slots__ = ("at", "body", "check", "job", "kind", "limit", "path", "raw", "rid", "superseded")
+
+    def __init__(self, path: Path, record: Mapping[str, object]) -> None:
+        url = record.get("url")
+        at = record.get("at")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError("no ping URL")
+        if not isinstance(at, str):
+            raise ValueError("no time")
+        self.path = path
+        self.at = at
+        self.job = str(record.get("job", ""))
+        self.raw: bytes | None = None
+        self.body: PingBody | None = None
+        if "header" in record:
+            self.body = PingBody.from_record(record)
+            check, kind, rid = record.get("check"), record.get("kind"), record.get("rid")
+            limit = record.get("limit")
+            if not isinstance(check, str) or not isinstance(kind, str):
+                raise ValueError("no check")
+            self.check, self.kind = check, kind
+            self.rid = rid if isinstance(rid, str) else None
+            self.limit = limit if isinstance(limit, int) and limit > 0 else DEFAULT_BODY_LIMIT
+        else:  # written by cronwrap before bodies were kept uncut
+            body = record.get("body", "")
+            if not isinstance(body, str):
+                raise ValueError("body is not text")
+            self.raw = body.encode("utf-8", "surrogateescape")
+            self.check, self.kind, self.rid = _split_ping_url(url)
+            self.limit = DEFAULT_BODY_LIMIT
+        superseded = record.get("superseded")
+        self.superseded = superseded if isinstance(superseded, str) else None
+
+    def url(self, create: bool = False) -> str:
+        return PingTarget(self.check, create=create).url_for(self.kind, self.rid)
+
+    def render(self) -> tuple[str, bytes]:
+        """(URL, body) to send now: marked late and cut to the limit; a failure a newer
+        delivered result has overtaken goes as /log, so it cannot flip a recovered check."""
+        kind = self.kind
+        late = self.at
+        if self.superseded:
+            kind = "log"
+            late = f"{self.at} (a newer result was delivered at {self.superseded})"
+        url = PingTarget(self.check).url_for(kind, self.rid)
+        if self.body is not None:
+            return url, self.body.render(self.limit, late=late)
+        assert self.raw is not None
+        return url, (late_line(late).encode() + self.raw)[: self.limit]
+
+
+def _split_ping_url(url: str) -> tuple[str, str, str | None]:
+    from urllib.parse import parse_qs
+
+    base, _, query = url.partition("?")
+    rid = parse_qs(query).get("rid", [None])[0]
+    head, _, last = base.rstrip("/").rpartition("/")
+    if last in ("start", "fail", "log") or last.isdigit():
+        return head, last, rid
+    return base, "", rid
+
+
+class ReplayResult:
+    __slots__ = ("left", "quarantined", "refused", "sent")
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.refused: list[str] = []  # "HTTP 404 'not found'" per ping the server refused
+        self.quarantined: list[str] = []  # names of malformed records moved aside
+        self.left = 0
+
+
 class Outbox:
-    """Finish pings that could not be delivered, one file each, replayed oldest first."""
+    """Finish pings that could not be delivered, one 0600 file each, replayed oldest first.
+    A malformed record is moved to quarantine/, a refused one to rejected/: neither is ever
+    fatal, and neither is counted as delivered."""
 
     def __init__(self, directory: Path) -> None:
         self.dir = directory
 
-    def put(self, url: str, body: bytes, *, job: str, at: str) -> None:
+    def put(
+        self,
+        *,
+        check: str,
+        kind: str,
+        rid: str | None,
+        body: PingBody,
+        limit: int,
+        job: str,
+        at: str,
+    ) -> None:
+        record: dict[str, object] = {
+            "v": 2,
+            "url": PingTarget(check).url_for(kind, rid),
+            "check": check,
+            "kind": kind,
+            "rid": rid,
+            "limit": limit,
+            "job": job,
+            "at": at,
+            **body.to_record(),
+        }
+        self._write(record)
+
+    def _write(self, record: Mapping[str, object], name: str | None = None) -> None:
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        name = f"{time.time_ns():020d}-{os.getpid()}.json"
-        record = {"url": url, "body": body.decode("utf-8", "surrogateescape"), "job": job, "at": at}
-        fd = os.open(self.dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        if name is None:
+            name = f"{time.time_ns():020d}-{os.getpid()}.json"
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            fd = os.open(self.dir / name, flags, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(record, f)
+            entries = self.entries()
+            for old in entries[: max(0, len(entries) - OUTBOX_MAX)]:  # bounded: drop the oldest
+                with contextlib.suppress(OSError):
+                    old.unlink()
+            return
+        tmp = self.dir / f".{name}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(record, f)
-        entries = self.entries()
-        for old in entries[: max(0, len(entries) - OUTBOX_MAX)]:  # bounded: drop the oldest
-            with contextlib.suppress(OSError):
-                old.unlink()
+        os.replace(tmp, self.dir / name)  # same name: the record keeps its place in the order
 
     def entries(self) -> list[Path]:
         try:
@@ -283,25 +512,212 @@ class Outbox:
         except OSError:
             return []
 
-    def replay(self, send: Callable[[str, bytes], Delivery], *, deadline: float) -> tuple[int, int]:
-        """Send queued pings in order until one fails or time runs out: (sent, left)."""
+    def load(self, path: Path) -> Queued:
+        """Read one record; ValueError (or OSError) when it is not one of ours."""
+        with open(path, "rb") as f:
+            data = f.read(MAX_RECORD + 1)
+        if len(data) > MAX_RECORD:
+            raise ValueError("too large")
+        record = json.loads(data)
+        if not isinstance(record, dict):
+            raise ValueError("not a record")
+        return Queued(path, record)
+
+    def _move(self, path: Path, where: str) -> str:
+        target = self.dir / where
+        with contextlib.suppress(OSError):
+            target.mkdir(mode=0o700, exist_ok=True)
+            os.replace(path, target / path.name)
+            return str(target / path.name)
+        with contextlib.suppress(OSError):  # cannot move it: do not read it again
+            path.unlink()
+        return path.name
+
+    def supersede(self, check: str, *, at: str) -> None:
+        """A newer result for `check` was delivered: its queued failures go as /log later."""
+        for path in self.entries():
+            try:
+                queued = self.load(path)
+                if queued.check.rstrip("/") != check.rstrip("/") or queued.kind == "log":
+                    continue
+                record = json.loads(path.read_text())
+                record["superseded"] = at
+                self._write(record, name=path.name)
+            except (OSError, ValueError):
+                continue  # replay deals with it
+
+    def replay(self, send: Callable[[str, bytes], Delivery], *, deadline: float) -> ReplayResult:
+        """Send queued pings in order. A check whose ping is still not taken keeps the rest
+        of its pings queued (order per check); a server that does not answer, all of its."""
+        out = ReplayResult()
         entries = self.entries()
-        sent = 0
+        blocked_checks: set[str] = set()
+        blocked_servers: set[str] = set()
         for path in entries:
             if time.monotonic() >= deadline:
-                break
+                out.left += 1
+                continue
             try:
-                record = json.loads(path.read_text())
-            except (OSError, ValueError):
+                queued = self.load(path)
+            except (OSError, ValueError, UnicodeError, RecursionError):
+                out.quarantined.append(self._move(path, "quarantine"))
+                continue
+            server = PingTarget(queued.check).server
+            if queued.check in blocked_checks or server in blocked_servers:
+                out.left += 1
+                continue
+            url, body = queued.render()
+            result = send(url, body)
+            if result.ok:
                 with contextlib.suppress(OSError):
                     path.unlink()
-                continue
-            body = record["body"].encode("utf-8", "surrogateescape")
-            late = f"[cronwrap: late delivery of a ping from {record['at']}]\n".encode()
-            result = send(record["url"], late + body)
-            if not result.ok and (result.status is None or result.status in RETRY_STATUSES):
-                break  # still unreachable: keep the order, try again next time
-            with contextlib.suppress(OSError):
-                path.unlink()  # delivered, or refused for good (logged by the caller)
-            sent += 1
-        return sent, len(entries) - sent
+                out.sent += 1
+            elif result.retryable:
+                out.left += 1
+                blocked_checks.add(queued.check)
+                if result.status is None:
+                    blocked_servers.add(server)
+            else:
+                self._move(path, "rejected")
+                out.refused.append(result.reason)
+        return out
+
+
+# ------------------------------------------------------------------ one run's conversation
+
+
+class PingSession:
+    """The Healthchecks side of one run: start, log, finish, all within budgets; every
+    failure is emitted and collected for one warning line, none is raised."""
+
+    def __init__(
+        self,
+        pinger: Pinger,
+        *,
+        run_id: str,
+        job: str,
+        state_dir: Path,
+        start_budget: float,
+        finish_budget: float,
+        body_limit: int | None,
+        emit: Callable[..., None],
+        warn: Callable[[str], None],
+    ) -> None:
+        self.pinger = pinger
+        self.target = pinger.target
+        self.run_id = run_id
+        self.job = job
+        self.state_dir = state_dir
+        self.start_budget = start_budget
+        self.finish_budget = finish_budget
+        self.body_limit_override = body_limit
+        self.emit = emit
+        self.warn = warn
+        self.problems: list[str] = []
+        self.outbox = Outbox(state_dir / "outbox")
+
+    def _failed(self, kind: str, result: Delivery, *, queued: bool = False) -> None:
+        note = " (queued for later delivery)" if queued else ""
+        self.emit(
+            "ping.error",
+            f"{kind} ping not delivered: {result.reason}{note}",
+            kind=kind,
+            url=self.target.redacted,
+            http_status=result.status,
+            queued=queued,
+            error=result.reason,
+        )
+        self.problems.append(f"{kind}: {result.reason}{note}")
+
+    def report_once(self) -> None:
+        if self.problems:
+            self.warn(f"ping to {self.target.redacted} failed: " + "; ".join(self.problems))
+            self.problems = []
+
+    def body_limit(self) -> int:
+        if self.body_limit_override:
+            return int(self.body_limit_override)
+        return cached_limit(self.state_dir, self.target.server) or DEFAULT_BODY_LIMIT
+
+    def _learn_limit(self, result: Delivery) -> None:
+        if result.body_limit:
+            remember_limit(self.state_dir, self.target.server, result.body_limit)
+
+    def replay(self, deadline: float) -> ReplayResult:
+        """Queued pings first, so the server sees results in the order they happened."""
+
+        def send(url: str, body: bytes) -> Delivery:
+            result = self.pinger.send_url(url, body, budget_s=max(0.0, deadline - time.monotonic()))
+            if not result.ok and result.status is not None:
+                self._failed("replayed", result)
+            return result
+
+        done = self.outbox.replay(send, deadline=deadline)
+        if done.quarantined:
+            self.warn(quarantine_note(done.quarantined))
+        return done
+
+    def start(self) -> Delivery:
+        deadline = time.monotonic() + self.start_budget
+        if self.outbox.entries():
+            self.replay(deadline)
+        result = self.pinger.send(
+            "start", self.run_id, b"", budget_s=max(0.0, deadline - time.monotonic())
+        )
+        self._learn_limit(result)
+        if not result.ok:
+            self._failed("start", result)
+        return result
+
+    def log(self, body: PingBody, *, rid: str | None = None) -> None:
+        data = body.render(self.body_limit())
+        result = self.pinger.send("log", rid or self.run_id, data, budget_s=self.start_budget)
+        if not result.ok:
+            self._failed("log", result)
+
+    def queue(self, kind: str, rid: str, body: PingBody, *, at: str) -> None:
+        """Queue a ping for later (the /fail of a run whose cronwrap died)."""
+        try:
+            self.outbox.put(
+                check=self.target.url,
+                kind=kind,
+                rid=rid,
+                body=body,
+                limit=self.body_limit(),
+                job=self.job,
+                at=at,
+            )
+        except OSError as err:
+            self.warn(f"cannot queue a ping for later delivery: {err.strerror or err}")
+
+    def finish(self, kind: str, body: PingBody, *, at: str) -> Delivery:
+        limit = self.body_limit()
+        url = self.target.url_for(kind, self.run_id)
+        result = self.pinger.send_url(url, body.render(limit), budget_s=self.finish_budget)
+        self._learn_limit(result)
+        if result.ok:
+            self.outbox.supersede(self.target.url, at=at)
+            return result
+        queue = result.retryable
+        if queue:
+            try:
+                self.outbox.put(
+                    check=self.target.url,
+                    kind=kind,
+                    rid=self.run_id,
+                    body=body,
+                    limit=result.body_limit or limit,
+                    job=self.job,
+                    at=at,
+                )
+            except OSError as err:
+                queue = False
+                self.warn(f"cannot queue the finish ping: {err.strerror or err}")
+        self._failed(f"finish ({kind or 'success'})", result, queued=queue)
+        return result
+
+
+def quarantine_note(names: list[str]) -> str:
+    n = len(names)
+    where = os.path.dirname(names[0]) or "quarantine/"
+    return f"{n} malformed outbox record{'s' if n != 1 else ''} moved aside to {where}"

@@ -1,21 +1,35 @@
-"""A minimal HTTP/1.1 POST for pings and webhooks. http.client imports the email package and
+"""A minimal HTTP/1.1 client for pings and webhooks. http.client imports the email package and
 ssl at start-up (~20 ms, more than the rest of `cronwrap run`), so this speaks just what a
-ping needs over a plain socket, and loads ssl only for https URLs."""
+ping needs over a plain socket, and loads ssl only for https URLs.
+
+Every request has one total time budget that covers everything: name resolution (run in a
+thread, since getaddrinfo has no timeout), connecting, the proxy's CONNECT, TLS and the answer.
+HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY are honoured as curl does (lower case first);
+`user:pass@` in a URL becomes Basic authentication and is never shown."""
 
 from __future__ import annotations
 
 import socket
 import time
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from urllib.parse import unquote, urlsplit
+
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Resolver = Callable[..., list[Any]]  # socket.getaddrinfo's shape
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 64 * 1024
 
 _contexts: dict[str, object] = {}
+_resolved: dict[tuple[str, int], list[Any]] = {}
 
 
 class HTTPError(OSError):
-    """A malformed or truncated answer."""
+    """A malformed or truncated answer, or a proxy that refused the tunnel."""
 
 
 def tls_context() -> object:
@@ -30,11 +44,27 @@ def tls_context() -> object:
 
 
 def post(
-    url: str, body: bytes, *, headers: dict[str, str], timeout: float, context: object | None = None
+    url: str,
+    body: bytes,
+    *,
+    headers: dict[str, str],
+    timeout: float,
+    context: object | None = None,
+    env: Mapping[str, str] | None = None,
+    resolve: Resolver | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     """POST `body` to `url`; returns (status, lower-cased headers, body). Raises OSError
-    (including socket.timeout) on network errors, within `timeout` seconds in all."""
-    return request("POST", url, body, headers=headers, timeout=timeout, context=context)
+    (including TimeoutError) on network errors, within `timeout` seconds in all."""
+    return request(
+        "POST",
+        url,
+        body,
+        headers=headers,
+        timeout=timeout,
+        context=context,
+        env=env,
+        resolve=resolve,
+    )
 
 
 def request(
@@ -45,30 +75,208 @@ def request(
     headers: dict[str, str],
     timeout: float,
     context: object | None = None,
+    env: Mapping[str, str] | None = None,
+    resolve: Resolver | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP/1.1 request with a total time budget (see post)."""
+    """One HTTP/1.1 request with a total time budget (see post). `env` is where the proxy
+    variables are read (default: the process environment); `resolve` is getaddrinfo."""
+    import os
+
     deadline = time.monotonic() + timeout
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HTTPError(f"not an http(s) URL: {parts.scheme}://")
+    host = parts.hostname
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    sock = socket.create_connection((parts.hostname, port), timeout=_left(deadline))
+    host_header = _host_port(host, parts.port)
+    extra: dict[str, str] = {}
+    if parts.username is not None and not any(k.lower() == "authorization" for k in headers):
+        extra["Authorization"] = _basic(parts.username, parts.password or "")
+    proxy = proxy_for(parts.scheme, host, port, os.environ if env is None else env)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    resolver: Resolver = resolve or socket.getaddrinfo
+    if proxy is None:
+        sock = connect(host, port, deadline, resolver)
+    else:
+        pparts = urlsplit(proxy)
+        if pparts.scheme != "http" or not pparts.hostname:
+            raise HTTPError(f"unsupported proxy {pparts.scheme}://{pparts.hostname or ''}")
+        sock = connect(pparts.hostname, pparts.port or 80, deadline, resolver)
+        proxy_auth = (
+            {"Proxy-Authorization": _basic(pparts.username, pparts.password or "")}
+            if pparts.username is not None
+            else {}
+        )
+        if parts.scheme == "https":
+            _tunnel(sock, host_header, proxy_auth, deadline)
+        else:
+            path = f"http://{host_header}{path}"  # absolute-form for a forward proxy
+            extra.update(proxy_auth)
     try:
         if parts.scheme == "https":
             ctx = context or tls_context()
-            sock = ctx.wrap_socket(sock, server_hostname=parts.hostname)  # type: ignore[attr-defined]
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            sock.settimeout(_left(deadline))
+            sock = ctx.wrap_socket(sock, server_hostname=host)  # type: ignore[attr-defined]
         lines = [
             f"{method} {path} HTTP/1.1",
-            f"Host: {parts.netloc.rpartition('@')[2]}",
+            f"Host: {host_header}",
             f"Content-Length: {len(body)}",
             "Connection: close",
         ]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
+        lines += [f"{k}: {v}" for k, v in {**headers, **extra}.items()]
+        sock.settimeout(_left(deadline))
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         return _read_response(sock, deadline)
     finally:
         sock.close()
+
+
+def _host_port(host: str, port: int | None) -> str:
+    name = f"[{host}]" if ":" in host else host
+    return f"{name}:{port}" if port else name
+
+
+def _basic(user: str, password: str) -> str:
+    import base64
+
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+    return f"Basic {token}"
+
+
+# ------------------------------------------------------------------ proxies
+
+
+def proxy_for(scheme: str, host: str, port: int, env: Mapping[str, str]) -> str | None:
+    """The proxy URL for a request, from the environment as curl reads it, or None.
+    Loopback hosts never go through a proxy (a proxy cannot reach this host's loopback)."""
+
+    def var(name: str) -> str:
+        return env.get(name.lower()) or env.get(name.upper()) or ""
+
+    proxy = var(f"{scheme}_proxy") or var("all_proxy")
+    if not proxy or _is_loopback(host) or _bypassed(host, port, var("no_proxy")):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.lower().rstrip(".")
+    return host in ("localhost", "::1") or host.endswith(".localhost") or host.startswith("127.")
+
+
+def _bypassed(host: str, port: int, no_proxy: str) -> bool:
+    host = host.lower().rstrip(".")
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        name, _, entry_port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        if entry_port and entry_port != str(port):
+            continue
+        name = name.strip("[]").lstrip("*").lstrip(".").rstrip(".")
+        if "/" in name:
+            if _in_network(host, name):
+                return True
+        elif host == name or host.endswith("." + name):
+            return True
+    return False
+
+
+def _in_network(host: str, cidr: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host) in ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return False
+
+
+def _tunnel(sock: socket.socket, authority: str, auth: dict[str, str], deadline: float) -> None:
+    lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+    lines += [f"{k}: {v}" for k, v in auth.items()]
+    try:
+        sock.settimeout(_left(deadline))
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        data = b""
+        while b"\r\n\r\n" not in data:  # read the head only: TLS bytes follow it
+            chunk = _recv(sock, deadline, 1)
+            if not chunk:
+                raise HTTPError("the proxy closed the connection during CONNECT")
+            data += chunk
+            if len(data) > MAX_HEAD:
+                raise HTTPError("proxy response headers too large")
+        status_line = data.split(b"\r\n", 1)[0].decode("latin-1")
+        fields = status_line.split()
+        if len(fields) < 2 or fields[1] != "200":
+            raise HTTPError(f"the proxy refused CONNECT: {status_line[:60]}")
+    except BaseException:
+        sock.close()
+        raise
+
+
+# ------------------------------------------------------------------ connecting
+
+
+def connect(host: str, port: int, deadline: float, resolve: Resolver) -> socket.socket:
+    """A TCP connection to host:port, name resolution included, before `deadline`."""
+    last: OSError = OSError("no address")
+    for family, socktype, proto, _, address in _addresses(host, port, deadline, resolve):
+        sock = socket.socket(family, socktype, proto)
+        try:
+            sock.settimeout(_left(deadline))
+            sock.connect(address)
+            return sock
+        except OSError as err:
+            sock.close()
+            last = err
+            if isinstance(err, TimeoutError):
+                break
+    raise last
+
+
+def _addresses(host: str, port: int, deadline: float, resolve: Resolver) -> list[Any]:
+    if _is_ip(host):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return [(family, socket.SOCK_STREAM, 0, "", (host, port))]
+    key = (host, port)
+    if key in _resolved:  # the start ping resolved it: the finish ping need not wait again
+        return _resolved[key]
+    import threading
+
+    box: list[object] = []
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box.append(resolve(host, port, 0, socket.SOCK_STREAM))
+        except OSError as err:
+            box.append(err)
+        finally:
+            done.set()
+
+    # getaddrinfo cannot be cancelled: a resolver that never answers keeps this daemon
+    # thread, not the job, waiting
+    threading.Thread(target=work, daemon=True, name="cronwrap-resolve").start()
+    if not done.wait(max(0.0, deadline - time.monotonic())):
+        raise TimeoutError(f"name resolution of {host} timed out")
+    result = box[0]
+    if isinstance(result, OSError):
+        reason = getattr(result, "strerror", None) or str(result)
+        raise OSError(f"cannot resolve {host}: {reason}")
+    infos: list[Any] = list(result)  # type: ignore[call-overload]
+    _resolved[key] = infos
+    return infos
+
+
+def _is_ip(host: str) -> bool:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return True
+        except OSError:
+            continue
+    return False
 
 
 def _left(deadline: float) -> float:
@@ -78,9 +286,9 @@ def _left(deadline: float) -> float:
     return left
 
 
-def _recv(sock: socket.socket, deadline: float) -> bytes:
+def _recv(sock: socket.socket, deadline: float, size: int = 65536) -> bytes:
     sock.settimeout(_left(deadline))
-    return sock.recv(65536)
+    return sock.recv(size)
 
 
 def _read_response(sock: socket.socket, deadline: float) -> tuple[int, dict[str, str], bytes]:

@@ -24,7 +24,7 @@ from cronwrap.state.events import EventLog
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
-    from cronwrap.notify.healthchecks import Delivery, Pinger, PingTarget
+    from cronwrap.notify.healthchecks import PingBody, PingSession
     from cronwrap.run.lease import Fleet
     from cronwrap.state.store import Store
 
@@ -123,7 +123,7 @@ class _Run:
         self.events = EventLog(log_path, fmt=job.log_format, job=job.name, run_id=run_id, host=host)
         self.store: Store | None = None
         self.redact: Redactor = Redactor()
-        self.pings: Pings | None = None
+        self.pings: PingSession | None = None
         self.child_env: Mapping[str, str] = {}
         self.lock_lost_kill = False
 
@@ -166,121 +166,9 @@ class _Run:
             self.store = None
 
 
-class Pings:
-    """The run's Healthchecks conversation; every failure is logged, none is raised."""
-
-    def __init__(
-        self,
-        run: _Run,
-        pinger: Pinger,
-        target: PingTarget,
-        *,
-        start_budget: float,
-        finish_budget: float,
-        body_limit: int | None,
-    ) -> None:
-        self.run = run
-        self.pinger = pinger
-        self.target = target
-        self.start_budget = start_budget
-        self.finish_budget = finish_budget
-        self.body_limit_override = body_limit
-        self.problems: list[str] = []
-
-    def _failed(self, kind: str, result: Delivery, *, queued: bool = False) -> None:
-        note = " (queued for later delivery)" if queued else ""
-        self.run.emit(
-            "ping.error",
-            f"{kind} ping not delivered: {result.reason}{note}",
-            kind=kind,
-            url=self.target.redacted,
-            http_status=result.status,
-            queued=queued,
-            error=result.reason,
-        )
-        self.problems.append(f"{kind}: {result.reason}{note}")
-
-    def report_once(self) -> None:
-        if self.problems:
-            self.run.warn(f"ping to {self.target.redacted} failed: " + "; ".join(self.problems))
-            self.problems = []
-
-    def body_limit(self) -> int:
-        from cronwrap.notify.healthchecks import DEFAULT_BODY_LIMIT, cached_limit
-
-        if self.body_limit_override:
-            return int(self.body_limit_override)
-        return cached_limit(self.run.paths.state_dir, self.target.server) or DEFAULT_BODY_LIMIT
-
-    def _learn_limit(self, result: Delivery) -> None:
-        from cronwrap.notify.healthchecks import remember_limit
-
-        if result.body_limit:
-            remember_limit(self.run.paths.state_dir, self.target.server, result.body_limit)
-
-    def start(self) -> None:
-        from cronwrap.notify.healthchecks import Outbox
-
-        deadline = time.monotonic() + self.start_budget
-        outbox = Outbox(self.run.paths.state_dir / "outbox")
-        if outbox.entries():
-
-            def send(url: str, body: bytes) -> Delivery:
-                left = max(0.0, deadline - time.monotonic())
-                result = self.pinger.send_url(url, body, budget_s=left)
-                if not result.ok and result.status is not None:
-                    self._failed("replayed", result)
-                return result
-
-            outbox.replay(send, deadline=deadline)
-        result = self.pinger.send(
-            "start", self.run.run_id, b"", budget_s=max(0.0, deadline - time.monotonic())
-        )
-        self._learn_limit(result)
-        if not result.ok:
-            self._failed("start", result)
-
-    def log(self, text: str, *, rid: str | None = None) -> None:
-        body = self.run.redact.bytes(text.encode("utf-8", "replace"))[: self.body_limit()]
-        result = self.pinger.send("log", rid or self.run.run_id, body, budget_s=self.start_budget)
-        if not result.ok:
-            self._failed("log", result)
-
-    def fail_crashed(self, rid: str, reason: str, *, at: datetime) -> None:
-        """Queue a /fail for a run whose cronwrap died; start() sends it within its budget."""
-        from cronwrap.notify.healthchecks import Outbox
-
-        try:
-            Outbox(self.run.paths.state_dir / "outbox").put(
-                self.target.url_for("fail", rid),
-                f"cronwrap: {reason}\n".encode(),
-                job=self.run.job.name,
-                at=at.isoformat(timespec="seconds"),
-            )
-        except OSError as err:
-            self.run.warn(f"cannot queue the fail ping of a crashed run: {err.strerror}")
-
-    def finish(self, kind: str, body: bytes, *, at: datetime) -> None:
-        from cronwrap.notify.healthchecks import RETRY_STATUSES, Outbox
-
-        url = self.target.url_for(kind, self.run.run_id)
-        result = self.pinger.send_url(url, body, budget_s=self.finish_budget)
-        self._learn_limit(result)
-        if result.ok:
-            return
-        queue = result.status is None or result.status in RETRY_STATUSES
-        if queue:
-            try:
-                Outbox(self.run.paths.state_dir / "outbox").put(
-                    url, body, job=self.run.job.name, at=at.isoformat(timespec="seconds")
-                )
-            except OSError as err:
-                queue = False
-                self.run.warn(f"cannot queue the finish ping: {err.strerror}")
-        self._failed(f"finish ({kind})", result, queued=queue)
-
-
-def _setup_reporting(run: _Run, job: Job, child_env: Mapping[str, str]) -> None:
+def _setup_reporting(
+    run: _Run, job: Job, child_env: Mapping[str, str], env: Mapping[str, str]
+) -> None:
     """Redaction and pings from the job's options; bad options raise before anything runs."""
     from cronwrap.errors import ConfigError
     from cronwrap.redact import compile_patterns
@@ -294,13 +182,13 @@ def _setup_reporting(run: _Run, job: Job, child_env: Mapping[str, str]) -> None:
         from cronwrap.notify.alerts import check_urls
 
         check_urls(list(job.alert))
-    run.redact = Redactor(
-        env=child_env, env_globs=job.redact_env, patterns=patterns, secrets=secrets
-    )
     if not (job.ping or job.ping_uuid or job.ping_key or job.ping_slug):
+        run.redact = Redactor(
+            env=child_env, env_globs=job.redact_env, patterns=patterns, secrets=secrets
+        )
         return
     from cronwrap import __version__
-    from cronwrap.notify.healthchecks import Pinger, target_from
+    from cronwrap.notify.healthchecks import Pinger, PingSession, target_from
 
     target = target_from(
         ping=job.ping,
@@ -311,24 +199,24 @@ def _setup_reporting(run: _Run, job: Job, child_env: Mapping[str, str]) -> None:
         base=job.ping_base,
         job_name=job.name,
     )
+    if target is not None:
+        secrets += target.secrets()  # the bare check UUID or ping key too
+    run.redact = Redactor(
+        env=child_env, env_globs=job.redact_env, patterns=patterns, secrets=secrets
+    )
     if target is None:
         return
-    run.pings = Pings(
-        run,
-        Pinger(target, user_agent=f"cronwrap/{__version__}"),
-        target,
+    run.pings = PingSession(
+        Pinger(target, user_agent=f"cronwrap/{__version__}", env=env),
+        run_id=run.run_id,
+        job=job.name,
+        state_dir=run.paths.state_dir,
         start_budget=job.ping_start_budget,
         finish_budget=job.ping_finish_budget,
         body_limit=job.ping_body_limit,
+        emit=run.emit,
+        warn=run.warn,
     )
-
-
-def _finish_kind(status: str, exit_code: int) -> str:
-    """`/<exit-code>` when the command ran to an exit, `/fail` for timeouts, cancels and
-    commands that never started (the body says why)."""
-    if status in ("success", "failed") and exit_code not in (125, 126, 127):
-        return str(exit_code)
-    return "fail"
 
 
 def _ping_body(
@@ -342,12 +230,11 @@ def _ping_body(
     duration_s: float,
     attempt: int,
     reason: str | None,
-) -> bytes:
+) -> PingBody:
     from cronwrap import __version__
-    from cronwrap.notify.healthchecks import fit_body, summary
+    from cronwrap.notify.healthchecks import PingBody, summary
 
     assert run.pings is not None
-    limit = run.pings.body_limit()
     header = summary(
         status=status,
         exit_code=exit_code,
@@ -360,10 +247,8 @@ def _ping_body(
         reason=run.redact(reason),
         job=job.name,
     )
-    if sink is None or job.no_output_in_ping:
-        return fit_body(header, b"", b"", 0, limit)
-    head, tail, omitted = sink.head_and_tail(limit)
-    return fit_body(header, run.redact.bytes(head), run.redact.bytes(tail), omitted, limit)
+    output = None if sink is None or job.no_output_in_ping else sink.head_and_tail
+    return PingBody.redacted(header, output, run.redact.bytes, run.pings.body_limit())
 
 
 def _open_output_log(run: _Run) -> tuple[Path | None, object]:
@@ -400,7 +285,10 @@ def _mark_crashed_runs(run: _Run) -> None:
                 why = f"cronwrap (pid {rec.pid}) died during the run"
                 store.mark_crashed(rec.run_id, reason=why)
                 if run.pings is not None:
-                    run.pings.fail_crashed(rec.run_id, why, at=rec.started_at)
+                    from cronwrap.notify.healthchecks import PingBody
+
+                    at = rec.started_at.isoformat(timespec="seconds")
+                    run.pings.queue("fail", rec.run_id, PingBody(f"cronwrap: {why}\n"), at=at)
 
     run.store_call("crashed runs", mark)
 
@@ -435,7 +323,7 @@ def supervise(
     canceller.install()
     child_env = _child_env(job, env, run_id)
     run.child_env = child_env
-    _setup_reporting(run, job, child_env)
+    _setup_reporting(run, job, child_env, env)
 
     if job.jitter:
         canceller.sleep(rand(0.0, float(job.jitter)))
@@ -591,7 +479,10 @@ def _skip(
         attempts=0,
     )
     if run.pings is not None:
-        run.pings.log(f"cronwrap: run of {job.name} on {run.host} skipped: {reason}\n")
+        from cronwrap.notify.healthchecks import PingBody
+
+        text = f"cronwrap: run of {job.name} on {run.host} skipped: {reason}\n"
+        run.pings.log(PingBody(run.redact.text(text)))
     run.close()
     return Outcome(
         run.run_id, "skipped", job.overlap_exit_code, reason=reason, warnings=run.warnings
@@ -608,7 +499,6 @@ def _run_locked(
     now: Callable[[], datetime],
 ) -> Outcome:
     started_at = now()
-    t0 = time.monotonic()
     run.open_store()
     _mark_crashed_runs(run)
     log_path, log_file = _open_output_log(run)
@@ -631,6 +521,7 @@ def _run_locked(
     if run.pings is not None:
         run.pings.start()
     _write_metrics(run, job, None, 0, None, started_at, None)
+    t0 = time.monotonic()  # the job's duration: not the start ping's, not the replay's
     watch = None
     threads: list[object] = []
     if job.max_runtime is not None:
@@ -728,7 +619,7 @@ def _run_locked(
                     duration_s=result.duration_s,
                     attempt=attempt,
                     reason=result.reason,
-                ).decode("utf-8", "replace")
+                )
             )
         delay = backoff_delay(attempt, job, rand)
         if total_deadline is not None and time.monotonic() + delay >= total_deadline:
@@ -781,27 +672,35 @@ def _run_locked(
             count_as=_result_of(result.status),
         ),
     )
-    bad = result.status in ("failed", "timeout")
+    # one policy for pings and alerts: a cancelled run did not do its work, so it is a
+    # failure (Healthchecks gets its exit status, 128+N; alerts count it in the streak)
+    bad = result.status in ("failed", "timeout", "cancelled")
     streak = 1 if bad else 0
     if job.alert or job.alert_cmd or (run.pings is not None and bad and job.alert_after > 1):
         streak_value = run.store_call("the failure streak", lambda s: s.streak(job.name))
         streak = int(streak_value) if isinstance(streak_value, int) else streak
     if run.pings is not None:
+        from cronwrap.notify.healthchecks import finish_kind
+
+        tolerated = bad and streak < job.alert_after
+        status_text = (
+            f"{result.status} (tolerated: failure {streak} of --alert-after {job.alert_after})"
+            if tolerated
+            else result.status
+        )
         body = _ping_body(
             run,
             job,
             sink,
-            status=result.status,
+            status=status_text,
             exit_code=result.exit_code,
             signal=result.signal,
             duration_s=duration,
             attempt=attempt,
             reason=result.reason,
         )
-        kind = _finish_kind(result.status, result.exit_code)
-        if bad and streak < job.alert_after:
-            kind = "log"  # not yet a failure for Healthchecks either (--alert-after)
-        run.pings.finish(kind, body, at=ended_at)
+        kind = finish_kind(result.status, result.exit_code, tolerated=tolerated)
+        run.pings.finish(kind, body, at=ended_at.isoformat(timespec="seconds"))
     if job.alert or job.alert_cmd:
         facts = _facts(
             run, job, result, attempt, duration, started_at, ended_at, tail, streak, log_path
