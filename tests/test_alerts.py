@@ -63,7 +63,8 @@ def test_timeout_and_could_not_start_alert(home: Path, hook: Receiver) -> None:
     assert statuses == [("t", "timeout", 124), ("n", "failed", 127)]
 
 
-def test_cancelled_run_does_not_alert(home: Path, hook: Receiver, tmp_path: Path) -> None:
+def test_cancelled_run_alerts_like_a_failure(home: Path, hook: Receiver, tmp_path: Path) -> None:
+    """One policy with the pings (which send /143): the job did not finish its work."""
     import signal
 
     from tests.conftest import popen_cronwrap, wait_for
@@ -83,8 +84,10 @@ def test_cancelled_run_does_not_alert(home: Path, hook: Receiver, tmp_path: Path
     )
     wait_for(marker.exists)
     proc.send_signal(signal.SIGTERM)
-    proc.wait(10)
-    assert hook.requests == []
+    assert proc.wait(10) == 143
+    [alert] = hook.requests
+    assert alert["json"]["event"] == "failure" and alert["json"]["status"] == "cancelled"
+    assert alert["json"]["exit_code"] == 143
 
 
 def test_alert_after_counts_the_streak_across_processes(home: Path, hook: Receiver) -> None:
@@ -95,7 +98,9 @@ def test_alert_after_counts_the_streak_across_processes(home: Path, hook: Receiv
         for _ in range(2):
             run(home, *args, "--", "false")
         assert hook.requests == []
-        assert [k for k in hc.kinds() if k != "start"] == ["log", "log"]
+        # tolerated: a success that closes the /start, its body says it failed
+        assert [k for k in hc.kinds() if k != "start"] == ["", ""]
+        assert b"tolerated: failure 2 of --alert-after 3" in hc.pings[-1].body
         run(home, *args, "--", "false")
         assert hook.events() == ["failure"] and hook.requests[0]["json"]["streak"] == 3
         assert hc.kinds()[-1] == "1"  # the 3rd failure is a failure for Healthchecks too
