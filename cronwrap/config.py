@@ -453,7 +453,7 @@ def resolve_job(
         if opt.secret and read_secrets:
             if isinstance(value, str):
                 value = read_secret(value)
-            elif isinstance(value, tuple):
+            elif isinstance(value, tuple | list):  # a YAML list stays a list
                 value = tuple(read_secret(v) for v in value)
         options[opt.name] = value
         sources[opt.name] = source

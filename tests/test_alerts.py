@@ -197,7 +197,10 @@ def test_missing_apprise_extra_fails_up_front(home: Path, tmp_path: Path) -> Non
         [PY, "-c", code], capture_output=True, text=True, env=cw_env(home), check=False
     )
     assert out.returncode == 125
-    assert "pip install 'cronwrap-cli[alerts]'" in out.stderr
+    assert "alerts extra: reinstall cronwrap from its checkout with pip install '.[alerts]'" in (
+        out.stderr
+    )
+    assert "cronwrap-cli[" not in out.stderr  # not on PyPI: no hint may pretend it is
     assert not marker.exists()
 
 

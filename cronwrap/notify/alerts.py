@@ -19,6 +19,13 @@ if TYPE_CHECKING:
 WEBHOOK_SCHEMES = ("http://", "https://")
 
 
+# there is no PyPI release yet: extras come from the checkout or wheel cronwrap came from
+_EXTRA_HINT = (
+    "reinstall cronwrap from its checkout with pip install '.[alerts]' "
+    "(or from its wheel: pip install 'cronwrap_cli-VERSION-py3-none-any.whl[alerts]')"
+)
+
+
 class Alert:
     """What happened, for every channel: `facts` become the webhook's JSON fields and the
     alert command's CRONWRAP_* variables."""
@@ -68,7 +75,7 @@ def check_urls(urls: list[str]) -> None:
         if not apprise_installed():
             scheme = url.split("://", 1)[0]
             raise ConfigError(
-                f"alert URL {scheme}://… needs Apprise: pip install 'cronwrap-cli[alerts]'"
+                f"alert URL {scheme}://… needs Apprise, cronwrap's alerts extra: {_EXTRA_HINT}"
             )
 
 
@@ -136,7 +143,7 @@ def _apprise(urls: list[str], alert: Alert, deadline: float) -> str | None:
     try:
         import apprise
     except ImportError:
-        return "Apprise is not installed: pip install 'cronwrap-cli[alerts]'"
+        return f"Apprise is not installed (cronwrap's alerts extra): {_EXTRA_HINT}"
     import logging
 
     logging.getLogger("apprise").setLevel(logging.CRITICAL)  # we report failures ourselves

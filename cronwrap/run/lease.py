@@ -36,7 +36,9 @@ def connect(url: str, *, timeout: float = 2.0) -> object:
         import redis
     except ImportError:
         raise ConfigError(
-            "--lock-url needs the redis client: pip install 'cronwrap-cli[redis]'"
+            "--lock-url needs the redis client, cronwrap's redis extra: reinstall cronwrap from "
+            "its checkout with pip install '.[redis]' (or from its wheel: "
+            "pip install 'cronwrap_cli-VERSION-py3-none-any.whl[redis]')"
         ) from None
     try:
         client = redis.Redis.from_url(
