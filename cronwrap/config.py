@@ -310,7 +310,7 @@ def _convert_kind(opt: Option, value: Any) -> Any:
 class ConfigFile:  # noqa: PLW1641 - compared in tests, never hashed
     """A validated config file: `defaults` and `jobs` hold converted option values."""
 
-    __slots__ = ("defaults", "jobs", "path")
+    __slots__ = ("defaults", "jobs", "path", "problems")
 
     def __init__(
         self,
@@ -321,6 +321,7 @@ class ConfigFile:  # noqa: PLW1641 - compared in tests, never hashed
         self.path = path  # None: no file
         self.defaults = defaults or {}
         self.jobs = jobs or {}
+        self.problems: tuple[str, ...] = ()  # what load_config(strict=False) left out
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ConfigFile) and (self.path, self.defaults, self.jobs) == (
@@ -334,34 +335,96 @@ def _normalise_key(key: object) -> str:
     return str(key).replace("-", "_")
 
 
-def _check_section(section: object, where: str, path: Path) -> dict[str, Any]:
+MAX_CONFIG_BYTES = 1024 * 1024  # a config file is a few KB; refuse a huge one before parsing
+MAX_CONFIG_NODES = 100_000  # values after expanding aliases: an alias bomb stops here
+
+
+def did_you_mean(word: str, candidates: Sequence[str]) -> str:
+    """` (did you mean 'retries'?)` for a near miss, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _config_keys() -> list[str]:
+    return [o.name for o in RUN_OPTIONS if o.config]
+
+
+def _check_section(section: object, where: str, path: Path, problems: list[str]) -> dict[str, Any]:
+    """The section's valid options, converted; each bad key or value is one problem."""
     if section is None:
         return {}
     if not isinstance(section, dict):
-        raise ConfigError(f"{path}: {where}: expected a mapping of options")
+        problems.append(f"{path}: {where}: expected a mapping of options")
+        return {}
     out: dict[str, Any] = {}
     for key, value in section.items():
         name = _normalise_key(key)
         opt = OPTIONS_BY_NAME.get(name)
         if opt is None or not opt.config:
-            raise ConfigError(f"{path}: {where}: unknown key {key!r}")
+            hint = did_you_mean(name, _config_keys())
+            problems.append(f"{path}: {where}: unknown key {key!r}{hint}")
+            continue
         try:
-            # secrets given as file: are validated when used, so a missing file at `config`
-            # time names the job that needs it
-            out[name] = value if opt.secret else convert(opt, value)
+            # secrets given as file: are read when used (resolve_job), so a missing file
+            # at `config` time names the job that needs it
+            out[name] = convert(opt, value)
         except ValueError as err:
-            raise ConfigError(f"{path}: {where}.{key}: {err}") from None
+            problems.append(f"{path}: {where}.{key}: {err}")
     return out
 
 
-def load_config(path: Path) -> ConfigFile:
-    """Read and validate the YAML config; a missing file is an empty config."""
+def _read_bounded(path: Path, limit: int) -> bytes:
+    """At most `limit` bytes of `path`; ValueError if it is longer (e.g. /dev/zero)."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"larger than {limit // 1024} KiB; refusing to read it")
+    return data
+
+
+def _too_big(data: object, limit: int) -> bool:
+    """True if `data` expands to more than `limit` values (aliases counted each time)."""
+    stack, seen = [data], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def load_config(path: Path, *, strict: bool = True) -> ConfigFile:
+    """Read and validate the YAML config; a missing file is an empty config.
+
+    Every problem is collected (not just the first). strict (`cronwrap config`, lint):
+    raise one ConfigError naming them all. Not strict (`run`, which fails open): keep what
+    is valid and list the rest in `.problems`."""
+    problems: list[str] = []
+    config = _load_config(path, problems)
+    if problems and strict:
+        raise ConfigError("\ncronwrap: ".join(problems))
+    config.problems = tuple(problems)
+    return config
+
+
+def _load_config(path: Path, problems: list[str]) -> ConfigFile:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_bounded(path, MAX_CONFIG_BYTES).decode("utf-8")
     except (FileNotFoundError, NotADirectoryError):
         return ConfigFile(None)
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read: {err}") from err
+    except OSError as err:
+        problems.append(f"{path}: cannot read: {err.strerror}")
+        return ConfigFile(path)
+    except (ValueError, UnicodeDecodeError) as err:
+        problems.append(f"{path}: cannot read: {err}")
+        return ConfigFile(path)
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -370,27 +433,39 @@ def load_config(path: Path) -> ConfigFile:
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: {err.problem or err.context}") from None
+        problems.append(f"{where}: {err.problem or err.context}")
+        return ConfigFile(path)
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: {err}") from None
+        problems.append(f"{path}: {err}")
+        return ConfigFile(path)
     if data is None:
         return ConfigFile(path)
+    if _too_big(data, MAX_CONFIG_NODES):
+        problems.append(
+            f"{path}: more than {MAX_CONFIG_NODES} values once aliases are expanded"
+            " (an alias bomb?); refusing it"
+        )
+        return ConfigFile(path)
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping with defaults: and jobs:")
+        problems.append(f"{path}: the top level must be a mapping with defaults: and jobs:")
+        return ConfigFile(path)
     for key in data:
         if key not in ("defaults", "jobs"):
-            raise ConfigError(f"{path}: unknown top-level key {key!r} (expected defaults, jobs)")
-    defaults = _check_section(data.get("defaults"), "defaults", path)
+            hint = did_you_mean(str(key), ["defaults", "jobs"]) or " (expected defaults, jobs)"
+            problems.append(f"{path}: unknown top-level key {key!r}{hint}")
+    defaults = _check_section(data.get("defaults"), "defaults", path, problems)
     jobs_raw = data.get("jobs") or {}
     if not isinstance(jobs_raw, dict):
-        raise ConfigError(f"{path}: jobs: expected a mapping of job names to options")
+        problems.append(f"{path}: jobs: expected a mapping of job names to options")
+        jobs_raw = {}
     jobs: dict[str, dict[str, Any]] = {}
     for name, section in jobs_raw.items():
         try:
             validate_name(str(name))
         except UsageError as err:
-            raise ConfigError(f"{path}: jobs: {err}") from None
-        jobs[str(name)] = _check_section(section, f"jobs.{name}", path)
+            problems.append(f"{path}: jobs: {err}")
+            continue
+        jobs[str(name)] = _check_section(section, f"jobs.{name}", path, problems)
     return ConfigFile(path, defaults, jobs)
 
 
@@ -428,47 +503,78 @@ def resolve_job(
     config: ConfigFile,
     *,
     read_secrets: bool = True,
+    problems: list[str] | None = None,
 ) -> Job:
     """Merge flag > CRONWRAP_* env > job section > defaults > built-in into a Job.
-    With read_secrets=False, `file:PATH` secrets stay as written (for display)."""
+    With read_secrets=False, `file:PATH` secrets stay as written (for display).
+    With a `problems` list (the run path, where the command is known and cronwrap fails
+    open), a bad value or an unreadable secret is left out and described there instead
+    of raised: the next source (or the default) is used."""
     name = flags.get("name") or env.get("CRONWRAP_NAME") or derive_name(command)
-    validate_name(name)
+    try:
+        validate_name(name)
+    except UsageError as err:
+        if problems is None:
+            raise
+        name = derive_name(command)
+        problems.append(f"{err}; using {name!r}")
     section = config.jobs.get(name, {})
     options: dict[str, object] = {}
     sources: dict[str, str] = {}
     for opt in RUN_OPTIONS:
         if opt.name == "name":
             continue
-        raw_flag = flags.get(opt.name)
-        if raw_flag is not None and raw_flag != () and raw_flag is not False:
-            value, source = _convert_or_usage(opt, raw_flag, opt.flag), "flag"
-        elif opt.env in env:
-            value, source = _convert_or_config(opt, env[opt.env], opt.env), "env"
-        elif opt.name in section:
-            value, source = section[opt.name], "job"
-        elif opt.name in config.defaults:
-            value, source = config.defaults[opt.name], "defaults"
-        else:
-            value, source = opt.default, "built-in"
+        value, source = _resolve_option(opt, flags, env, section, config, problems)
         if opt.secret and read_secrets:
-            if isinstance(value, str):
-                value = read_secret(value)
-            elif isinstance(value, tuple | list):  # a YAML list stays a list
-                value = tuple(read_secret(v) for v in value)
+            value = _read_secrets(opt, value, problems)
         options[opt.name] = value
         sources[opt.name] = source
     return Job(name, tuple(command), options, sources)
 
 
-def _convert_or_usage(opt: Option, value: Any, where: str) -> Any:
-    try:
-        return convert(opt, value)
-    except ValueError as err:
-        raise UsageError(f"{where}: {err}") from None
+def _resolve_option(
+    opt: Option,
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    section: Mapping[str, Any],
+    config: ConfigFile,
+    problems: list[str] | None,
+) -> tuple[Any, str]:
+    raw_flag = flags.get(opt.name)
+    if raw_flag is not None and raw_flag != () and raw_flag is not False:
+        try:
+            return convert(opt, raw_flag), "flag"
+        except ValueError as err:
+            if problems is None:
+                raise UsageError(f"{opt.flag}: {err}") from None
+            problems.append(f"{opt.flag}: {err}; ignored")
+    if opt.env in env:
+        try:
+            return convert(opt, env[opt.env]), "env"
+        except ValueError as err:
+            if problems is None:
+                raise ConfigError(f"{opt.env}: {err}") from None
+            problems.append(f"{opt.env}: {err}; ignored")
+    if opt.name in section:
+        return section[opt.name], "job"
+    if opt.name in config.defaults:
+        return config.defaults[opt.name], "defaults"
+    return opt.default, "built-in"
 
 
-def _convert_or_config(opt: Option, value: Any, where: str) -> Any:
-    try:
-        return convert(opt, value)
-    except ValueError as err:
-        raise ConfigError(f"{where}: {err}") from None
+def _read_secrets(opt: Option, value: Any, problems: list[str] | None) -> Any:
+    """`file:PATH` secrets read; one that cannot be read is dropped (with a problem)."""
+    values = tuple(value) if isinstance(value, tuple | list) else (value,)
+    kept: list[str] = []
+    for item in values:
+        if not isinstance(item, str):
+            continue
+        try:
+            kept.append(read_secret(item))
+        except ConfigError as err:
+            if problems is None:
+                raise
+            problems.append(f"{opt.flag}: {err}; left out")
+    if isinstance(value, tuple | list):  # a YAML list is a tuple from here on
+        return tuple(kept)
+    return kept[0] if kept else None

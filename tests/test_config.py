@@ -256,18 +256,21 @@ def test_config_command_shows_paths_and_effective_options(home: Path) -> None:
     assert plain.returncode == 0 and "backup:" in plain.stdout and "state_dir:" in plain.stdout
 
 
-def test_invalid_config_exits_78_for_config_and_125_for_run(home: Path, tmp_path: Path) -> None:
+def test_invalid_config_exits_78_for_config_and_run_fails_open(home: Path, tmp_path: Path) -> None:
     home.mkdir()
-    write(home / "config.yaml", "jobs:\n  backup:\n    timeout: soon\n")
+    write(home / "config.yaml", "jobs:\n  backup:\n    timeout: soon\n    retires: 2\n")
     result = cronwrap(home, "config")
     assert result.returncode == ExitCode.CONFIG, result.stderr
     assert result.stderr.startswith("cronwrap: ") and "jobs.backup.timeout" in result.stderr
+    assert "did you mean 'retries'?" in result.stderr, "every problem, not just the first"
     assert "Traceback" not in result.stderr
     marker = tmp_path / "ran"
-    result = cronwrap(home, "run", "--name", "backup", "--", "touch", str(marker))
-    assert result.returncode == ExitCode.WRAPPER, result.stderr
-    assert "jobs.backup.timeout" in result.stderr
-    assert not marker.exists(), "nothing runs on an invalid config"
+    result = cronwrap(home, "run", "--name", "backup", "--", "sh", "-c", f"touch {marker}; exit 3")
+    assert result.returncode == 3, result.stderr
+    assert marker.exists(), "the command is known: the job runs without the bad keys"
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and all(line.startswith("cronwrap: backup: ") for line in lines)
+    assert "jobs.backup.timeout" in lines[0] and "ignored" in lines[0]
 
 
 # ---------------------------------------------------------------- the typed Job

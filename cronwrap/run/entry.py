@@ -22,9 +22,11 @@ def execute(parsed: RunArgv, env: Mapping[str, str], *, config_path: str | None 
     config_path = parsed.config_path or config_path
     try:
         paths = resolve_paths(env, config_file=config_path)
-        config = load_config(paths.config_file)
-        job = resolve_job(parsed.flags, parsed.command, env, config)
-        outcome = supervise(job, paths, env=env, warnings=parsed.problems)
+        # the command is known: what is wrong in the config is left out, said, and the job runs
+        config = load_config(paths.config_file, strict=False)
+        problems = [*parsed.problems, *(f"{p}; ignored" for p in config.problems)]
+        job = resolve_job(parsed.flags, parsed.command, env, config, problems=problems)
+        outcome = supervise(job, paths, env=env, warnings=problems)
     except CronwrapError as err:  # raised only before the job starts
         _say(f"cronwrap: {err}")
         return ExitCode.WRAPPER

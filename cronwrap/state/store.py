@@ -4,6 +4,7 @@ forward migrations and cheap pruning. Standard library only; callers never see s
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import sqlite3
 import time
@@ -92,8 +93,43 @@ def iso(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
-def from_iso(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def from_iso(text: object) -> datetime | None:
+    """A stored time, or None for one that is missing or not a time: one bad row (edited
+    by hand, written by a broken tool) must never stop a run or `status`."""
+    if not text or not isinstance(text, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
+
+
+def _number(value: object) -> float | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _text(value: object) -> str | None:
+    """Text as stored; a command stored as bytes (argv that is not UTF-8) comes back as the
+    same str it was, surrogate escapes and all."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return None if value is None else str(value)
+
+
+def _storable(text: str | None) -> str | bytes | None:
+    """`text` as SQLite can hold it: a str with surrogate escapes (non-UTF-8 argv) becomes
+    its original bytes, so nothing is lost and nothing raises."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+    return text
 
 
 # namedtuples, not dataclasses: the run path must not pay for importing dataclasses
@@ -131,11 +167,55 @@ AttemptRecord = collections.namedtuple(
 )
 
 
+_INT_COLUMNS = ("pid", "exit_code", "signal", "attempts")
+_TEXT_COLUMNS = ("command", "output_tail", "reason", "schedule", "tz", "log_path", "flags")
+
+
 def _row_to_run(row: sqlite3.Row) -> RunRecord:
+    """A stored row as a RunRecord; a value of the wrong type reads as missing."""
     d = dict(zip(RUN_COLUMNS, row, strict=True))
-    d["started_at"] = from_iso(d["started_at"])
+    d["started_at"] = from_iso(d["started_at"]) or EPOCH
     d["ended_at"] = from_iso(d["ended_at"])
+    for col in _INT_COLUMNS:
+        number = _number(d[col])
+        d[col] = int(number) if number is not None else None
+    d["pid"] = d["pid"] or 0
+    d["attempts"] = d["attempts"] or 0
+    d["duration_s"] = _number(d["duration_s"])
+    for col in _TEXT_COLUMNS:
+        d[col] = _text(d[col])
     return RunRecord(**d)
+
+
+class _CorruptError(Exception):
+    """The file is not an SQLite database or is damaged (SQLITE_NOTADB, SQLITE_CORRUPT)."""
+
+
+def _is_corrupt(err: sqlite3.Error) -> bool:
+    # SQLITE_NOTADB and SQLITE_CORRUPT arrive as the base DatabaseError class itself; every
+    # other failure (busy, locked, read-only, I/O) is a subclass such as OperationalError
+    return type(err) is sqlite3.DatabaseError
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename a damaged store (and its -wal/-shm) out of the way, keeping it for forensics."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    try:
+        os.replace(path, aside)
+        for suffix in ("-wal", "-shm"):
+            side = path.with_name(path.name + suffix)
+            if side.exists():
+                os.replace(side, aside.with_name(aside.name + suffix))
+    except OSError as err:
+        raise StoreError(
+            f"run store {path} is damaged and cannot be moved aside: {err.strerror}"
+        ) from err
+    return aside
 
 
 class Store:
@@ -144,11 +224,26 @@ class Store:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
+        self.recovered: Path | None = None  # where a damaged store was moved aside
+        self._writable = True
 
     # ---------------------------------------------------------- opening
 
     @classmethod
     def open(cls, path: Path, *, busy_timeout_s: float = 60.0) -> Store:
+        """Open (creating or migrating) the store for writing. A file that is not an SQLite
+        database, or a damaged one, is moved aside as `<name>.corrupt-<time>` and a fresh
+        store takes its place: `recovered` then names where the old file went."""
+        try:
+            return cls._open(path, busy_timeout_s)
+        except _CorruptError:
+            aside = _move_aside(path)
+        store = cls._open(path, busy_timeout_s)
+        store.recovered = aside
+        return store
+
+    @classmethod
+    def _open(cls, path: Path, busy_timeout_s: float) -> Store:
         if path.is_symlink():
             raise StoreError(f"{path} is a symlink; refusing to open the run store through it")
         try:
@@ -164,8 +259,52 @@ class Store:
             store._prepare(busy_timeout_s)
         except sqlite3.Error as err:
             conn.close()
+            if _is_corrupt(err):
+                raise _CorruptError(str(err)) from err
             raise StoreError(f"run store {path}: {err}") from err
         return store
+
+    @classmethod
+    def open_readonly(cls, path: Path) -> Store:
+        """Open for reading only (`status`, `history`): works on a store the reader cannot
+        write (a read-only mount, another user's file), and never creates or migrates."""
+        from urllib.parse import quote
+
+        uri = "file:" + quote(str(path.absolute()))
+        last: sqlite3.Error | None = None
+        # mode=ro still needs the -shm file of a WAL store; immutable=1 reads the file as it
+        # is, for when even that cannot be created (read-only directory or mount)
+        for query in ("?mode=ro", "?mode=ro&immutable=1"):
+            try:
+                conn = sqlite3.connect(uri + query, uri=True, timeout=5.0, check_same_thread=False)
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.Error as err:
+                last = err
+                continue
+            store = cls(conn, path)
+            store._writable = False
+            version = store.schema_version
+            if version != SCHEMA_VERSION:
+                conn.close()
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"run store {path} has schema {version}, newer than this cronwrap "
+                        f"({SCHEMA_VERSION}): upgrade cronwrap"
+                    )
+                # an old schema: a writer migrates it; until then read what we can through
+                # a normal connection
+                return cls.open(path)
+            return store
+        if last is not None and _is_corrupt(last):
+            raise StoreError(
+                f"run store {path} is damaged ({last}); the next run moves it aside"
+                " and starts a fresh one"
+            )
+        raise StoreError(f"cannot read run store {path}: {last}")
+
+    def set_busy_timeout(self, seconds: float) -> None:
+        """How long a write waits for another process's write lock before giving up."""
+        self._conn.execute(f"PRAGMA busy_timeout = {max(0, int(seconds * 1000))}")
 
     def _prepare(self, busy_timeout_s: float) -> None:
         conn = self._conn
@@ -217,6 +356,24 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _failed(self, err: sqlite3.Error) -> StoreError:
+        """The StoreError for `err`. A writer that finds the file damaged moves it aside and
+        carries on with a fresh store, so only this one operation is lost, and says so."""
+        if not (_is_corrupt(err) and self._writable):
+            return StoreError(f"run store {self.path}: {err}")
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+        try:
+            aside = _move_aside(self.path)
+            fresh = Store._open(self.path, 5.0)
+        except (StoreError, _CorruptError) as again:
+            return StoreError(f"run store {self.path} is damaged ({err}): {again}")
+        self._conn, self.recovered = fresh._conn, aside
+        return StoreError(
+            f"run store {self.path} was damaged ({err}): moved aside to {aside.name},"
+            " a fresh store is used from now on"
+        )
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn
@@ -233,7 +390,7 @@ class Store:
             with self._write() as conn:
                 conn.execute(sql, params)
         except sqlite3.Error as err:
-            raise StoreError(f"run store {self.path}: {err}") from err
+            raise self._failed(err) from err
 
     # ---------------------------------------------------------- writing
 
@@ -269,7 +426,7 @@ class Store:
                         job,
                         host,
                         pid,
-                        command,
+                        _storable(command),
                         iso(started_at),
                         status,
                         schedule,
@@ -279,7 +436,7 @@ class Store:
                     ),
                 )
         except sqlite3.Error as err:
-            raise StoreError(f"run store {self.path}: {err}") from err
+            raise self._failed(err) from err
 
     def record_attempt(
         self,
@@ -337,8 +494,8 @@ class Store:
                         signal,
                         attempts,
                         duration_s,
-                        output_tail,
-                        reason,
+                        _storable(output_tail),
+                        _storable(reason),
                         exit_origin,
                         flags,
                         run_id,
@@ -353,7 +510,7 @@ class Store:
                             (job[0], count_as),
                         )
         except sqlite3.Error as err:
-            raise StoreError(f"run store {self.path}: {err}") from err
+            raise self._failed(err) from err
 
     def streak(self, job: str, *, limit: int = 1000) -> int:
         """Consecutive failed runs, newest first, up to the last success (skips ignored)."""
@@ -395,7 +552,7 @@ class Store:
             "AND duration_s IS NOT NULL ORDER BY id DESC LIMIT ?",
             (job, exclude or "", limit),
         )
-        return [r[0] for r in rows]
+        return [float(r[0]) for r in rows if _number(r[0]) is not None]
 
     def last_success_at(self, job: str) -> datetime | None:
         rows = self._query(
@@ -422,7 +579,9 @@ class Store:
 
         Uses the (job, id) index, so it is cheap enough to run at the end of every run.
         Returns the log paths of the pruned runs so their files can be removed."""
-        cutoff = iso(now - timedelta(days=keep_days))
+        # clamped: a negative or enormous --keep-days must neither empty the history
+        # nor overflow the date arithmetic
+        cutoff = iso(now - timedelta(days=max(1, min(keep_days, 36500))))
         try:
             with self._write() as conn:
                 row = conn.execute(
@@ -442,7 +601,7 @@ class Store:
                     )
                     conn.execute(f"DELETE FROM runs WHERE {where}", params)
         except sqlite3.Error as err:
-            raise StoreError(f"run store {self.path}: {err}") from err
+            raise self._failed(err) from err
         return [r[1] for r in doomed if r[1]]
 
     # ---------------------------------------------------------- reading
@@ -451,7 +610,7 @@ class Store:
         try:
             return self._conn.execute(sql, params).fetchall()
         except sqlite3.Error as err:
-            raise StoreError(f"run store {self.path}: {err}") from err
+            raise self._failed(err) from err
 
     def runs(self, job: str, *, limit: int = 20) -> list[RunRecord]:
         """The job's newest runs first."""
@@ -469,7 +628,9 @@ class Store:
 
     def attempts(self, run_id: str) -> list[AttemptRecord]:
         rows = self._query("SELECT * FROM attempts WHERE run_id=? ORDER BY attempt", (run_id,))
-        return [AttemptRecord(r[0], r[1], from_iso(r[2]), from_iso(r[3]), *r[4:]) for r in rows]
+        return [
+            AttemptRecord(r[0], r[1], from_iso(r[2]) or EPOCH, from_iso(r[3]), *r[4:]) for r in rows
+        ]
 
     def job_names(self) -> list[str]:
         return [r[0] for r in self._query("SELECT name FROM jobs ORDER BY name")]
