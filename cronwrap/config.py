@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -89,12 +90,16 @@ def resolve_paths(
     return paths
 
 
-def ensure_dir(path: Path) -> Path:
-    """Create `path` (and parents) without world-write; refuse one that others could swap."""
+def ensure_dir(path: Path, *, private: bool = False) -> Path:
+    """Create `path` (and parents) without world-write; refuse one that others could swap.
+
+    private (state and lock dirs): it must also be owned by the user running cronwrap and
+    writable by nobody else, sticky bit or not: another user who can write the lock dir
+    can plant or hold our lock files. mkdir first, then lstat: nothing is followed."""
     try:
         missing = []
         probe = path
-        while not probe.exists() and probe != probe.parent:
+        while not os.path.lexists(probe) and probe != probe.parent:
             missing.append(probe)
             probe = probe.parent
         for directory in reversed(missing):  # parents too get DIR_MODE, not the umask default
@@ -102,24 +107,33 @@ def ensure_dir(path: Path) -> Path:
                 directory.mkdir(mode=DIR_MODE)
     except OSError as err:
         raise ConfigError(f"cannot create directory {path}: {err.strerror}") from err
-    refusal = dir_refusal(path)
+    refusal = dir_refusal(path, private=private)
     if refusal:
         raise ConfigError(refusal)
     return path
 
 
-def dir_refusal(path: Path) -> str | None:
+def dir_refusal(path: Path, *, private: bool = False) -> str | None:
     """Why cronwrap refuses an existing directory (status uses it to say why no runs were
-    recorded), or None when it is fine."""
+    recorded), or None when it is fine. private: see ensure_dir."""
     try:
         st = os.lstat(path)
     except OSError as err:
         return f"cannot use directory {path}: {err.strerror}"
-    if not os.path.isdir(path) or os.path.islink(path):
+    if not stat.S_ISDIR(st.st_mode):
         return f"{path} is not a directory (a symlink or file is in the way)"
+    me = os.geteuid()
+    if private:
+        if st.st_uid != me:
+            return f"{path} belongs to uid {st.st_uid}, not to uid {me}; refusing it"
+        if st.st_mode & 0o002:
+            return f"{path} is world-writable: run chmod go-w {path}"
+        if st.st_mode & 0o020:
+            return f"{path} is group-writable: run chmod g-w {path}"
+        return None
     if st.st_mode & 0o002 and not st.st_mode & 0o1000:
         return f"{path} is world-writable: run chmod o-w {path}"
-    if st.st_uid not in (os.geteuid(), 0):
+    if st.st_uid not in (me, 0):
         return f"{path} belongs to uid {st.st_uid}, not to you; refusing to use it"
     return None
 

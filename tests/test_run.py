@@ -73,19 +73,33 @@ def test_exit_code_is_the_childs(home: Path, command: list[str], code: int, stat
 
 @pytest.mark.parametrize(
     "args",
-    [["--timeout", "soon"], ["--bogus", "touch"], ["--name", "a/b"], [], ["--retries"]],
-    ids=["bad-duration", "unknown-flag-no-separator", "bad-name", "no-command", "missing-value"],
+    [[], ["--retries"], ["--bogus", "touch", "{marker}"]],
+    ids=["no-command", "missing-value", "unknown-flag-without-dashdash"],
 )
 def test_cronwraps_own_errors_exit_125(home: Path, args: list[str], tmp_path: Path) -> None:
+    """The command is not known (no `--`): nothing runs, and the one line says why."""
     marker = tmp_path / "ran"
-    if args[:1] == ["--bogus"]:  # no `--`: the command is not certain
-        tail = [str(marker)]
-    else:
-        tail = ["--", "touch", str(marker)] if args and args != ["--retries"] else []
-    result = cronwrap(home, "run", *args, *tail)
+    result = cronwrap(home, "run", *(a.format(marker=marker) for a in args))
     assert result.returncode == 125, result.stderr
     assert result.stderr.startswith("cronwrap: ") and len(result.stderr.splitlines()) == 1
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [(["--timeout", "soon"], "--timeout: 'soon' is not a duration"), (["--name", "a/b"], "a/b")],
+    ids=["bad-duration", "bad-name"],
+)
+def test_a_bad_option_value_is_left_out_once_the_command_is_known(
+    home: Path, args: list[str], said: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran"
+    result = cronwrap(home, "run", *args, "--", "sh", "-c", f"touch {marker}; exit 3")
+    assert result.returncode == 3, result.stderr
+    assert marker.exists()
+    [line] = result.stderr.splitlines()
+    assert line.startswith("cronwrap: ") and said in line
+    assert "ignored" in line or "using" in line
 
 
 def test_click_and_fast_parser_agree() -> None:

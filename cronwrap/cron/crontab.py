@@ -7,7 +7,6 @@ import re
 import shlex
 import subprocess
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from cronwrap.errors import CronwrapError
 
@@ -183,7 +182,7 @@ def read_source(source: str) -> str:
     import sys
 
     if source == "-":
-        return sys.stdin.read()
+        return _bounded(sys.stdin.read(MAX_CRONTAB_CHARS + 1), "standard input")
     if source == "":
         try:
             out = subprocess.run(
@@ -197,9 +196,22 @@ def read_source(source: str) -> str:
             raise CronwrapError(f"crontab -l failed: {out.stderr.strip()}")
         return out.stdout
     try:
-        return Path(source).read_text(encoding="utf-8", errors="surrogateescape")
+        with open(source, "rb") as f:  # bounded: `lint /dev/zero` must not eat the memory
+            data = f.read(MAX_CRONTAB_CHARS + 1)
     except OSError as err:
         raise CronwrapError(f"cannot read {source}: {err.strerror}") from err
+    return _bounded(data.decode("utf-8", "surrogateescape"), source)
+
+
+MAX_CRONTAB_CHARS = 1024 * 1024  # cron itself refuses crontabs far smaller than this
+
+
+def _bounded(text: str, source: str) -> str:
+    if len(text) > MAX_CRONTAB_CHARS:
+        raise CronwrapError(
+            f"{source}: larger than {MAX_CRONTAB_CHARS // 1024} KiB; not a crontab, not read"
+        )
+    return text
 
 
 def is_system_path(path: str) -> bool:

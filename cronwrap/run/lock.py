@@ -16,6 +16,29 @@ class LockError(CronwrapError):
     """The lock file could not be opened (not: the lock is held)."""
 
 
+def safe_lock_dir(preferred: Path, fallback: Path) -> tuple[Path | None, str | None]:
+    """The lock dir to use and a warning when it is not `preferred`.
+
+    /run/lock is emptied at boot and world-writable: another user can create
+    /run/lock/cronwrap before root's first job, or hold our lock files in a shared dir. A
+    dir that is not ours alone is not used; the private `fallback` (under the state dir)
+    is. (None, warning): no safe dir at all, the run goes unlocked."""
+    from cronwrap.config import ensure_dir
+    from cronwrap.errors import ConfigError
+
+    try:
+        return ensure_dir(preferred, private=True), None
+    except ConfigError as err:
+        problem = str(err)
+    if fallback == preferred:
+        return None, f"running without overlap lock: {problem}"
+    try:
+        ensure_dir(fallback, private=True)
+    except ConfigError as err:
+        return None, f"running without overlap lock: {problem}; and {err}"
+    return fallback, f"lock dir not safe, using {fallback} instead: {problem}"
+
+
 class JobLock:
     """An exclusive flock on `<lock_dir>/<job>.lock`.
 

@@ -4,6 +4,7 @@ write(2) on an O_APPEND descriptor so concurrent cronwrap processes never tear l
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -43,6 +44,19 @@ def encode(record: dict[str, Any], fmt: str) -> bytes:
     return (line + "\n").encode("utf-8", "replace")
 
 
+def _append(fd: int, data: bytes) -> None:
+    """One write per record: O_APPEND keeps concurrent lines whole. After a torn line (a
+    full disk cut an earlier record short) the record starts on a fresh line, so it is
+    never glued onto the torn one; a short write of our own raises ENOSPC."""
+    size = os.fstat(fd).st_size
+    with contextlib.suppress(OSError):  # not a regular file: nothing to look back at
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+    written = os.write(fd, data)
+    if written < len(data):
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (record cut short)")
+
+
 class EventLog:
     """Writes events for one run. `path` None or "-" means stderr."""
 
@@ -71,11 +85,11 @@ class EventLog:
         try:
             fd = os.open(
                 self.path or "",
-                os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
                 0o640,
             )
             try:
-                os.write(fd, data)  # one write per record: O_APPEND keeps lines whole
+                _append(fd, data)
             finally:
                 os.close(fd)
         except OSError as err:

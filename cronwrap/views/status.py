@@ -413,7 +413,7 @@ def _schedule(st: JobStatus) -> Schedule | None:
 
 
 def open_store_readonly(paths: Paths) -> Store | None:
-    """The run store if it exists (status never creates one)."""
+    """The run store if it exists (status never creates one, nor needs write access)."""
     if not paths.db_file.exists():
         return None
-    return Store.open(paths.db_file)
+    return Store.open_readonly(paths.db_file)
