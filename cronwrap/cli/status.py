@@ -114,33 +114,7 @@ def status_cmd(
     if failed:
         jobs = [j for j in jobs if not j.healthy]
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "name": j.name,
-                        "schedule": j.schedule,
-                        "tz": j.tz,
-                        "description": j.description,
-                        "source": j.source,
-                        "location": j.location,
-                        "result": j.result,
-                        "state": j.state,
-                        "healthy": j.healthy,
-                        "missed": j.missed,
-                        "expected_at": iso(j.expected),
-                        "next_run": iso(j.next_run),
-                        "durations_s": j.durations,
-                        "unmonitored": j.unmonitored,
-                        "zone_note": j.zone_note,
-                        "schedule_error": j.schedule_error,
-                        "last_run": run_json(j.last) if j.last else None,
-                    }
-                    for j in jobs
-                ],
-                indent=2,
-            )
-        )
+        click.echo(json.dumps([_status_json(j) for j in jobs], indent=2))
     else:
         from cronwrap.views.table import render_status
 
@@ -260,3 +234,26 @@ def _write_table(render: Any, rows: list[Any], now: Any, color: str) -> None:
             rows, now, width=terminal_width(out), color=use_color(color, out), terminal=out.isatty()
         )
     )
+
+
+def _status_json(j: Any) -> dict[str, Any]:
+    """One job of `status --json`."""
+    return {
+        "name": j.name,
+        "schedule": j.schedule,
+        "tz": j.tz,
+        "description": j.description,
+        "source": j.source,
+        "location": j.location,
+        "result": j.result,
+        "state": j.state,
+        "healthy": j.healthy,
+        "missed": j.missed,
+        "expected_at": iso(j.expected),
+        "next_run": iso(j.next_run),
+        "durations_s": j.durations,
+        "unmonitored": j.unmonitored,
+        "zone_note": j.zone_note,
+        "schedule_error": j.schedule_error,
+        "last_run": run_json(j.last) if j.last else None,
+    }

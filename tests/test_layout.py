@@ -1,0 +1,172 @@
+"""The house rules of the layout (README "How the code is laid out"): which subpackage may
+import what, no import cycles between subpackages, and size limits that keep code readable."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "cronwrap"
+CLI = "cronwrap.cli"
+CORE = ("cron", "run", "state", "notify", "views")  # everything but the click shell
+
+
+def _name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(("cronwrap", *parts)).removesuffix(".__init__")
+
+
+def _modules(sub: str) -> list[str]:
+    return sorted(
+        "cronwrap."
+        + ".".join(p.relative_to(PACKAGE).with_suffix("").parts).removesuffix(".__init__")
+        for p in (PACKAGE / sub).rglob("*.py")
+    )
+
+
+def _loaded_by(modules: list[str]) -> dict[str, list[str]]:
+    """For each module, the modules a fresh interpreter holds after importing it alone."""
+    probe = (
+        "import importlib, json, sys\n"
+        "name = sys.argv[1]\n"
+        "importlib.import_module(name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = {}
+    for name in modules:
+        run = subprocess.run(
+            [sys.executable, "-c", probe, name], capture_output=True, text=True, check=False
+        )
+        assert run.returncode == 0, f"import {name} failed:\n{run.stderr}"
+        out[name] = json.loads(run.stdout)
+    return out
+
+
+@pytest.fixture(scope="module")
+def loaded() -> dict[str, list[str]]:
+    return _loaded_by([m for sub in CORE for m in _modules(sub)])
+
+
+def test_every_core_module_was_probed(loaded: dict[str, list[str]]) -> None:
+    assert "cronwrap.run.supervise" in loaded and "cronwrap.cron.schedule" in loaded
+    assert len(loaded) >= 25
+
+
+def test_core_modules_never_load_click_rich_or_the_cli(loaded: dict[str, list[str]]) -> None:
+    bad = {
+        name: [
+            m for m in mods if m.split(".")[0] in ("click", "rich") or m.startswith("cronwrap.cli")
+        ]
+        for name, mods in loaded.items()
+    }
+    assert not {k: v for k, v in bad.items() if v}
+
+
+def test_cron_imports_the_standard_library_only(loaded: dict[str, list[str]]) -> None:
+    stdlib = set(sys.stdlib_module_names) | {"__main__", "_distutils_hack"}
+    allowed_ours = ("cronwrap.cron", "cronwrap.errors")
+    for name, mods in loaded.items():
+        if not name.startswith("cronwrap.cron"):
+            continue
+        ours = [m for m in mods if m.startswith("cronwrap.") and not m.startswith(allowed_ours)]
+        foreign = [
+            m for m in mods if m.split(".")[0] not in stdlib and m.split(".")[0] != "cronwrap"
+        ]
+        assert not ours and not foreign, (name, ours, foreign)
+
+
+def _imports(tree: ast.AST) -> list[tuple[str, ast.stmt]]:
+    found: list[tuple[str, ast.stmt]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(a.name, node) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.append((node.module, node))
+    return found
+
+
+def _sources() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_only_cli_imports_click_even_lazily() -> None:
+    """Static: an `import click` inside a function of the run path would pass the probe above
+    and still load click at run time. __main__ hands everything but the fast paths to cli."""
+    offenders = []
+    for path in _sources():
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel.startswith("cli/"):
+            continue
+        for name, node in _imports(ast.parse(path.read_text())):
+            top = name.split(".")[0]
+            if top in ("click", "rich") or (name.startswith(CLI) and rel != "__main__.py"):
+                offenders.append(f"{rel}:{node.lineno}: import {name}")
+    assert not offenders, offenders
+
+
+def test_cli_init_stays_empty() -> None:
+    """`import cronwrap.cli.x` runs cli/__init__.py first: the fast paths must not pay for it."""
+    assert (PACKAGE / "cli" / "__init__.py").read_text().strip() == ""
+
+
+def _unit(module: str) -> str:
+    """The layer a module belongs to: cronwrap.run.lock -> run, cronwrap.config -> config."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """cronwrap imports executed when the module is imported: top-level statements only,
+    TYPE_CHECKING blocks and function bodies excluded."""
+    tree = ast.parse(path.read_text())
+    out = set()
+
+    def visit(stmts: list[ast.stmt]) -> None:
+        for node in stmts:
+            if isinstance(node, ast.If):
+                test = ast.unparse(node.test)
+                if "TYPE_CHECKING" not in test:
+                    visit(node.body)
+                visit(node.orelse)
+            elif isinstance(node, ast.Try):
+                visit(node.body)
+                for h in node.handlers:
+                    visit(h.body)
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                for name, _ in _imports(node):
+                    if name.startswith("cronwrap."):
+                        out.add(name)
+                if isinstance(node, ast.ImportFrom) and node.module == "cronwrap":
+                    out.update(f"cronwrap.{a.name}" for a in node.names)
+
+    visit(tree.body)
+    return out
+
+
+def test_no_import_cycle_between_subpackages() -> None:
+    graph: dict[str, set[str]] = {}
+    for path in _sources():
+        mod = "cronwrap." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+        src = _unit(mod)
+        for target in _module_level_imports(path):
+            dst = _unit(target)
+            if dst != src:
+                graph.setdefault(src, set()).add(dst)
+    cycles = []
+
+    def walk(node: str, stack: list[str]) -> None:
+        for nxt in sorted(graph.get(node, ())):
+            if nxt in stack:
+                cycles.append(" -> ".join([*stack[stack.index(nxt) :], nxt]))
+            else:
+                walk(nxt, [*stack, nxt])
+
+    for start in sorted(graph):
+        walk(start, [start])
+    assert not cycles, sorted(set(cycles))
