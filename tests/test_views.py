@@ -113,3 +113,16 @@ def test_man_pages_show_no_python_reprs() -> None:
         text = (ROOT / "man" / page).read_text()
         for repr_ in ("frozenset", "600.0", "10485760", "('*TOKEN*'"):
             assert repr_ not in text, (page, repr_)
+
+
+def test_relative_times_are_coarse() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from cronwrap.views.humanize import relative
+
+    now = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)
+    assert relative(now + timedelta(minutes=12, seconds=58), now) == "in 12m"
+    assert relative(now - timedelta(seconds=5.7), now) == "5s ago"
+    assert relative(now + timedelta(hours=3, minutes=2, seconds=9), now) == "in 3h2m"
+    assert relative(now + timedelta(days=2, hours=1, minutes=30), now) == "in 2d1h"
+    assert relative(now - timedelta(days=800), now) == "2 years ago"

@@ -6,9 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 
 
-def duration(seconds: float) -> str:
+def duration(seconds: float, *, coarse: bool = False) -> str:
     """Seconds as a short duration, the way options are written: 0.25s, 42s, 5m3s, 2h5m, 3d4h.
-    The one duration formatter: tables, relative times and documented defaults use it."""
+    The one duration formatter: tables, relative times and documented defaults use it.
+    coarse (for "in 12m", "3h2m ago"): whole seconds, and none once it is a minute or more."""
+    if coarse:
+        seconds = int(seconds) if seconds < 60 else int(seconds) // 60 * 60
     if seconds < 10:
         return f"{seconds:.2f}s".replace(".00s", "s")
     s = round(seconds)
@@ -36,7 +39,7 @@ def relative(at: datetime, now: datetime) -> str:
     delta = (at - now).total_seconds()
     days = abs(int(delta)) // 86400
     # far away: hours no longer matter, and days are hard to read
-    text = f"{days * 400 // 146097} years" if days >= 730 else duration(abs(int(delta)))
+    text = f"{days * 400 // 146097} years" if days >= 730 else duration(abs(delta), coarse=True)
     return f"in {text}" if delta >= 0 else f"{text} ago"
 
 
