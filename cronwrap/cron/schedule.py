@@ -1,6 +1,6 @@
 """Cron expressions exactly as Debian/Vixie cron runs them: a strict parser that names the bad
 field, the day-of-month/day-of-week rule with the star-prefix exception, and next/previous
-run times in any IANA zone with Debian cron's DST behaviour (cron-semantics.md §2-§4).
+run times in any IANA zone with Debian cron's DST behaviour (docs/cron-rules.md).
 Standard library only: no cron library."""
 
 from __future__ import annotations
@@ -238,7 +238,7 @@ class Schedule:
                 return
 
     def _instants_on(self, day: date, tz: tzinfo) -> tuple[datetime, ...]:
-        """Fire instants on one local date, sorted, de-duplicated (cron-semantics.md §4.2)."""
+        """Fire instants on one local date, sorted, de-duplicated (docs/cron-rules.md, DST)."""
         return _instants_on(self.hour.values, self.minute.values, self.wildcard, day, tz)
 
 

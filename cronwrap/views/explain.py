@@ -1,7 +1,7 @@
-"""`cronwrap explain` without click or rich: people run it interactively and scripts run it
-in loops, so it parses its few options itself and prints aligned plain text (ANSI colour only
-on a terminal, honouring NO_COLOR, FORCE_COLOR and --color). cli.py's click command, which
-provides --help and completion, calls `explain_main` with the same values."""
+"""`cronwrap explain` without click: people run it interactively and scripts run it in loops,
+so it parses its few options itself and prints aligned plain text (ANSI colour only on a
+terminal, honouring NO_COLOR, FORCE_COLOR and --color). The click command in cli/explain.py,
+which provides --help and completion, calls `explain_main` with the same values."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Plain-text tables with optional ANSI colour, for `status`, `history` and `explain`: no table
-library, because `status` must stay quick with hundreds of jobs (rich cost ~40 ms of import and
+"""Plain-text tables with optional ANSI colour, for `status`, `history` and `explain`. No
+table library: `status` must stay quick with hundreds of jobs (rich cost ~40 ms of import and
 about a millisecond per row). Colour only on a terminal, honouring NO_COLOR, FORCE_COLOR and
 --color."""
 
