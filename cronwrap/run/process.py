@@ -1,27 +1,28 @@
 """Spawn one attempt of the command and see it through: output passed through and captured
-(bounded), timeout with SIGTERM then SIGKILL to the whole process tree, forwarded signals.
-Linux-first: pidfd for exit, a child subreaper so descendants that setsid() stay findable."""
+(bounded, see output.py), timeout with SIGTERM then SIGKILL to the whole process tree,
+forwarded signals. Linux-first: posix_spawn (no Python code between fork and exec, so it is
+safe while threads run), pidfd for exit, a child subreaper so descendants that setsid() stay
+findable, and a watchdog that kills the job's direct child if cronwrap itself is SIGKILLed."""
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import os
 import select
 import signal
-import subprocess
 import time
+
+from cronwrap.run.output import OutputSink
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from typing import BinaryIO
+    from collections.abc import Callable, Mapping
 
+__all__ = ["AttemptResult", "Canceller", "OutputSink", "run_attempt", "signal_name"]
 
-READ_SIZE = 1 << 20
-_PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
-_F_SETPIPE_SZ = 1031
+_SH = "/bin/sh"
+_CAT = "/bin/cat"
 
 
 def _libc_prctl(option: int, arg: int) -> None:
@@ -29,7 +30,7 @@ def _libc_prctl(option: int, arg: int) -> None:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(option, arg, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: no subreaper, no parent-death signal
+    except (OSError, AttributeError):  # not Linux: no subreaper
         pass
 
 
@@ -38,135 +39,15 @@ def become_subreaper() -> None:
     _libc_prctl(_PR_SET_CHILD_SUBREAPER, 1)
 
 
-# ------------------------------------------------------------------ output
-
-
-class OutputSink:
-    """Where the child's output goes: passed through to our own stdout/stderr (unless quiet),
-    into a size-capped per-run log file (head and tail), and a small in-memory head and tail
-    for pings, alerts and the store. Memory stays bounded whatever the child prints."""
-
-    def __init__(
-        self,
-        *,
-        passthrough: bool,
-        log_file: BinaryIO | None,
-        max_log_size: int,
-        keep: int = 64 * 1024,
-    ) -> None:
-        self.passthrough = passthrough
-        self.log_file = log_file
-        self.log_head_left = max_log_size // 2
-        self.log_tail_max = max_log_size - max_log_size // 2
-        self._log_tail: collections.deque[bytes] = collections.deque()
-        self._log_tail_size = 0
-        self.keep = keep
-        self.head = bytearray()
-        self._tail: collections.deque[bytes] = collections.deque()
-        self._tail_size = 0
-        self.total = 0
-        self.log_omitted = 0
-        self.errors: list[str] = []
-        self._dead = {1: False, 2: False}
-
-    def write(self, fd: int, data: bytes) -> None:
-        self.total += len(data)
-        if self.passthrough and not self._dead[fd]:
-            self._write_through(fd, data)
-        if len(self.head) < self.keep:
-            self.head += data[: self.keep - len(self.head)]
-        self._tail_size += _push(self._tail, data, self._tail_size, self.keep)
-        if self.log_file is not None:
-            self._write_log(data)
-
-    def _write_through(self, fd: int, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                n = os.write(fd, view)
-            except InterruptedError:
-                continue
-            except OSError as err:  # our reader went away: keep running the job, stop echoing
-                self._dead[fd] = True
-                self.errors.append(f"cannot pass output through: {err.strerror}")
-                return
-            view = view[n:]
-
-    def _write_log(self, data: bytes) -> None:
-        assert self.log_file is not None
-        if self.log_head_left > 0:
-            part = data[: self.log_head_left]
-            try:
-                self.log_file.write(part)
-            except OSError as err:
-                self.errors.append(f"cannot write output log: {err.strerror}")
-                self.log_file = None
-                return
-            self.log_head_left -= len(part)
-            data = data[len(part) :]
-        if data:
-            before = self._log_tail_size + len(data)
-            self._log_tail_size += _push(
-                self._log_tail, data, self._log_tail_size, self.log_tail_max
-            )
-            self.log_omitted += before - self._log_tail_size
-
-    def mark(self, text: str) -> None:
-        """A cronwrap note in the log file only (attempt separators); never passed through."""
-        if self.log_file is not None and self.log_head_left > 0:
-            self._write_log(text.encode())
-
-    def close_log(self) -> None:
-        if self.log_file is None:
-            return
-        try:
-            if self.log_omitted:
-                self.log_file.write(
-                    f"\n[cronwrap: {self.log_omitted} bytes omitted here]\n".encode()
-                )
-            for chunk in self._log_tail:
-                self.log_file.write(chunk)
-            self.log_file.close()
-        except OSError as err:
-            self.errors.append(f"cannot write output log: {err.strerror}")
-        self.log_file = None
-        self._log_tail.clear()
-
-    def tail_bytes(self, limit: int | None = None) -> bytes:
-        data = b"".join(self._tail)
-        return data if limit is None else data[-limit:]
-
-    def head_and_tail(self, limit: int) -> tuple[bytes, bytes, int]:
-        """Up to `limit` bytes: the head and the tail of all output, and how much lies between."""
-        if self.total <= limit:
-            whole = bytes(self.head) if self.total <= self.keep else self.tail_bytes()
-            if self.total <= len(self.head):
-                return bytes(self.head[: self.total]), b"", 0
-            return whole[-self.total :], b"", 0
-        half = limit // 2
-        head = bytes(self.head[:half])
-        tail = self.tail_bytes(limit - half)
-        return head, tail, self.total - len(head) - len(tail)
-
-
-def _push(ring: collections.deque[bytes], data: bytes, size: int, cap: int) -> int:
-    """Append to a ring of chunks holding at most `cap` bytes; returns the size change."""
-    if len(data) >= cap:
-        ring.clear()
-        ring.append(data[-cap:])
-        return cap - size
-    ring.append(data)
-    new = size + len(data)
-    while new > cap:
-        first = ring[0]
-        excess = new - cap
-        if len(first) <= excess:
-            ring.popleft()
-            new -= len(first)
-        else:
-            ring[0] = first[excess:]
-            new -= excess
-    return new - size
+def signal_name(number: int) -> str:
+    """SIGTERM, SIGRTMIN+1, or "signal 70" for a number Python has no name for."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        rtmin, rtmax = getattr(signal, "SIGRTMIN", 0), getattr(signal, "SIGRTMAX", -1)
+        if rtmin <= number <= rtmax:
+            return f"SIGRTMIN+{number - rtmin}"
+        return f"signal {number}"
 
 
 # ------------------------------------------------------------------ process tree
@@ -205,10 +86,13 @@ def descendants(root: int) -> list[int]:
 
 def kill_tree(pgid: int, sig: int) -> None:
     """Signal the job's process group and every descendant of ours (as a subreaper, that
-    includes the ones that left the group with setsid and whose parents have exited)."""
+    includes the ones that left the group with setsid and whose parents have exited), but
+    not our watchdog."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
     for pid in descendants(os.getpid()):
+        if pid == _watchdog_pid():
+            continue
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
 
@@ -295,21 +179,190 @@ class Canceller:
                 pass
 
 
-def _preexec(parent: int) -> None:
-    os.setpgid(0, 0)
-    # if cronwrap is SIGKILLed, its direct child dies with it; the rest of the job keeps the
-    # inherited lock descriptor, so no new run starts while any of it lives
-    _libc_prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # we lost the race with our parent's death
-        os._exit(1)
-    for sig in Canceller.SIGNALS:
-        signal.signal(sig, signal.SIG_DFL)
+# ------------------------------------------------------------------ spawning
+
+
+class _Watchdog:
+    """Kills the job's direct child if cronwrap dies without saying goodbye (SIGKILL, OOM).
+
+    A parent-death signal would need code between fork and exec (preexec_fn), which is unsafe
+    while threads run and costs a slow fork. Instead a tiny /bin/sh in its own session reads
+    the pid of each attempt's child from a pipe that only cronwrap holds, and "ok" once that
+    child has exited; at end of file (cronwrap gone) it SIGKILLs the pid still armed. The rest
+    of the job keeps the inherited lock descriptor, so no new run starts while any of it lives.
+    The pid is disarmed before cronwrap reaps the child, so it cannot have been reused then."""
+
+    SCRIPT = (
+        'p=; while read -r l; do case "$l" in ok) p= ;; *) p=$l ;; esac; done; '
+        '[ -z "$p" ] || kill -s KILL "$p" 2>/dev/null'
+    )
+
+    def __init__(self, pid: int, write_fd: int) -> None:
+        self.pid = pid
+        self.write_fd = write_fd
+
+    @classmethod
+    def start(cls) -> _Watchdog | None:
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        actions = [
+            (os.POSIX_SPAWN_DUP2, read_fd, 0),
+            (os.POSIX_SPAWN_DUP2, null, 1),
+            (os.POSIX_SPAWN_DUP2, null, 2),
+        ]
+        try:
+            try:  # its own session: a kill of cronwrap's process group does not take it along
+                pid = os.posix_spawn(
+                    _SH,
+                    ["sh", "-c", cls.SCRIPT],
+                    {"PATH": "/usr/bin:/bin"},
+                    file_actions=actions,
+                    setsid=True,
+                    setsigdef=_DEFAULT_SIGNALS,
+                )
+            except NotImplementedError:  # libc without POSIX_SPAWN_SETSID
+                pid = os.posix_spawn(
+                    _SH,
+                    ["sh", "-c", cls.SCRIPT],
+                    {"PATH": "/usr/bin:/bin"},
+                    file_actions=actions,
+                    setpgroup=0,
+                    setsigdef=_DEFAULT_SIGNALS,
+                )
+        except OSError:
+            os.close(write_fd)
+            return None
+        finally:
+            os.close(read_fd)
+            os.close(null)
+        return cls(pid, write_fd)
+
+    def say(self, line: str) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self.write_fd, line.encode() + b"\n")
+
+
+_WATCHDOG: list[_Watchdog | None] = []  # started once per cronwrap process
+
+
+def _watchdog() -> _Watchdog | None:
+    if not _WATCHDOG:
+        _WATCHDOG.append(_Watchdog.start())
+    return _WATCHDOG[0]
+
+
+def _watchdog_pid() -> int | None:
+    dog = _WATCHDOG[0] if _WATCHDOG else None
+    return dog.pid if dog is not None else None
+
+
+# signals the child gets back at their defaults: Python ignores SIGPIPE and SIGXFSZ, and our
+# handlers for TERM/INT/HUP must not become an inherited SIG_IGN
+_DEFAULT_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in ("SIGPIPE", "SIGXFSZ", "SIGTERM", "SIGINT", "SIGHUP")
+    if hasattr(signal, name)
+)
+
+
+class SpawnError(Exception):
+    """The command could not be started: exit code (125-127) and why."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def _resolve(name: str, path: str, cwd: str | None) -> str:
+    """The file execvp would run, found as the shell finds it (so errors can say why)."""
+    if "/" in name:
+        full = name if os.path.isabs(name) or cwd is None else os.path.join(cwd, name)
+        if not os.path.exists(full):
+            raise SpawnError(127, f"command not found: {name}")
+        if os.path.isdir(full) or not os.access(full, os.X_OK):
+            raise SpawnError(126, f"cannot execute {name}: Permission denied")
+        return name
+    denied = None
+    for entry in path.split(":"):
+        full = os.path.join(entry or ".", name)
+        if cwd is not None and not os.path.isabs(full):
+            full = os.path.join(cwd, full)
+        if os.path.isfile(full):
+            if os.access(full, os.X_OK):
+                return full
+            denied = denied or full
+    if denied is not None:
+        raise SpawnError(126, f"cannot execute {name}: Permission denied")
+    raise SpawnError(127, f"command not found: {name} (PATH={path})")
+
+
+def _spawn(
+    argv: list[str],
+    env: Mapping[str, str],
+    cwd: str | None,
+    out_fd: int,
+    err_fd: int,
+    pass_fds: tuple[int, ...],
+) -> int:
+    """Start the command in a new process group; its pid. Raises SpawnError."""
+    if cwd is not None and not os.path.isdir(cwd):
+        raise SpawnError(125, f"cannot enter directory {cwd}: no such directory")
+    program = _resolve(argv[0], env.get("PATH", os.defpath), cwd)
+    if cwd is not None:
+        # posix_spawn has no chdir: a shell enters the directory and execs the command
+        argv = [_SH, "-c", 'cd -- "$0" && exec "$@"', cwd, *argv]
+        program = _SH
+    for fd in pass_fds:
+        os.set_inheritable(fd, True)
+    try:
+        return os.posix_spawn(
+            program,
+            argv,
+            dict(env),
+            file_actions=[(os.POSIX_SPAWN_DUP2, out_fd, 1), (os.POSIX_SPAWN_DUP2, err_fd, 2)],
+            setpgroup=0,
+            setsigdef=_DEFAULT_SIGNALS,
+        )
+    except OSError as err:
+        code = 127 if isinstance(err, FileNotFoundError) else 126
+        raise SpawnError(code, f"cannot execute {argv[0]}: {err.strerror}") from None
+    finally:
+        for fd in pass_fds:  # only the job holds the lock, not helpers spawned later
+            os.set_inheritable(fd, False)
+
+
+def _same_file(a: int, b: int) -> bool:
+    try:
+        sa, sb = os.fstat(a), os.fstat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def _job_pipe() -> tuple[int, int]:
+    """A pipe whose ends are not 0-2 (if cron closed one of ours, a dup2 onto itself would
+    leave it close-on-exec)."""
+    import fcntl
+
+    r, w = os.pipe2(os.O_CLOEXEC)
+    ends = []
+    for fd in (r, w):
+        if fd <= 2:
+            new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+            os.close(fd)
+            fd = new
+        ends.append(fd)
+    return ends[0], ends[1]
+
+
+# ------------------------------------------------------------------ one attempt
 
 
 def run_attempt(
     argv: list[str],
     *,
-    env: dict[str, str],
+    env: Mapping[str, str],
     cwd: str | None,
     timeout_s: float | None,
     kill_after_s: float,
@@ -319,66 +372,42 @@ def run_attempt(
     watch: tuple[float, Callable[[], object]] | None = None,
 ) -> AttemptResult:
     """Run the command once; never raises for the command's own failures. `watch` is a
-    (monotonic time, callback) called once if the attempt is still running then."""
+    (monotonic time, callback) called once if the attempt is still running then.
+
+    When cronwrap's stdout and stderr are one file (as under cron, `>log 2>&1`), the job gets
+    one pipe for both, so the order of its stdout and stderr lines is kept."""
     started = time.monotonic()
-    parent = os.getpid()
+    dog = _watchdog()
+    merged = _same_file(1, 2)
+    pipes = [_job_pipe()] if merged else [_job_pipe(), _job_pipe()]
+    out_w, err_w = pipes[0][1], pipes[-1][1]
     try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=None,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=cwd,
-            pass_fds=pass_fds,
-            preexec_fn=lambda: _preexec(parent),  # noqa: PLW1509
-            bufsize=0,
-        )
-    except FileNotFoundError as err:
-        missing = err.filename if err.filename is not None else argv[0]
-        if cwd is not None and str(missing) == cwd:
-            return AttemptResult(
-                "failed",
-                125,
-                None,
-                time.monotonic() - started,
-                f"cannot enter directory {cwd}: no such directory",
-            )
-        return AttemptResult(
-            "failed",
-            127,
-            None,
-            time.monotonic() - started,
-            f"command not found: {argv[0]} (PATH={env.get('PATH', '')})",
-        )
-    except PermissionError as err:
-        return AttemptResult(
-            "failed",
-            126,
-            None,
-            time.monotonic() - started,
-            f"cannot execute {argv[0]}: {err.strerror}",
-        )
-    except OSError as err:
-        return AttemptResult(
-            "failed",
-            126,
-            None,
-            time.monotonic() - started,
-            f"cannot execute {argv[0]}: {err.strerror}",
-        )
-    canceller.child_pgid = proc.pid
+        pid = _spawn(argv, env, cwd, out_w, err_w, pass_fds)
+    except SpawnError as err:
+        for r, w in pipes:
+            os.close(r)
+            os.close(w)
+        return AttemptResult("failed", err.code, None, time.monotonic() - started, err.reason)
+    for _, w in pipes:
+        os.close(w)
+    if dog is not None:
+        dog.say(str(pid))
+    canceller.child_pgid = pid
     if canceller.signum is not None:  # a signal arrived while we were spawning
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, canceller.signum)
+            os.killpg(pid, canceller.signum)
+    streams = {pipes[0][0]: 1}
+    if not merged:
+        streams[pipes[1][0]] = 2
     try:
-        return _supervise(proc, started, timeout_s, kill_after_s, sink, canceller, watch)
+        return _supervise(pid, streams, started, timeout_s, kill_after_s, sink, canceller, watch)
     finally:
         canceller.child_pgid = None
 
 
 def _supervise(
-    proc: subprocess.Popen[bytes],
+    pid: int,
+    streams: dict[int, int],
     started: float,
     timeout_s: float | None,
     kill_after_s: float,
@@ -386,20 +415,13 @@ def _supervise(
     canceller: Canceller,
     watch: tuple[float, Callable[[], object]] | None = None,
 ) -> AttemptResult:
-    assert proc.stdout is not None and proc.stderr is not None
-    streams = {proc.stdout.fileno(): 1, proc.stderr.fileno(): 2}
-    for fd in streams:
-        with contextlib.suppress(OSError):
-            import fcntl
-
-            fcntl.fcntl(fd, _F_SETPIPE_SZ, READ_SIZE)
     poller = select.poll()
     for fd in streams:
         poller.register(fd, select.POLLIN)
     poller.register(canceller.read_fd, select.POLLIN)
     pidfd: int | None = None
     try:
-        pidfd = os.pidfd_open(proc.pid)
+        pidfd = os.pidfd_open(pid)
         poller.register(pidfd, select.POLLIN)
     except (AttributeError, OSError):  # not Linux >= 5.3: poll the child instead
         pidfd = None
@@ -408,6 +430,7 @@ def _supervise(
     kill_at: float | None = None
     timed_out = False
     cancel_seen = False
+    status: int | None = None  # the wait status, once the child has exited
     exited = False
     open_fds = set(streams)
 
@@ -423,11 +446,8 @@ def _supervise(
             waits.append(0.1)
         wait_ms = None if not waits else max(0, int(min(waits) * 1000) + 1)
         for fd, _ev in poller.poll(wait_ms):
-            if fd in streams:
-                data = _read(fd)
-                if data:
-                    sink.write(streams[fd], data)
-                else:
+            if fd in open_fds:
+                if not sink.pump(fd, streams[fd]):
                     poller.unregister(fd)
                     open_fds.discard(fd)
             elif fd == pidfd:
@@ -435,66 +455,102 @@ def _supervise(
                 poller.unregister(pidfd)
             elif fd == canceller.read_fd:
                 canceller.drain()
-        if pidfd is None and not exited and proc.poll() is not None:
-            exited = True
+        if pidfd is None and not exited:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            exited = done != 0
         now = time.monotonic()
         if canceller.signum is not None and not cancel_seen:
             cancel_seen = True  # the handler forwarded the signal already
             kill_at = now + kill_after_s
         if deadline is not None and not timed_out and now >= deadline and not exited:
             timed_out = True
-            kill_tree(proc.pid, signal.SIGTERM)
+            kill_tree(pid, signal.SIGTERM)
             kill_at = now + kill_after_s
         if watch is not None and now >= watch[0] and not exited:
             watch[1]()
             watch = None
         if kill_at is not None and now >= kill_at and not exited:
-            kill_tree(proc.pid, signal.SIGKILL)
+            kill_tree(pid, signal.SIGKILL)
             kill_at = None
         if exited:
             for fd in list(open_fds):  # what is already in the pipes, without waiting on
                 _drain(fd, streams[fd], sink)  # descendants that keep them open
             break
 
-    returncode = proc.wait()
-    if timed_out or cancel_seen:
-        kill_tree(proc.pid, signal.SIGKILL)  # leave nothing of a killed job behind
-    for stream in (proc.stdout, proc.stderr):
-        stream.close()
+    dog = _watchdog()
+    if dog is not None:
+        dog.say("ok")  # before the reap: until then the pid cannot be reused
+    if status is None:
+        _, status = os.waitpid(pid, 0)
     if pidfd is not None:
         os.close(pidfd)
+    if timed_out or cancel_seen:
+        kill_tree(pid, signal.SIGKILL)  # leave nothing of a killed job behind
+    for fd, stream in streams.items():
+        if not (timed_out or cancel_seen):
+            _hand_off(fd, stream, sink)
+        os.close(fd)
+    sink.end_attempt()
     reap_orphans()
     duration = time.monotonic() - started
+    returncode = os.waitstatus_to_exitcode(status)
     sig = -returncode if returncode < 0 else None
     code = 128 + sig if sig is not None else returncode
     if timed_out:
         return AttemptResult("timeout", 124, sig, duration, f"timed out after {timeout_s:g}s")
     if cancel_seen:
         assert canceller.signum is not None
-        name = signal.Signals(canceller.signum).name
+        name = signal_name(canceller.signum)
         return AttemptResult(
             "cancelled", 128 + canceller.signum, sig, duration, f"cancelled by {name}"
         )
     if code == 0:
         return AttemptResult("success", 0, None, duration)
-    reason = f"killed by {signal.Signals(sig).name}" if sig else f"exit code {code}"
+    reason = f"killed by {signal_name(sig)}" if sig else f"exit code {code}"
     return AttemptResult("failed", code, sig, duration, reason)
-
-
-def _read(fd: int) -> bytes:
-    try:
-        return os.read(fd, READ_SIZE)  # poll said readable: this does not block
-    except OSError:
-        return b""
 
 
 def _drain(fd: int, stream: int, sink: OutputSink) -> None:
     os.set_blocking(fd, False)
     for _ in range(4096):  # bounded: a descendant could write forever
-        try:
-            data = os.read(fd, READ_SIZE)
-        except (BlockingIOError, OSError):
+        if not sink.pump(fd, stream):
             return
-        if not data:
-            return
-        sink.write(stream, data)
+
+
+def _hand_off(fd: int, stream: int, sink: OutputSink) -> None:
+    """The command exited but something it started in the background still holds its output
+    pipe: closing our end would kill that process with SIGPIPE at its next write, which the
+    bare crontab line would not. A `cat` takes the pipe over and copies the rest to where our
+    output goes (not to the log or pings); cronwrap does not wait for it."""
+    try:
+        (_, events), *_ = _poll_hup(fd)
+    except ValueError:
+        return
+    if events & select.POLLHUP:  # no writer is left: nothing to keep alive
+        return
+    target = stream if sink.passthrough and not sink.is_dead(stream) else None
+    null = None
+    if target is None:
+        null = target = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    os.set_blocking(fd, True)
+    try:
+        os.posix_spawn(
+            _CAT,
+            ["cat"],
+            {"PATH": "/usr/bin:/bin"},
+            file_actions=[(os.POSIX_SPAWN_DUP2, fd, 0), (os.POSIX_SPAWN_DUP2, target, 1)],
+            setpgroup=0,
+            setsigdef=_DEFAULT_SIGNALS,
+        )
+    except OSError as err:
+        sink.errors.append(f"cannot keep background output flowing: {err.strerror}")
+    finally:
+        if null is not None:
+            os.close(null)
+
+
+def _poll_hup(fd: int) -> list[tuple[int, int]]:
+    poller = select.poll()
+    poller.register(fd, 0)  # POLLHUP is always reported
+    got = poller.poll(0)
+    return got if got else [(fd, 0)]

@@ -8,7 +8,6 @@ import contextlib
 import os
 import random
 import shlex
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -41,6 +40,7 @@ class Outcome:
         "duration_s",
         "exit_code",
         "output",
+        "output_err",
         "reason",
         "run_id",
         "signal",
@@ -59,6 +59,7 @@ class Outcome:
         reason: str | None = None,
         warnings: list[str] | None = None,
         output: bytes = b"",
+        output_err: bytes = b"",
     ) -> None:
         self.run_id = run_id
         self.status = status  # success|failed|timeout|cancelled|skipped
@@ -68,7 +69,8 @@ class Outcome:
         self.duration_s = duration_s
         self.reason = reason
         self.warnings = warnings if warnings is not None else []
-        self.output = output  # for chronic mode: what to print on failure
+        self.output = output  # for chronic mode: what to print on failure, stdout
+        self.output_err = output_err  # and stderr
 
 
 def new_run_id() -> str:
@@ -258,7 +260,7 @@ def _open_output_log(run: _Run) -> tuple[Path | None, object]:
         fd = os.open(
             path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640
         )
-        return path, os.fdopen(fd, "wb", buffering=256 * 1024)
+        return path, os.fdopen(fd, "wb", buffering=0)  # written as it comes
     except (CronwrapError, OSError) as err:
         run.warn(f"output is not kept in a log file: {err}")
         return None, None
@@ -734,9 +736,9 @@ def _run_locked(
     if run.warnings:
         fields["warnings"] = list(run.warnings)
     run.emit("run.end", result.reason or "", **fields)
-    output = b""
+    output = output_err = b""
     if job.quiet and result.status != "success":
-        output = _chronic_output(log_path, sink)
+        output, output_err = sink.held(1), sink.held(2)
     return Outcome(
         run.run_id,
         result.status,
@@ -747,6 +749,7 @@ def _run_locked(
         result.reason,
         run.warnings,
         output,
+        output_err,
     )
 
 
@@ -988,23 +991,11 @@ def _expected_interval(job: Job) -> float | None:
     return (runs[1] - runs[0]).total_seconds() if len(runs) == 2 else None
 
 
-def _chronic_output(log_path: Path | None, sink: runner.OutputSink) -> bytes:
-    if log_path is not None:
-        try:
-            return log_path.read_bytes()
-        except OSError:
-            pass
-    head, tail, omitted = sink.head_and_tail(2 * sink.keep)
-    gap = f"\n[cronwrap: {omitted} bytes omitted here]\n".encode() if omitted else b""
-    return head + gap + tail
-
-
 def exit_with(outcome: Outcome) -> int:
     """Print chronic output (if any) and give the exit status for the process."""
-    if outcome.output:
-        try:
-            sys.stdout.buffer.write(outcome.output)
-            sys.stdout.buffer.flush()
-        except OSError:
-            pass
+    for fd, data in ((1, outcome.output), (2, outcome.output_err)):
+        view = memoryview(data)
+        with contextlib.suppress(OSError):
+            while view:
+                view = view[os.write(fd, view) :]
     return outcome.exit_code

@@ -1,0 +1,413 @@
+"""Where a job's output goes: passed through to cronwrap's own stdout/stderr, into the per-run
+log (head and tail, written as it comes), and a small in-memory head and tail for pings, alerts
+and the store; in --quiet mode held per stream until the end. Big output is relayed without
+copying it through Python (tee(2) + splice(2)); memory stays bounded whatever the job prints.
+Standard library only."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import os
+
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import BinaryIO
+
+READ_SIZE = 1 << 20
+KEEP = 64 * 1024  # in-memory head and tail, for pings, alerts and the store
+HOLD = 256 * 1024  # --quiet: the first and the last HOLD bytes of each stream are held
+_F_SETPIPE_SZ = 1031
+_F_GETPIPE_SZ = 1032
+_SPLICE_F_NONBLOCK = 2
+_ZERO_COPY_PIPE = 1 << 20
+
+
+class _Ring:
+    """The last `cap` bytes written to it, in chunks (no copy of what is appended whole)."""
+
+    __slots__ = ("cap", "chunks", "size")
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.size = 0
+
+    def push(self, data: bytes) -> None:
+        cap = self.cap
+        if len(data) >= cap:
+            self.chunks.clear()
+            self.chunks.append(data[len(data) - cap :])
+            self.size = cap
+            return
+        self.chunks.append(data)
+        self.size += len(data)
+        while self.size > cap:
+            first = self.chunks[0]
+            excess = self.size - cap
+            if len(first) <= excess:
+                self.chunks.popleft()
+                self.size -= len(first)
+            else:
+                self.chunks[0] = first[excess:]
+                self.size -= excess
+
+    def clear(self) -> None:
+        self.chunks.clear()
+        self.size = 0
+
+    def value(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+class _Held:
+    """--quiet: one stream's first and last HOLD bytes, and how many lay between."""
+
+    __slots__ = ("head", "tail", "total")
+
+    def __init__(self) -> None:
+        self.head = bytearray()
+        self.tail = _Ring(HOLD)
+        self.total = 0
+
+    def push(self, data: bytes) -> None:
+        self.total += len(data)
+        room = HOLD - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if data:
+            self.tail.push(data)
+
+    def value(self) -> bytes:
+        omitted = self.total - len(self.head) - self.tail.size
+        gap = f"\n[cronwrap: {omitted} bytes omitted here]\n".encode() if omitted else b""
+        return bytes(self.head) + gap + self.tail.value()
+
+
+class OutputSink:
+    """One run's output, across its attempts. `write` takes what the pump read; `pump` lets
+    the sink read (and, for big output, splice) from a child's pipe itself."""
+
+    def __init__(
+        self,
+        *,
+        passthrough: bool,
+        log_file: BinaryIO | None,
+        max_log_size: int,
+        keep: int = KEEP,
+    ) -> None:
+        self.passthrough = passthrough
+        self.log_file = log_file
+        self.log_head_left = max_log_size // 2
+        self._log_tail = _Ring(max(max_log_size - max_log_size // 2, 1))
+        self._logged = 0  # bytes meant for the log (output and marks)
+        self._log_head_size = 0
+        self.keep = keep
+        self.head = bytearray()
+        self._tail = _Ring(keep)
+        self.total = 0
+        self.errors: list[str] = []
+        self._dead = {1: False, 2: False}
+        self._held: dict[int, _Held] = {}
+        self._relay: _Relay | None = None
+        self._no_splice: set[int] = set()  # our output fds that splice(2) cannot write to
+
+    # ---------------------------------------------------------- the copy path
+
+    def write(self, fd: int, data: bytes) -> None:
+        """What stream `fd` (1 or 2) of the job printed."""
+        self.total += len(data)
+        if not self.passthrough:
+            self._held.setdefault(fd, _Held()).push(data)
+        elif not self._dead[fd]:
+            self._write_through(fd, data)
+        if len(self.head) < self.keep:
+            self.head += data[: self.keep - len(self.head)]
+        self._tail.push(data)
+        self._write_log(data)
+
+    def _write_through(self, fd: int, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(fd, view)
+            except InterruptedError:
+                continue
+            except OSError as err:  # our reader went away: keep running the job, stop echoing
+                self._give_up(fd, err)
+                return
+            view = view[n:]
+
+    def is_dead(self, fd: int) -> bool:
+        """True once passing output through to `fd` has failed (our reader went away)."""
+        return self._dead[fd]
+
+    def _give_up(self, fd: int, err: OSError) -> None:
+        self._dead[fd] = True
+        self.errors.append(f"cannot pass output through: {err.strerror}")
+
+    def _write_log(self, data: bytes) -> None:
+        self._logged += len(data)
+        if self.log_file is None:
+            return
+        if self.log_head_left > 0:
+            part = data[: self.log_head_left]
+            try:  # unbuffered: `logs --follow` sees it now, a killed run leaves it behind
+                self.log_file.write(part)
+            except OSError as err:
+                self._log_failed(err)
+                return
+            self.log_head_left -= len(part)
+            self._log_head_size += len(part)
+            data = data[len(part) :]
+        if data:
+            self._log_tail.push(data)
+
+    def _log_failed(self, err: OSError) -> None:
+        self.errors.append(f"cannot write output log: {err.strerror}")
+        self.log_file = None
+
+    def mark(self, text: str) -> None:
+        """A cronwrap note in the log file only (attempt separators); never passed through."""
+        self.end_attempt()
+        if self.log_file is not None and self.log_head_left > 0:
+            self._write_log(text.encode())
+
+    # ---------------------------------------------------------- reading from the job
+
+    def pump(self, fd: int, stream: int) -> bool:
+        """Move what is in the job's pipe `fd` along; False once it is at its end (or would
+        block, for a non-blocking `fd`)."""
+        if self._can_splice(stream):
+            moved = self._splice(fd, stream)
+            if moved is not None:
+                return moved > 0
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return False
+        if not data:
+            return False
+        if self._relay is not None:  # leaving the zero-copy path: what it holds comes first
+            self.end_attempt()
+        self.write(stream, data)
+        return True
+
+    def _can_splice(self, stream: int) -> bool:
+        """Zero copy only for big output: once the heads are full nothing but the tails
+        needs the bytes, and those a scratch pipe can keep (see _Relay)."""
+        return (
+            self.passthrough
+            and not self._dead[stream]
+            and stream not in self._no_splice
+            and len(self.head) >= self.keep
+            and (self.log_file is None or self.log_head_left <= 0)
+        )
+
+    def _splice(self, fd: int, stream: int) -> int | None:
+        """Bytes moved (0 at the end), or None: use the copy path instead."""
+        relay = self._relay
+        if relay is None:
+            relay = self._relay = _Relay.create(fd)
+            if relay is None:
+                self._no_splice.update((1, 2))
+                return None
+        try:
+            n = relay.tee(fd)
+        except OSError as err:
+            if err.errno == errno.EAGAIN:
+                return 0
+            self._no_splice.update((1, 2))
+            return None
+        if n == 0:
+            return 0
+        sent = 0
+        while sent < n:
+            try:
+                sent += os.splice(fd, stream, n - sent)
+            except InterruptedError:
+                continue
+            except BlockingIOError:  # a non-blocking end makes splice non-blocking: wait
+                _wait_writable(stream)
+                continue
+            except OSError as err:
+                if sent == 0 and err.errno == errno.EINVAL:  # a tty, an O_APPEND file...
+                    self._no_splice.add(stream)
+                    rest = _read_exactly(fd, n)
+                    self._write_through(stream, rest)
+                else:
+                    self._give_up(stream, err)
+                    _read_exactly(fd, n - sent)  # consume what the scratch pipe has seen
+                break
+        self.total += n
+        self._logged += n
+        relay.keep_at_most(max(self.keep, self._log_tail.cap))
+        return n
+
+    def end_attempt(self) -> None:
+        """Take what the zero-copy relay kept into the tails (it is the newest output)."""
+        relay = self._relay
+        if relay is None:
+            return
+        data, skipped = relay.take()
+        if skipped:  # bytes between the tails and this were never seen: start them afresh
+            self._tail.clear()
+            self._log_tail.clear()
+        self._tail.push(data)
+        if self.log_file is not None:
+            self._log_tail.push(data)
+
+    # ---------------------------------------------------------- after the run
+
+    def close_log(self) -> None:
+        self.end_attempt()
+        if self._relay is not None:
+            self._relay.close()
+            self._relay = None
+        if self.log_file is None:
+            return
+        try:
+            omitted = self._logged - self._log_head_size - self._log_tail.size
+            if omitted > 0:
+                self.log_file.write(f"\n[cronwrap: {omitted} bytes omitted here]\n".encode())
+            for chunk in self._log_tail.chunks:
+                self.log_file.write(chunk)
+            self.log_file.close()
+        except OSError as err:
+            self.errors.append(f"cannot write output log: {err.strerror}")
+        self.log_file = None
+        self._log_tail.clear()
+
+    def held(self, stream: int) -> bytes:
+        """--quiet: what the job printed on `stream`, bounded (head, a marker, tail)."""
+        got = self._held.get(stream)
+        return got.value() if got is not None else b""
+
+    def tail_bytes(self, limit: int | None = None) -> bytes:
+        self.end_attempt()
+        data = self._tail.value()
+        return data if limit is None else data[-limit:]
+
+    def head_and_tail(self, limit: int) -> tuple[bytes, bytes, int]:
+        """Up to `limit` bytes: the head and the tail of all output, and how much lies between."""
+        self.end_attempt()
+        if self.total <= limit and self.total <= self.keep:
+            return bytes(self.head[: self.total]), b"", 0
+        if self.total <= limit and self.total <= self._tail.size:
+            return self._tail.value()[-self.total :], b"", 0
+        half = limit // 2
+        head = bytes(self.head[:half])
+        tail = self.tail_bytes(limit - half)
+        return head, tail, self.total - len(head) - len(tail)
+
+
+def _read_exactly(fd: int, n: int) -> bytes:
+    parts = []
+    while n > 0:
+        try:
+            data = os.read(fd, n)
+        except InterruptedError:
+            continue
+        except OSError:
+            break
+        if not data:
+            break
+        parts.append(data)
+        n -= len(data)
+    return b"".join(parts)
+
+
+class _Relay:
+    """Zero-copy relay for big output: tee(2) duplicates the job's pipe into a scratch pipe,
+    splice(2) moves the original to our stdout/stderr, and the scratch pipe keeps only the
+    newest bytes (the rest is spliced to /dev/null). Its content becomes the tails at the end
+    of an attempt. Python has os.splice (3.10+) but no os.tee: tee comes from libc."""
+
+    def __init__(
+        self,
+        tee: Callable[[int, int, int, int], int],
+        read_fd: int,
+        write_fd: int,
+        null_fd: int,
+        cap: int,
+    ) -> None:
+        self._tee = tee
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+        self.null_fd = null_fd
+        self.cap = cap
+        self.held = 0
+        self.skipped = False
+
+    @classmethod
+    def create(cls, job_fd: int) -> _Relay | None:
+        if not hasattr(os, "splice"):
+            return None
+        try:
+            import ctypes
+            import fcntl
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            tee = libc.tee
+            tee.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_uint)
+            tee.restype = ctypes.c_ssize_t
+        except (ImportError, OSError, AttributeError):
+            return None
+        r, w = os.pipe2(os.O_CLOEXEC)
+        # fewer, bigger moves (also into our own stdout/stderr when they are pipes); the
+        # kernel refuses past the user's pipe quota, and then the pipes stay as they are
+        for fd in (job_fd, r, 1, 2):
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, _F_SETPIPE_SZ, _ZERO_COPY_PIPE)
+        cap = fcntl.fcntl(r, _F_GETPIPE_SZ)
+        null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        return cls(tee, r, w, null, cap)
+
+    def tee(self, job_fd: int) -> int:
+        import ctypes
+
+        # room for what comes: drop the oldest bytes we hold
+        self.keep_at_most(self.cap // 2)
+        while True:
+            n = self._tee(job_fd, self.write_fd, self.cap // 2, _SPLICE_F_NONBLOCK)
+            if n >= 0:
+                self.held += n
+                return n
+            err = ctypes.get_errno()
+            if err == errno.EINTR:
+                continue
+            if err == errno.EAGAIN and self.held > 0:  # the scratch pipe is full (in pages)
+                self.keep_at_most(self.held // 2)
+                continue
+            raise OSError(err, os.strerror(err))
+
+    def keep_at_most(self, limit: int) -> None:
+        while self.held > limit:
+            try:
+                self.held -= os.splice(self.read_fd, self.null_fd, self.held - limit)
+            except InterruptedError:
+                continue
+            self.skipped = True
+
+    def take(self) -> tuple[bytes, bool]:
+        data = _read_exactly(self.read_fd, self.held)
+        self.held = 0
+        skipped, self.skipped = self.skipped, False
+        return data, skipped
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self.write_fd, self.null_fd):
+            os.close(fd)
+
+
+def _wait_writable(fd: int) -> None:
+    import select
+
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    poller.poll(1000)
