@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cronwrap, popen_cronwrap, wait_for
+from tests.conftest import cronwrap, cw_env, popen_cronwrap, wait_for
 from tests.hcpeer import Peer, Relay, peer_dir, peer_script, start_peer, stop_peer
 
 PY = sys.executable
@@ -294,3 +294,87 @@ def test_malformed_outbox_records_never_stop_the_job(home: Path, peer: Peer) -> 
     assert again.returncode == 0 and again.stderr == ""
     flushed = cronwrap(home, "flush")
     assert flushed.returncode == 0 and flushed.stderr == ""
+
+
+# ---------------------------------------------------------------- hc sync
+
+
+def sync(home: Path, peer: Peer, tab: Path, *args: str, host: str, url: str | None = None):  # type: ignore[no-untyped-def]
+    env = cw_env(home, CRONWRAP_HC_API_KEY=peer.api_key, CRONWRAP_HOST_ID=host, TZ="UTC")
+    api_url = url or peer.url
+    return cronwrap(home, "hc", "sync", "--api-url", api_url, "--crontab", str(tab), *args, env=env)
+
+
+def test_sync_makes_checks_that_notify(home: Path, peer: Peer, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    host = f"host-{tag}"
+    tab = tmp_path / "tab"
+    tab.write_text(
+        f"CRON_TZ=Europe/Berlin\n"
+        f"30 2 * * * cronwrap run --name Backup.{tag} --timeout 2h -- /usr/bin/backup --all\n"
+        f"@daily cronwrap run --name report-{tag} -- /usr/bin/report\n"
+    )
+    first = sync(home, peer, tab, host=host)
+    assert first.returncode == 0, first.stdout + first.stderr
+    checks = {str(c["slug"]): c for c in peer.checks(tag=host)}
+    assert set(checks) == {f"backup-{tag}", f"report-{tag}"}
+    [channel] = peer.api("GET", "channels/")["channels"]  # type: ignore[index]
+    backup = checks[f"backup-{tag}"]
+    assert backup["channels"] == channel["id"]  # all integrations, as ?create=1 gives
+    assert backup["schedule"] == "30 2 * * *" and backup["tz"] == "Europe/Berlin"
+    assert backup["grace"] == 2 * 3600 + 120  # outlasts --timeout 2h
+    assert backup["tags"] == f"cronwrap {host}"
+    assert host in str(backup["desc"]) and "/usr/bin/backup --all" in str(backup["desc"])
+    assert backup["methods"] == ""
+    assert checks[f"report-{tag}"]["schedule"] == "0 0 * * *"
+
+    again = sync(home, peer, tab, host=host)
+    assert again.returncode == 0 and again.stderr == ""
+    assert [ln.split()[-1] for ln in again.stdout.splitlines()[1:3]] == ["unchanged"] * 2
+
+    # someone edits the schedule on the server: dry run warns, sync puts it back
+    peer.api("POST", f"checks/{backup['uuid']}", {"schedule": "0 3 * * *"})
+    dry = sync(home, peer, tab, "--dry-run", host=host)
+    assert "the server's schedule '0 3 * * *' differs from the crontab's '30 2 * * *'" in (
+        dry.stderr
+    )
+    assert peer.check(str(backup["uuid"]))["schedule"] == "0 3 * * *"
+    fixed = sync(home, peer, tab, "--post-only", "--channels", "", host=host)
+    assert fixed.returncode == 0, fixed.stdout
+    assert "updated schedule, methods, channels" in fixed.stdout
+    now = peer.check(str(backup["uuid"]))
+    assert (now["schedule"], now["methods"], now["channels"]) == ("30 2 * * *", "POST", "")
+
+
+def test_sync_pauses_or_deletes_removed_jobs(home: Path, peer: Peer, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    host = f"host-{tag}"
+    tab = tmp_path / "tab"
+    tab.write_text(
+        f"0 1 * * * cronwrap run --name a-{tag} -- /bin/true\n"
+        f"0 2 * * * cronwrap run --name b-{tag} -- /bin/true\n"
+    )
+    assert sync(home, peer, tab, host=host).returncode == 0
+    tab.write_text(f"0 1 * * * cronwrap run --name a-{tag} -- /bin/true\n")
+    kept = sync(home, peer, tab, host=host)
+    assert "not in the crontab: kept" in kept.stdout
+    [b] = peer.checks(slug=f"b-{tag}")
+    assert b["status"] == "new"
+    paused = sync(home, peer, tab, "--removed", "pause", host=host)
+    assert paused.returncode == 0 and "not in the crontab: paused" in paused.stdout
+    assert peer.check(str(b["uuid"]))["status"] == "paused"
+    deleted = sync(home, peer, tab, "--removed", "delete", host=host)
+    assert deleted.returncode == 0 and "not in the crontab: deleted" in deleted.stdout
+    assert peer.checks(slug=f"b-{tag}") == []
+    assert len(peer.checks(slug=f"a-{tag}")) == 1  # the job still in the crontab stays
+
+
+def test_sync_with_a_wrong_api_url_says_so_in_one_line(
+    home: Path, peer: Peer, tmp_path: Path
+) -> None:
+    tab = tmp_path / "tab"
+    tab.write_text("0 1 * * * cronwrap run --name x -- /bin/true\n")
+    result = sync(home, peer, tab, host="h", url=peer.url + "/healthchecks")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "check --api-url" in result.stderr, result.stderr
+    assert "<" not in result.stderr + result.stdout  # no Django HTML

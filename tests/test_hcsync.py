@@ -16,6 +16,7 @@ from cronwrap.notify.hcapi import grace_for, server_schedule
 from tests.conftest import cronwrap, cw_env
 
 KEY = "test-api-key-1234"
+CHANNEL = "29a0eb18-232d-4ec2-a4cd-a28174c6a052"
 
 
 class ManagementApi:
@@ -45,6 +46,8 @@ class ManagementApi:
                 api.requests.append(("GET", self.path, None))
                 if self.headers.get("X-Api-Key") != KEY:
                     return self._send(401, {"error": "wrong api key"})
+                if urlsplit(self.path).path.endswith("/channels/"):
+                    return self._send(200, {"channels": [{"id": CHANNEL, "name": "ops mail"}]})
                 slug = parse_qs(urlsplit(self.path).query).get("slug", [None])[0]
                 checks = [c for c in api.checks.values() if slug in (None, c["slug"])]
                 return self._send(200, {"checks": checks})
@@ -71,7 +74,10 @@ class ManagementApi:
                 if not isinstance(grace, int) or not 60 <= grace <= 31536000:
                     return self._send(400, {"error": "json validation error: grace"})
                 slug = doc["slug"]
-                fields = {k: doc[k] for k in ("name", "slug", "schedule", "tz", "grace")}
+                keys = ("name", "slug", "schedule", "tz", "grace", "desc", "tags", "methods")
+                fields = {k: doc[k] for k in keys}
+                # as the real server: "*" is stored as the project's integrations
+                fields["channels"] = CHANNEL if doc.get("channels") == "*" else doc["channels"]
                 if slug in api.checks:
                     api.checks[slug].update(fields)
                     return self._send(200, api.checks[slug])
@@ -131,8 +137,11 @@ def test_creates_then_updates_one_check_per_job(
     assert "https://hc.example/ping/" not in result.stdout  # ping URLs are secrets
     posts = [r[2] for r in api.requests if r[0] == "POST"]
     assert all(p["unique"] == ["slug"] and isinstance(p["grace"], int) for p in posts)
+    n_posts = len(posts)
     again = sync(home, tab, api)
-    assert "updated" in again.stdout and len(api.checks) == 3
+    assert len(api.checks) == 3
+    assert [ln.split()[-1] for ln in again.stdout.splitlines()[1:4]] == ["unchanged"] * 3
+    assert len([r for r in api.requests if r[0] == "POST"]) == n_posts  # nothing sent
 
 
 def test_grace_from_observed_run_times(home: Path, tmp_path: Path, api: ManagementApi) -> None:

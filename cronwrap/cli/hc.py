@@ -48,6 +48,33 @@ def hc_group() -> None:
     help="Grace for every check (default: from the "
     "job's observed p95 run time plus margin; 1h without history).",
 )
+@click.option(
+    "--channels",
+    default="*",
+    show_default=True,
+    metavar="LIST",
+    help='Integrations that notify for the checks: "*" all of the project\'s, "" none, or '
+    "comma-separated integration names or UUIDs.",
+)
+@click.option(
+    "--post-only",
+    is_flag=True,
+    help='Set the checks\' methods to "POST": HEAD/GET requests (link previews, crawlers) '
+    "are then ignored. cronwrap always POSTs.",
+)
+@click.option(
+    "--removed",
+    type=click.Choice(["keep", "pause", "delete"]),
+    default="keep",
+    show_default=True,
+    help="What to do with checks this host's hc sync made for jobs no longer in the crontab.",
+)
+@click.option(
+    "--host-id",
+    envvar="CRONWRAP_HOST_ID",
+    metavar="NAME",
+    help="This host's name in the checks' tags and descriptions (default: the host name).",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @click.option(
     "--ping-urls",
@@ -62,15 +89,22 @@ def hc_sync_cmd(
     api_key: str | None,
     crontab_files: tuple[str, ...],
     grace: str | None,
+    channels: str,
+    post_only: bool,
+    removed: str,
+    host_id: str | None,
     dry_run: bool,
     ping_urls: str | None,
 ) -> None:
-    """Create or update one Healthchecks check per job: slug = job name, the job's schedule
-    (macros expanded), the zone cron runs it in (CRON_TZ, --tz, config, else the host's
-    zone), and a grace that covers its real run time.
+    """Create or update one Healthchecks check per job: slug from the job name, the job's
+    schedule (macros expanded), the zone cron runs it in (CRON_TZ, --tz, config, else the
+    host's zone), a grace that covers its real run time and its --timeout, all integrations
+    (--channels), a description (host, command) and the tags "cronwrap HOST".
 
-    Uses POST /api/v3/checks/ with unique: [slug] as an upsert. Expressions the server
-    cannot take are reported and skipped. Exits 1 if any job could not be synced.
+    Uses POST /api/v3/checks/ with unique: [slug] as an upsert, only for checks that
+    differ ("unchanged" otherwise). Expressions the server cannot take are reported and
+    skipped; a server schedule that differs from the crontab is warned about. Exits 1 if
+    any job could not be synced.
 
     \b
     Example:
@@ -80,7 +114,7 @@ def hc_sync_cmd(
 
     from cronwrap.config import load_config, parse_duration, read_secret
     from cronwrap.notify.hcapi import Api
-    from cronwrap.notify.hcsync import HEADER, sync, sync_jobs, write_ping_urls
+    from cronwrap.notify.hcsync import HEADER, SyncOptions, sync, sync_jobs, write_ping_urls
     from cronwrap.redact import redact_url
     from cronwrap.views.status import open_store_readonly
 
@@ -98,10 +132,19 @@ def hc_sync_cmd(
     api = Api(api_url, key) if key else None
     try:
         jobs = sync_jobs(read_crontabs(crontab_files), load_config(paths.config_file))
-        result = sync(jobs, api=api, store=store, grace_s=grace_s, dry_run=dry_run)
+        options = SyncOptions(
+            channels=channels,
+            methods="POST" if post_only else "",
+            removed=removed,
+            grace_s=grace_s,
+            host=host_id,
+        )
+        result = sync(jobs, api=api, store=store, options=options, dry_run=dry_run)
     finally:
         if store is not None:
             store.close()
+    for warning in result.warnings:
+        click.echo(f"cronwrap: warning: {warning}", err=True)
     rows = [HEADER, *result.rows]
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(HEADER))]
     for row in rows:

@@ -15,6 +15,7 @@ from cronwrap.errors import CronwrapError
 MIN_GRACE = 60
 MAX_GRACE = 31_536_000
 DEFAULT_GRACE = 3600
+MAX_ANSWER = 32 * 1024 * 1024  # a project's check list (~1 kB a check)
 
 
 class ApiError(CronwrapError):
@@ -24,14 +25,30 @@ class ApiError(CronwrapError):
 class CheckSpec:
     """What a job's check should look like."""
 
-    __slots__ = ("grace", "job", "schedule", "slug", "tz")
+    __slots__ = ("channels", "desc", "grace", "job", "methods", "schedule", "slug", "tags", "tz")
 
-    def __init__(self, job: str, slug: str, schedule: str, tz: str, grace: int) -> None:
+    def __init__(
+        self,
+        job: str,
+        slug: str,
+        schedule: str,
+        tz: str,
+        grace: int,
+        *,
+        channels: str = "*",
+        desc: str = "",
+        tags: str = "",
+        methods: str = "",
+    ) -> None:
         self.job = job
         self.slug = slug
         self.schedule = schedule
         self.tz = tz
         self.grace = grace
+        self.channels = channels  # "*" all integrations, "" none, or names/UUIDs
+        self.desc = desc
+        self.tags = tags
+        self.methods = methods  # "" or "POST"
 
     def payload(self) -> dict[str, object]:
         return {
@@ -40,12 +57,39 @@ class CheckSpec:
             "schedule": self.schedule,
             "tz": self.tz,
             "grace": self.grace,
+            "desc": self.desc,
+            "tags": self.tags,
+            "methods": self.methods,
+            "channels": self.channels,
             "unique": ["slug"],
         }
 
+    def changes(self, current: dict[str, object], channel_ids: dict[str, str]) -> list[str]:
+        """The fields the server's check differs in (channels compared as sets of UUIDs)."""
+        payload = self.payload()
+        changed = [
+            k
+            for k in ("name", "schedule", "tz", "grace", "desc", "tags", "methods")
+            if current.get(k, "") != payload[k]
+        ]
+        have = {c for c in str(current.get("channels") or "").split(",") if c}
+        if have != self.channel_set(channel_ids):
+            changed.append("channels")
+        return changed
+
+    def channel_set(self, channel_ids: dict[str, str]) -> set[str]:
+        """The UUIDs `channels` names: channel_ids maps names and UUIDs to UUIDs."""
+        if self.channels == "*":
+            return set(channel_ids.values())
+        wanted = (c.strip() for c in self.channels.split(","))
+        return {channel_ids.get(c, c) for c in wanted if c}
+
 
 def slug_for(job: str) -> str:
-    return re.sub(r"[^a-z0-9_-]+", "-", job.lower()).strip("-") or "job"
+    """The check slug of a job (one rule for `hc sync` and `run --ping-key`)."""
+    from cronwrap.notify.healthchecks import slug_for as slug
+
+    return slug(job)
 
 
 def server_schedule(expr: str) -> str:
@@ -106,7 +150,7 @@ class Api:
         for attempt in range(self.retries + 1):
             try:
                 status, _, answer = request(
-                    method, url, body, headers=headers, timeout=self.timeout
+                    method, url, body, headers=headers, timeout=self.timeout, max_body=MAX_ANSWER
                 )
             except OSError as err:
                 raise ApiError(f"{redact_url(self.base)}: {err.strerror or err}") from None
@@ -121,13 +165,41 @@ class Api:
         try:
             parsed: object = json.loads(answer) if answer else None
         except ValueError:
-            parsed = answer.decode("utf-8", "replace")
+            # Django's HTML error page: this URL is not the API (one line, not the page)
+            raise ApiError(
+                f"{redact_url(self.base)} did not answer as a Healthchecks API "
+                f"(HTTP {status} to {method} /api/v3/{path.partition('?')[0]}): check --api-url"
+            ) from None
         return status, parsed
+
+    def _error(self, what: str, status: int, doc: object) -> ApiError:
+        reason = doc.get("error") if isinstance(doc, dict) else None
+        return ApiError(f"{what}: HTTP {status}" + (f": {reason}" if reason else ""))
+
+    def list_checks(self) -> list[dict[str, object]]:
+        """Every check of the project."""
+        status, doc = self._call("GET", "checks/")
+        if status != 200 or not isinstance(doc, dict) or not isinstance(doc.get("checks"), list):
+            raise self._error("listing checks failed", status, doc)
+        return [dict(c) for c in doc["checks"] if isinstance(c, dict)]
+
+    def channels(self) -> dict[str, str]:
+        """name -> UUID and UUID -> UUID of the project's integrations."""
+        status, doc = self._call("GET", "channels/")
+        if status != 200 or not isinstance(doc, dict):
+            raise self._error("listing integrations failed", status, doc)
+        out: dict[str, str] = {}
+        for c in doc.get("channels") or []:
+            if isinstance(c, dict) and c.get("id"):
+                out[str(c["id"])] = str(c["id"])
+                if c.get("name"):
+                    out.setdefault(str(c["name"]), str(c["id"]))
+        return out
 
     def find(self, slug: str) -> dict[str, object] | None:
         status, doc = self._call("GET", f"checks/?slug={slug}")
         if status != 200 or not isinstance(doc, dict):
-            raise ApiError(f"listing checks failed: HTTP {status}")
+            raise self._error("listing checks failed", status, doc)
         checks = doc.get("checks") or []
         return dict(checks[0]) if checks else None
 
@@ -136,16 +208,18 @@ class Api:
         status, doc = self._call("POST", "checks/", spec.payload())
         if status in (200, 201) and isinstance(doc, dict):
             return ("created" if status == 201 else "updated"), doc
-        reason = doc.get("error") if isinstance(doc, dict) else str(doc)[:200]
-        raise ApiError(f"HTTP {status}: {reason}")
+        raise self._error("the server refused the check", status, doc)
+
+    def pause(self, uuid: str) -> None:
+        status, doc = self._call("POST", f"checks/{uuid}/pause", {})
+        if status != 200:
+            raise self._error("pausing failed", status, doc)
+
+    def delete(self, uuid: str) -> None:
+        status, doc = self._call("DELETE", f"checks/{uuid}")
+        if status != 200:
+            raise self._error("deleting failed", status, doc)
 
     def zones(self) -> dict[str, str]:
         """slug -> tz of every check of the project (for the zone sanity check)."""
-        status, doc = self._call("GET", "checks/")
-        if status != 200 or not isinstance(doc, dict):
-            raise ApiError(f"listing checks failed: HTTP {status}")
-        return {
-            str(c.get("slug")): str(c.get("tz"))
-            for c in doc.get("checks", [])
-            if isinstance(c, dict) and c.get("slug")
-        }
+        return {str(c.get("slug")): str(c.get("tz")) for c in self.list_checks() if c.get("slug")}

@@ -15,110 +15,266 @@ if TYPE_CHECKING:
     from cronwrap.config import ConfigFile
     from cronwrap.cron.crontab import Crontab
     from cronwrap.cron.lint import Finding
-    from cronwrap.notify.hcapi import Api, CheckSpec
+    from cronwrap.notify.hcapi import Api
     from cronwrap.state.store import Store
 
 Row = tuple[str, str, str, str, str, str]  # job, slug, schedule, tz, grace, action
 HEADER: Row = ("JOB", "SLUG", "SCHEDULE", "TZ", "GRACE", "ACTION")
 
 
+class SyncJob:
+    """A job that gets a check: its name, schedule and zone, and what the check's
+    description, tags and grace are made from."""
+
+    __slots__ = ("command", "host", "name", "schedule", "timeout", "tz")
+
+    def __init__(
+        self,
+        name: str,
+        schedule: str,
+        tz: str | None,
+        *,
+        command: str = "",
+        host: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self.name = name
+        self.schedule = schedule
+        self.tz = tz
+        self.command = command
+        self.host = host
+        self.timeout = timeout
+
+
+class SyncOptions:
+    """How checks are made: channels ("*" = all integrations), methods ("" or "POST"),
+    what happens to checks of jobs no longer in the crontab (keep | pause | delete)."""
+
+    __slots__ = ("channels", "grace_s", "host", "methods", "removed")
+
+    def __init__(
+        self,
+        *,
+        channels: str = "*",
+        methods: str = "",
+        removed: str = "keep",
+        grace_s: float | None = None,
+        host: str | None = None,
+    ) -> None:
+        self.channels = channels
+        self.methods = methods
+        self.removed = removed
+        self.grace_s = grace_s
+        self.host = host or os.uname().nodename  # the tag that marks this host's checks
+
+
 class SyncResult:
-    __slots__ = ("problems", "rows", "urls")
+    __slots__ = ("problems", "rows", "urls", "warnings")
 
     def __init__(self) -> None:
         self.rows: list[Row] = []
         self.problems = 0
         self.urls: dict[str, str] = {}  # job -> ping URL of its check
+        self.warnings: list[str] = []
 
 
-def sync_jobs(tabs: list[Crontab], config: ConfigFile) -> list[tuple[str, str, str | None]]:
-    """(job, schedule, zone or None) for every job with a schedule: crontabs, then config."""
+def sync_jobs(tabs: list[Crontab], config: ConfigFile) -> list[SyncJob]:
+    """Every job with a schedule: crontabs, then config."""
     from cronwrap.views.status import crontab_jobs
 
-    found: dict[str, tuple[str, str, str | None]] = {}
+    found: dict[str, SyncJob] = {}
     for j in crontab_jobs(tabs):
         if j.wrapped:
-            found[j.name] = (j.name, j.schedule, j.tz)
+            found[j.name] = SyncJob(
+                j.name,
+                j.schedule,
+                j.tz,
+                command=j.command,
+                host=j.host_id,
+                timeout=_timeout_of(j.command),
+            )
     for name, section in config.jobs.items():
         if name not in found and section.get("schedule"):
-            found[name] = (name, section["schedule"], section.get("tz"))
-        elif name in found and section.get("tz") and not found[name][2]:
-            found[name] = (name, found[name][1], section["tz"])
-    return sorted(found.values())
+            found[name] = SyncJob(name, section["schedule"], section.get("tz"))
+        elif name in found and section.get("tz") and not found[name].tz:
+            found[name].tz = section["tz"]
+        if name in found and found[name].timeout is None and section.get("timeout"):
+            found[name].timeout = _seconds(str(section["timeout"]))
+    return [found[k] for k in sorted(found)]
+
+
+def _timeout_of(command: str) -> float | None:
+    from cronwrap.cron.crontab import wrapped_run
+
+    run = wrapped_run(command)
+    args = list(run.args) if run is not None else []
+    for i, word in enumerate(args):
+        if word == "--":
+            break
+        if word == "--timeout" and i + 1 < len(args):
+            return _seconds(args[i + 1])
+        if word.startswith("--timeout="):
+            return _seconds(word.partition("=")[2])
+    return None
+
+
+def _seconds(text: str) -> float | None:
+    from cronwrap.config import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError:
+        return None
 
 
 def sync(
-    jobs: Iterable[tuple[str, str, str | None]],
+    jobs: Iterable[SyncJob],
     *,
     api: Api | None,
     store: Store | None,
-    grace_s: float | None,
+    options: SyncOptions,
     dry_run: bool,
 ) -> SyncResult:
-    """Create or update one check per job (or, with dry_run, say what would change)."""
+    """Create or update one check per job, only where something differs (with dry_run:
+    say what would change); then keep, pause or delete the checks of removed jobs."""
     from cronwrap.cron.schedule import local_zone, zone, zone_name
     from cronwrap.notify.hcapi import ApiError, CheckSpec, grace_for, server_schedule, slug_for
+    from cronwrap.redact import Redactor
 
     host_zone = zone_name(local_zone())
+    this_host = options.host
     result = SyncResult()
     rows = result.rows
-    for job, expr, tz in jobs:
-        tz_name = tz or host_zone
+    existing: dict[str, dict[str, object]] = {}
+    channel_ids: dict[str, str] = {}
+    if api is not None:
         try:
-            schedule = server_schedule(expr)
+            existing = {str(c.get("slug")): c for c in api.list_checks() if c.get("slug")}
+            channel_ids = api.channels()
+        except ApiError as err:
+            raise CronwrapError(str(err)) from None
+    redact = Redactor()
+    seen: set[str] = set()
+    for job in jobs:
+        tz_name = job.tz or host_zone
+        try:
+            schedule = server_schedule(job.schedule)
             zone(tz_name)
             if "/" not in tz_name and tz_name != "UTC":
                 raise CronwrapError(
                     f"the zone {tz_name!r} is not an IANA name: set CRON_TZ or --tz for this job"
                 )
         except CronwrapError as err:
-            rows.append((job, "-", expr, tz_name, "-", f"skipped: {err}"))
+            rows.append((job.name, "-", job.schedule, tz_name, "-", f"skipped: {err}"))
             result.problems += 1
             continue
         durations = (
             [
                 r.duration_s
-                for r in store.runs(job, limit=50)
+                for r in store.runs(job.name, limit=50)
                 if r.status == "success" and r.duration_s is not None
             ]
             if store
             else []
         )
+        grace = grace_for(durations, override=options.grace_s)
+        if job.timeout is not None and grace < job.timeout + 60:
+            # after /start the server waits only `grace` for the end: it must outlast the
+            # job's --timeout, or a long run that cronwrap allows is "down"
+            if options.grace_s is None:
+                grace = grace_for([], override=job.timeout + 120)
+            else:
+                result.warnings.append(
+                    f"{job.name}: --grace {grace}s is shorter than its --timeout "
+                    f"{job.timeout:g}s: a long run will show as down before it ends"
+                )
+        host = job.host or this_host
         spec = CheckSpec(
-            job, slug_for(job), schedule, tz_name, grace_for(durations, override=grace_s)
+            job.name,
+            slug_for(job.name),
+            schedule,
+            tz_name,
+            grace,
+            channels=options.channels,
+            desc=redact.text(f"cronwrap job {job.name} on {host}: {job.command}".strip(": ")),
+            tags=f"cronwrap {host}",
+            methods=options.methods,
         )
-        if dry_run:
-            rows.append((job, spec.slug, schedule, tz_name, str(spec.grace), _diff(api, spec)))
+        seen.add(spec.slug)
+        row = (job.name, spec.slug, schedule, tz_name, str(spec.grace))
+        current = existing.get(spec.slug)
+        if api is None:
+            rows.append((*row, "send (no API key to compare)"))
             continue
-        assert api is not None
+        changed = spec.changes(current, channel_ids) if current is not None else []
+        if current is not None and "schedule" in changed and current.get("schedule"):
+            result.warnings.append(
+                f"{job.name}: the server's schedule {current.get('schedule')!r} differs from "
+                f"the crontab's {schedule!r}" + (" (dry run: not changed)" if dry_run else "")
+            )
+        if current is not None and not changed:
+            rows.append((*row, "unchanged"))
+            if current.get("ping_url"):
+                result.urls[job.name] = str(current["ping_url"])
+            continue
+        plan = "create" if current is None else f"update {', '.join(changed)}"
+        if dry_run:
+            rows.append((*row, plan))
+            continue
         try:
             action, check = api.upsert(spec)
         except ApiError as err:
-            if "401" in str(err):
+            if "401" in str(err) or "--api-url" in str(err):
                 raise CronwrapError(str(err)) from None
-            rows.append((job, spec.slug, schedule, tz_name, str(spec.grace), f"failed: {err}"))
+            rows.append((*row, f"failed: {err}"))
             result.problems += 1
             continue
         if check.get("ping_url"):
-            result.urls[job] = str(check["ping_url"])
-        rows.append((job, spec.slug, schedule, tz_name, str(spec.grace), action))
+            result.urls[job.name] = str(check["ping_url"])
+        rows.append((*row, "created" if action == "created" else f"updated {', '.join(changed)}"))
+    _removed(existing, seen, api, options, dry_run, this_host, result)
     return result
 
 
-def _diff(api: Api | None, spec: CheckSpec) -> str:
-    """What an upsert of spec would do to the server's check: create, update FIELDS, unchanged."""
+def _removed(
+    existing: dict[str, dict[str, object]],
+    seen: set[str],
+    api: Api | None,
+    options: SyncOptions,
+    dry_run: bool,
+    host: str,
+    result: SyncResult,
+) -> None:
+    """Checks made by hc sync for this host whose job is gone from the crontab."""
     from cronwrap.notify.hcapi import ApiError
 
-    if api is None:
-        return "send (no API key to compare)"
-    try:
-        current = api.find(spec.slug)
-    except ApiError as err:
-        raise CronwrapError(str(err)) from None
-    if current is None:
-        return "create"
-    changed = [k for k in ("schedule", "tz", "grace") if current.get(k) != getattr(spec, k)]
-    return f"update {', '.join(changed)}" if changed else "unchanged"
+    for slug, check in sorted(existing.items()):
+        tags = str(check.get("tags") or "").split()
+        if slug in seen or "cronwrap" not in tags or host not in tags:
+            continue
+        name = str(check.get("name") or slug)
+        row = (name, slug, str(check.get("schedule", "-")), str(check.get("tz", "-")), "-")
+        if options.removed == "keep" or api is None:
+            result.rows.append((*row, "not in the crontab: kept (--removed pause|delete)"))
+            continue
+        if check.get("status") == "paused" and options.removed == "pause":
+            result.rows.append((*row, "not in the crontab: paused already"))
+            continue
+        if dry_run:
+            result.rows.append((*row, f"not in the crontab: {options.removed}"))
+            continue
+        try:
+            uuid = str(check.get("uuid") or "")
+            if options.removed == "delete":
+                api.delete(uuid)
+            else:
+                api.pause(uuid)
+        except ApiError as err:
+            result.rows.append((*row, f"failed: {err}"))
+            result.problems += 1
+            continue
+        done = "deleted" if options.removed == "delete" else "paused"
+        result.rows.append((*row, f"not in the crontab: {done}"))
 
 
 def write_ping_urls(target: Path, urls: dict[str, str]) -> None:

@@ -77,6 +77,7 @@ def request(
     context: object | None = None,
     env: Mapping[str, str] | None = None,
     resolve: Resolver | None = None,
+    max_body: int = MAX_BODY,
 ) -> tuple[int, dict[str, str], bytes]:
     """One HTTP/1.1 request with a total time budget (see post). `env` is where the proxy
     variables are read (default: the process environment); `resolve` is getaddrinfo."""
@@ -126,7 +127,7 @@ def request(
         lines += [f"{k}: {v}" for k, v in {**headers, **extra}.items()]
         sock.settimeout(_left(deadline))
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-        return _read_response(sock, deadline)
+        return _read_response(sock, deadline, max_body)
     finally:
         sock.close()
 
@@ -291,14 +292,16 @@ def _recv(sock: socket.socket, deadline: float, size: int = 65536) -> bytes:
     return sock.recv(size)
 
 
-def _read_response(sock: socket.socket, deadline: float) -> tuple[int, dict[str, str], bytes]:
+def _read_response(
+    sock: socket.socket, deadline: float, max_body: int
+) -> tuple[int, dict[str, str], bytes]:
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = _recv(sock, deadline)
         if not chunk:
             raise HTTPError("connection closed before the response headers")
         data += chunk
-        if len(data) > MAX_HEAD:
+        if len(data) > MAX_HEAD and b"\r\n\r\n" not in data[: MAX_HEAD + 4]:
             raise HTTPError("response headers too large")
     head, _, rest = data.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
@@ -311,9 +314,9 @@ def _read_response(sock: socket.socket, deadline: float) -> tuple[int, dict[str,
         key, _, value = line.partition(":")
         headers[key.strip().lower()] = value.strip()
     if headers.get("transfer-encoding", "").lower() == "chunked":
-        return status, headers, _dechunk(sock, rest, deadline)
+        return status, headers, _dechunk(sock, rest, deadline, max_body)
     length = headers.get("content-length")
-    want = min(int(length), MAX_BODY) if length and length.isdigit() else MAX_BODY
+    want = min(int(length), max_body) if length and length.isdigit() else max_body
     while len(rest) < want:
         chunk = _recv(sock, deadline)
         if not chunk:
@@ -322,9 +325,9 @@ def _read_response(sock: socket.socket, deadline: float) -> tuple[int, dict[str,
     return status, headers, rest[:want]
 
 
-def _dechunk(sock: socket.socket, data: bytes, deadline: float) -> bytes:
+def _dechunk(sock: socket.socket, data: bytes, deadline: float, max_body: int) -> bytes:
     out = b""
-    while len(out) < MAX_BODY:
+    while len(out) < max_body:
         while b"\r\n" not in data:
             more = _recv(sock, deadline)
             if not more:
