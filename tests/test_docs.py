@@ -117,7 +117,8 @@ def test_example_crontab_lints_clean_and_every_line_explains() -> None:
 
 def test_example_crontab_through_the_cli() -> None:
     home = ROOT / "examples"
-    result = cronwrap(home, "lint", str(ROOT / "examples" / "crontab"))
+    # the programs it names are on the target machine, not here
+    result = cronwrap(home, "lint", "--no-check-programs", str(ROOT / "examples" / "crontab"))
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -246,6 +246,8 @@ def test_status_and_lint_warn_when_zones_differ(
     assert "zoned runs in Europe/Berlin" in status.stderr
     lint = cronwrap(home, "lint", str(tab), env=env)
     assert "hc-tz-mismatch" in lint.stdout
+    lint = cronwrap(home, "lint", "-", env=env, input=tab.read_text())  # stdin is read once
+    assert "-:2:1: warning: job zoned runs in Europe/Berlin" in lint.stdout, lint.stdout
     api.checks["zoned"]["tz"] = "Europe/Berlin"
     lint = cronwrap(home, "lint", str(tab), env=env)
     assert "hc-tz-mismatch" not in lint.stdout

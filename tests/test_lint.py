@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +18,7 @@ from hypothesis import strategies as st
 from cronwrap.cli.app import cli
 from cronwrap.cron.crontab import parse_crontab, wrapped_run
 from cronwrap.cron.lint import lint_crontab
+from tests.conftest import cw_env
 
 USER_TAB = """\
 SHELL=/bin/sh
@@ -115,11 +121,11 @@ def test_wrapped_run_reads_name_and_schedule() -> None:
 def test_cli_lint_files_stdin_json_and_exit_status(tmp_path: Path) -> None:
     good = tmp_path / "good"
     good.write_text("PATH=/usr/bin:/bin\n0 2 * * * cronwrap run --name b -- backup\n")
-    result = CliRunner().invoke(cli, ["lint", str(good)])
+    result = CliRunner().invoke(cli, ["lint", "--no-check-programs", str(good)])
     assert result.exit_code == 0, result.output
     bad = tmp_path / "bad"
     bad.write_text("61 * * * * /bin/true\n")
-    result = CliRunner().invoke(cli, ["lint", str(good), str(bad)])
+    result = CliRunner().invoke(cli, ["lint", "--no-check-programs", str(good), str(bad)])
     assert result.exit_code == 1
     assert f"{bad}:1:1: error:" in result.stdout
     result = CliRunner().invoke(cli, ["lint", "--json", "-"], input="0 0 * * * x %\n")
@@ -146,3 +152,144 @@ def test_lint_never_crashes(text: str) -> None:
         result.exception
     )
     assert result.exit_code in (0, 1)
+
+
+# ---------------------------------------------------------------- the `cronwrap run` options
+
+CONSOLE_SCRIPT = str(Path(sys.executable).parent / "cronwrap")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        ("--nmae y -- /bin/true", "run-option", ["--nmae", "did you mean --name?"]),
+        ("--name y --timeout 10min -- /bin/true", "run-value", ["--timeout 10min", "duration"]),
+        ("--name y --retries many -- /bin/true", "run-value", ["--retries many"]),
+        ("--name y --on-overlap never -- /bin/true", "run-value", ["skip, wait, allow"]),
+        ("--name 'a/b' -- /bin/true", "run-value", ["--name a/b"]),
+        ("--name y --quiet=yes -- /bin/true", "run-option", ["does not take a value"]),
+        ("--name y --timeout", "run-option", ["requires an argument"]),
+    ],
+    ids=["unknown", "bad-duration", "bad-int", "bad-choice", "bad-name", "flag-value", "no-value"],
+)
+def test_run_options_are_checked_by_runs_own_parser(args: str, code: str, words: list) -> None:
+    findings = lint_text(f"PATH=/usr/bin:/bin\n0 2 * * * cronwrap run {args}\n")
+    found = [f for f in findings if f.code == code]
+    assert found and found[0].severity == "error", codes(findings)
+    for word in words:
+        assert word in found[0].message, found[0].message
+
+
+def test_secret_values_are_not_shown() -> None:
+    findings = lint_text("0 2 * * * cronwrap run --name y --ping-body-limit x --ping-key s3cr3t\n")
+    assert all("s3cr3t" not in f.message for f in findings)
+
+
+@pytest.mark.parametrize(
+    "args",
+    ["--nmae y -- /bin/echo ran", "--name y --timeout 10min -- /bin/echo ran", "--nmae y echo ran"],
+)
+def test_what_lint_says_about_a_run_line_is_what_run_does(home: Path, args: str) -> None:
+    """The effect lint states (exit 125, or the option left out) is what happens."""
+    [finding] = [
+        f for f in lint_text(f"0 2 * * * cronwrap run {args}\n") if f.code.startswith("run-")
+    ]
+    result = subprocess.run(
+        [CONSOLE_SCRIPT, "run", *shlex.split(args)],
+        capture_output=True,
+        text=True,
+        env=cw_env(home),
+        check=False,
+        timeout=60,
+    )
+    if "exits 125" in finding.message:
+        assert (result.returncode, result.stdout) == (125, ""), result.stderr
+    else:
+        assert "leaves it out" in finding.message
+        assert (result.returncode, result.stdout) == (0, "ran\n"), result.stderr
+
+
+# ---------------------------------------------------------------- commands on this machine
+
+
+@pytest.fixture
+def progs(tmp_path: Path) -> Path:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name, mode in [("job", 0o755), ("plain-file", 0o644), ("mine-only", 0o744)]:
+        (bindir / name).write_text("#!/bin/sh\n")
+        (bindir / name).chmod(mode)
+    return bindir
+
+
+def program_findings(text: str, *, system: bool = False) -> list[tuple[str, str]]:
+    tab = parse_crontab(text, source="t", system=system)
+    return [
+        (f.code, f.message)
+        for f in lint_crontab(tab, check_programs=True)
+        if f.code in ("not-found", "not-executable", "unknown-user")
+    ]
+
+
+def test_commands_are_looked_up_with_the_lines_path(progs: Path) -> None:
+    cw = CONSOLE_SCRIPT
+    ok = f"PATH={progs}:/usr/bin:/bin\n0 2 * * * {cw} run --name a -- job --all\n"
+    assert program_findings(ok) == []
+    [(code, message)] = program_findings(f"0 2 * * * {cw} run --name a -- job --all\n")
+    assert code == "not-found" and "with PATH=/usr/bin:/bin" in message and "127" in message
+    [(code, message)] = program_findings(f"0 2 * * * {cw} run --name a -- {progs}/plain-file\n")
+    assert code == "not-executable" and "126" in message
+    [(code, _)] = program_findings(f"0 2 * * * {cw} run --name a -- {progs}/gone\n")
+    assert code == "not-found"
+    # --env PATH=... and --cwd are what the command is started with
+    assert program_findings(f"0 2 * * * {cw} run --name a --env PATH={progs} -- job\n") == []
+    assert program_findings(f"0 2 * * * {cw} run --name a --cwd {progs} -- ./job\n") == []
+    # through a shell: its first program
+    shell_line = f"0 2 * * * {cw} run --name a --shell -- 'nosuchprog | cat'\n"
+    assert [c for c, _ in program_findings(shell_line)] == ["not-found"]
+    bash_line = f"SHELL=/bin/bash\n0 2 * * * {cw} run --name a -- /bin/bash -c 'cd / && job'\n"
+    assert program_findings(bash_line) == []  # `cd` is the shell's own
+    # unwrapped lines too
+    assert [c for c, _ in program_findings("0 2 * * * nosuchprog --x\n")] == ["not-found"]
+
+
+def test_cronwrap_itself_and_the_shell_must_exist(progs: Path) -> None:
+    [(code, message)] = program_findings("0 2 * * * cronwrap run --name a -- /bin/true\n")
+    assert code == "not-found" and message.startswith("cronwrap itself, cronwrap: not found")
+    [(code, message)] = program_findings(
+        f"SHELL=/bin/nosuchshell\n0 2 * * * {CONSOLE_SCRIPT} run --name a -- /bin/true\n"
+    )
+    assert code == "not-found" and message.startswith("SHELL /bin/nosuchshell")
+
+
+def test_commands_are_checked_for_the_lines_user(progs: Path) -> None:
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    if me == "nobody":
+        pytest.skip("needs a user other than nobody")
+    line = f"0 2 * * * {{user}} {progs}/mine-only\n"
+    assert program_findings(line.format(user=me), system=True) == []
+    [(code, message)] = program_findings(line.format(user="nobody"), system=True)
+    assert code == "not-executable" and "for user nobody" in message
+    [(code, _)] = program_findings(line.format(user="no-such-user-x"), system=True)
+    assert code == "unknown-user"
+
+
+def test_cli_lint_system_reads_the_system_crontabs_in_system_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, progs: Path
+) -> None:
+    etc = tmp_path / "etc"
+    (etc / "cron.d").mkdir(parents=True)
+    (etc / "crontab").write_text(f"PATH=/usr/bin:/bin\n17 * * * * root {progs}/job\n")
+    (etc / "cron.d" / "backup").write_text("0 2 * * * root /bin/true\n")
+    paths = [str(etc / "crontab"), str(etc / "cron.d" / "backup")]
+    import cronwrap.cron.crontab
+
+    # the only stand-in: where /etc is (the test must not write the machine's /etc)
+    monkeypatch.setattr(cronwrap.cron.crontab, "system_crontab_paths", lambda: paths)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'nocrontab'}")  # `crontab -l` must not be run
+    result = CliRunner().invoke(cli, ["lint", "--system", "--json"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    assert {f["file"] for f in found} == set(paths)
+    assert {f["code"] for f in found} == {"unwrapped"}  # the user field is read as one
+    assert {(f["file"], f["col"]) for f in found} == {(paths[0], 17), (paths[1], 16)}

@@ -41,6 +41,7 @@ class CronwrapGroup(click.Group):
     "--config",
     "config_path",
     metavar="FILE",
+    type=click.Path(),  # no checks here (the config loader reports); the shell completes files
     envvar="CRONWRAP_CONFIG",
     help="Config file (default: see `cronwrap config`; also CRONWRAP_CONFIG).",
 )

@@ -49,21 +49,21 @@ def parse_now(value: str | None) -> Any:
 
 def read_crontabs(files: tuple[str, ...]) -> list[Any]:
     """The crontabs to look in: --crontab files, else the user's (and the system's for root)."""
-    import glob
     import shutil
 
-    from cronwrap.cron.crontab import is_system_path, parse_crontab, read_source
+    from cronwrap.cron.crontab import (
+        is_system_path,
+        parse_crontab,
+        read_source,
+        system_crontab_paths,
+    )
 
     sources = list(files)
     if not sources:
         if shutil.which("crontab"):
             sources.append("")
         if os.geteuid() == 0:
-            sources += [
-                p
-                for p in ["/etc/crontab", *sorted(glob.glob("/etc/cron.d/*"))]
-                if os.path.isfile(p)
-            ]
+            sources += system_crontab_paths()
     tabs = []
     for source in sources:
         try:
@@ -112,6 +112,13 @@ def run_json(r: Any) -> dict[str, Any]:
         "flags": r.flags,
         "log_path": r.log_path,
     }
+
+
+def complete_path(incomplete: str, kind: str) -> list[Any]:
+    """Let the shell complete a file name (kind "file") or a directory ("dir")."""
+    from click.shell_completion import CompletionItem
+
+    return [CompletionItem(incomplete, type=kind)]
 
 
 def complete_jobs(incomplete: str) -> list[Any]:

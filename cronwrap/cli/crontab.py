@@ -8,40 +8,61 @@ import sys
 import click
 
 from cronwrap.cli.common import hc_zones, state_paths
-from cronwrap.errors import ExitCode
+from cronwrap.errors import CronwrapError, ExitCode
 
 
 @click.command("lint")
-@click.argument("files", nargs=-1, metavar="[FILE|-]...")
+@click.argument("files", nargs=-1, metavar="[FILE|-]...", type=click.Path())
 @click.option(
     "--system",
     is_flag=True,
     help="Files are in /etc/crontab format (a user field after the schedule); "
-    "automatic for /etc/crontab and /etc/cron.d/*.",
+    "automatic for /etc/crontab and /etc/cron.d/*. With no FILE: check /etc/crontab and "
+    "/etc/cron.d/*.",
+)
+@click.option(
+    "--no-check-programs",
+    is_flag=True,
+    help="Do not look the commands up on this machine (for a crontab meant for another one).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print findings as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="Hide info findings.")
-def lint_cmd(files: tuple[str, ...], system: bool, as_json: bool, quiet: bool) -> None:
-    """Check crontab files: schedules, environment lines, CRON_TZ, %, final newline, names.
+def lint_cmd(
+    files: tuple[str, ...], system: bool, no_check_programs: bool, as_json: bool, quiet: bool
+) -> None:
+    """Check crontab files: schedules, environment lines, CRON_TZ, %, final newline, names,
+    the options of each `cronwrap run` and whether each command can be started.
 
-    With no FILE, checks your crontab (crontab -l); - reads stdin. Each finding is
+    With no FILE, checks your crontab (crontab -l), or with --system /etc/crontab and
+    /etc/cron.d/*; - reads stdin. The `cronwrap run` options of each line are read by run's
+    own parser, so an unknown option or a bad value is found before cron runs it. Commands
+    are looked up for the line's user with the line's PATH. Each finding is
     FILE:LINE:COL: SEVERITY: MESSAGE [CODE]. Exits 1 if any error was found.
 
     \b
     Example:
-      cronwrap lint /etc/crontab /etc/cron.d/*
+      cronwrap lint
+      sudo cronwrap lint --system
       crontab -l | cronwrap lint -
     """
-    from cronwrap.cron.crontab import is_system_path, parse_crontab, read_source
+    from cronwrap.cron.crontab import (
+        is_system_path,
+        parse_crontab,
+        read_source,
+        system_crontab_paths,
+    )
     from cronwrap.cron.lint import lint_crontab
 
+    sources: list[str] = list(files) or (system_crontab_paths() if system else [""])
+    if not sources:
+        raise CronwrapError("no /etc/crontab and nothing in /etc/cron.d to check")
     findings = []
     tabs = []
-    for source in files or ("",):
-        text = read_source(source)
+    for source in sources:
+        text = read_source(source)  # once: stdin cannot be read again
         name = source or "crontab -l"
         tab = parse_crontab(text, source=name, system=system or is_system_path(source))
-        findings += lint_crontab(tab)
+        findings += lint_crontab(tab, check_programs=not no_check_programs)
         tabs.append(tab)
     zones = hc_zones()
     if zones:
@@ -75,7 +96,7 @@ def lint_cmd(files: tuple[str, ...], system: bool, as_json: bool, quiet: bool) -
 
 
 @click.command("wrap")
-@click.argument("source", required=False, metavar="[FILE|-]")
+@click.argument("source", required=False, metavar="[FILE|-]", type=click.Path())
 @click.option(
     "--system",
     is_flag=True,

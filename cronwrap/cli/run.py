@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from cronwrap.cli.common import complete_jobs, default_text, environment
+from cronwrap.cli.common import complete_jobs, complete_path, default_text, environment
 from cronwrap.options import RUN_OPTIONS, Option
 
 
@@ -26,7 +26,14 @@ def _click_option(opt: Option) -> Any:
         kwargs["help"] += f"  [default: {default}]"
     if opt.name == "name":
         kwargs["shell_complete"] = lambda c, p, i: complete_jobs(i)
+    elif opt.metavar in _PATH_COMPLETION:
+        kind = _PATH_COMPLETION[opt.metavar]
+        kwargs["shell_complete"] = lambda c, p, i: complete_path(i, kind)
     return click.option(opt.flag, opt.name, **kwargs)
+
+
+# options whose values the shell should complete as paths, by what they name
+_PATH_COMPLETION = {"DIR": "dir", "PATH": "file", "FILE": "file"}
 
 
 class _RunCommand(click.Command):
@@ -64,7 +71,13 @@ def _run_command() -> click.Command:
         """
 
     params: list[click.Parameter] = [
-        click.Argument(["command"], nargs=-1, required=True, type=click.UNPROCESSED)
+        click.Argument(
+            ["command"],
+            nargs=-1,
+            required=True,
+            type=click.UNPROCESSED,
+            shell_complete=lambda c, p, i: complete_path(i, "file"),
+        )
     ]
     command = _RunCommand(
         "run",

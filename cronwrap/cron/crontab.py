@@ -10,6 +10,10 @@ from dataclasses import dataclass, replace
 
 from cronwrap.errors import CronwrapError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cronwrap.run.argv import RunArgv
+
 _ENV_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 _JOB_START = re.compile(r"^\s*[0-9*@]")
 
@@ -107,73 +111,42 @@ def _job_line(number: int, raw: str, *, system: bool, tz: str | None) -> Line:
 
 @dataclass(frozen=True, slots=True)
 class WrappedRun:
-    """What a `cronwrap [--config F] run ...` in a crontab command says about its job."""
+    """What a `cronwrap [--config F] run ...` in a crontab command says about its job, read
+    by the parser `run` itself uses (run/argv), so lint, wrap and status never disagree
+    with what cron will run."""
 
     name: str | None
     schedule: str | None
     tz: str | None
-    program: str = "cronwrap"  # the word that calls cronwrap, as written
-    config: str | None = None  # `cronwrap --config F run`
-    args: tuple[str, ...] = ()  # the words after `run`, options and command
+    program: str  # the word that calls cronwrap, as written
+    argv: RunArgv  # options (raw), command, problems, --config
+
+    @property
+    def config(self) -> str | None:
+        return self.argv.config_path
 
 
-# the options of the `cronwrap` group itself, which may stand between `cronwrap` and `run`
-_GROUP_OPTIONS = {"--config": True, "--debug": False}  # takes a value?
-
-
-def _run_words(words: list[str], start: int) -> tuple[int, str | None] | None:
-    """Where `run` is after a `cronwrap` word at `start` (skipping group options), and the
-    --config given there; None when the word is not followed by `run`."""
-    i, config = start + 1, None
-    while i < len(words):
-        key, eq, val = words[i].partition("=")
-        if words[i] == "run":
-            return i, config
-        if key not in _GROUP_OPTIONS:
-            return None
-        if _GROUP_OPTIONS[key] and not eq:
-            val = words[i + 1] if i + 1 < len(words) else ""
-            i += 1
-        if key == "--config":
-            config = val
-        i += 1
-    return None
+def command_words(command: str) -> list[str]:
+    """A crontab command's words as the shell splits them, before cron's `%` stdin part."""
+    try:
+        return shlex.split(command.split("%", maxsplit=1)[0], posix=True)
+    except ValueError:
+        return command.split()
 
 
 def wrapped_run(command: str) -> WrappedRun | None:
-    """The `cronwrap run` options of a job's command, or None if it is not wrapped."""
-    try:
-        words = shlex.split(command.split("%", maxsplit=1)[0], posix=True)
-    except ValueError:
-        words = command.split()
+    """The `cronwrap run` of a job's command, or None if it is not wrapped."""
+    from cronwrap.run.argv import parse_cronwrap_words
+
+    words = command_words(command)
     for i, word in enumerate(words):
         if word.rsplit("/", 1)[-1] != "cronwrap":
             continue
-        found = _run_words(words, i)
-        if found is None:
-            continue
-        at, config = found
-        opts: dict[str, str] = {}
-        rest = words[at + 1 :]
-        j = 0
-        while j < len(rest) and rest[j] != "--" and rest[j].startswith("--"):
-            key, eq, val = rest[j].partition("=")
-            if eq:
-                opts[key] = val
-                j += 1
-            elif j + 1 < len(rest) and not rest[j + 1].startswith("--"):
-                opts[key] = rest[j + 1]
-                j += 2
-            else:
-                j += 1
-        return WrappedRun(
-            opts.get("--name"),
-            opts.get("--schedule"),
-            opts.get("--tz"),
-            program=word,
-            config=config,
-            args=tuple(rest),
-        )
+        argv = parse_cronwrap_words(words[i:])
+        if argv is not None:
+            return WrappedRun(
+                argv.value("name"), argv.value("schedule"), argv.value("tz"), word, argv
+            )
     return None
 
 
@@ -212,6 +185,15 @@ def _bounded(text: str, source: str) -> str:
             f"{source}: larger than {MAX_CRONTAB_CHARS // 1024} KiB; not a crontab, not read"
         )
     return text
+
+
+def system_crontab_paths() -> list[str]:
+    """/etc/crontab and the files of /etc/cron.d that exist, as cron reads them."""
+    import glob
+    import os
+
+    candidates = ["/etc/crontab", *sorted(glob.glob("/etc/cron.d/*"))]
+    return [p for p in candidates if os.path.isfile(p)]
 
 
 def is_system_path(path: str) -> bool:

@@ -1,6 +1,8 @@
 """Checks over crontab files: every schedule as `explain` reads it, environment lines, CRON_TZ,
 `%`, the missing final newline, /etc/cron.d names cron ignores, unwrapped jobs, duplicate
-names. Returns findings; never prints."""
+names, the `cronwrap run` options of wrapped lines (read by run's own parser, run/argv, and
+checked by run's own converters, config.convert) and, when asked, whether each command exists
+and is executable for the line's user with the line's PATH. Returns findings; never prints."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cronwrap.cron.crontab import Crontab, Line, wrapped_run
+from cronwrap.cron import programs
+from cronwrap.cron.crontab import Crontab, Line, WrappedRun, wrapped_run
 from cronwrap.cron.explain import command_warnings, warnings_for
 from cronwrap.cron.schedule import parse
 from cronwrap.errors import ScheduleError
@@ -30,7 +33,9 @@ class Finding:
         return f"{self.file}:{self.line}:{self.col}: {self.severity}: {self.message} [{self.code}]"
 
 
-def lint_crontab(tab: Crontab) -> list[Finding]:
+def lint_crontab(tab: Crontab, *, check_programs: bool = False) -> list[Finding]:
+    """Every finding of the crontab. With check_programs, also look up each command on this
+    machine (a crontab meant for another machine is linted without)."""
     out: list[Finding] = []
 
     def add(line: int, col: int, severity: str, code: str, message: str) -> None:
@@ -63,7 +68,7 @@ def lint_crontab(tab: Crontab) -> list[Finding]:
         elif ln.kind == "env":
             _lint_env(tab, ln, add)
         elif ln.kind == "job":
-            _lint_job(tab, ln, add, names, path_set=path_set)
+            _lint_job(tab, ln, add, names, path_set=path_set, check_programs=check_programs)
     if tab.lines and not tab.ends_with_newline:
         last = tab.lines[-1]
         add(
@@ -121,6 +126,7 @@ def _lint_job(
     names: dict[str, int],
     *,
     path_set: bool,
+    check_programs: bool = False,
 ) -> None:
     try:
         schedule = parse(ln.schedule)
@@ -154,14 +160,19 @@ def _lint_job(
         add(
             ln.number, ln.schedule_col + 1, sev, w.code, w.message + (f"; {w.fix}" if w.fix else "")
         )
+    run = wrapped_run(ln.command)
     for w in command_warnings(ln.command):
         if w.code == "relative-command" and path_set:
             continue  # the crontab sets PATH itself
+        if w.code == "no-name":
+            continue  # decided below from the parsed run options
         col = ln.command_col + 1
         if w.code == "percent":
             col += re.search(r"(?<!\\)%", ln.command).start()  # type: ignore[union-attr]
         add(ln.number, col, w.severity, w.code, w.message + (f"; {w.fix}" if w.fix else ""))
-    run = wrapped_run(ln.command)
+    if check_programs:
+        for col, code, message in programs.problems(tab, ln, run):
+            add(ln.number, ln.command_col + col + 1, "error", code, message)
     if run is None:
         add(
             ln.number,
@@ -171,6 +182,7 @@ def _lint_job(
             "not monitored: prefix the command with `cronwrap run --name NAME --`",
         )
         return
+    _lint_run_options(ln, run, add)
     if run.name:
         if run.name in names:
             add(
@@ -183,3 +195,47 @@ def _lint_job(
             )
         else:
             names[run.name] = ln.number
+
+
+def _lint_run_options(
+    ln: Line, run: WrappedRun, add: Callable[[int, int, str, str, str], None]
+) -> None:
+    """What `cronwrap run` itself would reject in this line, found by its own parser and
+    converters: each of these makes every run exit 125, or is left out at every run."""
+    from cronwrap.config import convert, validate_name
+    from cronwrap.errors import CronwrapError
+    from cronwrap.options import OPTIONS_BY_NAME
+
+    col = ln.command_col + max(ln.command.find(run.program), 0) + 1
+    argv = run.argv
+    if argv.separator:
+        effect = "cronwrap leaves it out at every run"
+    else:
+        effect = "without `--` every run exits 125 and the job never starts"
+    for problem in argv.problems:
+        add(ln.number, col, "error", "run-option", f"cronwrap run: {problem}: {effect}")
+    for name, value in argv.flags.items():
+        opt = OPTIONS_BY_NAME[name]
+        try:
+            if name == "name" and isinstance(value, str):
+                validate_name(value)
+            else:
+                convert(opt, value)
+        except (ValueError, CronwrapError) as err:
+            shown = "" if opt.secret else f" {value if isinstance(value, str) else ''}".rstrip()
+            add(
+                ln.number,
+                col,
+                "error",
+                "run-value",
+                f"cronwrap run {opt.flag}{shown}: {err}: every run of this line exits 125",
+            )
+    if run.name is None:
+        add(
+            ln.number,
+            col,
+            "info",
+            "no-name",
+            "cronwrap run without --name: the job gets a derived name that changes when the "
+            "command changes; add --name NAME",
+        )
