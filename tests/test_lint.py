@@ -187,7 +187,12 @@ def test_secret_values_are_not_shown() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    ["--nmae y -- /bin/echo ran", "--name y --timeout 10min -- /bin/echo ran", "--nmae y echo ran"],
+    [
+        "--nmae y -- /bin/echo ran",
+        "--name y --timeout 10min -- /bin/echo ran",
+        "--name y --timeout 10min /bin/echo ran",
+        "--nmae y echo ran",
+    ],
 )
 def test_what_lint_says_about_a_run_line_is_what_run_does(home: Path, args: str) -> None:
     """The effect lint states (exit 125, or the option left out) is what happens."""

@@ -201,7 +201,8 @@ def _lint_run_options(
     ln: Line, run: WrappedRun, add: Callable[[int, int, str, str, str], None]
 ) -> None:
     """What `cronwrap run` itself would reject in this line, found by its own parser and
-    converters: each of these makes every run exit 125, or is left out at every run."""
+    converters. Once the command is known, run leaves a bad option out (and says so on stderr);
+    without `--` an unknown option makes the command unknowable and every run exits 125."""
     from cronwrap.config import convert, validate_name
     from cronwrap.errors import CronwrapError
     from cronwrap.options import OPTIONS_BY_NAME
@@ -228,7 +229,7 @@ def _lint_run_options(
                 col,
                 "error",
                 "run-value",
-                f"cronwrap run {opt.flag}{shown}: {err}: every run of this line exits 125",
+                f"cronwrap run {opt.flag}{shown}: {err}: cronwrap leaves it out at every run",
             )
     if run.name is None:
         add(
