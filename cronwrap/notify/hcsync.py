@@ -107,15 +107,8 @@ def _timeout_of(command: str) -> float | None:
     from cronwrap.cron.crontab import wrapped_run
 
     run = wrapped_run(command)
-    args = list(run.args) if run is not None else []
-    for i, word in enumerate(args):
-        if word == "--":
-            break
-        if word == "--timeout" and i + 1 < len(args):
-            return _seconds(args[i + 1])
-        if word.startswith("--timeout="):
-            return _seconds(word.partition("=")[2])
-    return None
+    timeout = run.argv.value("timeout") if run is not None else None
+    return _seconds(timeout) if timeout is not None else None
 
 
 def _seconds(text: str) -> float | None:
