@@ -19,7 +19,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     h = tmp_path / "home"
     monkeypatch.setenv("CRONWRAP_HOME", str(h))
     for var in list(os.environ):
-        if var.startswith("CRONWRAP_") and var not in ("CRONWRAP_HOME", "CRONWRAP_REQUIRE_REDIS"):
+        keep = var == "CRONWRAP_HOME" or var.startswith("CRONWRAP_REQUIRE_")
+        if var.startswith("CRONWRAP_") and not keep:
             monkeypatch.delenv(var)
     yield h
 

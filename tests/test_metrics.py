@@ -42,9 +42,9 @@ def test_metrics_file_after_runs(home: Path, tmp_path: Path) -> None:
     ]
     assert cronwrap(home, "run", *args, "--", "true").returncode == 0
     assert cronwrap(home, "run", *args, "--", "sh", "-c", "exit 3").returncode == 3
-    path = mdir / "cronwrap_db_backup.prom"
+    path = mdir / "cronwrap_db.backup.prom"  # the name as it is: backup_db would not collide
     s = parse(path)
-    job = {"cronjob": "db_backup"}
+    job = {"cronjob": "db.backup"}  # the exact job name
     assert value(s, "cronwrap_last_exit_code", **job) == 3
     assert value(s, "cronwrap_last_attempts", **job) == 1
     assert value(s, "cronwrap_running", **job) == 0

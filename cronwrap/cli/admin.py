@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
@@ -162,37 +161,43 @@ def metrics_group() -> None:
 def metrics_prune_cmd(
     ctx: click.Context, metrics_dir: str, crontab_files: tuple[str, ...], dry_run: bool
 ) -> None:
-    """Remove the metric files of jobs that no longer exist.
+    """Remove the metric files of jobs that no longer exist, and say which.
 
-    A job exists while it is in the run store, the config file or a crontab. Stale files
-    never disappear by themselves: node_exporter keeps exporting their last values.
+    A job exists while a crontab (wrapped by cronwrap) or the config file has it, or while it
+    is in the run store without a schedule (started by something other than cron). A
+    scheduled job that no crontab or config lists any more is gone: its file would keep its
+    missed-run alert firing. Stale files never disappear by themselves: node_exporter keeps
+    exporting their last values. Run it as the user whose crontab runs the jobs, or name the
+    crontabs with --crontab.
 
     \b
     Example:
       cronwrap metrics prune --metrics-dir /var/lib/prometheus/node-exporter --dry-run
     """
-    import re as _re
-
     from cronwrap.config import load_config
     from cronwrap.state import metrics
     from cronwrap.views.status import crontab_jobs, open_store_readonly
 
     paths = state_paths(ctx)
     keep: set[str] = set(load_config(paths.config_file).jobs)
+    keep.update(j.name for j in crontab_jobs(read_crontabs(crontab_files)) if j.wrapped)
     store = open_store_readonly(paths)
     if store is not None:
         with store:
-            keep.update(store.job_names())
-    keep.update(j.name for j in crontab_jobs(read_crontabs(crontab_files)) if j.wrapped)
-    if dry_run:
-        labels = {metrics.label(k) for k in keep}
-        for entry in sorted(os.listdir(metrics_dir)):
-            m = _re.fullmatch(r"cronwrap_(.+)\.prom", entry)
-            if m and m.group(1) not in labels:
-                click.echo(f"would remove {entry}")
-        return
-    for entry in metrics.prune(metrics_dir, keep):
-        click.echo(f"removed {entry}")
+            for name in store.job_names():
+                last = store.runs(name, limit=1)
+                if name not in keep and not (last and last[0].schedule):
+                    keep.add(name)
+    try:
+        gone = metrics.stale(metrics_dir, keep) if dry_run else metrics.prune(metrics_dir, keep)
+    except OSError as err:
+        raise CronwrapError(f"cannot prune {metrics_dir}: {err.strerror or err}") from None
+    for entry in gone:
+        job = metrics.job_of(entry)
+        what = f"job {job}" if job is not None else "not a cronwrap job name"
+        click.echo(f"{'would remove' if dry_run else 'removed'} {entry} ({what})")
+    if not gone:
+        click.echo(f"nothing to remove: every metrics file in {metrics_dir} belongs to a job")
 
 
 @click.command("man")

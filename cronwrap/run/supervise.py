@@ -964,9 +964,12 @@ def _write_metrics(
         values["cronwrap_last_attempts"] = attempts
     if job.timeout is not None:
         values["cronwrap_timeout_seconds"] = float(job.timeout)
-    interval = _expected_interval(job)
-    if interval is not None:
-        values["cronwrap_expected_interval_seconds"] = interval
+    wait_s = job.lock_wait if job.on_overlap == "wait" else None
+    grace_s = metrics.grace(job.jitter, wait_s)
+    values.update(metrics.schedule_gauges(job.schedule, job.tz, after=started_at, grace_s=grace_s))
+    if run.store is not None:
+        recent = run.store_call("durations", lambda s: s.recent_durations(job.name))
+        values.update(metrics.duration_gauges(recent if isinstance(recent, list) else []))
     text = metrics.render(
         job.name, values, result=metrics.result_of(result.status) if result else None, totals=totals
     )
