@@ -61,3 +61,13 @@ class StoreError(CronwrapError):
 
 class JobNotFoundError(CronwrapError):
     pass
+
+
+class StateError(CronwrapError):
+    """A job's state directory or one of its `cronwrap state` keys cannot be used."""
+
+
+class StateKeyError(StateError):
+    """A state key name that is not allowed (a usage error)."""
+
+    exit_code = ExitCode.USAGE

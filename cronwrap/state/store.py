@@ -84,7 +84,31 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job, result)
     );
     """,
+    # 5: job context and dead letters: the scheduled slot a run belongs to, what is needed
+    # to run it again (spec: argv, flags, config path; never a secret in clear), dead
+    # letters until resolved, reruns linked to their original, and per job the last
+    # success (kept here so pruning cannot lose it) and the catch-up settings
+    """
+    ALTER TABLE runs ADD COLUMN slot TEXT;
+    ALTER TABLE runs ADD COLUMN rerun_of TEXT;
+    ALTER TABLE runs ADD COLUMN spec TEXT;
+    ALTER TABLE runs ADD COLUMN dead INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN resolved_at TEXT;
+    ALTER TABLE runs ADD COLUMN resolved_by TEXT;
+    CREATE INDEX runs_dead ON runs (job) WHERE dead = 1;
+    CREATE INDEX runs_job_slot ON runs (job, slot);
+    ALTER TABLE jobs ADD COLUMN spec TEXT;
+    ALTER TABLE jobs ADD COLUMN catch_up INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN catch_up_max_age REAL;
+    ALTER TABLE jobs ADD COLUMN last_success_at TEXT;
+    ALTER TABLE jobs ADD COLUMN last_success_slot TEXT;
+    UPDATE jobs SET last_success_at = (
+        SELECT max(started_at) FROM runs WHERE runs.job = jobs.name AND status = 'success');
+    """,
 )
+# Runs that end like this did not do their work: each stays a dead letter (listed by
+# `cronwrap failed`, never pruned) until a rerun succeeds or someone resolves it.
+DEAD_STATUSES = ("failed", "timeout", "crashed", "cancelled", "error")
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -155,11 +179,17 @@ RunRecord = collections.namedtuple(
         "log_path",
         "exit_origin",
         "flags",
+        "slot",
+        "rerun_of",
+        "dead",
+        "resolved_at",
+        "resolved_by",
     ],
 )
 RUN_COLUMNS: tuple[str, ...] = RunRecord._fields
 RunRecord.__doc__ = """One run as stored; started_at/ended_at are aware UTC datetimes.
-status: running|success|failed|timeout|cancelled|skipped|error|crashed"""
+status: running|success|failed|timeout|cancelled|skipped|error|crashed; slot: the scheduled
+time (aware UTC) the run belongs to; dead: an unresolved dead letter."""
 
 AttemptRecord = collections.namedtuple(
     "AttemptRecord",
@@ -168,7 +198,17 @@ AttemptRecord = collections.namedtuple(
 
 
 _INT_COLUMNS = ("pid", "exit_code", "signal", "attempts")
-_TEXT_COLUMNS = ("command", "output_tail", "reason", "schedule", "tz", "log_path", "flags")
+_TEXT_COLUMNS = (
+    "command",
+    "output_tail",
+    "reason",
+    "schedule",
+    "tz",
+    "log_path",
+    "flags",
+    "rerun_of",
+    "resolved_by",
+)
 
 
 def _row_to_run(row: sqlite3.Row) -> RunRecord:
@@ -184,6 +224,9 @@ def _row_to_run(row: sqlite3.Row) -> RunRecord:
     d["duration_s"] = _number(d["duration_s"])
     for col in _TEXT_COLUMNS:
         d[col] = _text(d[col])
+    d["slot"] = from_iso(d["slot"])
+    d["resolved_at"] = from_iso(d["resolved_at"])
+    d["dead"] = bool(_number(d["dead"]))
     return RunRecord(**d)
 
 
@@ -216,6 +259,41 @@ def _move_aside(path: Path) -> Path:
             f"run store {path} is damaged and cannot be moved aside: {err.strerror}"
         ) from err
     return aside
+
+
+JobRecord = collections.namedtuple(
+    "JobRecord",
+    (
+        "name",
+        "schedule",
+        "tz",
+        "last_started_at",
+        "spec",
+        "catch_up",
+        "catch_up_max_age",
+        "last_success_at",
+        "last_success_slot",
+    ),
+)
+JobRecord.__doc__ = """One job as last recorded: its schedule, how to run it again (spec, JSON),
+its catch-up settings and its last success (start and slot, aware UTC)."""
+_JOB_COLUMNS = ", ".join(JobRecord._fields)
+
+
+def _row_to_job(row: sqlite3.Row) -> JobRecord:
+    """A stored job row; as with runs, a value of the wrong type reads as missing."""
+    name, schedule, tz, started, spec, catch_up, max_age, ok_at, ok_slot = row
+    return JobRecord(
+        name,
+        schedule if isinstance(schedule, str) else None,
+        tz if isinstance(tz, str) else None,
+        from_iso(started),
+        spec if isinstance(spec, str) else None,
+        bool(_number(catch_up)),
+        _number(max_age),
+        from_iso(ok_at),
+        from_iso(ok_slot),
+    )
 
 
 class Store:
@@ -408,19 +486,37 @@ class Store:
         log_path: str | None,
         state_dir: str | None = None,
         status: str = "running",
+        slot: datetime | None = None,
+        rerun_of: str | None = None,
+        spec: str | None = None,
+        catch_up: bool = False,
+        catch_up_max_age: float | None = None,
     ) -> None:
+        """Insert the run's row and bring the job's row up to date (one transaction)."""
         try:
             with self._write() as conn:
                 conn.execute(
-                    "INSERT INTO jobs (name, schedule, tz, last_started_at) VALUES (?,?,?,?) "
+                    "INSERT INTO jobs (name, schedule, tz, last_started_at, spec, catch_up,"
+                    " catch_up_max_age) VALUES (?,?,?,?,?,?,?) "
                     "ON CONFLICT (name) DO UPDATE SET "
                     "schedule=coalesce(excluded.schedule, schedule), "
-                    "tz=coalesce(excluded.tz, tz), last_started_at=excluded.last_started_at",
-                    (job, schedule, tz, iso(started_at)),
+                    "tz=coalesce(excluded.tz, tz), last_started_at=excluded.last_started_at, "
+                    "spec=coalesce(excluded.spec, spec), catch_up=excluded.catch_up, "
+                    "catch_up_max_age=excluded.catch_up_max_age",
+                    (
+                        job,
+                        schedule,
+                        tz,
+                        iso(started_at),
+                        spec,
+                        int(catch_up),
+                        catch_up_max_age,
+                    ),
                 )
                 conn.execute(
                     "INSERT INTO runs (run_id, job, host, pid, command, started_at, status,"
-                    " schedule, tz, log_path, state_dir) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    " schedule, tz, log_path, state_dir, slot, rerun_of, spec)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         run_id,
                         job,
@@ -433,6 +529,9 @@ class Store:
                         tz,
                         log_path,
                         state_dir,
+                        iso(slot) if slot else None,
+                        rerun_of,
+                        spec,
                     ),
                 )
         except sqlite3.Error as err:
@@ -478,9 +577,14 @@ class Store:
         exit_origin: str = "child",
         flags: str | None = None,
         count_as: str | None = None,
+        resolve_on_success: bool = False,
     ) -> None:
-        """Finish the run's row, and count it in `counters` (one transaction: this runs at
-        the end of every run, so it is kept to a single write)."""
+        """Finish the run's row, count it in `counters`, and keep the dead letters true (one
+        transaction: this runs at the end of every run, so it is kept to a single write).
+
+        A run ending in a DEAD_STATUSES status becomes a dead letter, unless it is a rerun
+        (its original stays the dead letter). A success resolves the run it reruns (and
+        that one's original), and with `resolve_on_success` every open one of the job."""
         try:
             with self._write() as conn:
                 conn.execute(
@@ -501,8 +605,25 @@ class Store:
                         run_id,
                     ),
                 )
+                row = conn.execute(
+                    "SELECT job, rerun_of, started_at, slot FROM runs WHERE run_id=?", (run_id,)
+                ).fetchone()
+                if row and status in DEAD_STATUSES and row[1] is None:
+                    conn.execute("UPDATE runs SET dead=1 WHERE run_id=?", (run_id,))
+                if row and status == "success":
+                    conn.execute(
+                        "UPDATE jobs SET last_success_at=?, last_success_slot=? WHERE name=?",
+                        (row[2], row[3], row[0]),
+                    )
+                    self._resolve_chain(conn, row[1], by=run_id, at=ended_at)
+                    if resolve_on_success:
+                        conn.execute(
+                            "UPDATE runs SET dead=0, resolved_at=?, resolved_by=? "
+                            "WHERE job=? AND dead=1",
+                            (iso(ended_at), run_id, row[0]),
+                        )
                 if count_as:
-                    job = conn.execute("SELECT job FROM runs WHERE run_id=?", (run_id,)).fetchone()
+                    job = row
                     if job:
                         conn.execute(
                             "INSERT INTO counters (job, result, n) VALUES (?,?,1) "
@@ -511,6 +632,86 @@ class Store:
                         )
         except sqlite3.Error as err:
             raise self._failed(err) from err
+
+    @staticmethod
+    def _resolve_chain(
+        conn: sqlite3.Connection, run_id: str | None, *, by: str, at: datetime
+    ) -> None:
+        """Resolve `run_id` and the runs it reran in turn (a rerun of a failed rerun)."""
+        seen: set[str] = set()
+        while run_id is not None and run_id not in seen:
+            seen.add(run_id)
+            conn.execute(
+                "UPDATE runs SET dead=0, resolved_at=?, resolved_by=? WHERE run_id=? AND dead=1",
+                (iso(at), by, run_id),
+            )
+            row = conn.execute("SELECT rerun_of FROM runs WHERE run_id=?", (run_id,)).fetchone()
+            run_id = row[0] if row else None
+
+    def resolve(self, run_id: str, *, by: str, at: datetime) -> bool:
+        """Acknowledge one dead letter; False if `run_id` is not an open one."""
+        try:
+            with self._write() as conn:
+                cur = conn.execute(
+                    "UPDATE runs SET dead=0, resolved_at=?, resolved_by=?"
+                    " WHERE run_id=? AND dead=1",
+                    (iso(at), by, run_id),
+                )
+                return cur.rowcount > 0
+        except sqlite3.Error as err:
+            raise StoreError(f"run store {self.path}: {err}") from err
+
+    def dead_letters(self, job: str | None = None, *, resolved: bool = False) -> list[RunRecord]:
+        """Open dead letters, oldest first (with `resolved`, the resolved ones too)."""
+        cols = ", ".join(RUN_COLUMNS)
+        where = "(dead=1 OR resolved_at IS NOT NULL)" if resolved else "dead=1"
+        params: tuple[object, ...] = ()
+        if job is not None:
+            where += " AND job=?"
+            params = (job,)
+        rows = self._query(f"SELECT {cols} FROM runs WHERE {where} ORDER BY id", params)
+        return [_row_to_run(r) for r in rows]
+
+    def dead_letter_counts(self) -> dict[str, int]:
+        """Open dead letters per job (for status)."""
+        rows = self._query("SELECT job, count(*) FROM runs WHERE dead=1 GROUP BY job")
+        return {r[0]: int(r[1]) for r in rows}
+
+    def find_run(self, prefix: str) -> RunRecord | None:
+        """The run whose id is or starts with `prefix` (at least 4 characters, unambiguous)."""
+        if len(prefix) < 4:
+            raise StoreError(f"run id {prefix!r} is too short: give at least 4 characters")
+        cols = ", ".join(RUN_COLUMNS)
+        rows = self._query(
+            f"SELECT {cols} FROM runs WHERE substr(run_id, 1, ?) = ? LIMIT 2",
+            (len(prefix), prefix.lower()),
+        )
+        if len(rows) > 1:
+            raise StoreError(f"run id {prefix!r} is ambiguous: give more characters")
+        return _row_to_run(rows[0]) if rows else None
+
+    def run_spec(self, run_id: str) -> str | None:
+        rows = self._query("SELECT spec FROM runs WHERE run_id=?", (run_id,))
+        return rows[0][0] if rows else None
+
+    def job(self, name: str) -> JobRecord | None:
+        rows = self._query(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE name=?", (name,))
+        return _row_to_job(rows[0]) if rows else None
+
+    def jobs(self) -> list[JobRecord]:
+        return [
+            _row_to_job(r) for r in self._query(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY name")
+        ]
+
+    def has_run_for_slot(self, job: str, slot: datetime) -> bool:
+        """True if any run of `job` (whatever its end, skipped too) belongs to `slot` or a
+        later one; runs recorded before slots were, by their start."""
+        rows = self._query(
+            "SELECT 1 FROM runs WHERE job=? AND (slot >= ? OR (slot IS NULL AND started_at >= ?))"
+            " LIMIT 1",
+            (job, iso(slot), iso(slot)),
+        )
+        return bool(rows)
 
     def streak(self, job: str, *, limit: int = 1000) -> int:
         """Consecutive failed runs, newest first, up to the last success (skips ignored)."""
@@ -570,7 +771,8 @@ class Store:
 
     def mark_crashed(self, run_id: str, *, reason: str) -> None:
         self._exec_write(
-            "UPDATE runs SET status='crashed', reason=? WHERE run_id=? AND status='running'",
+            "UPDATE runs SET status='crashed', reason=?, dead=(rerun_of IS NULL)"
+            " WHERE run_id=? AND status='running'",
             (reason, run_id),
         )
 
@@ -589,7 +791,8 @@ class Store:
                     (job, max(keep_runs, 1)),
                 ).fetchone()
                 bound = row[0] + 1 if row else 0
-                where = "job=? AND (id < ? OR started_at < ?) AND status != 'running'"
+                # a dead letter stays until it is resolved, however old
+                where = "job=? AND (id < ? OR started_at < ?) AND status != 'running' AND dead = 0"
                 params = (job, bound, cutoff)
                 doomed = conn.execute(
                     f"SELECT run_id, log_path FROM runs WHERE {where}",

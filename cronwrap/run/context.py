@@ -1,0 +1,240 @@
+"""The job context: the scheduled slot a run belongs to, the CRONWRAP_* variables that tell
+the child which attempt, slot, last success, state dir and deadline it runs under, and the
+spec (argv, flags, config path) stored so `rerun` and `catch-up` can run the job again.
+Never imports click; json and the cron parser only when they are needed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+
+from cronwrap.errors import CronwrapError
+from cronwrap.options import RUN_OPTIONS
+
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from typing import Any
+
+    from cronwrap.config import Job
+    from cronwrap.redact import Redactor
+
+SPEC_VERSION = 1
+# set by cronwrap for the child; inherited values (a cronwrap inside a job) are dropped first
+CONTEXT_VARS = (
+    "CRONWRAP_ATTEMPT",
+    "CRONWRAP_ATTEMPTS_MAX",
+    "CRONWRAP_SLOT",
+    "CRONWRAP_LAST_SUCCESS_AT",
+    "CRONWRAP_LAST_SUCCESS_SLOT",
+    "CRONWRAP_STATE_DIR",
+    "CRONWRAP_RERUN_OF",
+    "CRONWRAP_DEADLINE",
+)
+
+
+class RunContext:
+    """How this run came about: the raw flags and config file (for the spec), and for a
+    rerun or catch-up the slot it belongs to and the run it repeats."""
+
+    __slots__ = ("config_file", "cwd", "flags", "rerun_of", "slot", "trigger")
+
+    def __init__(
+        self,
+        *,
+        flags: Mapping[str, Any] | None = None,
+        config_file: str | None = None,
+        slot: datetime | None = None,
+        rerun_of: str | None = None,
+        trigger: str = "cron",
+        cwd: str | None = None,
+    ) -> None:
+        self.flags = flags or {}
+        self.config_file = config_file
+        self.slot = slot  # given: a rerun's or a catch-up's slot; else computed at start
+        self.rerun_of = rerun_of
+        self.trigger = trigger  # cron | rerun | catch-up
+        self.cwd = cwd
+
+
+def rfc3339(at: datetime) -> str:
+    """UTC, seconds precision, with a Z: `2026-12-01T03:00:00Z`."""
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def scheduled_slot(schedule: str | None, tz: str | None, at: datetime) -> datetime:
+    """The slot a run started at `at` belongs to: the latest fire time of `schedule` at or
+    before `at` (a run cron started at 03:00 that began at 03:00:00.4 is the 03:00 run); with
+    no schedule (or @reboot), the minute it started, since cron fires on minute boundaries.
+    Raises ScheduleError for a schedule cron would reject."""
+    if schedule:
+        from cronwrap.cron.schedule import parse, zone
+
+        runs = parse(schedule).prev_runs(at + timedelta(microseconds=1), zone(tz), 1)
+        if runs:
+            return runs[0].astimezone(timezone.utc)
+    return at.astimezone(timezone.utc).replace(second=0, microsecond=0)
+
+
+def context_env(
+    job: Job,
+    env: Mapping[str, str],
+    *,
+    slot: datetime,
+    last_success: tuple[datetime | None, datetime | None],
+    state_dir: str | None,
+    rerun_of: str | None,
+) -> dict[str, str]:
+    """The child's environment with the run's context (per-attempt values are added by
+    attempt_env)."""
+    out = {k: v for k, v in env.items() if k not in CONTEXT_VARS}
+    out["CRONWRAP_ATTEMPTS_MAX"] = str(job.retries + 1)
+    out["CRONWRAP_SLOT"] = rfc3339(slot)
+    ok_at, ok_slot = last_success
+    if ok_at is not None:
+        out["CRONWRAP_LAST_SUCCESS_AT"] = rfc3339(ok_at)
+    if ok_slot is not None:
+        out["CRONWRAP_LAST_SUCCESS_SLOT"] = rfc3339(ok_slot)
+    if state_dir is not None:
+        out["CRONWRAP_STATE_DIR"] = state_dir
+    if rerun_of is not None:
+        out["CRONWRAP_RERUN_OF"] = rerun_of
+    return out
+
+
+def attempt_env(env: Mapping[str, str], attempt: int, deadline: float | None) -> dict[str, str]:
+    """`env` for one attempt: its number and, with a timeout, the Unix time (whole seconds,
+    rounded down) at which SIGTERM will come."""
+    out = dict(env)
+    out["CRONWRAP_ATTEMPT"] = str(attempt)
+    if deadline is not None:
+        out["CRONWRAP_DEADLINE"] = str(int(deadline))
+    else:
+        out.pop("CRONWRAP_DEADLINE", None)
+    return out
+
+
+# ------------------------------------------------------------------ the spec
+
+
+def job_spec(
+    job: Job,
+    context: RunContext,
+    env: Mapping[str, str],
+    redact: Redactor,
+) -> tuple[str, list[str]]:
+    """What `rerun` and `catch-up` need to run the job again, as JSON, and the options left
+    out of it. Secrets are never stored in clear: a secret given as `file:PATH` is stored as
+    that reference, one given in clear is left out (the config or the environment at rerun
+    time supplies it again); a command or value the redactor would mask is left out too."""
+    import json
+
+    dropped: list[str] = []
+
+    def is_clear(value: str) -> bool:
+        return redact.text(value) == value
+
+    def clean(secret: bool, raw: Any, what: str) -> Any:
+        """`raw` without what must not be stored (None or [] if nothing is left)."""
+        values = raw if isinstance(raw, tuple | list) else (raw,)
+        kept = [
+            v
+            for v in values
+            if not isinstance(v, str) or (v.startswith("file:") if secret else is_clear(v))
+        ]
+        if len(kept) < len(values):
+            dropped.append(what)
+        if isinstance(raw, tuple | list):
+            return kept
+        return kept[0] if kept else None
+
+    flags: dict[str, Any] = {}
+    saved_env: dict[str, str] = {}
+    for opt in RUN_OPTIONS:
+        raw = context.flags.get(opt.name)
+        if raw is not None and raw != () and raw is not False:
+            value = clean(opt.secret, raw, opt.flag)
+            if value not in (None, []):
+                flags[opt.name] = value
+        elif opt.env in env:
+            value = clean(opt.secret, env[opt.env], opt.env)
+            if value is not None:
+                saved_env[opt.env] = value
+    if "name" not in flags:
+        flags["name"] = job.name  # a derived name is derived again from the same argv anyway
+    command: list[str] | None = list(job.command)
+    if not all(is_clear(arg) for arg in job.command):
+        command = None
+        dropped.append("the command")
+    spec = {
+        "v": SPEC_VERSION,
+        "command": command,
+        "flags": flags,
+        "env": saved_env,
+        "config": context.config_file,
+        "cwd": context.cwd if context.cwd is not None else _cwd(),
+        "dropped": dropped,
+    }
+    return json.dumps(spec, sort_keys=True), dropped
+
+
+def _cwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
+
+
+class Spec:
+    """A stored spec, read back: argv, raw flags and CRONWRAP_* values, config, cwd."""
+
+    __slots__ = ("command", "config", "cwd", "dropped", "env", "flags")
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        flags: Mapping[str, Any],
+        env: Mapping[str, str],
+        config: str | None,
+        cwd: str | None,
+        dropped: Sequence[str],
+    ) -> None:
+        self.command = list(command)
+        self.flags = dict(flags)
+        self.env = dict(env)
+        self.config = config
+        self.cwd = cwd
+        self.dropped = list(dropped)
+
+
+def load_spec(text: str | None, *, what: str) -> Spec:
+    """Parse a stored spec; CronwrapError says why the run cannot be run again."""
+    import json
+
+    if not text:
+        raise CronwrapError(
+            f"{what} has no stored command (it was recorded by an older cronwrap): "
+            "run the job once with this version first"
+        )
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise CronwrapError(f"{what}: the stored command is corrupt") from None
+    if not isinstance(data, dict) or data.get("v") != SPEC_VERSION:
+        raise CronwrapError(f"{what}: the stored command has an unknown format")
+    if not data.get("command"):
+        raise CronwrapError(
+            f"{what}: its command holds a secret, so it was not stored; "
+            "run it again by hand (or keep the secret in a file or the environment)"
+        )
+    flags = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in (data.get("flags") or {}).items()
+    }
+    return Spec(
+        data["command"],
+        flags,
+        data.get("env") or {},
+        data.get("config"),
+        data.get("cwd"),
+        data.get("dropped") or [],
+    )
