@@ -222,6 +222,7 @@ def test_json_schema_is_stable(home: Path) -> None:
         "unmonitored",
         "schedule_error",
         "zone_note",
+        "dead_letters",
         "last_run",
     }
     assert set(row["last_run"]) == {

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from cronwrap import __version__
-from cronwrap.cli import admin, crontab, explain, hc, run, status
+from cronwrap.cli import admin, crontab, explain, hc, jobs, run, status
 from cronwrap.errors import CronwrapError
 
 
@@ -67,6 +67,8 @@ for _command in (
     status.status_cmd,
     status.history_cmd,
     status.logs_cmd,
+    jobs.failed_cmd,
+    jobs.state_group,
     crontab.wrap_cmd,
     hc.hc_group,
     admin.metrics_group,

@@ -255,5 +255,6 @@ def _status_json(j: Any) -> dict[str, Any]:
         "unmonitored": j.unmonitored,
         "zone_note": j.zone_note,
         "schedule_error": j.schedule_error,
+        "dead_letters": j.dead_letters,
         "last_run": run_json(j.last) if j.last else None,
     }

@@ -31,9 +31,7 @@ class CatchUp:
         return f"CatchUp({self.job}, {self.slot}, due={self.due}, {self.reason!r})"
 
 
-def missed_slot(
-    record: JobRecord, store: Store, *, now: datetime, grace: timedelta
-) -> CatchUp:
+def missed_slot(record: JobRecord, store: Store, *, now: datetime, grace: timedelta) -> CatchUp:
     """Whether `record`'s job missed its most recent slot (one at least `grace` old: a newer
     one may still be starting under cron) and should be run once now for it."""
     from cronwrap.cron.schedule import parse, zone

@@ -13,20 +13,34 @@ from collections.abc import Mapping, Sequence
 from cronwrap.errors import CronwrapError, ExitCode
 from cronwrap.run.argv import RunArgv, parse_run_argv
 
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from cronwrap.run.context import RunContext
 
-def execute(parsed: RunArgv, env: Mapping[str, str], *, config_path: str | None = None) -> int:
-    """Resolve the job, supervise it, and return the exit status (125 for our own errors)."""
+
+def execute(
+    parsed: RunArgv,
+    env: Mapping[str, str],
+    *,
+    config_path: str | None = None,
+    context: RunContext | None = None,
+) -> int:
+    """Resolve the job, supervise it, and return the exit status (125 for our own errors).
+    `context` says how the run came about (a rerun, a catch-up); default: cron started it."""
     from cronwrap.config import load_config, resolve_job, resolve_paths
+    from cronwrap.run.context import RunContext
     from cronwrap.run.supervise import exit_with, supervise
 
     config_path = parsed.config_path or config_path
     try:
         paths = resolve_paths(env, config_file=config_path)
+        if context is None:
+            context = RunContext(flags=parsed.flags, config_file=str(paths.config_file))
         # the command is known: what is wrong in the config is left out, said, and the job runs
         config = load_config(paths.config_file, strict=False)
         problems = [*parsed.problems, *(f"{p}; ignored" for p in config.problems)]
         job = resolve_job(parsed.flags, parsed.command, env, config, problems=problems)
-        outcome = supervise(job, paths, env=env, warnings=problems)
+        outcome = supervise(job, paths, env=env, warnings=problems, context=context)
     except CronwrapError as err:  # raised only before the job starts
         _say(f"cronwrap: {err}")
         return ExitCode.WRAPPER

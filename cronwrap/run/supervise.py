@@ -24,6 +24,7 @@ from cronwrap.state.events import EventLog
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
     from cronwrap.notify.healthchecks import PingBody, PingSession
+    from cronwrap.run.context import RunContext
     from cronwrap.run.lease import Fleet
     from cronwrap.state.store import Store
 
@@ -313,6 +314,7 @@ def supervise(
     rand: Callable[[float, float], float] = random.uniform,
     now: Callable[[], datetime] = utcnow,
     warnings: Sequence[str] = (),
+    context: RunContext | None = None,
 ) -> Outcome:
     """Run `job` once under supervision and return what happened. `warnings` are problems
     found before (options left out), said once each and recorded on the run."""

@@ -48,6 +48,7 @@ class JobStatus:
     schedule_error: str | None = None
     zone_note: str | None = None  # the Healthchecks check expects another zone
     tz_warning: str | None = None  # the declared zone is not the one cron fires the job in
+    dead_letters: int = 0  # failed runs not yet resolved (`cronwrap failed`)
 
     @property
     def healthy(self) -> bool:
@@ -258,9 +259,11 @@ def job_statuses(
         # cron fires the line in its CRON_TZ (cronie) or in the daemon's own zone
         cron_zone[cj.name] = cj.cron_tz or system_tz
     local = LocalHost(paths.lock_dir, frozenset(ids))
+    dead = store.dead_letter_counts() if store is not None else {}
     for st in jobs.values():
         _zone_of(st, declared.get(st.name), cron_zone.get(st.name), system_tz)
         _fill(st, store, local, now=now, grace=grace)
+        st.dead_letters = dead.get(st.name, 0)
     return sorted(
         jobs.values(),
         key=lambda s: (s.next_run is None, _utc(s.next_run), s.name),

@@ -180,6 +180,15 @@ def render_status(
         f"{len(jobs)} job{'s' if len(jobs) != 1 else ''} listed"
         + (f", {failing} need attention." if failing else ".")
     )
+    dead = [(s.name, s.dead_letters) for s in jobs if getattr(s, "dead_letters", 0)]
+    if dead:
+        import textwrap
+
+        total = sum(n for _, n in dead)
+        per_job = ", ".join(f"{name} {n}" for name, n in dead)
+        note = f"{total} failed run{'s' if total != 1 else ''} not resolved ({per_job}):"
+        for line in textwrap.wrap(f"{note} see cronwrap failed", max(20, width)):
+            out.append(paint(line, "bold red", color=color))
     return "\n".join(out) + "\n"
 
 
