@@ -72,6 +72,12 @@ def plan(
 
 
 def _age(age: timedelta) -> str:
-    from cronwrap.config import format_duration
-
-    return format_duration(max(0.0, age.total_seconds()))
+    """`3d4h`, `5h12m`, `7m`: enough to tell how old a slot is."""
+    minutes = max(0, int(age.total_seconds()) // 60)
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h{mins}m" if mins else f"{hours}h"
+    return f"{mins}m"

@@ -16,7 +16,7 @@ TYPE_CHECKING = False  # typing costs start-up time; these names are for the typ
 if TYPE_CHECKING:
     from typing import Any
 
-    from cronwrap.config import Job
+    from cronwrap.options import Job
     from cronwrap.redact import Redactor
 
 SPEC_VERSION = 1
