@@ -137,14 +137,14 @@ def state_list_cmd(ctx: click.Context, name: str | None) -> None:
 # ------------------------------------------------------------------ failed
 
 
-def _open_store(ctx: click.Context) -> Any:
+def _open_store(ctx: click.Context, *, write: bool = False) -> Any:
     from cronwrap.errors import JobNotFoundError
-    from cronwrap.views.status import open_store_readonly
+    from cronwrap.state.store import Store
 
-    store = open_store_readonly(state_paths(ctx))
-    if store is None:
-        raise JobNotFoundError(f"no runs recorded yet (no run store at {state_paths(ctx).db_file})")
-    return store
+    db = state_paths(ctx).db_file
+    if not db.exists():
+        raise JobNotFoundError(f"no runs recorded yet (no run store at {db})")
+    return Store.open(db) if write else Store.open_readonly(db)
 
 
 def _find_run(store: Any, run_id: str) -> Any:
@@ -206,7 +206,7 @@ def failed_cmd(
     from cronwrap.views.failed import dead_letter_json, render_dead_letters
 
     now = datetime.now(timezone.utc)
-    with _open_store(ctx) as store:
+    with _open_store(ctx, write=bool(resolve_ids)) as store:
         if resolve_ids:
             for run_id in resolve_ids:
                 record = _find_run(store, run_id)
