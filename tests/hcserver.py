@@ -4,8 +4,10 @@ shared/reference/healthchecks-protocol.md: UUID and slug URLs, kinds, rid valida
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
+import ssl
 import threading
 import time
 import uuid as uuidlib
@@ -41,6 +43,7 @@ class HCServer:
     fail_first: int = 0  # answer 503 to this many requests first
     delay: float = 0.0
     pings: list[Ping] = field(default_factory=list)
+    tls: ssl.SSLContext | None = None  # serve https with this server-side context
 
     def new_check(self) -> str:
         u = str(uuidlib.uuid4())
@@ -85,6 +88,8 @@ class HCServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._httpd.daemon_threads = True
+        if self.tls is not None:
+            self._httpd.socket = self.tls.wrap_socket(self._httpd.socket, server_side=True)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
@@ -175,3 +180,109 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class Proxy:
+    """A small forward proxy on 127.0.0.1, as a site's egress proxy: absolute-form requests
+    for http, CONNECT tunnels for https. Every name resolves to 127.0.0.1 (the test's
+    servers), so a ping that reaches its server went through here. Records what it saw."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str | None]] = []  # (method, target, proxy auth)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(50)
+        self.port = int(self.sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = client.recv(65536)
+            if not chunk:
+                client.close()
+                return
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        request_line, *lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = request_line.split(" ", 2)
+        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines)}
+        self.seen.append((method, target, headers.get("proxy-authorization")))
+        if method == "CONNECT":
+            port = int(target.rpartition(":")[2])
+            upstream = socket.create_connection(("127.0.0.1", port), timeout=10)
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            if rest:
+                upstream.sendall(rest)
+        else:
+            parts = urlsplit(target)
+            upstream = socket.create_connection(("127.0.0.1", parts.port or 80), timeout=10)
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+            kept = [ln for ln in lines if not ln.lower().startswith("proxy-authorization")]
+            upstream.sendall(
+                "\r\n".join([f"{method} {path} HTTP/1.1", *kept]).encode("latin-1")
+                + b"\r\n\r\n"
+                + rest
+            )
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+
+
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+
+class SilentResolver:
+    """A UDP socket on 127.0.0.1 that takes DNS queries and never answers (a dead resolver)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, port))
+        self.port = int(self.sock.getsockname()[1])
+        self.queries = 0
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                self.sock.recvfrom(4096)
+            except OSError:
+                return
+            self.queries += 1
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def resolve(self, host: str, port: int, *args: object) -> list[object]:
+        """getaddrinfo's shape, asking this resolver over real UDP: never returns."""
+        query = _dns_query(host)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(60)
+            s.sendto(query, ("127.0.0.1", self.port))
+            s.recvfrom(4096)  # blocks: nobody answers
+        raise OSError("no answer")
+
+
+def _dns_query(host: str) -> bytes:
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in host.split(".")) + b"\0"
+    return b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + labels + b"\x00\x01\x00\x01"
