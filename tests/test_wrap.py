@@ -15,6 +15,8 @@ from cronwrap.cron.wrap import job_name, unwrap_crontab, wrap_crontab
 from tests.conftest import ROOT, cronwrap, cw_env
 
 GOLDEN = ROOT / "tests" / "golden"
+CONSOLE_SCRIPT = str(Path(sys.executable).parent / "cronwrap")  # the installed program
+CRONWRAP = [sys.executable, "-m", "cronwrap"]
 CASES = [("user", False), ("system", True), ("crond", True)]
 
 
@@ -182,32 +184,128 @@ fi
     return {"PATH": f"{bindir}:{os.environ['PATH']}"}, store
 
 
+def backups(home: Path) -> list[Path]:
+    folder = home / "crontab-backups"
+    return sorted(folder.glob("*.crontab")) if folder.is_dir() else []
+
+
 def test_apply_shows_a_diff_backs_up_and_installs_then_undo(home: Path, fake_crontab) -> None:
     path_env, store = fake_crontab
     original = (GOLDEN / "user.crontab").read_text()
     store.write_text(original)
     env = cw_env(home, **path_env)
-    result = cronwrap(home, "wrap", "--apply", "--cronwrap", "/usr/local/bin/cronwrap", env=env)
+    result = cronwrap(home, "wrap", "--apply", "--yes", env=env)
     assert result.returncode == 0, result.stderr
-    assert "+*/5 * * * * /usr/local/bin/cronwrap run --name sync" in result.stdout
-    assert store.read_text() == (GOLDEN / "user.wrapped").read_text()
-    backups = list((home / "crontab-backups").iterdir())
-    assert len(backups) == 1 and backups[0].read_text() == original
-    assert oct(backups[0].stat().st_mode & 0o777) == "0o600"
-    again = cronwrap(home, "wrap", "--apply", "--cronwrap", "/usr/local/bin/cronwrap", env=env)
-    assert "nothing to wrap" in again.stdout
-    undo = cronwrap(home, "wrap", "--undo", env=env)
+    assert f"+*/5 * * * * {CONSOLE_SCRIPT} run --name sync" in result.stdout
+    tab = parse_crontab(original, source="t", system=False)
+    assert store.read_text() == wrap_crontab(original, tab, cronwrap=CONSOLE_SCRIPT)
+    missing = cronwrap(home, "wrap", "--apply", "--cronwrap", "/no/cronwrap", env=env)
+    assert missing.returncode == 2 and "not an executable here" in missing.stderr
+    [backup] = backups(home)
+    assert backup.read_text() == original
+    assert oct(backup.stat().st_mode & 0o777) == "0o600"
+    again = cronwrap(home, "wrap", "--apply", "--yes", "--cronwrap", CONSOLE_SCRIPT, env=env)
+    assert again.returncode == 0 and "nothing to change" in again.stdout
+    undo = cronwrap(home, "wrap", "--undo", "--yes", env=env)
     assert undo.returncode == 0, undo.stderr
     assert store.read_text() == original
+    assert len(backups(home)) == 2  # the undo is an install too: the wrapped one is kept
+    assert cronwrap(home, "wrap", "--undo", "--yes", env=env).returncode == 1  # done once
 
 
-def test_wrap_reads_the_users_crontab_by_default(home: Path, fake_crontab) -> None:
+def test_undo_after_a_hand_edit_keeps_the_edit(home: Path, fake_crontab) -> None:
+    path_env, store = fake_crontab
+    original = (GOLDEN / "user.crontab").read_text()
+    store.write_text(original)
+    env = cw_env(home, **path_env)
+    apply = cronwrap(home, "wrap", "--apply", "--yes", env=env)
+    assert apply.returncode == 0, apply.stderr
+    # the operator adds a job by hand (`crontab -e`) and tunes a wrapped one
+    edited = store.read_text().replace("--name sync ", "--name sync --timeout 4m ")
+    store.write_text(edited + "5 5 * * * /usr/local/bin/added-by-hand\n")
+    undo = cronwrap(home, "wrap", "--undo", "--yes", env=env)
+    assert undo.returncode == 0, undo.stderr
+    now = store.read_text()
+    assert now.endswith("5 5 * * * /usr/local/bin/added-by-hand\n")
+    assert "--name sync --timeout 4m" in now and "line 7 was wrapped by --apply" in undo.stderr
+    assert "30 2 * * * pg_dump -Fc app" in now  # the other jobs are bare again
+    assert "--name already" in now  # wrapped before wrap ran: stays
+    assert len([ln for ln in now.splitlines() if wrapped_run(ln)]) == 3  # sync, already, other
+
+
+def test_apply_asks_on_a_terminal_and_refuses_without_one(home: Path, fake_crontab) -> None:
     path_env, store = fake_crontab
     store.write_text("0 1 * * * /bin/true\n")
-    result = cronwrap(home, "wrap", "--cronwrap", "cronwrap", env=cw_env(home, **path_env))
-    assert (
-        result.stdout == "0 1 * * * cronwrap run --name true --schedule '0 1 * * *' -- /bin/true\n"
+    env = cw_env(home, **path_env)
+    result = cronwrap(home, "wrap", "--apply", env=env, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2, result.stderr
+    assert "add --yes" in result.stderr and "+0 1 * * *" in result.stdout
+    assert store.read_text() == "0 1 * * * /bin/true\n" and backups(home) == []
+    for answer, code, installed in [("n", 1, False), ("y", 0, True)]:
+        output, status = on_a_terminal([*CRONWRAP, "wrap", "--apply"], answer, env)
+        assert status == code, output
+        assert "install this crontab?" in output
+        assert ("cronwrap run --name true" in store.read_text()) is installed
+
+
+def on_a_terminal(argv: list[str], answer: str, env: dict[str, str]) -> tuple[str, int]:
+    """Run argv with a pseudo-terminal as stdin and stdout, answer its question."""
+    import pty
+
+    parent, child = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=child, stdout=child, stderr=child, env=env)
+    os.close(child)
+    output = b""
+    answered = False
+    while True:
+        try:
+            chunk = os.read(parent, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+        if b"install this crontab?" in output and not answered:
+            os.write(parent, answer.encode() + b"\n")
+            answered = True
+    os.close(parent)
+    return output.decode(errors="replace"), proc.wait(timeout=60)
+
+
+def test_wrap_writes_the_absolute_path_of_the_installed_program(home: Path, fake_crontab) -> None:
+    path_env, store = fake_crontab
+    store.write_text("0 1 * * * /bin/true\n")
+    result = cronwrap(home, "wrap", env=cw_env(home, **path_env))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        f"0 1 * * * {CONSOLE_SCRIPT} run --name true --schedule '0 1 * * *' -- /bin/true\n"
     )
+    relative = cronwrap(home, "wrap", "--cronwrap", "cronwrap", env=cw_env(home, **path_env))
+    assert relative.returncode == 2 and "not an absolute path" in relative.stderr
+
+
+def test_a_pyenv_shim_is_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cronwrap.cli import crontab as cli_crontab
+    from cronwrap.errors import CronwrapError
+
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    shim = shims / "cronwrap"
+    shim.write_text('#!/usr/bin/env bash\nexec "/root/.pyenv/libexec/pyenv" exec cronwrap "$@"\n')
+    shim.chmod(0o755)
+    # as if started through the shim by an interpreter that has no cronwrap beside it
+    monkeypatch.setattr(sys, "argv", [str(shim), "wrap"])
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python" / "bin" / "python3"))
+    monkeypatch.setenv("PATH", str(shims))
+    with pytest.raises(CronwrapError, match="give its absolute path with --cronwrap"):
+        cli_crontab._cronwrap_program(None, installing=True)
+    real = tmp_path / "venv" / "bin" / "cronwrap"
+    real.parent.mkdir(parents=True)
+    real.write_text("#!/opt/venv/bin/python3\n")
+    real.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}:{real.parent}")
+    monkeypatch.setattr(sys, "argv", [str(real), "wrap"])  # what the shim execs in the end
+    assert cli_crontab._cronwrap_program(None, installing=True) == str(real)
 
 
 def test_undo_without_backup_is_an_error(home: Path) -> None:

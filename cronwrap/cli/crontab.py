@@ -106,16 +106,26 @@ def lint_cmd(
     "--cronwrap",
     "cronwrap_path",
     metavar="PATH",
-    help="How the new lines call cronwrap (default: its full path, since cron's PATH is minimal).",
+    type=click.Path(),
+    help="The absolute path the new lines call cronwrap by (default: the installed cronwrap "
+    "program running now, never a pyenv shim; cron's PATH is minimal).",
 )
 @click.option(
     "--apply",
     "apply_",
     is_flag=True,
-    help="Install the result into your crontab "
-    "with `crontab -`, after showing the diff and backing up the old one.",
+    help="Install the result into your crontab with `crontab -`: shows the diff, asks "
+    "(--yes to skip), keeps a timestamped backup of the old one.",
 )
-@click.option("--undo", is_flag=True, help="Reinstall the crontab saved by the last --apply.")
+@click.option(
+    "--undo",
+    is_flag=True,
+    help="Take back the last --apply: only the lines it changed, keeping every edit made "
+    "since (shows the diff, asks, keeps a backup).",
+)
+@click.option(
+    "--yes", "-y", is_flag=True, help="Install without asking (needed when not on a terminal)."
+)
 @click.pass_context
 def wrap_cmd(
     ctx: click.Context,
@@ -124,46 +134,117 @@ def wrap_cmd(
     cronwrap_path: str | None,
     apply_: bool,
     undo: bool,
+    yes: bool,
 ) -> None:
     """Print a crontab with every unwrapped job put behind `cronwrap run`.
 
     Reads FILE, - (stdin) or, by default, your crontab (crontab -l). Comments, environment
     lines, CRON_TZ and already wrapped lines are kept as they are; each job gets a stable,
     readable name that is unique in the file and its schedule as --schedule; a command that
-    needs the shell (pipes, redirections, % for stdin) is kept whole behind --shell. Running
-    wrap on its own output changes nothing.
+    needs the shell (pipes, redirections, % for stdin) is kept whole and run by the
+    crontab's own SHELL, as cron ran it. The new lines call cronwrap by its absolute path.
+    Running wrap on its own output changes nothing.
 
     \b
     Example:
       cronwrap wrap                 # show the wrapped version of your crontab
-      cronwrap wrap --apply         # install it (the old one is backed up)
-      cronwrap wrap --undo          # put the old one back
+      cronwrap wrap --apply         # show the diff, ask, install (the old one is backed up)
+      cronwrap wrap --undo          # take back only what --apply changed
     """
-    import shutil
-
     from cronwrap.cron.crontab import is_system_path, parse_crontab, read_source
     from cronwrap.cron.wrap import wrap_crontab
     from cronwrap.state import crontabs
 
+    if (apply_ or undo) and source not in (None, ""):
+        raise click.UsageError("--apply and --undo change your crontab: give no FILE")
+    if apply_ and undo:
+        raise click.UsageError("--apply or --undo, not both")
     backups = crontabs.backup_dir(state_paths(ctx).state_dir)
     if undo:
-        click.echo(f"reinstalled {crontabs.undo(backups)}")
+        record = crontabs.last_apply(backups)
+        current = read_source("")
+        plan = crontabs.plan_undo(current, record)
+        for number in plan.edited:
+            click.echo(
+                f"cronwrap: line {number} was wrapped by --apply and edited since: kept as it is",
+                err=True,
+            )
+        if not _confirmed(crontabs.diff(current, plan.text, new_label="crontab (undone)"), yes):
+            return
+        backup = crontabs.undo(current, plan, backups)
+        click.echo(f"undone; the crontab before the undo is saved as {backup}")
         return
-    if apply_ and source not in (None, ""):
-        raise click.UsageError("--apply installs into your crontab: give no FILE")
     text = read_source(source or "")
     tab = parse_crontab(
         text, source=source or "crontab -l", system=system or is_system_path(source or "")
     )
-    path = cronwrap_path or shutil.which("cronwrap") or "cronwrap"
-    wrapped = wrap_crontab(text, tab, cronwrap=path)
+    wrapped = wrap_crontab(text, tab, cronwrap=_cronwrap_program(cronwrap_path, installing=apply_))
     if not apply_:
         click.echo(wrapped, nl=False)
         return
-    diff = crontabs.diff(text, wrapped)
-    if not diff:
-        click.echo("nothing to wrap: every job already runs under cronwrap")
+    if not _confirmed(crontabs.diff(text, wrapped), yes):
         return
-    click.echo(diff, nl=False)
     backup = crontabs.apply(text, wrapped, backups)
     click.echo(f"installed; the old crontab is saved as {backup} (cronwrap wrap --undo)")
+
+
+def _confirmed(diff: str, yes: bool) -> bool:
+    """Show the diff and ask on a terminal; False when there is nothing to change."""
+    if not diff:
+        click.echo("nothing to change: every job already runs under cronwrap")
+        return False
+    click.echo(diff, nl=False)
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise click.UsageError("not on a terminal, so nothing was installed: add --yes")
+    if not click.confirm("install this crontab?", default=False):
+        raise CronwrapError("not installed: your crontab is unchanged")
+    return True
+
+
+def _cronwrap_program(given: str | None, *, installing: bool) -> str:
+    """The absolute path of the cronwrap program the new lines will call (a given one must
+    exist when the result is installed here, not when it is printed for another machine)."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    if given is not None:
+        if not os.path.isabs(given):
+            raise click.BadParameter(
+                f"{given!r} is not an absolute path: cron's PATH is minimal",
+                param_hint="--cronwrap",
+            )
+        if installing and not os.access(given, os.X_OK):
+            raise click.BadParameter(
+                f"{given} is not an executable here, so every wrapped job would fail",
+                param_hint="--cronwrap",
+            )
+        return given
+    candidates = [
+        sys.argv[0],  # the console script running now (pyenv shims exec the real one)
+        str(Path(sys.executable).parent / "cronwrap"),  # python -m cronwrap in a venv
+        shutil.which("cronwrap") or "",
+    ]
+    for candidate in candidates:
+        if (
+            os.path.basename(candidate) == "cronwrap"
+            and os.path.isfile(candidate)
+            and os.access(candidate, os.X_OK)
+            and not _is_shim(candidate)
+        ):
+            return os.path.abspath(candidate)
+    raise CronwrapError(
+        "cannot find the installed cronwrap program (only a pyenv shim, or nothing): "
+        "give its absolute path with --cronwrap PATH"
+    )
+
+
+def _is_shim(path: str) -> bool:
+    """A pyenv-style shim: a shell script that picks a Python on every call."""
+    if "/shims/" in path:
+        return True
+    with open(path, "rb") as f:
+        head = f.read(512)
+    return head.startswith(b"#!") and b"pyenv" in head and b"python" not in head.split(b"\n")[0]
