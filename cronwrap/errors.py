@@ -9,6 +9,7 @@ class ExitCode(IntEnum):
     OK = 0
     ERROR = 1
     USAGE = 2  # click's own code for bad flags/arguments
+    UNKNOWN = 3  # `status` only: it cannot know a job's state (as Nagios UNKNOWN)
     CONFIG = 78  # sysexits EX_CONFIG
     TIMED_OUT = 124  # as GNU timeout
     WRAPPER = 125  # `run` only: cronwrap itself failed before the job started

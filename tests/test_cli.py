@@ -52,6 +52,7 @@ def test_exit_code_table() -> None:
         "OK": 0,
         "ERROR": 1,
         "USAGE": 2,
+        "UNKNOWN": 3,
         "CONFIG": 78,
         "TIMED_OUT": 124,
         "WRAPPER": 125,

@@ -69,6 +69,7 @@ for _command in (
     status.logs_cmd,
     jobs.failed_cmd,
     jobs.state_group,
+    status.forget_cmd,
     crontab.wrap_cmd,
     hc.hc_group,
     admin.metrics_group,

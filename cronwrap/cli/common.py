@@ -94,7 +94,8 @@ def iso(at: Any) -> str | None:
     return at.isoformat() if at is not None else None
 
 
-def run_json(r: Any) -> dict[str, Any]:
+def run_json(r: Any, state: Any = None) -> dict[str, Any]:
+    """A run as JSON; `state` is its views.runstate.RunState (`status` is the stored row's)."""
     return {
         "run_id": r.run_id,
         "job": r.job,
@@ -103,6 +104,7 @@ def run_json(r: Any) -> dict[str, Any]:
         "started_at": iso(r.started_at),
         "ended_at": iso(r.ended_at),
         "status": r.status,
+        "state": state.value if state is not None else None,
         "exit_code": r.exit_code,
         "signal": r.signal,
         "attempts": r.attempts,

@@ -824,6 +824,34 @@ class Store:
         )
         return [_row_to_run(r) for r in rows]
 
+    def recent_runs(self, *, limit: int = 20) -> list[RunRecord]:
+        """The newest runs of every job, newest first."""
+        cols = ", ".join(RUN_COLUMNS)
+        rows = self._query(f"SELECT {cols} FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+        return [_row_to_run(r) for r in rows]
+
+    def forget(self, job: str) -> list[str]:
+        """Remove every trace of a job (runs, attempts, counters, its row); returns the log
+        paths of its runs so their files can be removed."""
+        try:
+            with self._write() as conn:
+                logs = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT log_path FROM runs WHERE job=? AND log_path IS NOT NULL", (job,)
+                    )
+                ]
+                conn.execute(
+                    "DELETE FROM attempts WHERE run_id IN (SELECT run_id FROM runs WHERE job=?)",
+                    (job,),
+                )
+                conn.execute("DELETE FROM runs WHERE job=?", (job,))
+                conn.execute("DELETE FROM counters WHERE job=?", (job,))
+                conn.execute("DELETE FROM jobs WHERE name=?", (job,))
+        except sqlite3.Error as err:
+            raise StoreError(f"run store {self.path}: {err}") from err
+        return logs
+
     def run(self, run_id: str) -> RunRecord | None:
         cols = ", ".join(RUN_COLUMNS)
         rows = self._query(f"SELECT {cols} FROM runs WHERE run_id=?", (run_id,))

@@ -4,12 +4,14 @@ it is still running."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from cronwrap.errors import CronwrapError, JobNotFoundError
 
 if TYPE_CHECKING:
     from cronwrap.state.store import RunRecord, Store
+    from cronwrap.views.runstate import LocalHost
 
 POLL_S = 0.2
 
@@ -36,9 +38,15 @@ def read_output(path: str, pos: int = 0) -> bytes:
         raise CronwrapError(f"cannot read {path}: {err.strerror} (pruned?)") from None
 
 
-def copy_output(store: Store, run: RunRecord, out: BinaryIO, *, follow: bool) -> None:
-    """Write run's output to out; with follow, keep writing until the run has ended and
+def copy_output(
+    store: Store, run: RunRecord, out: BinaryIO, *, follow: bool, local: LocalHost | None = None
+) -> None:
+    """Write run's output to out; with follow, keep writing until the run has ended (by
+    views.runstate: a crashed run has ended although its row still says running) and
     everything it wrote is out."""
+    from cronwrap.views.runstate import LocalHost, RunState, run_state
+
+    local = local or LocalHost(Path("/nonexistent"))
     assert run.log_path is not None
     pos = 0
     while True:
@@ -49,7 +57,7 @@ def copy_output(store: Store, run: RunRecord, out: BinaryIO, *, follow: bool) ->
         if not follow:
             return
         current = store.run(run.run_id)
-        if current is None or current.status != "running":
+        if current is None or run_state(current, local) is not RunState.RUNNING:
             if not chunk:
                 return
             continue

@@ -6,7 +6,7 @@ prints."""
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 
@@ -35,6 +35,7 @@ class JobStatus:
     last: RunRecord | None = None  # the newest row, whatever it is (a skip included)
     current: RunRecord | None = None  # the run the result is about: the newest that ran
     run_state: RunState | None = None  # the state of `current` (or of `last` for a skip)
+    last_state: RunState | None = None  # the state of `last`
     result: str = "never run"
     state: str = "never"  # ok | failing | running | skipped | never | unmonitored | unknown
     reason: str | None = None  # why the state is unknown
@@ -274,12 +275,23 @@ def _utc(at: datetime | None) -> datetime:
     return at.astimezone(UTC) if at is not None else datetime.max.replace(tzinfo=UTC)
 
 
+_UTC_NAMES = frozenset(
+    {"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"}
+    | {"GMT", "Etc/GMT", "Etc/GMT0", "Etc/GMT+0", "Etc/GMT-0", "Etc/Greenwich", "Greenwich"}
+)
+
+
+def same_zone(a: str, b: str) -> bool:
+    """Two names of one zone (UTC has many)."""
+    return a == b or (a in _UTC_NAMES and b in _UTC_NAMES)
+
+
 def _zone_of(st: JobStatus, declared: str | None, cron: str | None, system_tz: str) -> None:
     """The zone that says when the job runs is the one cron fires it in; a different
     `--tz`/`tz:` is reported, not believed (Debian cron has no per-job zone)."""
     if cron is not None:
         st.tz = cron
-        if declared and declared != cron:
+        if declared and not same_zone(declared, cron):
             st.tz_warning = (
                 f"tz {declared} is not the zone cron fires this line in ({cron}"
                 + (", the daemon's zone" if cron == system_tz else ", its CRON_TZ")
@@ -287,7 +299,7 @@ def _zone_of(st: JobStatus, declared: str | None, cron: str | None, system_tz: s
             )
         return
     st.tz = declared or system_tz
-    if declared and declared != system_tz:
+    if declared and not same_zone(declared, system_tz):
         st.tz_warning = (
             f"tz {declared} differs from this host's zone ({system_tz}), which cron fires jobs"
             " in unless the line sets CRON_TZ (cronie only); no crontab line was found to"
@@ -310,7 +322,7 @@ def _fill(
         runs = store.runs(st.name, limit=HISTORY_DEPTH) if store is not None else []
     states = [run_state(r, local) for r in runs]
     if runs:
-        st.last = runs[0]
+        st.last, st.last_state = runs[0], states[0]
         if not st.schedule:
             st.schedule = next((r.schedule for r in runs if r.schedule), None)
     st.durations = [
@@ -420,3 +432,38 @@ def open_store_readonly(paths: Paths) -> Store | None:
     if not paths.db_file.exists():
         return None
     return Store.open_readonly(paths.db_file)
+
+
+def configured_host_ids(paths: Paths, env: Mapping[str, str]) -> frozenset[str]:
+    """The host ids `cronwrap run` records on this machine besides the node name:
+    CRONWRAP_HOST_ID and the config file's host_id values (a broken config adds none; `run`
+    and `config` report it)."""
+    from cronwrap.config import load_config
+
+    ids = {env["CRONWRAP_HOST_ID"]} if env.get("CRONWRAP_HOST_ID") else set()
+    try:
+        config = load_config(paths.config_file)
+    except CronwrapError:
+        return frozenset(ids)
+    for section in (config.defaults, *config.jobs.values()):
+        if section.get("host_id"):
+            ids.add(str(section["host_id"]))
+    return frozenset(ids)
+
+
+def exit_code_for(jobs: list[JobStatus]) -> int:
+    """0 all healthy; 1 a job is failing or missed a run; 3 nothing is known to be wrong but
+    some state is unknown (like Nagios UNKNOWN). A known problem wins over an unknown."""
+    from cronwrap.errors import ExitCode
+
+    monitored = [j for j in jobs if not j.unmonitored]
+    if any(not j.healthy and j.known for j in monitored):
+        return int(ExitCode.ERROR)
+    if any(not j.known for j in monitored):
+        return int(ExitCode.UNKNOWN)
+    return int(ExitCode.OK)
+
+
+def local_host(paths: Paths, env: Mapping[str, str], host_ids: Iterable[str] = ()) -> LocalHost:
+    """This machine, as `history`, `logs` and `status` judge runs against it."""
+    return LocalHost(paths.lock_dir, frozenset(host_ids) | configured_host_ids(paths, env))

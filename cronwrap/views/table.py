@@ -12,6 +12,7 @@ from cronwrap.views.humanize import duration, relative
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any, TextIO
 
 STYLES = {
@@ -42,13 +43,17 @@ def paint(text: str, style: str, *, color: bool) -> str:
 
 
 def terminal_width(stream: TextIO) -> int:
+    """COLUMNS, else the terminal's width; 0 (no limit) when the output is not a terminal:
+    piped output is for grep and mail, and cutting it would lose what it says."""
     columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit():
+    if columns.isdigit() and int(columns) > 0:
         return int(columns)
     try:
+        if not stream.isatty():
+            return 0
         return os.get_terminal_size(stream.fileno()).columns
     except (OSError, ValueError, AttributeError):
-        return 80
+        return 0
 
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -93,38 +98,75 @@ class _Col:
         self.shrink = shrink  # columns with a lower number give up their width first
         self.min = min or len(header)
         self.max = max
-        self.fold = fold  # wrap onto more lines instead of cutting with an ellipsis
+        # cells wrap between words; a fold column may also break a word that is wider than
+        # the column (at - . _ / when it can), the others stay as wide as their longest word
+        self.fold = fold
+
+
+def _longest_word(texts: Iterable[str]) -> int:
+    return max((len(w) for t in texts for w in t.split()), default=0)
 
 
 def _fit(cols: list[_Col], rows: list[list[tuple[str, str]]], width: int) -> list[int]:
-    """Column widths: natural sizes, capped, then the widest shrunk until the row fits."""
+    """Column widths: natural sizes, capped, then the widest shrunk until the row fits
+    (width 0: no limit). Shrinking stops at the longest word of a column, so words are not
+    broken, unless the table cannot fit otherwise and the column may fold."""
+    texts = [[r[i][0] for r in rows] for i in range(len(cols))]
     widths = [
-        min(c.max, max([len(c.header)] + [len(r[i][0]) for r in rows])) for i, c in enumerate(cols)
+        min(c.max, max([len(c.header)] + [len(t) for t in texts[i]])) for i, c in enumerate(cols)
     ]
+    if not width:
+        return [max([len(c.header)] + [len(t) for t in texts[i]]) for i, c in enumerate(cols)]
+    words = [max(c.min, _longest_word(texts[i])) for i, c in enumerate(cols)]
+    # first no column breaks a word; then fold columns may, down to their minimum
+    keep_words = [words[i] if not c.fold else min(words[i], widths[i]) for i, c in enumerate(cols)]
+    may_break = [words[i] if not c.fold else c.min for i, c in enumerate(cols)]
+    widths = [max(w, f) for w, f in zip(widths, may_break, strict=True)]
     gaps = 2 * (len(cols) - 1)
-    while sum(widths) + gaps > width:
-        shrinkable = [i for i, w in enumerate(widths) if w > cols[i].min]
-        if not shrinkable:
-            break
-        first = min(cols[i].shrink for i in shrinkable)
-        widest = max((i for i in shrinkable if cols[i].shrink == first), key=lambda i: widths[i])
-        widths[widest] -= 1
+    for floor in (keep_words, may_break):
+        while sum(widths) + gaps > width:
+            shrinkable = [i for i, w in enumerate(widths) if w > floor[i]]
+            if not shrinkable:
+                break
+            first = min(cols[i].shrink for i in shrinkable)
+            widest = max(
+                (i for i in shrinkable if cols[i].shrink == first), key=lambda i: widths[i]
+            )
+            widths[widest] -= 1
     return widths
 
 
 def _cell_lines(text: str, width: int, fold: bool) -> list[str]:
+    """The cell's text on lines of at most `width`, wrapped between words."""
     if len(text) <= width:
         return [text]
-    if fold:
-        return [text[i : i + width] for i in range(0, len(text), width)]
-    return [text[: max(0, width - 1)] + "…"]
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        while len(word) > width:  # only in a fold column: break the word, at a mark if any
+            room = width - len(line) - (1 if line else 0)
+            if room < 2 and line:
+                lines.append(line)
+                line, room = "", width
+            cut = max((word.rfind(m, 0, room) + 1 for m in "-._/:"), default=0) or room
+            lines.append((line + " " if line else "") + word[:cut])
+            line, word = "", word[cut:]
+        if not line:
+            line = word
+        elif len(line) + 1 + len(word) <= width:
+            line += " " + word
+        else:
+            lines.append(line)
+            line = word
+    lines.append(line)
+    return [ln for ln in lines if ln] or [""]
 
 
 def render_table(
     cols: list[_Col], rows: list[list[tuple[str, str]]], *, width: int, color: bool, terminal: bool
 ) -> list[str]:
     """The lines of a table: a bold header, a rule on a terminal, then the rows, whose cells are
-    (text, style) pairs; columns shrink to fit width, cut with an ellipsis or folded."""
+    (text, style) pairs; columns shrink to fit width (0: no limit), wrapped between words."""
     widths = _fit(cols, rows, width)
     header = "  ".join(c.header.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()
     out = [paint(header, "bold", color=color)]
@@ -169,16 +211,26 @@ def render_status(
     if wide:
         cols.append(_Col("HOST", max=20))
     any_notes = any(
-        s.missed or s.schedule_error or s.unmonitored or s.zone_note or _flags(s) for s in jobs
+        s.missed
+        or s.schedule_error
+        or s.unmonitored
+        or s.zone_note
+        or s.tz_warning
+        or s.state == "unknown"
+        or _flags(s)
+        for s in jobs
     )
     if any_notes:
         cols.append(_Col("NOTE", min=8, max=30, fold=True, shrink=3))
     rows = [_status_row(st, now, wide=wide, notes=any_notes) for st in jobs]
     out = render_table(cols, rows, width=width, color=color, terminal=terminal)
-    failing = sum(1 for s in jobs if not s.healthy)
+    failing = sum(1 for s in jobs if not s.healthy and s.state != "unknown")
+    unknown = sum(1 for s in jobs if s.state == "unknown")
     out.append(
         f"{len(jobs)} job{'s' if len(jobs) != 1 else ''} listed"
-        + (f", {failing} need attention." if failing else ".")
+        + (f", {failing} need attention" if failing else "")
+        + (f", {unknown} unknown" if unknown else "")
+        + "."
     )
     dead = [(s.name, s.dead_letters) for s in jobs if getattr(s, "dead_letters", 0)]
     if dead:
@@ -187,18 +239,27 @@ def render_status(
         total = sum(n for _, n in dead)
         per_job = ", ".join(f"{name} {n}" for name, n in dead)
         note = f"{total} failed run{'s' if total != 1 else ''} not resolved ({per_job}):"
-        for line in textwrap.wrap(f"{note} see cronwrap failed", max(20, width)):
+        for line in textwrap.wrap(f"{note} see cronwrap failed", max(20, width) if width else 10_000):
             out.append(paint(line, "bold red", color=color))
+    for reason in dict.fromkeys(s.reason for s in jobs if s.state == "unknown" and s.reason):
+        out.append(paint(f"unknown: {reason}", "bold red", color=color))
     return "\n".join(out) + "\n"
 
 
-RESULT_STYLE = {"success": "green", "failed": "bold red", "timeout": "bold red"}
-
-
 def render_history(
-    runs: list[Any], now: datetime, *, width: int, color: bool, terminal: bool
+    runs: list[Any],
+    now: datetime,
+    *,
+    width: int,
+    color: bool,
+    terminal: bool,
+    states: list[Any] | None = None,
+    show_job: bool = False,
 ) -> str:
-    """The runs of one job, newest first."""
+    """Runs, newest first; `states` are their views.runstate states (a dead cronwrap's row
+    still says running), `show_job` adds the job's name for the runs of every job."""
+    from cronwrap.views.runstate import result_text
+
     cols = [
         _Col("STARTED", max=40, fold=True),
         _Col("DURATION"),
@@ -208,24 +269,51 @@ def render_history(
         _Col("HOST", max=30, shrink=1),
         _Col("RUN ID"),
     ]
+    if show_job:
+        cols.insert(0, _Col("JOB", max=40, fold=True, shrink=2))
     rows = []
-    for r in runs:
-        result = r.status
-        if r.status == "failed" and r.signal:
-            result = f"failed (signal {r.signal})"
-        started = f"{r.started_at.astimezone():%Y-%m-%d %H:%M:%S} ({relative(r.started_at, now)})"
-        rows.append(
-            [
-                (started, ""),
-                (short_duration(r.duration_s), ""),
-                (result, RESULT_STYLE.get(r.status, "")),
-                (str(r.attempts), ""),
-                ("-" if r.exit_code is None else str(r.exit_code), ""),
-                (r.host, ""),
-                (r.run_id[:8], ""),
-            ]
-        )
+    for n, r in enumerate(runs):
+        state = states[n] if states is not None else None
+        result = result_text(r, state) if state is not None else str(r.status)
+        style = STATE_STYLE.get(_STATE_OF_RUN.get(state.value if state else r.status, ""), "")
+        started = f"{local_time(r.started_at, seconds=True)} ({relative(r.started_at, now)})"
+        row = [
+            (started, ""),
+            (short_duration(r.duration_s), ""),
+            (result, style),
+            (str(r.attempts), ""),
+            ("-" if r.exit_code is None else str(r.exit_code), ""),
+            (r.host, ""),
+            (r.run_id[:8], ""),
+        ]
+        if show_job:
+            row.insert(0, (r.job, ""))
+        rows.append(row)
     return "\n".join(render_table(cols, rows, width=width, color=color, terminal=terminal)) + "\n"
+
+
+# a run's state -> the status-table state whose colour it takes
+_STATE_OF_RUN = {
+    "success": "ok",
+    "running": "running",
+    "skipped": "skipped",
+    "ran-elsewhere": "skipped",
+    "not-run": "failing",
+    "failed": "failing",
+    "timeout": "failing",
+    "crashed": "failing",
+    "cancelled": "failing",
+    "error": "failing",
+}
+
+
+def local_time(at: datetime, *, seconds: bool = False) -> str:
+    """An instant on this host's clock, with the zone: the one rule for every absolute time
+    in the tables (cron fires jobs on this clock, unless a cronie CRON_TZ says otherwise)."""
+    from cronwrap.cron.schedule import local_zone
+
+    fmt = "%Y-%m-%d %H:%M:%S %Z" if seconds else "%a %H:%M %Z"
+    return at.astimezone(local_zone()).strftime(fmt)
 
 
 def _flags(st: Any) -> list[str]:
@@ -242,7 +330,7 @@ def _status_row(st: Any, now: datetime, *, wide: bool, notes: bool) -> list[tupl
     if st.last is not None:
         last = relative(st.last.started_at, now)
         if wide:
-            last += f" ({st.last.started_at.astimezone():%a %H:%M})"
+            last += f" ({local_time(st.last.started_at)})"
     result = f"{STATE_SYMBOL.get(st.state, '')} {st.result}"
     dur = short_duration(st.last.duration_s if st.last else None)
     spark = sparkline(st.durations)
@@ -252,7 +340,7 @@ def _status_row(st: Any, now: datetime, *, wide: bool, notes: bool) -> list[tupl
     if st.next_run is not None:
         nxt = relative(st.next_run, now)
         if wide:
-            nxt += f" ({st.next_run:%a %H:%M %Z})"
+            nxt += f" ({local_time(st.next_run)})"
     row = [
         (st.name, ""),
         (sched, ""),
@@ -265,14 +353,23 @@ def _status_row(st: Any, now: datetime, *, wide: bool, notes: bool) -> list[tupl
         row.append((st.last.host if st.last else "-", ""))
     if notes:
         parts = []
-        if st.missed and st.expected is not None:
-            parts.append(f"MISSED {st.expected:%a %H:%M}")
+        if st.missed and st.missed_first is not None:
+            first = local_time(st.missed_first)
+            count = f"{st.missed_count}{'+' if st.missed_count >= 1000 else ''}"
+            parts.append(
+                f"MISSED {first}" if st.missed_count == 1 else f"MISSED {count} since {first}"
+            )
+        if st.state == "unknown":
+            parts.append("UNKNOWN (reason below)")
         if st.schedule_error:
             parts.append("bad schedule")
         if st.unmonitored:
             parts.append("not wrapped")
         if st.zone_note:
             parts.append("zone differs from Healthchecks")
+        if st.tz_warning:
+            parts.append("tz is not cron's zone")
         parts += _flags(st)
-        row.append((" ".join(parts), "bold red" if st.missed or st.schedule_error else "dim"))
+        alarm = st.missed or st.schedule_error or st.state == "unknown"
+        row.append(("; ".join(parts), "bold red" if alarm else "dim"))
     return row

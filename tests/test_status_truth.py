@@ -1,0 +1,541 @@
+"""`status` tells the truth (issue 17): DST nights in four zones, missed-run accounting,
+unknown is never healthy, and one run-state model shared by status, history and logs.
+
+Runs are recorded at chosen times through the real Store API (or are real `cronwrap run`
+processes), and status is asked with `--now`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+
+from cronwrap.cli.app import cli
+from cronwrap.config import ensure_dir, resolve_paths
+from cronwrap.cron.schedule import parse
+from cronwrap.errors import ExitCode
+from cronwrap.state.store import Store
+from cronwrap.views.status import load_status
+from tests.conftest import cronwrap, popen_cronwrap, wait_for
+
+UTC = timezone.utc
+GRACE = timedelta(minutes=5)
+
+# (zone, the transition's UTC instant, a fixed wall time in the skipped or repeated time)
+TRANSITIONS = [
+    ("America/New_York", datetime(2025, 3, 9, 7, 0, tzinfo=UTC), "30 2"),
+    ("America/New_York", datetime(2025, 11, 2, 6, 0, tzinfo=UTC), "30 1"),
+    ("Europe/London", datetime(2025, 3, 30, 1, 0, tzinfo=UTC), "30 1"),
+    ("Europe/London", datetime(2025, 10, 26, 1, 0, tzinfo=UTC), "30 1"),
+    ("Australia/Sydney", datetime(2025, 4, 5, 16, 0, tzinfo=UTC), "30 2"),
+    ("Australia/Sydney", datetime(2025, 10, 4, 16, 0, tzinfo=UTC), "30 2"),
+    ("Australia/Lord_Howe", datetime(2025, 4, 5, 15, 0, tzinfo=UTC), "45 1"),
+    ("Australia/Lord_Howe", datetime(2025, 10, 4, 15, 30, tzinfo=UTC), "15 2"),
+]
+IDS = [
+    "new-york-spring",
+    "new-york-fall",
+    "london-spring",
+    "london-fall",
+    "sydney-fall",
+    "sydney-spring",
+    "lord-howe-fall",
+    "lord-howe-spring",
+]
+
+
+class Recorder:
+    """A run store in CRONWRAP_HOME with runs recorded at chosen instants."""
+
+    def __init__(self, home: Path) -> None:
+        self.paths = resolve_paths({"CRONWRAP_HOME": str(home)})
+        ensure_dir(self.paths.state_dir)
+        self.store = Store.open(self.paths.db_file)
+        self.n = 0
+
+    def run(
+        self,
+        job: str,
+        at: datetime,
+        *,
+        schedule: str | None,
+        tz: str | None,
+        status: str = "success",
+        host: str | None = None,
+        pid: int = 1,
+        reason: str | None = None,
+        end: bool = True,
+    ) -> str:
+        self.n += 1
+        run_id = f"run-{self.n}"
+        self.store.record_start(
+            run_id=run_id,
+            job=job,
+            host=host or os.uname().nodename,
+            pid=pid,
+            command="true",
+            started_at=at,
+            schedule=schedule,
+            tz=tz,
+            log_path=None,
+            status="skipped" if status == "skipped" else "running",
+        )
+        if end:
+            self.store.record_end(
+                run_id=run_id,
+                ended_at=at + timedelta(seconds=1),
+                status=status,
+                exit_code=0 if status in ("success", "skipped") else 1,
+                signal=None,
+                attempts=1,
+                duration_s=1.0,
+                output_tail=None,
+                reason=reason,
+            )
+        return run_id
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _fires(expr: str, tz: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
+    out = []
+    for at in parse(expr).iter_runs(start, tz):
+        if at.astimezone(UTC) > end:
+            break
+        out.append(at.astimezone(UTC))
+    return out
+
+
+def _status_at(rec: Recorder, now: datetime, zone: str) -> dict[str, object]:
+    report = load_status(rec.paths, [], now=now, grace=GRACE, default_tz=zone)
+    assert report.problem is None
+    return {j.name: j for j in report.jobs}
+
+
+def _sweep(
+    rec: Recorder, zone: str, jobs: dict[str, str], transition: datetime, skip: set[datetime]
+) -> dict[str, list[tuple[datetime, object]]]:
+    """Record each job's runs (20 s after each fire time, minus `skip`) as simulated time
+    passes, and ask status every 3 minutes from 3 h before to 4 h after the transition."""
+    tz = ZoneInfo(zone)
+    start, end = transition - timedelta(hours=30), transition + timedelta(hours=4)
+    pending = sorted(
+        (at + timedelta(seconds=20), name)
+        for name, expr in jobs.items()
+        for at in _fires(expr, tz, start, end)
+        if at not in skip
+    )
+    seen: dict[str, list[tuple[datetime, object]]] = {name: [] for name in jobs}
+    now = transition - timedelta(hours=3)
+    while now <= end:
+        while pending and pending[0][0] <= now:
+            at, name = pending.pop(0)
+            rec.run(name, at, schedule=jobs[name], tz=zone)
+        for name, st in _status_at(rec, now, zone).items():
+            seen[name].append((now, st))
+        now += timedelta(minutes=3)
+    return seen
+
+
+@pytest.mark.parametrize(("zone", "transition", "fixed"), TRANSITIONS, ids=IDS)
+def test_no_false_missed_across_dst(
+    home: Path, zone: str, transition: datetime, fixed: str
+) -> None:
+    """Every run cron starts (at the times the real daemon starts them) keeps status
+    healthy through both DST transitions: no wall-clock arithmetic anywhere."""
+    rec = Recorder(home)
+    jobs = {"hourly": "0 * * * *", "quarter": "*/15 * * * *", "fixed": f"{fixed} * * *"}
+    try:
+        seen = _sweep(rec, zone, jobs, transition, skip=set())
+    finally:
+        rec.close()
+    for name, snaps in seen.items():
+        bad = [(now.isoformat(), st.missed_first) for now, st in snaps if not st.healthy]
+        assert not bad, f"{zone} {name}: unhealthy at {bad[:3]} (of {len(snaps)} snapshots)"
+
+
+@pytest.mark.parametrize(("zone", "transition", "fixed"), TRANSITIONS, ids=IDS)
+def test_a_real_miss_across_dst_is_seen_and_named(
+    home: Path, zone: str, transition: datetime, fixed: str
+) -> None:
+    """The mirror image: a run cron should have started right after the transition but did
+    not is MISSED from its fire time plus the grace until the next run, and the note names
+    that first missed fire time."""
+    tz = ZoneInfo(zone)
+    expr = "0 * * * *"
+    fires = _fires(expr, tz, transition - timedelta(hours=30), transition + timedelta(hours=4))
+    lost = next(at for at in fires if at >= transition)
+    following = next(at for at in fires if at > lost)
+    rec = Recorder(home)
+    try:
+        seen = _sweep(rec, zone, {"hourly": expr}, transition, skip={lost})
+    finally:
+        rec.close()
+    for now, st in seen["hourly"]:
+        should_miss = lost + GRACE <= now < following + timedelta(seconds=20)
+        assert st.missed is should_miss, (zone, now.isoformat(), st.missed_first)
+        if should_miss:
+            assert st.missed_first.astimezone(UTC) == lost
+            assert st.missed_count == (2 if now >= following + GRACE else 1)
+
+
+@pytest.mark.parametrize(("zone", "transition", "fixed"), TRANSITIONS, ids=IDS)
+def test_status_command_at_dst(home: Path, zone: str, transition: datetime, fixed: str) -> None:
+    """The same through `cronwrap status --now --json`, in the daemon's zone (TZ)."""
+    tz = ZoneInfo(zone)
+    expr = f"{fixed} * * *"
+    rec = Recorder(home)
+    try:
+        for at in _fires(expr, tz, transition - timedelta(days=3), transition + timedelta(hours=6)):
+            rec.run("fixed", at + timedelta(seconds=20), schedule=expr, tz=None)
+    finally:
+        rec.close()
+    runner = CliRunner()
+    for hours in (-1, 0.5, 1, 3, 5):
+        now = (transition + timedelta(hours=hours)).isoformat()
+        result = runner.invoke(
+            cli,
+            ["status", "--crontab", "/dev/null", "--json", "--now", now],
+            env={"CRONWRAP_HOME": str(home), "TZ": zone},
+        )
+        assert result.exit_code == 0, (now, result.output)
+        [row] = json.loads(result.stdout)
+        assert row["healthy"] and not row["missed"] and row["tz"] == zone, (now, row)
+    later = (transition + timedelta(days=1, hours=6)).isoformat()
+    result = runner.invoke(
+        cli,
+        ["status", "--crontab", "/dev/null", "--json", "--now", later],
+        env={"CRONWRAP_HOME": str(home), "TZ": zone},
+    )
+    assert result.exit_code == ExitCode.ERROR, result.output
+    [row] = json.loads(result.stdout)
+    assert row["missed"] and row["missed_count"] == 1
+
+
+# ---------------------------------------------------------------- missed-run accounting
+
+
+def test_one_missed_minute_is_not_credited_to_the_previous_run(home: Path) -> None:
+    rec = Recorder(home)
+    t0 = datetime(2026, 6, 1, 10, 0, 5, tzinfo=UTC)
+    rec.run("minutely", t0, schedule="* * * * *", tz="UTC")
+    rec.close()
+    # 10:01 was never started; with a 1-minute grace it is missed from 10:02 on
+    report = load_status(
+        rec.paths,
+        [],
+        now=datetime(2026, 6, 1, 10, 2, 30, tzinfo=UTC),
+        grace=timedelta(minutes=1),
+        default_tz="UTC",
+    )
+    [st] = report.jobs
+    assert st.missed and st.missed_count == 1
+    assert st.missed_first == datetime(2026, 6, 1, 10, 1, tzinfo=UTC)
+
+
+def test_the_note_names_the_first_missed_run_and_how_many(home: Path) -> None:
+    rec = Recorder(home)
+    rec.run("hourly", datetime(2026, 6, 1, 9, 0, 40, tzinfo=UTC), schedule="0 * * * *", tz="UTC")
+    rec.close()
+    result = cronwrap(home, "status", "--crontab", "/dev/null", "--now", "2026-06-01T13:10+00:00")
+    assert result.returncode == ExitCode.ERROR, result.stderr
+    assert "MISSED 4 since Mon 10:00 UTC" in result.stdout, result.stdout
+    doc = json.loads(
+        cronwrap(
+            home, "status", "--crontab", "/dev/null", "--json", "--now", "2026-06-01T13:10+00:00"
+        ).stdout
+    )
+    assert doc[0]["missed_first_at"] == "2026-06-01T10:00:00+00:00"
+    assert doc[0]["missed_count"] == 4
+    assert doc[0]["expected_at"] == "2026-06-01T13:00:00+00:00"
+
+
+def test_a_late_start_still_answers_its_fire_time(home: Path) -> None:
+    """--jitter or a lock wait start a run late: it answers the fire time before it."""
+    rec = Recorder(home)
+    rec.run("j", datetime(2026, 6, 1, 9, 4, 50, tzinfo=UTC), schedule="0 * * * *", tz="UTC")
+    rec.close()
+    report = load_status(
+        rec.paths, [], now=datetime(2026, 6, 1, 9, 59, tzinfo=UTC), grace=GRACE, default_tz="UTC"
+    )
+    assert not report.jobs[0].missed
+
+
+# ---------------------------------------------------------------- unknown is not healthy
+
+
+def test_unknown_job_exits_3_with_a_reason(home: Path) -> None:
+    cronwrap(home, "run", "--name", "real", "--", "true")
+    result = cronwrap(home, "status", "--crontab", "/dev/null", "--job", "nosuch")
+    assert result.returncode == ExitCode.UNKNOWN, result.stdout
+    assert "no job named 'nosuch'" in result.stderr and "real" in result.stderr
+    assert "nosuch" in result.stdout and "unknown job" in result.stdout
+    assert "1 job listed, 1 unknown." in result.stdout
+    assert "unknown: no job named 'nosuch'" in result.stdout
+    both = cronwrap(home, "status", "--crontab", "/dev/null", "--job", "real", "--job", "nosuch")
+    assert both.returncode == ExitCode.UNKNOWN
+    assert cronwrap(home, "status", "--crontab", "/dev/null", "--job", "real").returncode == 0
+
+
+def test_a_known_failure_wins_over_an_unknown(home: Path) -> None:
+    cronwrap(home, "run", "--name", "bad", "--", "false")
+    result = cronwrap(home, "status", "--crontab", "/dev/null", "--job", "bad", "--job", "nosuch")
+    assert result.returncode == ExitCode.ERROR
+
+
+def test_a_state_dir_that_run_refuses_is_unknown(home: Path, tmp_path: Path) -> None:
+    tab = tmp_path / "tab"
+    tab.write_text("0 * * * * cronwrap run --name hourly -- true\n")
+    cronwrap(home, "run", "--name", "hourly", "--", "true")
+    home.chmod(0o777)
+    try:
+        refused = cronwrap(home, "run", "--name", "hourly", "--", "true")
+        assert refused.returncode == 0 and "world-writable" in refused.stderr
+        result = cronwrap(home, "status", "--crontab", str(tab), "--json")
+    finally:
+        home.chmod(0o750)
+    assert result.returncode == ExitCode.UNKNOWN, result.stderr
+    assert "world-writable" in result.stderr and "status unknown" in result.stderr
+    [row] = json.loads(result.stdout)
+    assert row["state"] == "unknown" and not row["healthy"] and "world-writable" in row["reason"]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "directory"])
+def test_a_store_status_cannot_read_is_unknown(home: Path, tmp_path: Path, damage: str) -> None:
+    tab = tmp_path / "tab"
+    tab.write_text("0 * * * * cronwrap run --name hourly -- true\n")
+    home.mkdir(mode=0o750)
+    db = home / "runs.db"
+    if damage == "garbage":
+        db.write_bytes(b"this is not a database, just some bytes\n" * 100)
+    else:
+        db.mkdir()
+    result = cronwrap(home, "status", "--crontab", str(tab))
+    assert result.returncode == ExitCode.UNKNOWN, (result.stdout, result.stderr)
+    assert "status unknown: " in result.stderr and "run store" in result.stderr
+    assert "unknown" in result.stdout and "never run" not in result.stdout
+
+
+def test_a_run_skipped_because_the_fleet_lock_was_unavailable_is_unknown(home: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    ran = cronwrap(
+        home,
+        "run",
+        "--name",
+        "fleet",
+        "--lock-url",
+        f"redis://127.0.0.1:{dead}/0",
+        "--lock-unavailable",
+        "skip",
+        "--",
+        "true",
+    )
+    assert ran.returncode == 0, ran.stderr
+    result = cronwrap(home, "status", "--crontab", "/dev/null", "--json")
+    assert result.returncode == ExitCode.UNKNOWN, result.stderr
+    [row] = json.loads(result.stdout)
+    assert row["state"] == "unknown" and row["run_state"] == "not-run"
+    assert row["result"] == "not run (lock unavailable)" and "did not start" in row["reason"]
+
+
+# ---------------------------------------------------------------- one run-state model
+
+
+def _history(home: Path, *args: str) -> list[dict[str, object]]:
+    result = cronwrap(home, "history", *args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_running_not_the_skipped_attempt_while_the_lock_is_held(home: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "m"
+    proc = popen_cronwrap(
+        home, "run", "--name", "long", "--", "sh", "-c", f"touch {marker}; exec sleep 30"
+    )
+    try:
+        wait_for(marker.exists)
+        skip = cronwrap(home, "run", "--name", "long", "--", "true")
+        assert skip.returncode == 0
+        result = cronwrap(home, "status", "--crontab", "/dev/null")
+        doc = json.loads(cronwrap(home, "status", "--crontab", "/dev/null", "--json").stdout)
+        runs = _history(home, "long")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert result.returncode == 0, result.stdout
+    assert "▶ running" in result.stdout and "skipped" not in result.stdout
+    assert doc[0]["state"] == "running" and doc[0]["last_run"]["state"] == "skipped"
+    assert doc[0]["current_run"]["state"] == "running"
+    assert [r["state"] for r in runs] == ["skipped", "running"]
+
+
+def test_after_sigkill_history_and_status_agree_it_crashed(home: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "m"
+    proc = popen_cronwrap(
+        home, "run", "--name", "k", "--", "sh", "-c", f"touch {marker}; exec sleep 30"
+    )
+    wait_for(marker.exists)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    doc = json.loads(cronwrap(home, "status", "--crontab", "/dev/null", "--json").stdout)
+    runs = _history(home, "k")
+    table = cronwrap(home, "history", "k")
+    assert doc[0]["result"] == "crashed" and doc[0]["run_state"] == "crashed"
+    assert runs[0]["state"] == "crashed" and runs[0]["status"] == "running"  # row not yet fixed
+    assert "crashed" in table.stdout and "running" not in table.stdout
+    logs = cronwrap(home, "logs", "k", "--follow", timeout=20)
+    assert logs.returncode == 0  # --follow ends: a crashed run is not running
+
+
+def test_host_id_runs_are_judged_against_the_id_they_recorded(home: Path, tmp_path: Path) -> None:
+    tab = tmp_path / "tab"
+    tab.write_text("* * * * * cronwrap run --name hid --host-id web1 -- sleep 30\n")
+    marker = tmp_path / "m"
+    proc = popen_cronwrap(
+        home,
+        "run",
+        "--name",
+        "hid",
+        "--host-id",
+        "web1",
+        "--",
+        "sh",
+        "-c",
+        f"touch {marker}; exec sleep 30",
+    )
+    wait_for(marker.exists)
+    alive = json.loads(cronwrap(home, "status", "--crontab", str(tab), "--json").stdout)
+    assert alive[0]["result"].startswith("running ") and "on web1" not in alive[0]["result"]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    for args in (["--crontab", str(tab)], ["--crontab", "/dev/null", "--host-id", "web1"]):
+        result = cronwrap(home, "status", *args, "--json")
+        row = json.loads(result.stdout)[0]
+        assert row["result"] == "crashed", (args, row["result"])
+        assert result.returncode == ExitCode.ERROR
+    env_result = cronwrap(
+        home,
+        "status",
+        "--crontab",
+        "/dev/null",
+        "--json",
+        env={**os.environ, "CRONWRAP_HOME": str(home), "CRONWRAP_HOST_ID": "web1"},
+    )
+    assert json.loads(env_result.stdout)[0]["result"] == "crashed"
+    # without knowing web1 is this machine, it is another host's run: not checkable
+    blind = json.loads(cronwrap(home, "status", "--crontab", "/dev/null", "--json").stdout)
+    assert blind[0]["result"].endswith("on web1")
+
+
+def test_another_hosts_running_run_is_taken_on_trust(home: Path) -> None:
+    rec = Recorder(home)
+    rec.run("remote", datetime.now(UTC), schedule=None, tz=None, host="db9", pid=1, end=False)
+    rec.close()
+    [row] = json.loads(cronwrap(home, "status", "--crontab", "/dev/null", "--json").stdout)
+    assert row["state"] == "running" and row["result"].endswith(" on db9")
+
+
+def test_fleet_skip_ran_elsewhere_is_healthy(home: Path) -> None:
+    rec = Recorder(home)
+    rec.run(
+        "f",
+        datetime(2026, 6, 1, 9, 0, 3, tzinfo=UTC),
+        schedule="0 * * * *",
+        tz="UTC",
+        status="skipped",
+        reason="ran on web2 (slot 2026-06-01T09:00:00+00:00)",
+    )
+    rec.close()
+    result = cronwrap(
+        home, "status", "--crontab", "/dev/null", "--json", "--now", "2026-06-01T09:30+00:00"
+    )
+    assert result.returncode == 0, result.stdout
+    [row] = json.loads(result.stdout)
+    assert row["result"] == "skipped (ran on web2)" and row["run_state"] == "ran-elsewhere"
+
+
+# ---------------------------------------------------------------- history, forget, watch
+
+
+def test_history_without_a_name_lists_recent_runs_of_every_job(home: Path) -> None:
+    for name in ("a", "b", "a"):
+        cronwrap(home, "run", "--name", name, "--", "true")
+    runs = _history(home)
+    assert [r["job"] for r in runs] == ["a", "b", "a"]
+    assert all(r["state"] == "success" for r in runs)
+    assert [r["job"] for r in _history(home, "--limit", "2")] == ["a", "b"]
+    table = cronwrap(home, "history")
+    assert table.returncode == 0 and "JOB" in table.stdout and " b " in table.stdout
+
+
+def test_forget_removes_a_job_and_its_output(home: Path, tmp_path: Path) -> None:
+    cronwrap(home, "run", "--name", "gone", "--", "sh", "-c", "echo bye")
+    cronwrap(home, "run", "--name", "kept", "--", "true")
+    assert any((home / "output" / "gone").iterdir())
+    asked = cronwrap(home, "forget", "gone", stdin=subprocess.DEVNULL)
+    assert asked.returncode == ExitCode.ERROR and "--yes" in asked.stderr
+    tab = tmp_path / "tab"
+    tab.write_text("@daily cronwrap run --name gone -- true\n")
+    result = cronwrap(home, "forget", "gone", "--yes", "--crontab", str(tab))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "forgot gone: 1 run removed\n"
+    assert f"still in {tab}:1" in result.stderr
+    names = [
+        j["name"]
+        for j in json.loads(cronwrap(home, "status", "--json", "--crontab", "/dev/null").stdout)
+    ]
+    assert names == ["kept"]
+    assert not (home / "output" / "gone").exists()
+    again = cronwrap(home, "forget", "gone", "--yes")
+    assert again.returncode == ExitCode.ERROR and "no job 'gone'" in again.stderr
+
+
+def test_forget_refuses_a_running_job(home: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "m"
+    proc = popen_cronwrap(
+        home, "run", "--name", "busy", "--", "sh", "-c", f"touch {marker}; exec sleep 30"
+    )
+    try:
+        wait_for(marker.exists)
+        result = cronwrap(home, "forget", "busy", "--yes")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert result.returncode == ExitCode.ERROR and "is running" in result.stderr
+
+
+def test_status_watch_redraws_until_interrupted(home: Path) -> None:
+    cronwrap(home, "run", "--name", "w", "--", "true")
+    proc = popen_cronwrap(
+        home,
+        "status",
+        "--crontab",
+        "/dev/null",
+        "--watch",
+        "0.1s",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    seen = 0
+    try:
+        while seen < 3:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else ""
+            seen += b"1 job listed." in line
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(10)
+    assert code == 0
