@@ -204,7 +204,12 @@ def render_status(
         ),
         _Col("SCHEDULE", min=9, max=60 if wide else 14, shrink=1),
         _Col("LAST RUN", max=24),
-        _Col("RESULT", min=8, max=28 if wide else 19),
+        # a result is read whole: the name column gives up its width first
+        _Col(
+            "RESULT",
+            min=min(max((len(s.result) + 2 for s in jobs), default=8), 28 if wide else 19),
+            max=28 if wide else 19,
+        ),
         _Col("DURATION", max=24),
         _Col("NEXT RUN", max=32, fold=True),
     ]
@@ -274,7 +279,9 @@ def render_history(
     rows = []
     for n, r in enumerate(runs):
         state = states[n] if states is not None else None
-        result = result_text(r, state) if state is not None else str(r.status)
+        result = str(r.status)
+        if state is not None and state.value != "success":  # history says success, not ok
+            result = result_text(r, state)
         style = STATE_STYLE.get(_STATE_OF_RUN.get(state.value if state else r.status, ""), "")
         started = f"{local_time(r.started_at, seconds=True)} ({relative(r.started_at, now)})"
         row = [
