@@ -381,13 +381,14 @@ def forget_cmd(ctx: click.Context, name: str, yes: bool, crontab_files: tuple[st
     import contextlib
 
     from cronwrap.errors import CronwrapError, JobNotFoundError
+    from cronwrap.state.store import Store
     from cronwrap.views.runstate import RunState, run_state
-    from cronwrap.views.status import crontab_jobs, local_host, open_store_readonly
+    from cronwrap.views.status import crontab_jobs, local_host
 
     paths = state_paths(ctx)
-    store = open_store_readonly(paths)
-    if store is None:
+    if not paths.db_file.exists():
         raise JobNotFoundError(f"no run store at {paths.db_file}: nothing to forget")
+    store = Store.open(paths.db_file)
     with store:
         if name not in store.job_names():
             raise JobNotFoundError(f"no job {name!r} in the run store (see cronwrap status)")
