@@ -244,7 +244,8 @@ def render_status(
         total = sum(n for _, n in dead)
         per_job = ", ".join(f"{name} {n}" for name, n in dead)
         note = f"{total} failed run{'s' if total != 1 else ''} not resolved ({per_job}):"
-        for line in textwrap.wrap(f"{note} see cronwrap failed", max(20, width) if width else 10_000):
+        wrap_at = max(20, width) if width else 10_000  # width 0: not a terminal, no limit
+        for line in textwrap.wrap(f"{note} see cronwrap failed", wrap_at):
             out.append(paint(line, "bold red", color=color))
     for reason in dict.fromkeys(s.reason for s in jobs if s.state == "unknown" and s.reason):
         out.append(paint(f"unknown: {reason}", "bold red", color=color))
