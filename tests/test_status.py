@@ -100,6 +100,10 @@ def test_status_lists_crontab_jobs_never_run_and_unmonitored_with_all(
     )
     unmon = [r for r in everything if r["unmonitored"]]
     assert len(unmon) == 1 and unmon[0]["result"] == "unmonitored"
+    assert unmon[0]["name"] == "/usr/local/bin/unwrapped.sh"  # what it runs, not where it is
+    assert unmon[0]["location"] == f"{user}:7"
+    table = cronwrap(home, "status", "--crontab", str(user), "--all").stdout
+    assert "unwrapped" in table and f"({user}:7)" not in table
 
 
 def test_crontab_from_stdin(home: Path) -> None:

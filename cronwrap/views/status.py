@@ -84,15 +84,18 @@ class CrontabJob:
 def crontab_jobs(tabs: list[Crontab]) -> list[CrontabJob]:
     """Jobs found in crontab files: wrapped ones by their cronwrap name, the rest unmonitored."""
     out = []
+    shown: set[str] = set()
     for tab in tabs:
         for line in tab.jobs:
             run = wrapped_run(line.command)
             where = f"{tab.source}:{line.number}"
             if run is None:
+                # an unmonitored line has no job name: it is shown by what it runs
+                name = _shorten(line.command)
+                name = name if name not in shown else f"{name} ({where})"
+                shown.add(name)
                 out.append(
-                    CrontabJob(
-                        f"({where})", line.schedule, line.tz, where, line.command, False, line.tz
-                    )
+                    CrontabJob(name, line.schedule, line.tz, where, line.command, False, line.tz)
                 )
                 continue
             name = run.name or _derived_name(line.command)
@@ -110,6 +113,11 @@ def crontab_jobs(tabs: list[Crontab]) -> list[CrontabJob]:
                 )
             )
     return out
+
+
+def _shorten(command: str, width: int = 60) -> str:
+    text = " ".join(command.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _words(command: str) -> list[str]:
