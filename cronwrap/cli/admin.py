@@ -103,7 +103,8 @@ def flush_cmd(ctx: click.Context, budget: str) -> None:
     import time
 
     from cronwrap.config import parse_duration
-    from cronwrap.notify.healthchecks import Outbox, Pinger, PingTarget, quarantine_note
+    from cronwrap.notify.healthchecks import Outbox, Pinger, PingTarget
+    from cronwrap.notify.spool import quarantine_note
 
     try:
         seconds = parse_duration(budget)

@@ -8,6 +8,7 @@ import json
 import subprocess
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 from cronwrap.errors import ConfigError
 from cronwrap.redact import redact_url
@@ -88,27 +89,150 @@ def apprise_installed() -> bool:
         return False
 
 
+QUEUED_EVENTS = ("failure", "recovery")  # a late "slow" note is not worth keeping
+
+
 def send_all(
-    alert: Alert, urls: list[str], command: str | None, *, timeout_s: float, env: Mapping[str, str]
+    alert: Alert,
+    urls: list[str],
+    command: str | None,
+    *,
+    timeout_s: float,
+    env: Mapping[str, str],
+    queue: AlertQueue | None = None,
+    job: str = "",
 ) -> list[str]:
-    """Deliver to every channel within `timeout_s` in all; returns the failures."""
+    """Deliver to every channel within `timeout_s` in all; returns the failures. With a
+    queue, this job's earlier undelivered alerts go first (per channel, in order), and a
+    failure or recovery alert a channel did not take is kept there for the next try."""
     deadline = time.monotonic() + timeout_s
     errors: list[str] = []
-    apprise_urls = [u for u in urls if not u.startswith(WEBHOOK_SCHEMES)]
-    for url in urls:
-        if url.startswith(WEBHOOK_SCHEMES):
-            err = _retry_once(lambda u=url: _webhook(u, alert, deadline), deadline)
-            if err:
-                errors.append(f"webhook {redact_url(url)}: {err}")
-    if apprise_urls:
-        err = _retry_once(lambda: _apprise(apprise_urls, alert, deadline), deadline)
-        if err:
-            errors.append(f"apprise: {err}")
-    if command:
-        err = _command(command, alert, deadline, env)
-        if err:
-            errors.append(f"alert command: {err}")
+    blocked: set[str] = set()
+    if queue is not None:
+        errors += queue.replay(job, urls, command, deadline=deadline, env=env, blocked=blocked)
+    for channel in _channels(urls, command):
+        if channel in blocked:  # older alerts still wait there: keep the order
+            err: str | None = "an earlier alert is still undelivered"
+        else:
+            err = _deliver(channel, urls, command, alert, deadline, env)
+        if err is None:
+            continue
+        errors.append(f"{_label(channel)}: {err}")
+        if queue is not None and alert.event in QUEUED_EVENTS:
+            try:
+                queue.put(alert, channel, job=job)
+                errors[-1] += " (kept for the next run)"
+            except OSError as qerr:
+                errors[-1] += f" (cannot keep it: {qerr.strerror or qerr})"
     return errors
+
+
+def send_kept(
+    queue: AlertQueue,
+    job: str,
+    urls: list[str],
+    command: str | None,
+    *,
+    timeout_s: float,
+    env: Mapping[str, str],
+) -> list[str]:
+    """Send the job's kept alerts now (every run end, alert due or not); returns failures."""
+    deadline = time.monotonic() + timeout_s
+    return queue.replay(job, urls, command, deadline=deadline, env=env, blocked=set())
+
+
+def _channels(urls: list[str], command: str | None) -> list[str]:
+    """Webhook URLs one by one, Apprise URLs as one channel, the command."""
+    out = [u for u in urls if u.startswith(WEBHOOK_SCHEMES)]
+    if any(not u.startswith(WEBHOOK_SCHEMES) for u in urls):
+        out.append("apprise")
+    if command:
+        out.append("command")
+    return out
+
+
+def _label(channel: str) -> str:
+    if channel in ("apprise", "command"):
+        return "apprise" if channel == "apprise" else "alert command"
+    return f"webhook {redact_url(channel)}"
+
+
+def _deliver(
+    channel: str,
+    urls: list[str],
+    command: str | None,
+    alert: Alert,
+    deadline: float,
+    env: Mapping[str, str],
+) -> str | None:
+    if channel == "command":
+        assert command is not None
+        return _command(command, alert, deadline, env)
+    if channel == "apprise":
+        apprise_urls = [u for u in urls if not u.startswith(WEBHOOK_SCHEMES)]
+        return _retry_once(lambda: _apprise(apprise_urls, alert, deadline), deadline)
+    return _retry_once(lambda: _webhook(channel, alert, deadline), deadline)
+
+
+class AlertQueue:
+    """Failure and recovery alerts a channel did not take, kept (0600, in the state dir)
+    and sent again before the job's next alert, like undelivered pings. Only to channels the
+    job still has; a malformed record is moved to quarantine/."""
+
+    def __init__(self, directory: Path) -> None:
+        from cronwrap.notify.spool import Spool
+
+        self.spool = Spool(directory)
+
+    def put(self, alert: Alert, channel: str, *, job: str) -> None:
+        import datetime
+
+        at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        record = {"v": 1, "job": job, "channel": channel, "event": alert.event, "at": at}
+        self.spool.add({**record, "facts": alert.facts})
+
+    def replay(
+        self,
+        job: str,
+        urls: list[str],
+        command: str | None,
+        *,
+        deadline: float,
+        env: Mapping[str, str],
+        blocked: set[str],
+    ) -> list[str]:
+        """Send this job's kept alerts in order; a channel that fails again is `blocked`."""
+        errors: list[str] = []
+        channels = _channels(urls, command)
+        for path in self.spool.entries():
+            try:
+                record = self.spool.read(path)
+                kept_job, channel = record["job"], record["channel"]
+                facts, event, at = record["facts"], record["event"], record["at"]
+                if not isinstance(facts, dict) or event not in QUEUED_EVENTS:
+                    raise ValueError("not an alert")
+            except (OSError, ValueError, KeyError, UnicodeError):
+                self.spool.move(path, "quarantine")
+                errors.append(f"a malformed kept alert was moved to {self.spool.dir}/quarantine")
+                continue
+            if kept_job != job or channel in blocked:
+                continue
+            if channel not in channels:  # the job no longer alerts there
+                self.spool.move(path, "rejected")
+                continue
+            if time.monotonic() >= deadline:
+                blocked.add(str(channel))
+                continue
+            late = Alert(str(event), {**facts, "late_from": at})
+            late.title = f"(late, from {at}) {late.title}"
+            late.text = f"(late, from {at}) {late.text}"
+            err = _deliver(str(channel), urls, command, late, deadline, env)
+            if err is None:
+                self.spool.remove(path)
+            else:
+                blocked.add(str(channel))
+                errors.append(f"{_label(str(channel))}: kept alert from {at}: {err}")
+        return errors
 
 
 def _retry_once(send: Any, deadline: float) -> str | None:

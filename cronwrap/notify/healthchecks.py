@@ -5,7 +5,6 @@ Speaks HTTP through notify.http (stdlib sockets): requests costs ~100 ms of star
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -15,12 +14,11 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 from cronwrap.errors import ConfigError
+from cronwrap.notify.spool import Spool, quarantine_note
 from cronwrap.redact import redact_url
 
 DEFAULT_BODY_LIMIT = 10_000
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-OUTBOX_MAX = 200
-MAX_RECORD = 1024 * 1024  # an outbox record larger than this is not ours
 REDACT_MARGIN = 4096  # output read around each cut, so a secret across it is still matched
 _SLUG_RE = re.compile(r"^[a-z0-9_-]+$")
 _UUID_RE = re.compile(
@@ -455,13 +453,10 @@ class ReplayResult:
         self.left = 0
 
 
-class Outbox:
-    """Finish pings that could not be delivered, one 0600 file each, replayed oldest first.
-    A malformed record is moved to quarantine/, a refused one to rejected/: neither is ever
-    fatal, and neither is counted as delivered."""
-
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory
+class Outbox(Spool):
+    """Finish pings that could not be delivered, replayed oldest first. A malformed record
+    is moved to quarantine/, a refused one to rejected/: neither is ever fatal, and neither
+    is counted as delivered."""
 
     def put(
         self,
@@ -485,64 +480,22 @@ class Outbox:
             "at": at,
             **body.to_record(),
         }
-        self._write(record)
-
-    def _write(self, record: Mapping[str, object], name: str | None = None) -> None:
-        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if name is None:
-            name = f"{time.time_ns():020d}-{os.getpid()}.json"
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-            fd = os.open(self.dir / name, flags, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump(record, f)
-            entries = self.entries()
-            for old in entries[: max(0, len(entries) - OUTBOX_MAX)]:  # bounded: drop the oldest
-                with contextlib.suppress(OSError):
-                    old.unlink()
-            return
-        tmp = self.dir / f".{name}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f)
-        os.replace(tmp, self.dir / name)  # same name: the record keeps its place in the order
-
-    def entries(self) -> list[Path]:
-        try:
-            return sorted(p for p in self.dir.iterdir() if p.suffix == ".json")
-        except OSError:
-            return []
+        self.add(record)
 
     def load(self, path: Path) -> Queued:
         """Read one record; ValueError (or OSError) when it is not one of ours."""
-        with open(path, "rb") as f:
-            data = f.read(MAX_RECORD + 1)
-        if len(data) > MAX_RECORD:
-            raise ValueError("too large")
-        record = json.loads(data)
-        if not isinstance(record, dict):
-            raise ValueError("not a record")
-        return Queued(path, record)
-
-    def _move(self, path: Path, where: str) -> str:
-        target = self.dir / where
-        with contextlib.suppress(OSError):
-            target.mkdir(mode=0o700, exist_ok=True)
-            os.replace(path, target / path.name)
-            return str(target / path.name)
-        with contextlib.suppress(OSError):  # cannot move it: do not read it again
-            path.unlink()
-        return path.name
+        return Queued(path, self.read(path))
 
     def supersede(self, check: str, *, at: str) -> None:
         """A newer result for `check` was delivered: its queued failures go as /log later."""
         for path in self.entries():
             try:
-                queued = self.load(path)
+                record = self.read(path)
+                queued = Queued(path, record)
                 if queued.check.rstrip("/") != check.rstrip("/") or queued.kind == "log":
                     continue
-                record = json.loads(path.read_text())
                 record["superseded"] = at
-                self._write(record, name=path.name)
+                self.rewrite(path, record)
             except (OSError, ValueError):
                 continue  # replay deals with it
 
@@ -550,17 +503,16 @@ class Outbox:
         """Send queued pings in order. A check whose ping is still not taken keeps the rest
         of its pings queued (order per check); a server that does not answer, all of its."""
         out = ReplayResult()
-        entries = self.entries()
         blocked_checks: set[str] = set()
         blocked_servers: set[str] = set()
-        for path in entries:
+        for path in self.entries():
             if time.monotonic() >= deadline:
                 out.left += 1
                 continue
             try:
                 queued = self.load(path)
             except (OSError, ValueError, UnicodeError, RecursionError):
-                out.quarantined.append(self._move(path, "quarantine"))
+                out.quarantined.append(self.move(path, "quarantine"))
                 continue
             server = PingTarget(queued.check).server
             if queued.check in blocked_checks or server in blocked_servers:
@@ -569,8 +521,7 @@ class Outbox:
             url, body = queued.render()
             result = send(url, body)
             if result.ok:
-                with contextlib.suppress(OSError):
-                    path.unlink()
+                self.remove(path)
                 out.sent += 1
             elif result.retryable:
                 out.left += 1
@@ -578,7 +529,7 @@ class Outbox:
                 if result.status is None:
                     blocked_servers.add(server)
             else:
-                self._move(path, "rejected")
+                self.move(path, "rejected")
                 out.refused.append(result.reason)
         return out
 
@@ -715,9 +666,3 @@ class PingSession:
                 self.warn(f"cannot queue the finish ping: {err.strerror or err}")
         self._failed(f"finish ({kind or 'success'})", result, queued=queue)
         return result
-
-
-def quarantine_note(names: list[str]) -> str:
-    n = len(names)
-    where = os.path.dirname(names[0]) or "quarantine/"
-    return f"{n} malformed outbox record{'s' if n != 1 else ''} moved aside to {where}"
