@@ -251,7 +251,7 @@ def _check_range(opt: Option, number: float) -> None:
 
 
 def _plain_number(number: float) -> str:
-    return f"{number:g}"
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
 
 
 def _check_text(check: str, text: str) -> None:

@@ -66,18 +66,31 @@ class Alert:
 
 def check_urls(urls: list[str]) -> None:
     """Fail up front (before the job runs) for a scheme that needs the missing extra."""
+    _, problems = usable_urls(urls)
+    if problems:
+        raise ConfigError(problems[0])
+
+
+def usable_urls(urls: list[str]) -> tuple[list[str], list[str]]:
+    """The alert URLs that can be delivered here, and one line for each that cannot (not
+    a URL, or a scheme that needs the missing Apprise extra): `run` leaves those out."""
+    kept: list[str] = []
+    problems: list[str] = []
     for url in urls:
         if url.startswith(WEBHOOK_SCHEMES):
-            continue
-        if "://" not in url:
-            raise ConfigError(
+            kept.append(url)
+        elif "://" not in url:
+            problems.append(
                 f"alert {redact_url(url)!r} is not a URL (http(s)://, slack://, mailto://, ...)"
             )
-        if not apprise_installed():
+        elif not apprise_installed():
             scheme = url.split("://", 1)[0]
-            raise ConfigError(
+            problems.append(
                 f"alert URL {scheme}://… needs Apprise, cronwrap's alerts extra: {_EXTRA_HINT}"
             )
+        else:
+            kept.append(url)
+    return kept, problems
 
 
 def apprise_installed() -> bool:

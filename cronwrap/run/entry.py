@@ -40,6 +40,12 @@ def execute(
         config = load_config(paths.config_file, strict=False)
         problems = [*parsed.problems, *(f"{p}; ignored" for p in config.problems)]
         job = resolve_job(parsed.flags, parsed.command, env, config, problems=problems)
+        if job.alert:  # an alert that cannot be sent here is left out, not the job
+            from cronwrap.notify.alerts import usable_urls
+
+            kept, unusable = usable_urls(list(job.alert))
+            job.alert = tuple(kept)
+            problems += [f"{p}; left out" for p in unusable]
         outcome = supervise(job, paths, env=env, warnings=problems, context=context)
     except CronwrapError as err:  # raised only before the job starts
         _say(f"cronwrap: {err}")

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from cronwrap.errors import ConfigError, CronwrapError
+from cronwrap.errors import CronwrapError
 from cronwrap.redact import redact_url
 
 RENEW = """
@@ -32,10 +32,12 @@ class LockUnavailableError(CronwrapError):
 
 
 def connect(url: str, *, timeout: float = 2.0) -> object:
+    # a missing client or a bad URL leaves the lock as unavailable as a dead server: the
+    # --lock-unavailable policy decides (skip, run unlocked, fail), not a blanket 125
     try:
         import redis
     except ImportError:
-        raise ConfigError(
+        raise LockUnavailableError(
             "--lock-url needs the redis client, cronwrap's redis extra: reinstall cronwrap from "
             "its checkout with pip install '.[redis]' (or from its wheel: "
             "pip install 'cronwrap_cli-VERSION-py3-none-any.whl[redis]')"
@@ -46,7 +48,7 @@ def connect(url: str, *, timeout: float = 2.0) -> object:
         )
         client.ping()
     except ValueError as err:
-        raise ConfigError(f"--lock-url {redact_url(url)}: {err}") from None
+        raise LockUnavailableError(f"--lock-url {redact_url(url)}: {err}") from None
     except redis.RedisError as err:
         raise LockUnavailableError(
             f"lock server {redact_url(url)} unavailable: {type(err).__name__}"

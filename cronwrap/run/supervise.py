@@ -151,6 +151,12 @@ class _Run:
             self.store = Store.open(self.paths.db_file)
         except CronwrapError as err:
             self.warn(f"run history is not recorded: {err}")
+            return
+        if self.store.recovered is not None:
+            self.warn(
+                f"run store {self.paths.db_file} was damaged: moved aside to "
+                f"{self.store.recovered.name}, a fresh store is used from now on"
+            )
 
     def store_call(self, what: str, fn: Callable[[Store], object]) -> object:
         if self.store is None:
@@ -605,7 +611,7 @@ def _run_locked(
             signal=result.signal,
             duration_s=round(result.duration_s, 6),
         )
-        if result.exit_code in (126, 127) and result.reason:
+        if result.exit_code in (125, 126, 127) and result.reason:  # cron mails the why
             run.warn(result.reason)
         if result.status in ("success", "cancelled") or attempt >= max_attempts:
             break

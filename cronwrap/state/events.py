@@ -54,7 +54,7 @@ def _append(fd: int, data: bytes) -> None:
             data = b"\n" + data
     written = os.write(fd, data)
     if written < len(data):
-        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (record cut short)")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 class EventLog:
@@ -65,6 +65,7 @@ class EventLog:
         self.fmt = fmt
         self.base = {"job": job, "run_id": run_id, "host": host, "pid": os.getpid()}
         self.errors: list[str] = []
+        self._failed = False
 
     def emit(self, event: str, message: str = "", **fields: Any) -> None:
         now = datetime.now(timezone.utc)
@@ -83,15 +84,31 @@ class EventLog:
                 os.write(2, data)
             return
         try:
-            fd = os.open(
-                self.path or "",
-                os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
-                0o640,
-            )
+            fd = self._open()
             try:
                 _append(fd, data)
             finally:
                 os.close(fd)
         except OSError as err:
-            # reporting never changes the outcome: remember it, the caller warns once
-            self.errors.append(f"cannot write event log {self.path}: {err.strerror}")
+            # reporting never changes the outcome: remember the first failure (the next
+            # ones of this run say the same), the caller warns once
+            if not self._failed:
+                self.errors.append(f"cannot write event log {self.path}: {err.strerror}")
+            self._failed = True
+
+    def _open(self) -> int:
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            return os.open(self.path or "", flags, 0o640)
+        except FileNotFoundError:
+            # the first event of a fresh state dir can come before anything else made it
+            from pathlib import Path
+
+            from cronwrap.config import ensure_dir
+            from cronwrap.errors import ConfigError
+
+            try:
+                ensure_dir(Path(self.path or "").parent)
+            except ConfigError as err:
+                raise OSError(errno.ENOENT, str(err)) from None
+            return os.open(self.path or "", flags, 0o640)
