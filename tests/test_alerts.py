@@ -186,7 +186,7 @@ def test_apprise_json_delivery(home: Path, hook: Receiver) -> None:
     assert "ap failed" in json.dumps(req["json"])
 
 
-def test_missing_apprise_extra_fails_up_front(home: Path, tmp_path: Path) -> None:
+def test_missing_apprise_extra_leaves_the_alert_out_and_runs(home: Path, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     code = (
         "import os, sys; sys.modules['apprise'] = None; from cronwrap.run import entry as runcmd; "
@@ -196,12 +196,12 @@ def test_missing_apprise_extra_fails_up_front(home: Path, tmp_path: Path) -> Non
     out = subprocess.run(
         [PY, "-c", code], capture_output=True, text=True, env=cw_env(home), check=False
     )
-    assert out.returncode == 125
+    assert out.returncode == 0, out.stderr
     assert "alerts extra: reinstall cronwrap from its checkout with pip install '.[alerts]'" in (
         out.stderr
     )
     assert "cronwrap-cli[" not in out.stderr  # not on PyPI: no hint may pretend it is
-    assert not marker.exists()
+    assert marker.exists(), "the command is known: it runs, without that alert"
 
 
 def test_alert_urls_are_redacted(home: Path) -> None:
