@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from cronwrap.cron import programs
 from cronwrap.cron.crontab import Crontab, Line, WrappedRun, wrapped_run
-from cronwrap.cron.explain import command_warnings, warnings_for
+from cronwrap.cron.pitfalls import command_warnings, warnings_for
 from cronwrap.cron.schedule import parse
 from cronwrap.errors import ScheduleError
 

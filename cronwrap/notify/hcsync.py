@@ -130,8 +130,8 @@ def sync(
 ) -> SyncResult:
     """Create or update one check per job, only where something differs (with dry_run:
     say what would change); then keep, pause or delete the checks of removed jobs."""
-    from cronwrap.cron.schedule import local_zone, zone, zone_name
-    from cronwrap.notify.hcapi import ApiError, CheckSpec, grace_for, server_schedule, slug_for
+    from cronwrap.cron.schedule import local_zone, zone_name
+    from cronwrap.notify.hcapi import ApiError, CheckSpec, slug_for
     from cronwrap.redact import Redactor
 
     host_zone = zone_name(local_zone())
@@ -151,36 +151,12 @@ def sync(
     for job in jobs:
         tz_name = job.tz or host_zone
         try:
-            schedule = server_schedule(job.schedule)
-            zone(tz_name)
-            if "/" not in tz_name and tz_name != "UTC":
-                raise CronwrapError(
-                    f"the zone {tz_name!r} is not an IANA name: set CRON_TZ or --tz for this job"
-                )
+            schedule = _server_schedule(job, tz_name)
         except CronwrapError as err:
             rows.append((job.name, "-", job.schedule, tz_name, "-", f"skipped: {err}"))
             result.problems += 1
             continue
-        durations = (
-            [
-                r.duration_s
-                for r in store.runs(job.name, limit=50)
-                if r.status == "success" and r.duration_s is not None
-            ]
-            if store
-            else []
-        )
-        grace = grace_for(durations, override=options.grace_s)
-        if job.timeout is not None and grace < job.timeout + 60:
-            # after /start the server waits only `grace` for the end: it must outlast the
-            # job's --timeout, or a long run that cronwrap allows is "down"
-            if options.grace_s is None:
-                grace = grace_for([], override=job.timeout + 120)
-            else:
-                result.warnings.append(
-                    f"{job.name}: --grace {grace}s is shorter than its --timeout "
-                    f"{job.timeout:g}s: a long run will show as down before it ends"
-                )
+        grace = _grace(job, store, options, result)
         host = job.host or this_host
         spec = CheckSpec(
             job.name,
@@ -227,6 +203,48 @@ def sync(
         rows.append((*row, "created" if action == "created" else f"updated {', '.join(changed)}"))
     _removed(existing, seen, api, options, dry_run, this_host, result)
     return result
+
+
+def _server_schedule(job: SyncJob, tz_name: str) -> str:
+    """The job's schedule as the server reads it; CronwrapError when the server cannot take
+    it or its zone."""
+    from cronwrap.cron.schedule import zone
+    from cronwrap.notify.hcapi import server_schedule
+
+    schedule = server_schedule(job.schedule)
+    zone(tz_name)
+    if "/" not in tz_name and tz_name != "UTC":
+        raise CronwrapError(
+            f"the zone {tz_name!r} is not an IANA name: set CRON_TZ or --tz for this job"
+        )
+    return schedule
+
+
+def _grace(job: SyncJob, store: Store | None, options: SyncOptions, result: SyncResult) -> int:
+    """--grace, else from the job's observed run times; never shorter than its --timeout."""
+    from cronwrap.notify.hcapi import grace_for
+
+    durations = (
+        [
+            r.duration_s
+            for r in store.runs(job.name, limit=50)
+            if r.status == "success" and r.duration_s is not None
+        ]
+        if store
+        else []
+    )
+    grace = grace_for(durations, override=options.grace_s)
+    if job.timeout is not None and grace < job.timeout + 60:
+        # after /start the server waits only `grace` for the end: it must outlast the
+        # job's --timeout, or a long run that cronwrap allows is "down"
+        if options.grace_s is None:
+            grace = grace_for([], override=job.timeout + 120)
+        else:
+            result.warnings.append(
+                f"{job.name}: --grace {grace}s is shorter than its --timeout "
+                f"{job.timeout:g}s: a long run will show as down before it ends"
+            )
+    return grace
 
 
 def _removed(

@@ -415,17 +415,7 @@ def _supervise(
     canceller: Canceller,
     watch: tuple[float, Callable[[], object]] | None = None,
 ) -> AttemptResult:
-    poller = select.poll()
-    for fd in streams:
-        poller.register(fd, select.POLLIN)
-    poller.register(canceller.read_fd, select.POLLIN)
-    pidfd: int | None = None
-    try:
-        pidfd = os.pidfd_open(pid)
-        poller.register(pidfd, select.POLLIN)
-    except (AttributeError, OSError):  # not Linux >= 5.3: poll the child instead
-        pidfd = None
-
+    poller, pidfd = _poller(pid, streams, canceller)
     deadline = started + timeout_s if timeout_s is not None else None
     kill_at: float | None = None
     timed_out = False
@@ -493,17 +483,40 @@ def _supervise(
     sink.end_attempt()
     reap_orphans()
     duration = time.monotonic() - started
+    cancelled_by = canceller.signum if cancel_seen else None
+    return _result(status, duration, timeout_s if timed_out else None, cancelled_by)
+
+
+def _poller(
+    pid: int, streams: dict[int, int], canceller: Canceller
+) -> tuple[select.poll, int | None]:
+    """A poll set for the output pipes, the cancel pipe and, on Linux >= 5.3, the child's
+    pidfd (returned too; None where the child must be polled with waitpid instead)."""
+    poller = select.poll()
+    for fd in streams:
+        poller.register(fd, select.POLLIN)
+    poller.register(canceller.read_fd, select.POLLIN)
+    pidfd: int | None = None
+    try:
+        pidfd = os.pidfd_open(pid)
+        poller.register(pidfd, select.POLLIN)
+    except (AttributeError, OSError):  # not Linux >= 5.3: poll the child instead
+        pidfd = None
+    return poller, pidfd
+
+
+def _result(
+    status: int, duration: float, timed_out_after: float | None, cancelled_by: int | None
+) -> AttemptResult:
+    """What the attempt's wait status means: timeout and cancel first, then the exit."""
     returncode = os.waitstatus_to_exitcode(status)
     sig = -returncode if returncode < 0 else None
     code = 128 + sig if sig is not None else returncode
-    if timed_out:
-        return AttemptResult("timeout", 124, sig, duration, f"timed out after {timeout_s:g}s")
-    if cancel_seen:
-        assert canceller.signum is not None
-        name = signal_name(canceller.signum)
-        return AttemptResult(
-            "cancelled", 128 + canceller.signum, sig, duration, f"cancelled by {name}"
-        )
+    if timed_out_after is not None:
+        return AttemptResult("timeout", 124, sig, duration, f"timed out after {timed_out_after:g}s")
+    if cancelled_by is not None:
+        name = signal_name(cancelled_by)
+        return AttemptResult("cancelled", 128 + cancelled_by, sig, duration, f"cancelled by {name}")
     if code == 0:
         return AttemptResult("success", 0, None, duration)
     reason = f"killed by {signal_name(sig)}" if sig else f"exit code {code}"
