@@ -91,8 +91,8 @@ def _imports(tree: ast.AST) -> list[tuple[str, ast.stmt]]:
     return found
 
 
-def _sources() -> list[Path]:
-    return sorted(PACKAGE.rglob("*.py"))
+def _sources(root: Path = PACKAGE) -> list[Path]:
+    return sorted(root.rglob("*.py"))
 
 
 def test_only_cli_imports_click_even_lazily() -> None:
@@ -170,3 +170,40 @@ def test_no_import_cycle_between_subpackages() -> None:
     for start in sorted(graph):
         walk(start, [start])
     assert not cycles, sorted(set(cycles))
+
+
+# ---------------------------------------------------------------- sizes
+
+MAX_FUNCTION_LINES = 80
+# the run's orchestrator is being rewritten into phases and reporters (issue 14); until that
+# lands it is the one place allowed to be long
+PENDING_REWRITE = "run/supervise.py"
+
+
+def _long_functions(root: Path = PACKAGE) -> list[str]:
+    out = []
+    for path in _sources(root):
+        rel = path.relative_to(root).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                assert node.end_lineno is not None
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    out.append(f"{rel}:{node.lineno} {node.name}() is {lines} lines")
+    return out
+
+
+def test_no_function_is_longer_than_80_lines() -> None:
+    offenders = _long_functions()
+    others = [o for o in offenders if not o.startswith(PENDING_REWRITE)]
+    assert not others, "\n".join(others)
+    if offenders:
+        pytest.xfail("until the phases rewrite lands: " + "; ".join(offenders))
+
+
+def test_the_size_check_finds_a_long_method(tmp_path: Path) -> None:
+    body = "\n".join(f"        x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "m.py").write_text(f"class C:\n    def long(self) -> None:\n{body}\n")
+    (tmp_path / "ok.py").write_text("def short() -> None:\n    pass\n")
+    assert _long_functions(tmp_path) == [f"sub/m.py:2 long() is {MAX_FUNCTION_LINES + 1} lines"]

@@ -138,14 +138,7 @@ def sync(
     this_host = options.host
     result = SyncResult()
     rows = result.rows
-    existing: dict[str, dict[str, object]] = {}
-    channel_ids: dict[str, str] = {}
-    if api is not None:
-        try:
-            existing = {str(c.get("slug")): c for c in api.list_checks() if c.get("slug")}
-            channel_ids = api.channels()
-        except ApiError as err:
-            raise CronwrapError(str(err)) from None
+    existing, channel_ids = _server_state(api)
     redact = Redactor()
     seen: set[str] = set()
     for job in jobs:
@@ -203,6 +196,19 @@ def sync(
         rows.append((*row, "created" if action == "created" else f"updated {', '.join(changed)}"))
     _removed(existing, seen, api, options, dry_run, this_host, result)
     return result
+
+
+def _server_state(api: Api | None) -> tuple[dict[str, dict[str, object]], dict[str, str]]:
+    """The project's checks by slug and its channels (name -> id); empty without a key."""
+    from cronwrap.notify.hcapi import ApiError
+
+    if api is None:
+        return {}, {}
+    try:
+        existing = {str(c.get("slug")): c for c in api.list_checks() if c.get("slug")}
+        return existing, api.channels()
+    except ApiError as err:
+        raise CronwrapError(str(err)) from None
 
 
 def _server_schedule(job: SyncJob, tz_name: str) -> str:
