@@ -1,6 +1,9 @@
-"""The yardstick from issue 8: a stdlib-only cron wrapper doing the minimum cronwrap does on
-every run (flock, subprocess, one SQLite WAL insert, one local HTTP ping). cronwrap's cost is
-judged against this. Usage: prototype.py STATE_DIR PING_URL|- -- COMMAND..."""
+"""The minimal wrapper, the yardstick of issues 8 and 21: a stdlib-only cron wrapper doing the
+minimum cronwrap does on every run (flock, subprocess, one SQLite WAL insert, one local HTTP
+ping). cronwrap's cost is judged against this.
+
+    minimal_wrapper.py STATE_DIR PING_URL|- -- COMMAND...
+"""
 
 import fcntl
 import os
