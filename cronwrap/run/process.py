@@ -17,6 +17,7 @@ from cronwrap.run.output import OutputSink
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from typing import Any
 
 __all__ = ["AttemptResult", "Canceller", "OutputSink", "run_attempt", "signal_name"]
 
@@ -26,12 +27,23 @@ _CAT = "/bin/cat"
 
 
 def _libc_prctl(option: int, arg: int) -> None:
+    """prctl(2) through _ctypes alone: the ctypes package costs ~3 ms of start-up on every
+    run for this one call, and these few lines are all of it that the call needs."""
     try:
-        import ctypes
+        import _ctypes
+    except ImportError:  # a Python built without ctypes: no subreaper
+        return
+    ct: Any = _ctypes  # its stubs describe ctypes' public use, not this one
 
-        ctypes.CDLL(None, use_errno=True).prctl(option, arg, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: no subreaper
-        pass
+    c_int = type("c_int", (ct._SimpleCData,), {"_type_": "i"})
+    # what ctypes.CDLL makes for each C function it is asked for
+    function = type("function", (ct.CFuncPtr,), {"_flags_": ct.FUNCFLAG_CDECL, "_restype_": c_int})
+
+    class _Libc:  # ctypes.CDLL(None): the symbols already loaded into this process
+        _handle = ct.dlopen(None)
+
+    with contextlib.suppress(AttributeError):  # not Linux: no prctl, no subreaper
+        function(("prctl", _Libc()))(option, arg, 0, 0, 0)
 
 
 def become_subreaper() -> None:
