@@ -192,7 +192,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
         "tz",
         "str",
         None,
-        "Time zone of --schedule (IANA name; default: the system zone).",
+        "Zone cron fires --schedule in (IANA name; default: the system zone); not a shift.",
         "ZONE",
         check="zone",
     ),

@@ -541,3 +541,101 @@ def test_status_watch_redraws_until_interrupted(home: Path) -> None:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(10)
     assert code == 0
+
+
+# ---------------------------------------------------------------- zones
+
+
+def test_status_uses_the_zone_cron_fires_in_and_says_the_tz_is_wrong(
+    home: Path, tmp_path: Path
+) -> None:
+    """The old example: `tz: Europe/Berlin` on a UTC server. cron fires 0 7 at 07:00 UTC, so
+    believing the tz would report MISSED every weekday."""
+    tab = tmp_path / "tab"
+    tab.write_text("0 7 * * 1-5 cronwrap run --name report --tz Europe/Berlin -- true\n")
+    rec = Recorder(home)
+    rec.run(
+        "report",
+        datetime(2026, 6, 1, 7, 0, 30, tzinfo=UTC),
+        schedule="0 7 * * 1-5",
+        tz="Europe/Berlin",
+    )
+    rec.close()
+    env = {**os.environ, "CRONWRAP_HOME": str(home), "TZ": "Etc/UTC"}
+    result = cronwrap(
+        home, "status", "--crontab", str(tab), "--json", "--now", "2026-06-01T12:00+00:00", env=env
+    )
+    assert result.returncode == 0, result.stdout
+    [row] = json.loads(result.stdout)
+    assert row["tz"] == "Etc/UTC" and not row["missed"]
+    assert "tz Europe/Berlin is not the zone cron fires this line in" in row["tz_warning"]
+    assert "cronwrap: warning: report: tz Europe/Berlin" in result.stderr
+    # with CRON_TZ (cronie) the line's zone is Berlin, and the tz agrees
+    tab.write_text("CRON_TZ=Europe/Berlin\n" + tab.read_text())
+    berlin = json.loads(cronwrap(home, "status", "--crontab", str(tab), "--json", env=env).stdout)[
+        0
+    ]
+    assert berlin["tz"] == "Europe/Berlin" and berlin["tz_warning"] is None
+
+
+def test_lint_and_config_warn_about_a_tz_cron_cannot_honour(home: Path, tmp_path: Path) -> None:
+    home.mkdir(mode=0o750)
+    (home / "config.yaml").write_text(
+        "jobs:\n  report:\n    tz: Europe/Berlin\n    schedule: '0 7 * * 1-5'\n"
+    )
+    env = {**os.environ, "CRONWRAP_HOME": str(home), "TZ": "Etc/UTC"}
+    config = cronwrap(home, "config", env=env)
+    assert config.returncode == 0, config.stderr
+    assert "jobs.report.tz Europe/Berlin is not this host's zone (Etc/UTC)" in config.stderr
+    tab = tmp_path / "tab"
+    tab.write_text(
+        "0 7 * * 1-5 /usr/bin/cronwrap run --name report -- /bin/true\n"
+        "0 8 * * * /usr/bin/cronwrap run --name other --tz UTC -- /bin/true\n"
+    )
+    lint = cronwrap(home, "lint", str(tab), "--json", env=env)
+    codes = {(f["line"], f["code"]) for f in json.loads(lint.stdout)}
+    assert (1, "tz-not-cron") in codes and (2, "tz-not-cron") not in codes
+    message = next(f["message"] for f in json.loads(lint.stdout) if f["code"] == "tz-not-cron")
+    assert message.startswith("the config's tz Europe/Berlin is not the zone cron fires")
+
+
+def test_the_example_config_no_longer_moves_a_job_with_tz(home: Path) -> None:
+    from tests.conftest import ROOT
+
+    env = {
+        **os.environ,
+        "CRONWRAP_HOME": str(home),
+        "CRONWRAP_CONFIG": str(ROOT / "examples" / "config.yaml"),
+        "TZ": "Etc/UTC",
+    }
+    result = cronwrap(home, "config", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "tz" not in result.stderr
+
+
+# ---------------------------------------------------------------- the table
+
+
+def test_at_80_columns_nothing_is_cut_mid_word(home: Path) -> None:
+    rec = Recorder(home)
+    rec.run(
+        "nightly-backup-of-the-main-database",
+        datetime(2026, 6, 1, 9, 0, 30, tzinfo=UTC),
+        schedule="0 9,10,11,12,13 * * 1-5",
+        tz=None,
+    )
+    rec.run("sync", datetime(2026, 6, 1, 13, 0, 2, tzinfo=UTC), schedule="0 * * * *", tz=None)
+    rec.close()
+    args = ["status", "--crontab", "/dev/null", "--now", "2026-06-01T13:10+00:00"]
+    env = {**os.environ, "CRONWRAP_HOME": str(home), "TZ": "Etc/UTC"}
+    narrow = cronwrap(home, *args, env={**env, "COLUMNS": "80"})
+    assert narrow.returncode == ExitCode.ERROR, narrow.stderr
+    lines = narrow.stdout.splitlines()
+    assert max(len(ln) for ln in lines) <= 80, narrow.stdout
+    tokens = set(narrow.stdout.split())
+    for word in ("MISSED", "4", "since", "Mon", "10:00", "UTC", "9,10,11,12,13", "1-5", "ok"):
+        assert word in tokens, (word, narrow.stdout)
+    piped = cronwrap(home, *args, env=env)  # not a terminal, no COLUMNS: not cut at all
+    assert "nightly-backup-of-the-main-database" in piped.stdout
+    assert "MISSED 4 since Mon 10:00 UTC" in piped.stdout
+    assert len(piped.stdout.splitlines()) == 4  # header, two jobs, the count

@@ -26,10 +26,14 @@ def config_cmd(ctx: click.Context, as_json: bool, job_name: str | None) -> None:
       cronwrap config --job backup
     """
     from cronwrap.config import load_config, resolve_job
+    from cronwrap.cron.schedule import local_zone, zone_name
+    from cronwrap.views.status import config_zones, zone_warnings
 
     paths = state_paths(ctx)
     config = load_config(paths.config_file)
     env = environment()
+    for warning in zone_warnings(config_zones(paths), zone_name(local_zone())):
+        click.echo(f"cronwrap: warning: {paths.config_file}: {warning}", err=True)
     names = [job_name] if job_name else sorted(config.jobs)
     jobs = {}
     for name in names:

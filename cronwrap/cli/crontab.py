@@ -27,8 +27,14 @@ from cronwrap.errors import CronwrapError, ExitCode
 )
 @click.option("--json", "as_json", is_flag=True, help="Print findings as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="Hide info findings.")
+@click.pass_context
 def lint_cmd(
-    files: tuple[str, ...], system: bool, no_check_programs: bool, as_json: bool, quiet: bool
+    ctx: click.Context,
+    files: tuple[str, ...],
+    system: bool,
+    no_check_programs: bool,
+    as_json: bool,
+    quiet: bool,
 ) -> None:
     """Check crontab files: schedules, environment lines, CRON_TZ, %, final newline, names,
     the options of each `cronwrap run` and whether each command can be started.
@@ -52,6 +58,8 @@ def lint_cmd(
         system_crontab_paths,
     )
     from cronwrap.cron.lint import lint_crontab
+    from cronwrap.cron.schedule import local_zone, zone_name
+    from cronwrap.views.status import config_zones
 
     sources: list[str] = list(files) or (system_crontab_paths() if system else [""])
     if not sources:
@@ -62,7 +70,13 @@ def lint_cmd(
         text = read_source(source)  # once: stdin cannot be read again
         name = source or "crontab -l"
         tab = parse_crontab(text, source=name, system=system or is_system_path(source))
-        findings += lint_crontab(tab, check_programs=not no_check_programs)
+        findings += lint_crontab(
+            tab,
+            check_programs=not no_check_programs,
+            # a crontab for another machine: its daemon's zone is not known here
+            daemon_tz=None if no_check_programs else zone_name(local_zone()),
+            config_tz=config_zones(state_paths(ctx)),
+        )
         tabs.append(tab)
     zones = hc_zones()
     if zones:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from cronwrap.cron import programs
 from cronwrap.cron.crontab import Crontab, Line, WrappedRun, wrapped_run
 from cronwrap.cron.pitfalls import command_warnings, warnings_for
-from cronwrap.cron.schedule import parse
+from cronwrap.cron.schedule import parse, same_zone
 from cronwrap.errors import ScheduleError
 
 _RUN_PARTS_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -33,9 +33,16 @@ class Finding:
         return f"{self.file}:{self.line}:{self.col}: {self.severity}: {self.message} [{self.code}]"
 
 
-def lint_crontab(tab: Crontab, *, check_programs: bool = False) -> list[Finding]:
+def lint_crontab(
+    tab: Crontab,
+    *,
+    check_programs: bool = False,
+    daemon_tz: str | None = None,
+    config_tz: Mapping[str, str] | None = None,
+) -> list[Finding]:
     """Every finding of the crontab. With check_programs, also look up each command on this
-    machine (a crontab meant for another machine is linted without)."""
+    machine (a crontab meant for another machine is linted without). daemon_tz is the zone
+    the cron daemon runs in; config_tz the config file's tz per job name ("" for defaults)."""
     out: list[Finding] = []
 
     def add(line: int, col: int, severity: str, code: str, message: str) -> None:
@@ -54,9 +61,12 @@ def lint_crontab(tab: Crontab, *, check_programs: bool = False) -> list[Finding]
             )
     names: dict[str, int] = {}
     path_set = False
+    cron_tz: str | None = None  # TZ= does not move the schedule, only CRON_TZ= (cronie)
     for ln in tab.lines:
         if ln.kind == "env" and ln.name == "PATH":
             path_set = True
+        if ln.kind == "env" and ln.name == "CRON_TZ":
+            cron_tz = ln.value or None
         if ln.kind == "junk":
             add(
                 ln.number,
@@ -69,6 +79,7 @@ def lint_crontab(tab: Crontab, *, check_programs: bool = False) -> list[Finding]
             _lint_env(tab, ln, add)
         elif ln.kind == "job":
             _lint_job(tab, ln, add, names, path_set=path_set, check_programs=check_programs)
+            _lint_zone(ln, add, cron_tz, daemon_tz, config_tz or {})
     if tab.lines and not tab.ends_with_newline:
         last = tab.lines[-1]
         add(
@@ -195,6 +206,41 @@ def _lint_job(
             )
         else:
             names[run.name] = ln.number
+
+
+def _lint_zone(
+    ln: Line,
+    add: Callable[[int, int, str, str, str], None],
+    cron_tz: str | None,
+    daemon_tz: str | None,
+    config_tz: Mapping[str, str],
+) -> None:
+    """A job's --tz (or the config's tz) must be the zone cron fires the line in: status
+    computes next and missed runs in it, so a different one reports every run as missed."""
+    run = wrapped_run(ln.command)
+    if run is None:
+        return
+    declared = run.tz or config_tz.get(run.name or "") or config_tz.get("")
+    where = "--tz" if run.tz else "the config's tz"
+    fired_in = cron_tz or daemon_tz
+    if not declared or (fired_in and same_zone(declared, fired_in)):
+        return
+    col = ln.command_col + 1
+    if cron_tz:
+        why = f"its CRON_TZ ({cron_tz}, cronie only)"
+    elif daemon_tz:
+        why = f"the cron daemon's zone ({daemon_tz}; Debian cron has no per-line zone)"
+    else:
+        why = "the cron daemon's zone (Debian cron has no per-line zone)"
+    add(
+        ln.number,
+        col,
+        "warning",
+        "tz-not-cron",
+        f"{where} {declared} is not the zone cron fires this line in, {why}: cronwrap status"
+        " would expect runs at other times; drop the tz, or set CRON_TZ above the line"
+        " (cronie only)",
+    )
 
 
 def _lint_run_options(

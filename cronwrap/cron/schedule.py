@@ -548,3 +548,14 @@ def local_zone() -> tzinfo:
 
 def zone_name(tz: tzinfo) -> str:
     return getattr(tz, "key", None) or str(tz)
+
+
+_UTC_NAMES = frozenset(
+    {"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"}
+    | {"GMT", "Etc/GMT", "Etc/GMT0", "Etc/GMT+0", "Etc/GMT-0", "Etc/Greenwich", "Greenwich"}
+)
+
+
+def same_zone(a: str, b: str) -> bool:
+    """Two names of one zone (UTC has many)."""
+    return a == b or (a in _UTC_NAMES and b in _UTC_NAMES)

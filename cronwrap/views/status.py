@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 
 from cronwrap.config import Paths, derive_name, dir_refusal
 from cronwrap.cron.crontab import Crontab, wrapped_run
-from cronwrap.cron.schedule import Schedule, local_zone, parse, zone, zone_name
+from cronwrap.cron.schedule import Schedule, local_zone, parse, same_zone, zone, zone_name
 from cronwrap.errors import CronwrapError, ScheduleError, StoreError
 from cronwrap.state.store import RunRecord, Store
 from cronwrap.views.humanize import duration
@@ -283,17 +283,6 @@ def _utc(at: datetime | None) -> datetime:
     return at.astimezone(UTC) if at is not None else datetime.max.replace(tzinfo=UTC)
 
 
-_UTC_NAMES = frozenset(
-    {"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"}
-    | {"GMT", "Etc/GMT", "Etc/GMT0", "Etc/GMT+0", "Etc/GMT-0", "Etc/Greenwich", "Greenwich"}
-)
-
-
-def same_zone(a: str, b: str) -> bool:
-    """Two names of one zone (UTC has many)."""
-    return a == b or (a in _UTC_NAMES and b in _UTC_NAMES)
-
-
 def _zone_of(st: JobStatus, declared: str | None, cron: str | None, system_tz: str) -> None:
     """The zone that says when the job runs is the one cron fires it in; a different
     `--tz`/`tz:` is reported, not believed (Debian cron has no per-job zone)."""
@@ -475,3 +464,33 @@ def exit_code_for(jobs: list[JobStatus]) -> int:
 def local_host(paths: Paths, env: Mapping[str, str], host_ids: Iterable[str] = ()) -> LocalHost:
     """This machine, as `history`, `logs` and `status` judge runs against it."""
     return LocalHost(paths.lock_dir, frozenset(host_ids) | configured_host_ids(paths, env))
+
+
+def config_zones(paths: Paths) -> dict[str, str]:
+    """The config file's tz per job name ("" for defaults); a broken config gives none
+    (`config` and `run` report it)."""
+    from cronwrap.config import load_config
+
+    try:
+        config = load_config(paths.config_file)
+    except CronwrapError:
+        return {}
+    out = {"": str(config.defaults["tz"])} if config.defaults.get("tz") else {}
+    for name, section in config.jobs.items():
+        if section.get("tz"):
+            out[name] = str(section["tz"])
+    return out
+
+
+def zone_warnings(zones: Mapping[str, str], system_tz: str) -> list[str]:
+    """Config tz values cron cannot honour: Debian cron fires every job in its own zone."""
+    out = []
+    for name, tz in sorted(zones.items()):
+        if not same_zone(tz, system_tz):
+            key = f"jobs.{name}.tz" if name else "defaults.tz"
+            out.append(
+                f"{key} {tz} is not this host's zone ({system_tz}): cron fires jobs in the"
+                " daemon's zone unless their crontab line sets CRON_TZ (cronie only), so"
+                " status would expect runs at other times"
+            )
+    return out

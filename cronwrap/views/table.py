@@ -56,6 +56,7 @@ def terminal_width(stream: TextIO) -> int:
         return 0
 
 
+KEEP = "\x00"  # a space that cell wrapping never breaks at; printed as a plain space
 SPARKS = "▁▂▃▄▅▆▇█"
 STATE_STYLE = {
     "ok": "green",
@@ -103,27 +104,37 @@ class _Col:
         self.fold = fold
 
 
-def _longest_word(texts: Iterable[str]) -> int:
-    return max((len(w) for t in texts for w in t.split()), default=0)
+def _longest(texts: Iterable[str], *, groups: bool) -> int:
+    """The longest unit of the texts: a group (words joined by KEEP) or a single word."""
+    return max((len(w) for t in texts for w in (t.split(" ") if groups else _words(t))), default=0)
+
+
+def _words(text: str) -> list[str]:
+    return text.replace(KEEP, " ").split(" ")
 
 
 def _fit(cols: list[_Col], rows: list[list[tuple[str, str]]], width: int) -> list[int]:
     """Column widths: natural sizes, capped, then the widest shrunk until the row fits
-    (width 0: no limit). Shrinking stops at the longest word of a column, so words are not
-    broken, unless the table cannot fit otherwise and the column may fold."""
+    (width 0: no limit). Shrinking keeps every group of words whole (a cron expression, a
+    time) while it can, and never breaks a word except in a fold column."""
     texts = [[r[i][0] for r in rows] for i in range(len(cols))]
+    if not width:
+        return [max([len(c.header)] + [len(t) for t in texts[i]]) for i, c in enumerate(cols)]
     widths = [
         min(c.max, max([len(c.header)] + [len(t) for t in texts[i]])) for i, c in enumerate(cols)
     ]
-    if not width:
-        return [max([len(c.header)] + [len(t) for t in texts[i]]) for i, c in enumerate(cols)]
-    words = [max(c.min, _longest_word(texts[i])) for i, c in enumerate(cols)]
-    # first no column breaks a word; then fold columns may, down to their minimum
-    keep_words = [words[i] if not c.fold else min(words[i], widths[i]) for i, c in enumerate(cols)]
-    may_break = [words[i] if not c.fold else c.min for i, c in enumerate(cols)]
-    widths = [max(w, f) for w, f in zip(widths, may_break, strict=True)]
+    least = [max(c.min, len(c.header)) for c in cols]  # never narrower than the header
+    words = [max(least[i], _longest(texts[i], groups=False)) for i in range(len(cols))]
+    groups = [max(words[i], _longest(texts[i], groups=True)) for i in range(len(cols))]
+    # a fold column (a job name) breaks at its - . _ marks before another column's group of
+    # words (a cron expression) is split
+    floors = (
+        [least[i] if c.fold else groups[i] for i, c in enumerate(cols)],
+        [least[i] if c.fold else words[i] for i, c in enumerate(cols)],
+    )
+    widths = [max(w, f) for w, f in zip(widths, floors[1], strict=True)]
     gaps = 2 * (len(cols) - 1)
-    for floor in (keep_words, may_break):
+    for floor in floors:
         while sum(widths) + gaps > width:
             shrinkable = [i for i, w in enumerate(widths) if w > floor[i]]
             if not shrinkable:
@@ -137,24 +148,31 @@ def _fit(cols: list[_Col], rows: list[list[tuple[str, str]]], width: int) -> lis
 
 
 def _cell_lines(text: str, width: int, fold: bool) -> list[str]:
-    """The cell's text on lines of at most `width`, wrapped between words."""
+    """The cell's text on lines of at most `width`, wrapped between words (a KEEP group
+    only when it does not fit on a line of its own)."""
     if len(text) <= width:
         return [text]
+    pieces: list[tuple[str, str]] = []  # (the separator before it, a unit to place)
+    for group in text.split(" "):
+        if len(group) <= width:
+            pieces.append((" ", group))
+        else:
+            pieces += [(" " if n == 0 else KEEP, w) for n, w in enumerate(group.split(KEEP))]
     lines: list[str] = []
     line = ""
-    for word in text.split(" "):
+    for sep, word in pieces:
         while len(word) > width:  # only in a fold column: break the word, at a mark if any
             room = width - len(line) - (1 if line else 0)
             if room < 2 and line:
                 lines.append(line)
                 line, room = "", width
             cut = max((word.rfind(m, 0, room) + 1 for m in "-._/:"), default=0) or room
-            lines.append((line + " " if line else "") + word[:cut])
+            lines.append((line + sep if line else "") + word[:cut])
             line, word = "", word[cut:]
         if not line:
             line = word
         elif len(line) + 1 + len(word) <= width:
-            line += " " + word
+            line += sep + word
         else:
             lines.append(line)
             line = word
@@ -179,7 +197,7 @@ def render_table(
         for n in range(max(len(c) for c in cells)):
             parts = []
             for i, ((_, style), w) in enumerate(zip(row, widths, strict=True)):
-                part = cells[i][n] if n < len(cells[i]) else ""
+                part = (cells[i][n] if n < len(cells[i]) else "").replace(KEEP, " ")
                 last = i == len(row) - 1
                 # pad outside the colour so the escape codes do not count as width
                 parts.append(
@@ -211,7 +229,7 @@ def render_status(
             max=28 if wide else 19,
         ),
         _Col("DURATION", max=24),
-        _Col("NEXT RUN", max=32, fold=True),
+        _Col("NEXT RUN", max=32),
     ]
     if wide:
         cols.append(_Col("HOST", max=20))
@@ -226,7 +244,7 @@ def render_status(
         for s in jobs
     )
     if any_notes:
-        cols.append(_Col("NOTE", min=8, max=30, fold=True, shrink=3))
+        cols.append(_Col("NOTE", min=8, max=30, shrink=3))
     rows = [_status_row(st, now, wide=wide, notes=any_notes) for st in jobs]
     out = render_table(cols, rows, width=width, color=color, terminal=terminal)
     failing = sum(1 for s in jobs if not s.healthy and s.state != "unknown")
@@ -330,25 +348,30 @@ def _flags(st: Any) -> list[str]:
     return flags.split() if flags else []
 
 
+def _whole(text: str) -> str:
+    """Text the table wraps as one word (a cron expression, "in 3h", a time)."""
+    return text.replace(" ", KEEP)
+
+
 def _status_row(st: Any, now: datetime, *, wide: bool, notes: bool) -> list[tuple[str, str]]:
-    sched = st.schedule or "-"
+    sched = _whole(st.schedule or "-")
     if wide and st.description:
         sched = f"{sched}  {st.description}"
     last = "-"
     if st.last is not None:
-        last = relative(st.last.started_at, now)
+        last = _whole(relative(st.last.started_at, now))
         if wide:
-            last += f" ({local_time(st.last.started_at)})"
-    result = f"{STATE_SYMBOL.get(st.state, '')} {st.result}"
+            last += f" ({_whole(local_time(st.last.started_at))})"
+    result = f"{STATE_SYMBOL.get(st.state, '')}{KEEP}{st.result}"
     dur = short_duration(st.last.duration_s if st.last else None)
     spark = sparkline(st.durations)
     if spark and wide:
         dur = f"{dur} {spark}"
     nxt = "-"
     if st.next_run is not None:
-        nxt = relative(st.next_run, now)
+        nxt = _whole(relative(st.next_run, now))
         if wide:
-            nxt += f" ({local_time(st.next_run)})"
+            nxt += f" ({_whole(local_time(st.next_run))})"
     row = [
         (st.name, ""),
         (sched, ""),
@@ -362,7 +385,7 @@ def _status_row(st: Any, now: datetime, *, wide: bool, notes: bool) -> list[tupl
     if notes:
         parts = []
         if st.missed and st.missed_first is not None:
-            first = local_time(st.missed_first)
+            first = _whole(local_time(st.missed_first))
             count = f"{st.missed_count}{'+' if st.missed_count >= 1000 else ''}"
             parts.append(
                 f"MISSED {first}" if st.missed_count == 1 else f"MISSED {count} since {first}"
