@@ -66,8 +66,9 @@ def events(home: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    """Poll until `predicate()` is true; fail the test after `timeout` seconds."""
+def wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll until `predicate()` is true; fail the test after `timeout` seconds (generous:
+    the machine may be busy, and a condition that holds returns at once)."""
     import time
 
     deadline = time.monotonic() + timeout

@@ -162,7 +162,7 @@ def test_dead_receivers_do_not_delay_the_job_beyond_the_bound(home: Path) -> Non
         )
         elapsed = time.monotonic() - t
     assert result.returncode == 2
-    assert elapsed < 1 + 3
+    assert elapsed < 1 + 8  # the 1 s alert budget, not a 10 s default or a hang
     assert "alert not delivered" in result.stderr
     assert any(e["event"] == "alert.error" for e in events(home))
 

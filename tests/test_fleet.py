@@ -245,7 +245,7 @@ def test_redis_unavailable_at_start(
         "touch",
         str(marker),
     )
-    assert time.monotonic() - t < 6  # short connection timeouts
+    assert time.monotonic() - t < 20  # 2 s connection timeouts, not a hang
     assert result.returncode == code, result.stderr
     assert marker.exists() is ran
     assert "unavailable" in result.stderr

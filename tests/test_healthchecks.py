@@ -370,7 +370,7 @@ def test_default_start_budget_is_3_seconds(home: Path, tmp_path: Path) -> None:
             *started_marker_cmd(marker),
         )
     delay = float(marker.read_text()) - t0
-    assert 2.5 < delay < 3 + 2
+    assert 2.5 < delay < 3 + 7  # the 3 s budget, not the 10 s finish budget or a hang
 
 
 def test_outbox_replays_in_order_after_the_server_comes_back(home: Path) -> None:
@@ -585,7 +585,7 @@ def test_job_duration_excludes_the_start_ping_time(home: Path) -> None:
             "--ping",
             url,
             "--ping-start-budget",
-            "1500ms",
+            "3s",
             "--ping-finish-budget",
             "300ms",
             "--",
@@ -594,4 +594,4 @@ def test_job_duration_excludes_the_start_ping_time(home: Path) -> None:
     assert result.returncode == 0
     with sqlite3.connect(home / "runs.db") as db:
         [(duration,)] = db.execute("SELECT duration_s FROM runs").fetchall()
-    assert duration < 1.0, duration  # the start ping alone waited 1.5 s
+    assert duration < 2.5, duration  # the start ping alone waited 3 s
