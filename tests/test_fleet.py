@@ -143,7 +143,7 @@ def test_one_run_per_slot_across_hosts(
 def test_lease_is_renewed_past_its_ttl(
     home: Path, tmp_path: Path, redis_server: RedisServer
 ) -> None:
-    marker = tmp_path / "m"
+    marker, release = tmp_path / "m", tmp_path / "release"
     first = popen_cronwrap(
         home,
         "run",
@@ -158,10 +158,11 @@ def test_lease_is_renewed_past_its_ttl(
         "--",
         "sh",
         "-c",
-        f"touch {marker}; sleep 3",
+        f"touch {marker}; while [ ! -e {release} ]; do sleep 0.05; done",
     )
     wait_for(marker.exists)
     time.sleep(1.8)  # well past the 1 s TTL: only renewal keeps the lease
+    # the first run holds on until released, however slowly the second one starts
     second = cronwrap(
         home,
         "run",
@@ -176,8 +177,9 @@ def test_lease_is_renewed_past_its_ttl(
         "--",
         "true",
     )
+    release.touch()
     assert second.returncode == 0
-    assert first.wait(20) == 0
+    assert first.wait(30) == 0
     runs = {r["host"]: r for r in history(home, "long")}
     assert runs["b"]["status"] == "skipped" and "on a" in runs["b"]["reason"]
     assert runs["a"]["status"] == "success"
