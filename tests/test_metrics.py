@@ -169,3 +169,40 @@ def test_unwritable_metrics_dir_is_a_warning(home: Path, tmp_path: Path) -> None
         home, "run", "--name", "w", "--metrics-dir", str(blocker / "m"), "--", "sh", "-c", "exit 4"
     )
     assert result.returncode == 4 and "cannot write metrics" in result.stderr
+
+
+def test_a_run_without_metrics_loads_no_metrics_code(home: Path, tmp_path: Path) -> None:
+    """The run path stays light: the schedule engine the next-run gauges need is imported only
+    with --metrics-dir (and --schedule); the metrics module itself imports only os (every run
+    maps its result through metrics.result_of)."""
+    probe = (
+        "import os, sys; os.environ['CRONWRAP_HOME'] = sys.argv[1]\n"
+        "from cronwrap.run import entry\n"
+        "args = sys.argv[2:]\n"
+        "assert entry.main(args, os.environ) == 0\n"
+        "print(sorted(m for m in sys.modules if m.startswith('cronwrap.')))\n"
+    )
+
+    def loaded(*args: str) -> list[str]:
+        out = subprocess.run(
+            [sys.executable, "-c", probe, str(home), *args],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own printed list
+
+    plain = loaded("--name", "p", "--", "true")
+    assert "cronwrap.cron.schedule" not in plain
+    with_metrics = loaded(
+        "--name", "p", "--schedule", "0 * * * *", "--metrics-dir", str(tmp_path / "m"), "--", "true"
+    )
+    assert "cronwrap.state.metrics" in with_metrics and "cronwrap.cron.schedule" in with_metrics
+    import ast
+
+    tree = ast.parse(Path(metrics.__file__).read_text())
+    top = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+    names = {a.name for n in top for a in n.names} | {
+        n.module for n in top if isinstance(n, ast.ImportFrom) and n.module
+    }
+    assert names - {"annotations", "__future__"} == {"os"}, names
