@@ -153,8 +153,11 @@ class HCServer:
                 else:
                     return 404, "not found", check, ""
         kind = rest[0] if rest else ""
-        is_code = kind.isdigit() and int(kind) <= 255
-        if kind not in ("", "start", "fail", "log") and not is_code:
+        if kind not in ("", "start", "fail", "log") and not kind.isdigit():
+            # as the real server's URL patterns: "<uuid>/-1" or "<uuid>/foo" is read as a
+            # slug URL with the UUID as ping key, which matches nothing
+            return 404, "not found", check, kind
+        if kind.isdigit() and int(kind) > 255:
             return 400, "invalid url format", check, kind
         return (201, "Created", check, kind) if created else (200, "OK", check, kind)
 

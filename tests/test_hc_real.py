@@ -238,8 +238,9 @@ def test_stale_failure_is_not_replayed_over_a_newer_success(
     code = str(peer.new_check()["uuid"])
     relay = Relay(peer.port)
     url = f"http://127.0.0.1:{relay.port}/ping/{code}"
-    args = ["--ping", url, "--ping-start-budget", "300ms", "--ping-finish-budget", "5s"]
+    args = ["--ping", url, "--ping-start-budget", "300ms", "--ping-finish-budget", "300ms"]
     assert run(home, "--name", "st", *args, "--", "sh", "-c", "exit 2").returncode == 2
+    args[-1] = "10s"  # the run below finishes after the relay is back
     marker = tmp_path / "running"
     proc = popen_cronwrap(
         home, "run", "--name", "st", *args, "--", "sh", "-c", f"touch {marker}; sleep 1"
@@ -378,3 +379,67 @@ def test_sync_with_a_wrong_api_url_says_so_in_one_line(
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "check --api-url" in result.stderr, result.stderr
     assert "<" not in result.stderr + result.stdout  # no Django HTML
+
+
+# ---------------------------------------------------------------- the fake agrees
+
+
+def _answers(base: str, check: str, key: str, slug: str, fresh: str) -> list[tuple]:  # type: ignore[type-arg]
+    from cronwrap.notify.http import request
+
+    paths = [
+        f"{check}",
+        f"{check}/start",
+        f"{check}/fail",
+        f"{check}/log",
+        f"{check}/0",
+        f"{check}/255",
+        f"{check}/256",
+        f"{check}/-1",
+        f"{check}/foo",
+        f"{check}?rid=not-a-uuid",
+        f"{check}?rid={check.upper()}",
+        "00000000-0000-4000-8000-000000000000",
+        f"{key}/{slug}",
+        f"{key}/{slug}/3",
+        f"{key}/{slug.upper()}",
+        f"{key}/{fresh}",
+        f"{key}/{fresh}/start?create=1",
+        f"{key}/{fresh}?create=1",
+        "nokey123/x",
+    ]
+    out = []
+    for path in paths:
+        status, headers, body = request(
+            "POST", base + path, b"hello", headers={"Content-Type": "text/plain"}, timeout=30
+        )
+        out.append(
+            (
+                path.replace(check, "U")
+                .replace(check.upper(), "U")
+                .replace(key, "K")
+                .replace(fresh, "NEW"),
+                status,
+                body.decode().strip(),
+                "ping-body-limit" in headers,
+            )
+        )
+    return out
+
+
+def test_the_fake_server_answers_as_the_real_one(peer: Peer) -> None:
+    from tests.hcserver import HCServer
+
+    tag = uuid.uuid4().hex[:8]
+    slug, fresh = f"known-{tag}", f"fresh-{tag}"
+    real_check = str(peer.new_check(slug=slug)["uuid"])
+    real = _answers(peer.ping_url, real_check, peer.ping_key, slug, fresh)
+    fake = HCServer()
+    fake_check = fake.new_check()
+    fake.slugs[peer.ping_key] = {slug}
+    fake.start()
+    try:
+        got = _answers(fake.base, fake_check, peer.ping_key, slug, fresh)
+    finally:
+        fake.stop()
+    assert got == real

@@ -8,7 +8,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from cronwrap.errors import CronwrapError
 
@@ -205,10 +205,15 @@ class Api:
 
     def upsert(self, spec: CheckSpec) -> tuple[str, dict[str, object]]:
         """('created' | 'updated', the check) or raise ApiError with the server's reason."""
-        status, doc = self._call("POST", "checks/", spec.payload())
+        return self.post_check(spec.payload())
+
+    def post_check(
+        self, payload: dict[str, object], *, what: str = "the server refused the check"
+    ) -> tuple[str, dict[str, object]]:
+        status, doc = self._call("POST", "checks/", payload)
         if status in (200, 201) and isinstance(doc, dict):
             return ("created" if status == 201 else "updated"), doc
-        raise self._error("the server refused the check", status, doc)
+        raise self._error(what, status, doc)
 
     def pause(self, uuid: str) -> None:
         status, doc = self._call("POST", f"checks/{uuid}/pause", {})
@@ -223,3 +228,37 @@ class Api:
     def zones(self) -> dict[str, str]:
         """slug -> tz of every check of the project (for the zone sanity check)."""
         return {str(c.get("slug")): str(c.get("tz")) for c in self.list_checks() if c.get("slug")}
+
+
+def provision(
+    slug: str,
+    *,
+    job: str,
+    schedule: str,
+    tz: str | None,
+    timeout_s: float | None,
+    env: Mapping[str, str],
+    budget_s: float,
+) -> str:
+    """Give a check that `--ping-create` just made the job's --schedule, zone and a grace
+    that outlasts --timeout, through the Management API (the ping API cannot set them).
+    Needs CRONWRAP_HC_API_KEY (and CRONWRAP_HC_API_URL when self-hosted). Returns what was
+    done, for the log; raises CronwrapError when it could not be done."""
+    from cronwrap.config import read_secret
+    from cronwrap.cron.schedule import local_zone, zone_name
+
+    key = env.get("CRONWRAP_HC_API_KEY")
+    if not key:
+        raise CronwrapError(
+            f"--ping-create made check {slug!r} with the server's default schedule (daily): "
+            "set CRONWRAP_HC_API_KEY so run applies --schedule, or use cronwrap hc sync"
+        )
+    url = env.get("CRONWRAP_HC_API_URL", "https://healthchecks.io")
+    grace = grace_for([], override=timeout_s + 120 if timeout_s else None)
+    spec = CheckSpec(job, slug, server_schedule(schedule), tz or zone_name(local_zone()), grace)
+    payload = spec.payload()
+    for field in ("desc", "tags", "methods", "channels"):
+        del payload[field]  # keep what ?create=1 gave (all channels) and what users set
+    api = Api(url, read_secret(key), timeout=max(0.1, budget_s), retries=0)
+    api.post_check(payload, what="cannot apply --schedule to the new check")
+    return f"applied schedule {spec.schedule!r} ({spec.tz}), grace {grace}s to check {slug!r}"

@@ -17,6 +17,10 @@ from cronwrap.errors import ConfigError
 from cronwrap.notify.spool import Spool, quarantine_note
 from cronwrap.redact import redact_url
 
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    import threading
+
 DEFAULT_BODY_LIMIT = 10_000
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 REDACT_MARGIN = 4096  # output read around each cut, so a secret across it is still matched
@@ -566,6 +570,8 @@ class PingSession:
         self.warn = warn
         self.problems: list[str] = []
         self.outbox = Outbox(state_dir / "outbox")
+        self._keepalive: threading.Event | None = None
+        self.created = False  # a ping made the check (201 Created, --ping-create)
 
     def _failed(self, kind: str, result: Delivery, *, queued: bool = False) -> None:
         note = " (queued for later delivery)" if queued else ""
@@ -591,6 +597,8 @@ class PingSession:
         return cached_limit(self.state_dir, self.target.server) or DEFAULT_BODY_LIMIT
 
     def _learn_limit(self, result: Delivery) -> None:
+        if result.status == 201 and result.ok:
+            self.created = True
         if result.body_limit:
             remember_limit(self.state_dir, self.target.server, result.body_limit)
 
@@ -619,6 +627,28 @@ class PingSession:
         if not result.ok:
             self._failed("start", result)
         return result
+
+    def start_keepalive(self, interval_s: float, *, job: str, host: str) -> None:
+        """While the job runs, a /log ping every `interval_s` from a daemon thread (each
+        within the start budget). It shows the run is alive in the check's log; the server's
+        grace still runs from /start (only the finish ping closes the run)."""
+        import threading
+
+        stop = threading.Event()
+        started = time.monotonic()
+
+        def beat() -> None:
+            while not stop.wait(interval_s):
+                alive = time.monotonic() - started
+                body = PingBody(f"cronwrap: job {job} on {host} still running after {alive:.0f}s\n")
+                self.log(body)
+
+        self._keepalive = stop
+        threading.Thread(target=beat, daemon=True, name="cronwrap-keepalive").start()
+
+    def stop_keepalive(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.set()
 
     def log(self, body: PingBody, *, rid: str | None = None) -> None:
         data = body.render(self.body_limit())
