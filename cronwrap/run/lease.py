@@ -113,7 +113,8 @@ class Fleet:
             ) from None
         return other.decode() if isinstance(other, bytes) else str(other)
 
-    def acquire(self, *, wait_s: float = 0.0) -> bool:
+    def acquire(self, *, wait_s: float = 0.0, sleep: Callable[[float], bool] | None = None) -> bool:
+        """Take the lease, waiting up to `wait_s`; `sleep` as for JobLock.acquire."""
         deadline = time.monotonic() + wait_s
         pause = 0.05
         while True:
@@ -126,7 +127,11 @@ class Fleet:
                 ) from None
             if time.monotonic() >= deadline:
                 return False
-            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            left = min(pause, max(0.0, deadline - time.monotonic()))
+            if sleep is None:
+                time.sleep(left)
+            elif not sleep(left):
+                return False
             pause = min(pause * 1.5, 1.0)
 
     def holder(self) -> str | None:

@@ -7,6 +7,7 @@ import errno
 import fcntl
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cronwrap.errors import CronwrapError
@@ -60,8 +61,16 @@ class JobLock:
                 raise LockError(msg) from err
             raise LockError(f"cannot open lock file {self.path}: {err.strerror}") from err
 
-    def acquire(self, *, wait_s: float = 0.0, poll_s: float = 0.05) -> bool:
-        """Take the lock, waiting up to `wait_s`; False if another process still holds it."""
+    def acquire(
+        self,
+        *,
+        wait_s: float = 0.0,
+        poll_s: float = 0.05,
+        sleep: Callable[[float], bool] | None = None,
+    ) -> bool:
+        """Take the lock, waiting up to `wait_s`; False if another process still holds it.
+        `sleep(seconds)` waits between tries and returns False to stop waiting (a signal
+        arrived: --on-overlap wait must not outlast a SIGTERM)."""
         fd = self._open()
         deadline = time.monotonic() + wait_s
         while True:
@@ -71,7 +80,12 @@ class JobLock:
                 if time.monotonic() >= deadline:
                     os.close(fd)
                     return False
-                time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
+                pause = min(poll_s, max(0.0, deadline - time.monotonic()))
+                if sleep is None:
+                    time.sleep(pause)
+                elif not sleep(pause):
+                    os.close(fd)
+                    return False
                 poll_s = min(poll_s * 1.5, 1.0)
                 continue
             self.fd = fd

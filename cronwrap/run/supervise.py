@@ -18,7 +18,7 @@ from cronwrap.errors import CronwrapError
 from cronwrap.options import Job
 from cronwrap.redact import Redactor
 from cronwrap.run import process as runner
-from cronwrap.run.lock import JobLock
+from cronwrap.run.lock import JobLock, safe_lock_dir
 from cronwrap.state.events import EventLog
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 
 NEVER_RETRY = frozenset({126, 127})
+START_BUSY_S = 1.0  # most a busy store may delay the job's start (the row is written late)
+END_BUSY_S = 10.0  # most a busy store may add at the end of the run (then it is skipped)
 TAIL_IN_STORE = 4096
 
 
@@ -129,6 +131,7 @@ class _Run:
         self.pings: PingSession | None = None
         self.child_env: Mapping[str, str] = {}
         self.lock_lost_kill = False
+        self.start_pending: Callable[[Store], object] | None = None  # the store was busy
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -147,8 +150,9 @@ class _Run:
         from cronwrap.state.store import Store
 
         try:
-            ensure_dir(self.paths.state_dir)
-            self.store = Store.open(self.paths.db_file)
+            ensure_dir(self.paths.state_dir, private=True)
+            # short: another process holding the write lock must not delay the job's start
+            self.store = Store.open(self.paths.db_file, busy_timeout_s=START_BUSY_S)
         except CronwrapError as err:
             self.warn(f"run history is not recorded: {err}")
             return
@@ -159,13 +163,40 @@ class _Run:
             )
 
     def store_call(self, what: str, fn: Callable[[Store], object]) -> object:
+        from cronwrap.state.store import StoreBusyError
+
         if self.store is None:
             return None
         try:
             return fn(self.store)
+        except StoreBusyError as err:
+            # one line for the whole run; from now on writes do not wait at all
+            self.store.set_busy_timeout(0)
+            self.warn(f"{err}: parts of this run are not recorded")
+            return None
         except CronwrapError as err:
             self.warn(f"cannot record {what}: {err}")
             return None
+
+    def record_start(self, fn: Callable[[Store], object]) -> None:
+        """The run's start row, written late (with the end) if the store is busy now."""
+        from cronwrap.state.store import StoreBusyError
+
+        if self.store is None:
+            return
+        try:
+            fn(self.store)
+        except StoreBusyError:
+            self.start_pending = fn
+        except CronwrapError as err:
+            self.warn(f"cannot record the run start: {err}")
+        with contextlib.suppress(CronwrapError):
+            self.store.set_busy_timeout(END_BUSY_S)
+
+    def record_start_late(self) -> None:
+        if self.start_pending is not None:
+            self.store_call("the run start", self.start_pending)
+            self.start_pending = None
 
     def close(self) -> None:
         if self.pings is not None:
@@ -335,8 +366,8 @@ def supervise(
     run.child_env = child_env
     _setup_reporting(run, job, child_env, env)
 
-    if job.jitter:
-        canceller.sleep(rand(0.0, float(job.jitter)))
+    if job.jitter and not canceller.sleep(rand(0.0, float(job.jitter))):
+        return _not_started(job, run, now, canceller, "during the --jitter sleep")
 
     lock: JobLock | Fleet | None = None
     if job.on_overlap != "allow" and job.lock_url:
@@ -344,15 +375,21 @@ def supervise(
         if skip_reason is not None:
             return _skip(job, run, now, reason=skip_reason)
     elif job.on_overlap != "allow":
-        lock = JobLock(paths.lock_dir / f"{job.name}.lock")
+        lock_dir, problem = safe_lock_dir(paths.lock_dir, _private_lock_dir(paths))
+        if problem:
+            run.warn(problem)
+        lock = JobLock(lock_dir / f"{job.name}.lock") if lock_dir is not None else None
+        held = True
         try:
-            ensure_dir(paths.lock_dir)
             wait = float(job.lock_wait) if job.on_overlap == "wait" else 0.0
-            held = lock.acquire(wait_s=wait)
+            if lock is not None:
+                held = lock.acquire(wait_s=wait, sleep=canceller.sleep)
         except CronwrapError as err:
             # a bare crontab line has no lock either: run unlocked rather than not at all
             run.warn(f"running without overlap lock: {err}")
             lock, held = None, True
+        if canceller.signum is not None:
+            return _not_started(job, run, now, canceller, "while waiting for the lock")
         if not held:
             return _skip(job, run, now)
 
@@ -364,6 +401,12 @@ def supervise(
         if lock is not None:
             lock.release()
         run.close()
+
+
+def _private_lock_dir(paths: Paths) -> Path:
+    """Where locks go when the lock dir is not ours alone: under the (private) state dir."""
+    fallback = paths.state_dir / "locks"
+    return fallback if fallback != paths.lock_dir else paths.state_dir / "private-locks"
 
 
 def _take_fleet_lock(
@@ -446,11 +489,15 @@ def _skip(
     now: Callable[[], datetime],
     *,
     reason: str = "previous run still holds the lock",
+    status: str = "skipped",
+    exit_code: int | None = None,
 ) -> Outcome:
+    """Record a run that did not start: skipped (overlap) or cancelled before its start."""
+    code = job.overlap_exit_code if exit_code is None else exit_code
     run.open_store()
     at = now()
     run.store_call(
-        "the skipped run",
+        f"the {status} run",
         lambda s: s.record_start(
             run_id=run.run_id,
             job=job.name,
@@ -461,29 +508,29 @@ def _skip(
             schedule=job.schedule,
             tz=job.tz,
             log_path=None,
-            status="skipped",
+            status=status,
         ),
     )
     run.store_call(
-        "the skipped run",
+        f"the {status} run",
         lambda s: s.record_end(
             run_id=run.run_id,
             ended_at=at,
-            status="skipped",
-            exit_code=job.overlap_exit_code,
+            status=status,
+            exit_code=code,
             signal=None,
             attempts=0,
             duration_s=0.0,
             output_tail=None,
             reason=reason,
-            count_as="skipped",
+            count_as=_result_of(status),
         ),
     )
     run.emit(
-        "run.skip",
+        "run.skip" if status == "skipped" else "run.end",
         reason,
-        status="skipped",
-        exit_code=job.overlap_exit_code,
+        status=status,
+        exit_code=code,
         signal=None,
         duration_s=0.0,
         attempts=0,
@@ -491,12 +538,22 @@ def _skip(
     if run.pings is not None:
         from cronwrap.notify.healthchecks import PingBody
 
-        text = f"cronwrap: run of {job.name} on {run.host} skipped: {reason}\n"
+        text = f"cronwrap: run of {job.name} on {run.host} {status}: {reason}\n"
         run.pings.log(PingBody(run.redact.text(text)))
     run.close()
-    return Outcome(
-        run.run_id, "skipped", job.overlap_exit_code, reason=reason, warnings=run.warnings
-    )
+    return Outcome(run.run_id, status, code, reason=reason, warnings=run.warnings)
+
+
+def _not_started(
+    job: Job, run: _Run, now: Callable[[], datetime], canceller: runner.Canceller, when: str
+) -> Outcome:
+    """A signal (cron or systemd stopping) arrived before the job started: it is not
+    started at all, and the run is recorded as cancelled with 128 + the signal."""
+    assert canceller.signum is not None
+    code = 128 + canceller.signum
+    reason = f"cancelled by signal {canceller.signum} {when}; the job was not started"
+    run.warn(reason)
+    return _skip(job, run, now, reason=reason, status="cancelled", exit_code=code)
 
 
 def _run_locked(
@@ -512,8 +569,7 @@ def _run_locked(
     run.open_store()
     _mark_crashed_runs(run)
     log_path, log_file = _open_output_log(run)
-    run.store_call(
-        "the run start",
+    run.record_start(
         lambda s: s.record_start(
             run_id=run.run_id,
             job=job.name,
@@ -549,6 +605,16 @@ def _run_locked(
     result: runner.AttemptResult | None = None
     attempt = 0
     while attempt < max_attempts:
+        if canceller.signum is not None and attempt == 0:  # during the start ping: not started
+            result = runner.AttemptResult(
+                "cancelled",
+                128 + canceller.signum,
+                None,
+                0.0,
+                f"cancelled by signal {canceller.signum} during the start; the job was not started",
+            )
+            run.warn(result.reason or "")
+            break
         attempt += 1
         timeout = job.timeout
         if total_deadline is not None:
@@ -666,6 +732,7 @@ def _run_locked(
         flags.append("lock-lost")
     tail = run.redact.text(sink.tail_bytes(TAIL_IN_STORE).decode("utf-8", "replace"))
     ended_at = now()
+    run.record_start_late()
     run.store_call(
         "the run end",
         lambda s: s.record_end(

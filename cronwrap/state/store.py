@@ -240,6 +240,22 @@ def _is_corrupt(err: sqlite3.Error) -> bool:
     return type(err) is sqlite3.DatabaseError
 
 
+class StoreBusyError(StoreError):
+    """Another process held the write lock for longer than the busy timeout."""
+
+
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+
+
+def _is_busy(err: sqlite3.Error) -> bool:
+    if not isinstance(err, sqlite3.OperationalError):
+        return False
+    code = getattr(err, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    return "locked" in str(err) or "busy" in str(err)  # Python 3.10 has only the text
+
+
 def _move_aside(path: Path) -> Path:
     """Rename a damaged store (and its -wal/-shm) out of the way, keeping it for forensics."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -437,6 +453,8 @@ class Store:
     def _failed(self, err: sqlite3.Error) -> StoreError:
         """The StoreError for `err`. A writer that finds the file damaged moves it aside and
         carries on with a fresh store, so only this one operation is lost, and says so."""
+        if _is_busy(err):
+            return StoreBusyError(f"run store {self.path} is busy (another process is writing)")
         if not (_is_corrupt(err) and self._writable):
             return StoreError(f"run store {self.path}: {err}")
         with contextlib.suppress(sqlite3.Error):

@@ -1,0 +1,254 @@
+"""Faults around the run itself: a store another process keeps locked, lock dirs another
+user controls, signals while cronwrap waits before the job."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import cw_env, wait_for
+from tests.faults.conftest import EXIT, recorded, run_job
+
+PY = sys.executable
+HOLD = """
+import sys, time
+{body}
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def hold(body: str, *, python: str = PY, **kwargs: object) -> subprocess.Popen[str]:
+    """A real second process holding something (a flock, SQLite's write lock) until killed."""
+    proc = subprocess.Popen(
+        [python, "-c", HOLD.format(body=body)],
+        stdout=subprocess.PIPE,
+        text=True,
+        **kwargs,  # type: ignore[call-overload]
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.kill()
+    proc.wait()
+
+
+# ---------------------------------------------------------------- a busy store
+
+
+def test_a_store_held_by_another_writer_does_not_delay_the_start(
+    home: Path, tmp_path: Path
+) -> None:
+    run_job(home, tmp_path)  # the store exists
+    db = home / "runs.db"
+    holder = hold(
+        "import sqlite3\n"
+        f"conn = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
+        "conn.execute('BEGIN IMMEDIATE')"
+    )
+    try:
+        t0 = time.monotonic()
+        marker = tmp_path / "started"
+        proc = subprocess.Popen(
+            [
+                PY,
+                "-m",
+                "cronwrap",
+                "run",
+                "--name",
+                "job",
+                "--",
+                "sh",
+                "-c",
+                f"touch {marker}; exit {EXIT}",
+            ],
+            env=cw_env(home),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_for(marker.exists, timeout=30)
+        started = time.monotonic() - t0
+        _, stderr = proc.communicate(timeout=120)
+        took = time.monotonic() - t0
+    finally:
+        stop(holder)
+    assert proc.returncode == EXIT, stderr
+    # behavioural bounds, with wide margins: the store's own wait was 60 s per write
+    assert started < 20, f"the job started {started:.1f}s late"
+    assert took < 45, f"the run took {took:.1f}s"
+    [line] = stderr.splitlines()
+    assert line.startswith("cronwrap: job: ") and "busy" in line, line
+    after = run_job(home, tmp_path)
+    assert after.ran and after.result.stderr == "", "the next run records normally"
+
+
+# ---------------------------------------------------------------- another user's lock dir
+
+TEST_USER = "cwfault"
+
+
+@pytest.fixture
+def other_user() -> pwd.struct_passwd:
+    """A real second local user (created once; skipped unless root)."""
+    if os.geteuid() != 0:
+        pytest.skip("a second user needs root")
+    try:
+        return pwd.getpwnam(TEST_USER)
+    except KeyError:
+        pass
+    if not shutil.which("useradd"):
+        pytest.skip("no useradd")
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", TEST_USER],
+        check=True,
+    )
+    return pwd.getpwnam(TEST_USER)
+
+
+@pytest.fixture
+def shared_home() -> Iterator[Path]:
+    """A CRONWRAP_HOME another user can reach (pytest's tmp dirs are root-only)."""
+    base = Path(tempfile.mkdtemp(prefix="cwfault-", dir="/tmp"))
+    base.chmod(0o755)
+    home = base / "home"
+    home.mkdir(mode=0o755)
+    try:
+        yield home
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _hold_flock_as(user: pwd.struct_passwd, path: Path) -> subprocess.Popen[str]:
+    return hold(
+        "import fcntl, os\n"
+        f"fd = os.open({str(path)!r}, os.O_RDWR | os.O_CREAT, 0o644)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)",
+        python="/usr/bin/python3",  # the other user may not be able to reach the venv
+        user=user.pw_uid,
+        group=user.pw_gid,
+    )
+
+
+@pytest.mark.parametrize("how", ["sticky-world-writable", "owned-by-another-user"])
+def test_a_lock_dir_others_control_is_not_used(
+    shared_home: Path, tmp_path: Path, other_user: pwd.struct_passwd, how: str
+) -> None:
+    locks = shared_home / "locks"
+    locks.mkdir()
+    if how == "sticky-world-writable":
+        locks.chmod(0o1777)  # as /run/lock is
+    else:  # what another user's `mkdir /run/lock/cronwrap` before root's first job leaves
+        os.chown(locks, other_user.pw_uid, other_user.pw_gid)
+        locks.chmod(0o755)
+    holder = _hold_flock_as(other_user, locks / "job.lock")
+    try:
+        job = run_job(shared_home, tmp_path)
+        line = job.assert_failed_open(str(locks), "using")
+    finally:
+        stop(holder)
+    assert "private-locks" in line
+    assert (shared_home / "private-locks" / "job.lock").exists()
+    assert [r.status for r in recorded(shared_home)] == ["failed"], "ran, not skipped"
+
+
+# ---------------------------------------------------------------- signals while waiting
+
+
+def _cancel_while_waiting(
+    home: Path, tmp_path: Path, *options: str, wait: float = 1.5
+) -> tuple[int, str, float, Path]:
+    marker = tmp_path / "ran"
+    proc = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "cronwrap",
+            "run",
+            "--name",
+            "job",
+            *options,
+            "--",
+            "sh",
+            "-c",
+            f"touch {marker}; exit {EXIT}",
+        ],
+        env=cw_env(home),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(wait)  # long enough to be inside the wait (a behavioural, not a speed bound)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    return proc.returncode, stderr, time.monotonic() - t0, marker
+
+
+def _assert_cancelled(home: Path, code: int, stderr: str, took: float, marker: Path) -> None:
+    assert code == 128 + signal.SIGTERM, stderr
+    assert not marker.exists(), "the job must not be started after the SIGTERM"
+    assert took < 20, f"took {took:.1f}s to honour SIGTERM"
+    [line] = stderr.splitlines()
+    assert line.startswith("cronwrap: job: ") and "not started" in line, line
+    [run] = [r for r in recorded(home) if r.status != "success"]
+    assert run.status == "cancelled" and run.exit_code == 143
+
+
+def test_sigterm_during_the_overlap_wait_cancels_without_starting(
+    home: Path, tmp_path: Path
+) -> None:
+    run_job(home, tmp_path, name="warm")  # the lock dir exists
+    holder = hold(
+        "import fcntl, os\n"
+        f"fd = os.open({str(home / 'locks' / 'job.lock')!r}, os.O_RDWR | os.O_CREAT, 0o640)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)"
+    )
+    try:
+        got = _cancel_while_waiting(home, tmp_path, "--on-overlap", "wait", "--lock-wait", "10m")
+    finally:
+        stop(holder)
+    _assert_cancelled(home, *got)
+
+
+def test_sigterm_during_the_jitter_sleep_cancels_without_starting(
+    home: Path, tmp_path: Path
+) -> None:
+    got = _cancel_while_waiting(home, tmp_path, "--jitter", "20d")
+    _assert_cancelled(home, *got)
+
+
+def test_sigterm_during_the_start_ping_cancels_without_starting(home: Path, tmp_path: Path) -> None:
+    """A black-holed Healthchecks server: it accepts the connection and never answers."""
+    sink = socket.socket()
+    sink.bind(("127.0.0.1", 0))
+    sink.listen(16)
+    port = sink.getsockname()[1]
+    try:
+        got = _cancel_while_waiting(
+            home,
+            tmp_path,
+            "--ping",
+            f"http://127.0.0.1:{port}/ping/5e7c1a4e-0000-4000-8000-000000000000",
+            "--ping-start-budget",
+            "10s",
+        )
+    finally:
+        sink.close()
+    code, stderr, took, marker = got
+    assert code == 128 + signal.SIGTERM, stderr
+    assert not marker.exists(), "the job must not be started after the SIGTERM"
+    assert took < 20, f"took {took:.1f}s to honour SIGTERM"
+    said = [line for line in stderr.splitlines() if "not started" in line]
+    assert len(said) == 1 and said[0].startswith("cronwrap: job: "), stderr
