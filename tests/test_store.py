@@ -135,6 +135,51 @@ def test_prune_drops_runs_older_than_keep_days_but_not_running_ones(tmp_path: Pa
         assert {r.run_id for r in store.runs("j")} == {"stuck", "recent"}
 
 
+def test_prune_with_nothing_to_prune_takes_no_write_lock(tmp_path: Path) -> None:
+    """Another process holds the write lock: a prune that finds nothing returns at once
+    instead of queueing on it (and timing out), and one that finds something still waits."""
+    path = tmp_path / "runs.db"
+    with Store.open(path) as store:
+        for i in range(3):
+            add_run(store, f"r{i}", at=T0 + timedelta(minutes=i))
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with Store.open(path, busy_timeout_s=0.2) as store:
+            assert store.prune("j", keep_runs=10, keep_days=90, now=T0) == []
+            with pytest.raises(StoreError, match="locked"):
+                store.prune("j", keep_runs=1, keep_days=90, now=T0)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_end_records_the_last_attempt_in_the_same_write(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "runs.db") as store:
+        add_run(store, "a", status="running")
+        store.record_end(
+            run_id="a",
+            ended_at=T0 + timedelta(seconds=3),
+            status="failed",
+            exit_code=4,
+            signal=None,
+            attempts=2,
+            duration_s=3.0,
+            output_tail="",
+            reason="exit code 4",
+            last_attempt=(
+                2,
+                T0 + timedelta(seconds=1),
+                T0 + timedelta(seconds=3),
+                "failed",
+                4,
+                None,
+            ),
+        )
+        [att] = store.attempts("a")
+        assert (att.attempt, att.status, att.exit_code, att.duration_s) == (2, "failed", 4, 2.0)
+
+
 def test_mark_crashed_only_touches_running(tmp_path: Path) -> None:
     with Store.open(tmp_path / "runs.db") as store:
         add_run(store, "a", status="running")

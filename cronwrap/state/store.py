@@ -211,6 +211,19 @@ _TEXT_COLUMNS = (
 )
 
 
+def _attempt_row(
+    run_id: str,
+    attempt: int,
+    started_at: datetime,
+    ended_at: datetime,
+    status: str,
+    exit_code: int | None,
+    signal: int | None,
+) -> tuple[object, ...]:
+    duration = (ended_at - started_at).total_seconds()
+    return (run_id, attempt, iso(started_at), iso(ended_at), status, exit_code, signal, duration)
+
+
 def _row_to_run(row: sqlite3.Row) -> RunRecord:
     """A stored row as a RunRecord; a value of the wrong type reads as missing."""
     d = dict(zip(RUN_COLUMNS, row, strict=True))
@@ -471,15 +484,25 @@ class Store:
         )
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction. In WAL mode with synchronous=NORMAL a commit is not synced;
+        a `durable` one is (synchronous=FULL syncs the WAL at commit): the end of a run is,
+        so the result survives a power cut, and the start need not be (a run lost with the
+        machine is found by nobody either way)."""
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
+        if durable:
+            conn.execute("PRAGMA synchronous=FULL")
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            if durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
 
     def _exec_write(self, sql: str, params: tuple[object, ...]) -> None:
         try:
@@ -568,16 +591,7 @@ class Store:
     ) -> None:
         self._exec_write(
             "INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?,?)",
-            (
-                run_id,
-                attempt,
-                iso(started_at),
-                iso(ended_at),
-                status,
-                exit_code,
-                signal,
-                (ended_at - started_at).total_seconds(),
-            ),
+            _attempt_row(run_id, attempt, started_at, ended_at, status, exit_code, signal),
         )
 
     def record_end(
@@ -596,15 +610,23 @@ class Store:
         flags: str | None = None,
         count_as: str | None = None,
         resolve_on_success: bool = False,
+        last_attempt: tuple[int, datetime, datetime, str, int | None, int | None] | None = None,
     ) -> None:
-        """Finish the run's row, count it in `counters`, and keep the dead letters true (one
-        transaction: this runs at the end of every run, so it is kept to a single write).
+        """Finish the run's row, record its last attempt (number, start, end, status, exit
+        code, signal), count it in `counters`, and keep the dead letters true: one durable
+        transaction, as this runs at the end of every run (with the start, the only writes
+        of a successful run).
 
         A run ending in a DEAD_STATUSES status becomes a dead letter, unless it is a rerun
         (its original stays the dead letter). A success resolves the run it reruns (and
         that one's original), and with `resolve_on_success` every open one of the job."""
         try:
-            with self._write() as conn:
+            with self._write(durable=True) as conn:
+                if last_attempt is not None:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?,?)",
+                        _attempt_row(run_id, *last_attempt),
+                    )
                 conn.execute(
                     "UPDATE runs SET ended_at=?, status=?, exit_code=?, signal=?, attempts=?,"
                     " duration_s=?, output_tail=?, reason=?, exit_origin=?, flags=?"
@@ -802,28 +824,32 @@ class Store:
         # clamped: a negative or enormous --keep-days must neither empty the history
         # nor overflow the date arithmetic
         cutoff = iso(now - timedelta(days=max(1, min(keep_days, 36500))))
+
+        def doomed(conn: sqlite3.Connection) -> tuple[list[sqlite3.Row], str, tuple[object, ...]]:
+            row = conn.execute(
+                "SELECT id FROM runs WHERE job=? ORDER BY id DESC LIMIT 1 OFFSET ?",
+                (job, max(keep_runs, 1)),
+            ).fetchone()
+            bound = row[0] + 1 if row else 0
+            # a dead letter stays until it is resolved, however old
+            where = "job=? AND (id < ? OR started_at < ?) AND status != 'running' AND dead = 0"
+            params = (job, bound, cutoff)
+            rows = conn.execute(f"SELECT run_id, log_path FROM runs WHERE {where}", params)
+            return rows.fetchall(), where, params
+
         try:
+            # look first, without the write lock: most runs have nothing to prune, and a
+            # write transaction at the end of every run is what a burst of runs queues on
+            if not doomed(self._conn)[0]:
+                return []
             with self._write() as conn:
-                row = conn.execute(
-                    "SELECT id FROM runs WHERE job=? ORDER BY id DESC LIMIT 1 OFFSET ?",
-                    (job, max(keep_runs, 1)),
-                ).fetchone()
-                bound = row[0] + 1 if row else 0
-                # a dead letter stays until it is resolved, however old
-                where = "job=? AND (id < ? OR started_at < ?) AND status != 'running' AND dead = 0"
-                params = (job, bound, cutoff)
-                doomed = conn.execute(
-                    f"SELECT run_id, log_path FROM runs WHERE {where}",
-                    params,
-                ).fetchall()
-                if doomed:
-                    conn.executemany(
-                        "DELETE FROM attempts WHERE run_id=?", [(r[0],) for r in doomed]
-                    )
+                gone, where, params = doomed(conn)
+                if gone:
+                    conn.executemany("DELETE FROM attempts WHERE run_id=?", [(r[0],) for r in gone])
                     conn.execute(f"DELETE FROM runs WHERE {where}", params)
         except sqlite3.Error as err:
             raise self._failed(err) from err
-        return [r[1] for r in doomed if r[1]]
+        return [r[1] for r in gone if r[1]]
 
     # ---------------------------------------------------------- reading
 
