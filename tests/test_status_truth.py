@@ -22,7 +22,7 @@ from cronwrap.config import ensure_dir, resolve_paths
 from cronwrap.cron.schedule import parse
 from cronwrap.errors import ExitCode
 from cronwrap.state.store import Store
-from cronwrap.views.status import load_status
+from cronwrap.views.status import MISSED_COUNT_CAP, load_status
 from tests.conftest import cronwrap, popen_cronwrap, wait_for
 
 UTC = timezone.utc
@@ -639,3 +639,17 @@ def test_at_80_columns_nothing_is_cut_mid_word(home: Path) -> None:
     assert "nightly-backup-of-the-main-database" in piped.stdout
     assert "MISSED 4 since Mon 10:00 UTC" in piped.stdout
     assert len(piped.stdout.splitlines()) == 4  # header, two jobs, the count
+
+
+def test_a_long_outage_is_counted_up_to_a_cap(home: Path) -> None:
+    rec = Recorder(home)
+    rec.run("q", datetime(2026, 6, 1, 0, 0, 5, tzinfo=UTC), schedule="*/15 * * * *", tz="UTC")
+    rec.close()
+    report = load_status(
+        rec.paths, [], now=datetime(2026, 6, 3, tzinfo=UTC), grace=GRACE, default_tz="UTC"
+    )
+    [st] = report.jobs
+    assert st.missed_count == MISSED_COUNT_CAP
+    assert st.missed_first == datetime(2026, 6, 1, 0, 15, tzinfo=UTC)
+    table = cronwrap(home, "status", "--crontab", "/dev/null", "--now", "2026-06-03T00:00+00:00")
+    assert f"MISSED {MISSED_COUNT_CAP}+ since Mon 00:15 UTC" in table.stdout, table.stdout

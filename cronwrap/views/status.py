@@ -9,6 +9,7 @@ import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
 
 from cronwrap.config import Paths, derive_name, dir_refusal
 from cronwrap.cron.crontab import Crontab, wrapped_run
@@ -19,7 +20,7 @@ from cronwrap.views.humanize import duration
 from cronwrap.views.runstate import LocalHost, RunState, is_verified, result_text, run_state
 
 UTC = timezone.utc
-MISSED_COUNT_CAP = 1000  # beyond this the count is shown as "1000+": status must stay quick
+MISSED_COUNT_CAP = 10  # counted up to this, then shown as "10+": status must stay quick
 HISTORY_DEPTH = 12  # runs read per job: the duration sparkline and the current run
 
 
@@ -332,9 +333,7 @@ def _fill(
     schedule = _schedule(st)
     if schedule is None or schedule.reboot:
         return
-    from cronwrap.cron.explain import describe
-
-    st.description = describe(schedule)
+    st.description = _describe(schedule)
     try:
         tz = zone(st.tz)
     except CronwrapError as err:
@@ -418,10 +417,23 @@ def _schedule(st: JobStatus) -> Schedule | None:
     if not st.schedule:
         return None
     try:
-        return parse(st.schedule)
+        return _parse(st.schedule)
     except ScheduleError as err:
         st.schedule_error = str(err)
         return None
+
+
+@lru_cache(maxsize=256)
+def _parse(text: str) -> Schedule:
+    """Parsed once per distinct text: many jobs share a schedule (Schedule is immutable)."""
+    return parse(text)
+
+
+@lru_cache(maxsize=256)
+def _describe(schedule: Schedule) -> str:
+    from cronwrap.cron.explain import describe
+
+    return describe(schedule)
 
 
 def open_store_readonly(paths: Paths) -> Store | None:

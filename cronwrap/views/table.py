@@ -386,7 +386,9 @@ def _status_row(st: Any, now: datetime, *, wide: bool, notes: bool) -> list[tupl
         parts = []
         if st.missed and st.missed_first is not None:
             first = _whole(local_time(st.missed_first))
-            count = f"{st.missed_count}{'+' if st.missed_count >= 1000 else ''}"
+            from cronwrap.views.status import MISSED_COUNT_CAP
+
+            count = f"{st.missed_count}{'+' if st.missed_count >= MISSED_COUNT_CAP else ''}"
             parts.append(
                 f"MISSED {first}" if st.missed_count == 1 else f"MISSED {count} since {first}"
             )
