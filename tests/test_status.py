@@ -380,3 +380,24 @@ def test_run_flags_show_in_the_table(home: Path) -> None:
     cronwrap(home, "run", "--name", "long", "--max-runtime", "100ms", "--", "sleep", "0.5")
     table = status(home)
     assert "max-runtime" in table.stdout
+
+
+def test_status_of_one_job_computes_only_that_job(home: Path) -> None:
+    """`status --job NAME` filters before computing: the other jobs are never looked at
+    (a store of 5,000 jobs costs the same as one), and an unknown name still lists the
+    known ones."""
+    from datetime import timezone
+
+    from cronwrap.config import resolve_paths
+    from cronwrap.state.store import Store
+    from cronwrap.views.status import job_statuses, load_status
+
+    for name in ("a", "b", "c"):
+        assert cronwrap(home, "run", "--name", name, "--", "true").returncode == 0
+    paths = resolve_paths(cw_env(home))
+    now = datetime.now(timezone.utc)
+    with Store.open(paths.db_file) as store:
+        got = job_statuses(store, [], paths, now=now, grace=timedelta(0), only=["b"])
+    assert [st.name for st in got] == ["b"] and got[0].last is not None
+    report = load_status(paths, [], now=now, grace=timedelta(0), names=["nosuch"])
+    assert "known: a, b, c" in (report.problem or "")
