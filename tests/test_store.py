@@ -147,7 +147,7 @@ def test_prune_with_nothing_to_prune_takes_no_write_lock(tmp_path: Path) -> None
     try:
         with Store.open(path, busy_timeout_s=0.2) as store:
             assert store.prune("j", keep_runs=10, keep_days=90, now=T0) == []
-            with pytest.raises(StoreError, match="busy|locked"):
+            with pytest.raises(StoreError, match=r"busy|locked"):
                 store.prune("j", keep_runs=1, keep_days=90, now=T0)
     finally:
         holder.execute("ROLLBACK")
