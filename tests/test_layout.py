@@ -207,3 +207,21 @@ def test_the_size_check_finds_a_long_method(tmp_path: Path) -> None:
     (tmp_path / "sub" / "m.py").write_text(f"class C:\n    def long(self) -> None:\n{body}\n")
     (tmp_path / "ok.py").write_text("def short() -> None:\n    pass\n")
     assert _long_functions(tmp_path) == [f"sub/m.py:2 long() is {MAX_FUNCTION_LINES + 1} lines"]
+
+
+def test_readme_layout_names_every_subpackage_and_module() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## How the code is laid out") :]
+    section = section[: section.find("\n## ", 5)] if "\n## " in section[5:] else section
+    missing = []
+    for sub in sorted(p for p in PACKAGE.iterdir() if (p / "__init__.py").exists()):
+        line = next((ln for ln in section.split("\n- ") if f"`cronwrap/{sub.name}/`" in ln), None)
+        if line is None:
+            missing.append(f"{sub.name}/")
+            continue
+        missing += [
+            f"{sub.name}/{m.stem}"
+            for m in sorted(sub.glob("*.py"))
+            if m.stem != "__init__" and f"`{m.stem}`" not in line
+        ]
+    assert not missing, f"README 'How the code is laid out' does not mention: {missing}"
