@@ -15,7 +15,7 @@ import pytest
 
 from cronwrap.config import ConfigFile, resolve_job
 from cronwrap.run.argv import parse_run_argv
-from cronwrap.run.supervise import backoff_delay
+from cronwrap.run.judge import backoff_delay
 from cronwrap.state.store import Store
 from tests.conftest import cronwrap, cw_env, events, popen_cronwrap, wait_for
 
@@ -97,9 +97,10 @@ def test_a_bad_option_value_is_left_out_once_the_command_is_known(
     result = cronwrap(home, "run", *args, "--", "sh", "-c", f"touch {marker}; exit 3")
     assert result.returncode == 3, result.stderr
     assert marker.exists()
-    [line] = result.stderr.splitlines()
+    line, outcome = result.stderr.splitlines()  # the problem, then how the run went
     assert line.startswith("cronwrap: ") and said in line
     assert "ignored" in line or "using" in line
+    assert outcome.startswith("cronwrap: ") and "failed, exit 3" in outcome
 
 
 def test_click_and_fast_parser_agree() -> None:
@@ -601,8 +602,10 @@ def test_quiet_prints_output_only_on_failure(home: Path) -> None:
         home, "run", "--name", "q", "--quiet", "--", "sh", "-c", "echo broken; echo why >&2; exit 4"
     )
     assert bad.returncode == 4
-    # like chronic: each stream goes back where it was headed
-    assert bad.stdout == "broken\n" and bad.stderr == "why\n"
+    # like chronic: each stream goes back where it was headed; then cronwrap's one line
+    assert bad.stdout == "broken\n"
+    assert bad.stderr.startswith("why\ncronwrap: q: failed, exit 4")
+    assert len(bad.stderr.splitlines()) == 2
 
 
 def test_binary_output_is_lossless_in_the_log(home: Path) -> None:
@@ -827,8 +830,9 @@ def test_unknown_option_before_separator_runs_the_command_and_says_so(
     )
     assert result.returncode == 4, result.stderr
     assert marker.exists()
-    [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("cronwrap:")]
-    assert line == "cronwrap: u: no such option: --nmae (did you mean --name?)"
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("cronwrap:")]
+    assert lines[0] == "cronwrap: u: no such option: --nmae (did you mean --name?)"
+    assert lines[1].startswith("cronwrap: u: failed, exit 4") and len(lines) == 2
 
 
 @pytest.mark.parametrize(

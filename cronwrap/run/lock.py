@@ -1,5 +1,6 @@
 """The per-job overlap lock: an flock(2) on a file in the lock dir, which the kernel releases
-when its last holder dies, so it can never go stale. Standard library only."""
+when its last holder dies, so it can never go stale; and the small Lock interface that the
+fleet leases (run/lease.py) share with it. Standard library only."""
 
 from __future__ import annotations
 
@@ -11,6 +12,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cronwrap.errors import CronwrapError
+
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Protocol
+
+    class Lock(Protocol):
+        """What the supervisor needs of a lock it holds: a descriptor the job inherits
+        (None for a lease), a reason once it was lost, renewal, and release."""
+
+        fd: int | None
+        lost: str | None
+
+        def keep_alive(self, on_lost: Callable[[str], None]) -> None: ...
+
+        def release(self) -> None: ...
 
 
 class LockError(CronwrapError):
@@ -50,6 +67,7 @@ class JobLock:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.fd: int | None = None
+        self.lost: str | None = None  # an flock is never lost while a holder lives
 
     def _open(self) -> int:
         flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -95,6 +113,9 @@ class JobLock:
             except OSError:
                 pass
             return True
+
+    def keep_alive(self, on_lost: Callable[[str], None]) -> None:
+        """Nothing to renew: the kernel holds an flock until its last holder is gone."""
 
     def release(self) -> None:
         if self.fd is not None:

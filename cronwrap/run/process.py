@@ -127,7 +127,7 @@ class AttemptResult:
     """How one attempt ended. exit_code is what cronwrap reports: the child's code, 124,
     125-127, or 128+N; signal is the signal that killed the child, if any."""
 
-    __slots__ = ("duration_s", "exit_code", "reason", "signal", "status")
+    __slots__ = ("duration_s", "exit_code", "reason", "signal", "started", "status")
 
     def __init__(
         self,
@@ -136,12 +136,15 @@ class AttemptResult:
         signal: int | None,
         duration_s: float,
         reason: str | None = None,
+        *,
+        started: bool = True,
     ) -> None:
         self.status = status  # success|failed|timeout|cancelled
         self.exit_code = exit_code
         self.signal = signal
         self.duration_s = duration_s
         self.reason = reason
+        self.started = started  # False: the command could not be started at all
 
 
 class Canceller:
@@ -399,7 +402,8 @@ def run_attempt(
         for r, w in pipes:
             os.close(r)
             os.close(w)
-        return AttemptResult("failed", err.code, None, time.monotonic() - started, err.reason)
+        elapsed = time.monotonic() - started
+        return AttemptResult("failed", err.code, None, elapsed, err.reason, started=False)
     for _, w in pipes:
         os.close(w)
     if dog is not None:

@@ -1,0 +1,96 @@
+"""Alerts as a reporter: a failure alert after --alert-after failed runs in a row (once per
+streak, or every --realert-every), one recovery alert, and `slow` alerts; plus the alerts
+sent while a run is under way (max runtime, a lost or unavailable fleet lease)."""
+
+from __future__ import annotations
+
+from cronwrap.run.reporting import Attempt, Outcome, Run, guard
+
+
+def base_facts(run: Run) -> dict[str, object]:
+    return {"job": run.job.name, "host": run.host, "run_id": run.run_id}
+
+
+def send_alert(run: Run, event: str, facts: dict[str, object]) -> None:
+    """Deliver one alert to every configured destination; failures are warnings."""
+    job = run.job
+    if not job.alert and not job.alert_cmd:
+        return
+    from cronwrap.notify.alerts import Alert, send_all
+
+    errors = send_all(
+        Alert(event, facts),
+        list(job.alert),
+        job.alert_cmd,
+        timeout_s=job.alert_timeout,
+        env=run.child_env,
+    )
+    for err in errors:
+        run.emit("alert.error", f"{event} alert not delivered: {err}", kind=event, error=err)
+        run.warn(f"alert not delivered: {err}")
+
+
+def alert_in_background(run: Run, event: str, facts: dict[str, object]) -> object:
+    """Send from a thread (while the job runs, the output pump must not wait); the
+    returned thread is joined before the run ends."""
+    from cronwrap.notify.alerts import in_background
+
+    return in_background(lambda: guard(run, "alert", send_alert, run, event, facts))
+
+
+class AlertReporter:
+    """Failure, recovery and slow alerts at the end of a run."""
+
+    name = "cannot send alerts"
+
+    def start(self, run: Run) -> None:
+        pass
+
+    def attempt(self, run: Run, attempt: Attempt) -> None:
+        pass
+
+    def end(self, run: Run, outcome: Outcome) -> None:
+        if outcome.status == "skipped":
+            return
+        job = run.job
+        if outcome.slow is not None:
+            facts = {**base_facts(run), "reason": outcome.slow, "status": "slow"}
+            facts["duration_s"] = outcome.duration_s
+            send_alert(run, "slow", facts)
+        streak = 1 if outcome.bad else 0
+        if outcome.bad:
+            streak = run.query("the failure streak", lambda s: s.streak(job.name)) or 1
+        state = run.query("alert state", lambda s: s.alert_state(job.name))
+        is_open, last_at = state if state is not None else (False, None)
+        assert outcome.ended_at is not None
+        now = outcome.ended_at
+        if outcome.bad and streak >= job.alert_after:
+            due = not is_open or (
+                job.realert_every is not None
+                and last_at is not None
+                and (now - last_at).total_seconds() >= job.realert_every
+            )
+            if due:
+                send_alert(run, "failure", end_facts(run, outcome, streak))
+                run.query("alert state", lambda s: s.set_alert_state(job.name, open_=True, at=now))
+        elif outcome.status == "success" and is_open:
+            send_alert(run, "recovery", end_facts(run, outcome, streak))
+            run.query("alert state", lambda s: s.set_alert_state(job.name, open_=False, at=now))
+
+
+def end_facts(run: Run, outcome: Outcome, streak: int) -> dict[str, object]:
+    assert outcome.started_at is not None and outcome.ended_at is not None
+    return {
+        **base_facts(run),
+        "status": outcome.status,
+        "exit_code": outcome.exit_code,
+        "signal": outcome.signal,
+        "reason": run.redact(outcome.reason),
+        "started_at": outcome.started_at.isoformat(),
+        "ended_at": outcome.ended_at.isoformat(),
+        "duration_s": round(outcome.duration_s, 3),
+        "attempts": outcome.attempts,
+        "streak": streak,
+        "output_tail": outcome.tail[-2000:],
+        "log_path": str(run.log_path) if run.log_path else None,
+    }
