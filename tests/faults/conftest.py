@@ -6,6 +6,7 @@ one clear line saying what cronwrap did instead."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +25,12 @@ class Job:
     def __init__(self, result: subprocess.CompletedProcess[str], marker: Path) -> None:
         self.result = result
         self.marker = marker
-        self.lines = result.stderr.splitlines()
+        lines = result.stderr.splitlines()
+        # the job fails (exit 3) or is skipped, and cronwrap's last line says so (as cron
+        # mails it); that line is the outcome, not a fault line
+        outcome = re.compile(rf"^cronwrap: [^:]+: (failed, exit {EXIT}|skipped)")
+        self.outcome = [ln for ln in lines if outcome.match(ln)]
+        self.lines = [ln for ln in lines if ln not in self.outcome]
 
     @property
     def ran(self) -> bool:
@@ -36,6 +42,7 @@ class Job:
         assert "Traceback" not in r.stderr, r.stderr
         assert self.ran, f"the job did not run: exit {r.returncode}, stderr {r.stderr!r}"
         assert r.returncode == EXIT, r.stderr
+        assert len(self.outcome) == 1, r.stderr  # how the run went, as cron mails it
         assert len(self.lines) == 1, r.stderr
         [line] = self.lines
         assert line.startswith("cronwrap: "), line
