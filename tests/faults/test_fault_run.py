@@ -89,10 +89,11 @@ def test_a_store_held_by_another_writer_does_not_delay_the_start(
     # behavioural bounds, with wide margins: the store's own wait was 60 s per write
     assert started < 20, f"the job started {started:.1f}s late"
     assert took < 45, f"the run took {took:.1f}s"
-    [line] = stderr.splitlines()
+    line, outcome = stderr.splitlines()  # the one fault line, then how the run went
     assert line.startswith("cronwrap: job: ") and "busy" in line, line
+    assert outcome.startswith(f"cronwrap: job: failed, exit {EXIT}"), outcome
     after = run_job(home, tmp_path)
-    assert after.ran and after.result.stderr == "", "the next run records normally"
+    assert after.ran and after.lines == [], "the next run records normally"
 
 
 # ---------------------------------------------------------------- another user's lock dir
