@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     _undo_locale_coercion()
     args = sys.argv[1:] if argv is None else list(argv)
     if "run" in args[:4]:
-        from cronwrap.run.argv import parse_run_argv, split_group_options
+        from cronwrap.argv import parse_run_argv, split_group_options
 
         split = split_group_options(args)
         if split is not None:

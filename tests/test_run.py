@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from cronwrap.argv import parse_run_argv
 from cronwrap.config import ConfigFile, resolve_job
-from cronwrap.run.argv import parse_run_argv
 from cronwrap.run.judge import backoff_delay
 from cronwrap.state.store import Store
 from tests.conftest import cronwrap, cw_env, events, popen_cronwrap, wait_for
@@ -882,7 +882,7 @@ def test_click_run_command_uses_the_same_parser(home: Path, tmp_path: Path) -> N
 def test_crontab_words_parse_like_run(
     words: str, name: str | None, command: list[str], problems: int
 ) -> None:
-    from cronwrap.run.argv import parse_cronwrap_words
+    from cronwrap.argv import parse_cronwrap_words
 
     parsed = parse_cronwrap_words(words.split())
     assert parsed is not None

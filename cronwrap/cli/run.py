@@ -1,5 +1,5 @@
 """`cronwrap run` as a click command, for help, man pages and completion; the arguments
-are parsed by the one run parser (cronwrap.run.argv), as on the fast path."""
+are parsed by the one run parser (cronwrap.argv), as on the fast path."""
 
 from __future__ import annotations
 
@@ -37,11 +37,11 @@ _PATH_COMPLETION = {"DIR": "dir", "PATH": "file", "FILE": "file"}
 
 
 class _RunCommand(click.Command):
-    """`run` parses its arguments with the one run parser (cronwrap.run.argv), as the fast
+    """`run` parses its arguments with the one run parser (cronwrap.argv), as the fast
     path does; click's parser serves only --help and shell completion."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        from cronwrap.run.argv import parse_run_argv
+        from cronwrap.argv import parse_run_argv
 
         if ctx.resilient_parsing or parse_run_argv(args, strict=False).help:
             return super().parse_args(ctx, args)

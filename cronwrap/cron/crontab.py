@@ -12,7 +12,7 @@ from cronwrap.errors import CronwrapError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from cronwrap.run.argv import RunArgv
+    from cronwrap.argv import RunArgv
 
 _ENV_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 _JOB_START = re.compile(r"^\s*[0-9*@]")
@@ -112,7 +112,7 @@ def _job_line(number: int, raw: str, *, system: bool, tz: str | None) -> Line:
 @dataclass(frozen=True, slots=True)
 class WrappedRun:
     """What a `cronwrap [--config F] run ...` in a crontab command says about its job, read
-    by the parser `run` itself uses (run/argv), so lint, wrap and status never disagree
+    by the parser `run` itself uses (cronwrap/argv.py), so lint, wrap and status never disagree
     with what cron will run."""
 
     name: str | None
@@ -136,7 +136,7 @@ def command_words(command: str) -> list[str]:
 
 def wrapped_run(command: str) -> WrappedRun | None:
     """The `cronwrap run` of a job's command, or None if it is not wrapped."""
-    from cronwrap.run.argv import parse_cronwrap_words
+    from cronwrap.argv import parse_cronwrap_words
 
     words = command_words(command)
     for i, word in enumerate(words):

@@ -1,6 +1,6 @@
 """Checks over crontab files: every schedule as `explain` reads it, environment lines, CRON_TZ,
 `%`, the missing final newline, /etc/cron.d names cron ignores, unwrapped jobs, duplicate
-names, the `cronwrap run` options of wrapped lines (read by run's own parser, run/argv, and
+names, the `cronwrap run` options of wrapped lines (read by run's own parser, cronwrap/argv.py, and
 checked by run's own converters, config.convert) and, when asked, whether each command exists
 and is executable for the line's user with the line's PATH. Returns findings; never prints."""
 

@@ -1,5 +1,5 @@
 """`cronwrap run` without click: cron pays the start-up cost on every run, so the run path
-parses its argv with run.argv, from the same option table the click command is built from.
+parses its argv with cronwrap.argv, from the same option table the click command is built from.
 Every error of cronwrap's own before the job starts exits 125 (as GNU timeout and env do),
 with its reason on stderr; after that the exit status is the job's."""
 
@@ -10,8 +10,8 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
+from cronwrap.argv import RunArgv, parse_run_argv
 from cronwrap.errors import CronwrapError, ExitCode
-from cronwrap.run.argv import RunArgv, parse_run_argv
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
