@@ -193,11 +193,16 @@ def backups(home: Path) -> list[Path]:
     return sorted(folder.glob("*.crontab")) if folder.is_dir() else []
 
 
-def test_apply_shows_a_diff_backs_up_and_installs_then_undo(home: Path, fake_crontab) -> None:
+def golden_installed(home: Path, fake_crontab) -> tuple[dict[str, str], Path, str]:
+    """The golden user crontab installed in the fake `crontab`: env, its store, the text."""
     path_env, store = fake_crontab
     original = (GOLDEN / "user.crontab").read_text()
     store.write_text(original)
-    env = cw_env(home, **path_env)
+    return cw_env(home, **path_env), store, original
+
+
+def test_apply_shows_a_diff_backs_up_and_installs_then_undo(home: Path, fake_crontab) -> None:
+    env, store, original = golden_installed(home, fake_crontab)
     result = cronwrap(home, "wrap", "--apply", "--yes", env=env)
     assert result.returncode == 0, result.stderr
     assert f"+*/5 * * * * {CONSOLE_SCRIPT} run --name sync" in result.stdout
@@ -218,10 +223,7 @@ def test_apply_shows_a_diff_backs_up_and_installs_then_undo(home: Path, fake_cro
 
 
 def test_undo_after_a_hand_edit_keeps_the_edit(home: Path, fake_crontab) -> None:
-    path_env, store = fake_crontab
-    original = (GOLDEN / "user.crontab").read_text()
-    store.write_text(original)
-    env = cw_env(home, **path_env)
+    env, store, _ = golden_installed(home, fake_crontab)
     apply = cronwrap(home, "wrap", "--apply", "--yes", env=env)
     assert apply.returncode == 0, apply.stderr
     # the operator adds a job by hand (`crontab -e`) and tunes a wrapped one
