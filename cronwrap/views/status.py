@@ -6,7 +6,6 @@ prints."""
 from __future__ import annotations
 
 import contextlib
-import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -100,7 +99,8 @@ def crontab_jobs(tabs: list[Crontab]) -> list[CrontabJob]:
                     CrontabJob(name, line.schedule, line.tz, where, line.command, False, line.tz)
                 )
                 continue
-            name = run.name or _derived_name(line.command)
+            # the name run itself derives, from the command run's own parser finds
+            name = run.name or derive_name(run.argv.command or ["job"])
             out.append(
                 CrontabJob(
                     name,
@@ -111,7 +111,7 @@ def crontab_jobs(tabs: list[Crontab]) -> list[CrontabJob]:
                     True,
                     cron_tz=line.tz,
                     declared_tz=run.tz,
-                    host_id=_flag_value(line.command, "--host-id"),
+                    host_id=run.argv.value("host_id"),
                 )
             )
     return out
@@ -120,42 +120,6 @@ def crontab_jobs(tabs: list[Crontab]) -> list[CrontabJob]:
 def _shorten(command: str, width: int = 60) -> str:
     text = " ".join(command.split())
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _words(command: str) -> list[str]:
-    try:
-        return shlex.split(command.split("%", maxsplit=1)[0])
-    except ValueError:
-        return command.split()
-
-
-def _flag_value(command: str, flag: str) -> str | None:
-    words = _words(command)
-    for i, word in enumerate(words):
-        if word == "--":
-            break
-        if word == flag and i + 1 < len(words):
-            return words[i + 1]
-        if word.startswith(flag + "="):
-            return word.split("=", 1)[1]
-    return None
-
-
-def _derived_name(command: str) -> str:
-    words = _words(command)
-    if "--" in words:
-        argv = words[words.index("--") + 1 :]
-    else:  # options up to the first non-option after `run`
-        i = words.index("run") + 1 if "run" in words else 0
-        argv = words[i:]
-        from cronwrap.options import OPTIONS_BY_FLAG
-
-        j = 0
-        while j < len(argv) and argv[j].startswith("--"):
-            opt = OPTIONS_BY_FLAG.get(argv[j].split("=")[0])
-            j += 1 if (opt is None or opt.kind == "flag" or "=" in argv[j]) else 2
-        argv = argv[j:]
-    return derive_name(argv or ["job"])
 
 
 def load_status(
