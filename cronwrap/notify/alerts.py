@@ -15,6 +15,8 @@ from cronwrap.redact import redact_url
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable
     from typing import Any
 
 WEBHOOK_SCHEMES = ("http://", "https://")
@@ -322,7 +324,7 @@ def _command(command: str, alert: Alert, deadline: float, env: Mapping[str, str]
     return None
 
 
-def in_background(fn: Any) -> Any:
+def in_background(fn: Callable[[], object]) -> threading.Thread:
     """Run `fn` in a daemon thread (alerts raised while the job still runs must not stop the
     output pump); returns the thread so the caller can join it before exiting."""
     import threading

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from cronwrap.run.reporting import Attempt, Outcome, Run, guard
 
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from threading import Thread
+
 
 def base_facts(run: Run) -> dict[str, object]:
     return {"job": run.job.name, "host": run.host, "run_id": run.run_id}
@@ -30,7 +34,7 @@ def send_alert(run: Run, event: str, facts: dict[str, object]) -> None:
         run.warn(f"alert not delivered: {err}")
 
 
-def alert_in_background(run: Run, event: str, facts: dict[str, object]) -> object:
+def alert_in_background(run: Run, event: str, facts: dict[str, object]) -> Thread:
     """Send from a thread (while the job runs, the output pump must not wait); the
     returned thread is joined before the run ends."""
     from cronwrap.notify.alerts import in_background

@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from cronwrap.errors import CronwrapError
 from cronwrap.redact import redact_url
 
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+
 RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
@@ -27,11 +29,32 @@ return 0
 """
 
 
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class RedisClient(Protocol):
+        """The few commands of redis-py's client a lease uses."""
+
+        def set(
+            self,
+            name: str,
+            value: str,
+            *,
+            nx: bool = ...,
+            ex: int | None = ...,
+            px: int | None = ...,
+        ) -> object: ...
+
+        def get(self, name: str) -> object: ...
+
+        def eval(self, script: str, numkeys: int, *keys_and_args: str | int) -> object: ...
+
+
 class LockUnavailableError(CronwrapError):
     """The Redis server could not be reached or answered with an error."""
 
 
-def connect(url: str, *, timeout: float = 2.0) -> object:
+def connect(url: str, *, timeout: float = 2.0) -> RedisClient:
     # a missing client or a bad URL leaves the lock as unavailable as a dead server: the
     # --lock-unavailable policy decides (skip, run unlocked, fail), not a blanket 125
     try:
@@ -81,7 +104,7 @@ class Fleet:
     """One job's claims and lease on one Redis server."""
 
     def __init__(
-        self, client: object, job: str, *, host: str, run_id: str, ttl_s: float, url: str
+        self, client: RedisClient, job: str, *, host: str, run_id: str, ttl_s: float, url: str
     ) -> None:
         self.client = client
         self.key = f"cronwrap:lock:{job}"
@@ -104,9 +127,9 @@ class Fleet:
         """Claim the scheduled slot; None if ours, else the host that claimed it first."""
         key = f"{self.slot_prefix}{int(slot.timestamp())}"
         try:
-            if self.client.set(key, self.host, nx=True, ex=max(1, int(ttl_s))):  # type: ignore[attr-defined]
+            if self.client.set(key, self.host, nx=True, ex=max(1, int(ttl_s))):
                 return None
-            other = self.client.get(key)  # type: ignore[attr-defined]
+            other = self.client.get(key)
         except self._redis_error() as err:
             raise LockUnavailableError(
                 f"lock server {redact_url(self.url)}: {type(err).__name__}"
@@ -119,7 +142,7 @@ class Fleet:
         pause = 0.05
         while True:
             try:
-                if self.client.set(self.key, self.token, nx=True, px=self.ttl_ms):  # type: ignore[attr-defined]
+                if self.client.set(self.key, self.token, nx=True, px=self.ttl_ms):
                     return True
             except self._redis_error() as err:
                 raise LockUnavailableError(
@@ -136,10 +159,13 @@ class Fleet:
 
     def holder(self) -> str | None:
         try:
-            value = self.client.get(self.key)  # type: ignore[attr-defined]
+            value = self.client.get(self.key)
         except self._redis_error():
             return None
-        return value.decode().split(":")[0] if value else None
+        if not value:
+            return None
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        return text.split(":")[0]
 
     def keep_alive(self, on_lost: Callable[[str], None]) -> None:
         """Renew the lease every ttl/3 until released; call on_lost once if it is lost."""
@@ -148,7 +174,7 @@ class Fleet:
             expires = time.monotonic() + self.ttl_ms / 1000
             while not self._stop.wait(self.ttl_ms / 3000):
                 try:
-                    ok = self.client.eval(RENEW, 1, self.key, self.token, self.ttl_ms)  # type: ignore[attr-defined]
+                    ok = self.client.eval(RENEW, 1, self.key, self.token, self.ttl_ms)
                 except self._redis_error() as err:
                     if time.monotonic() < expires:
                         continue  # keep trying while the lease may still be ours
@@ -172,6 +198,6 @@ class Fleet:
         if self.lost:
             return
         try:
-            self.client.eval(RELEASE, 1, self.key, self.token)  # type: ignore[attr-defined]
+            self.client.eval(RELEASE, 1, self.key, self.token)
         except self._redis_error():
             pass  # the lease expires by itself

@@ -21,6 +21,8 @@ from cronwrap.run.reporting import Attempt, Outcome, Reporters, Run, guard
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
+    from threading import Thread
+
     from cronwrap.run.context import RunContext
     from cronwrap.run.lock import Lock
     from cronwrap.run.reporting import Reporter
@@ -309,7 +311,7 @@ def _attempts(
     sink = run.sink
     assert sink is not None
     t0 = time.monotonic()
-    threads: list[object] = []
+    threads: list[Thread] = []
     watch = None
     if job.max_runtime is not None:
         watch = (t0 + job.max_runtime, lambda: threads.append(_over_max_runtime(run)))
@@ -372,11 +374,11 @@ def _attempts(
             break
     duration = time.monotonic() - t0
     for thread in threads:  # a max-runtime alert still on its way
-        thread.join(job.alert_timeout)  # type: ignore[attr-defined]
+        thread.join(job.alert_timeout)
     return result, attempt, duration
 
 
-def _over_max_runtime(run: Run) -> object:
+def _over_max_runtime(run: Run) -> Thread:
     """Called once while the job runs past --max-runtime: log it and alert, without
     stopping the job or the output pump (the alert goes out from a thread)."""
     from cronwrap.run.alerting import alert_in_background, base_facts
