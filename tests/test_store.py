@@ -216,3 +216,44 @@ def test_200_cronwrap_processes_at_once_lose_no_run(home: Path) -> None:
         for name in ("job0", f"job{n - 1}"):
             [run] = store.runs(name)
             assert run.status == "success" and run.ended_at is not None
+
+
+def _wal_commits(wal: Path) -> int:
+    """Committed write transactions in a WAL file: frames whose header says "commit" (a
+    non-zero database size) and whose salts match the WAL header's (not left-overs)."""
+    import struct
+
+    data = wal.read_bytes()
+    if len(data) < 32:
+        return 0
+    page_size = struct.unpack(">I", data[8:12])[0]
+    salts = data[16:24]
+    commits = 0
+    for offset in range(32, len(data) - 24, 24 + page_size):
+        frame = data[offset : offset + 24]
+        if frame[8:16] != salts:
+            break
+        commits += struct.unpack(">I", frame[4:8])[0] != 0
+    return commits
+
+
+def test_a_successful_run_writes_the_store_twice(tmp_path: Path) -> None:
+    """Start and end: no attempt row of its own, no prune transaction, no WAL set-up."""
+    from tests.conftest import cronwrap
+
+    home = tmp_path / "home"
+    assert cronwrap(home, "run", "--name", "w", "--", "true").returncode == 0
+    db = home / "runs.db"
+    # an open connection keeps the run's WAL from being checkpointed away when it closes
+    holder = sqlite3.connect(db)
+    holder.execute("SELECT count(*) FROM runs").fetchone()
+    try:
+        before = _wal_commits(Path(f"{db}-wal"))
+        assert cronwrap(home, "run", "--name", "w", "--", "true").returncode == 0
+        assert _wal_commits(Path(f"{db}-wal")) - before == 2
+    finally:
+        holder.close()
+    with Store.open(db) as store:
+        [newest, _] = store.runs("w")
+        assert newest.status == "success"
+        assert [a.status for a in store.attempts(newest.run_id)] == ["success"]

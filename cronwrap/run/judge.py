@@ -4,6 +4,8 @@ Pure functions of the job and the results; never imports click."""
 
 from __future__ import annotations
 
+import os
+
 from cronwrap.run.process import AttemptResult
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
@@ -34,6 +36,12 @@ def is_retryable(result: AttemptResult, job: Job) -> bool:
     if job.retry_on is not None:
         return code in job.retry_on
     return True
+
+
+def uniform(low: float, high: float) -> float:
+    """random.uniform from os.urandom: the random module costs start-up time on every run
+    for the jitter and backoff draws, which need no reproducible sequence."""
+    return low + (high - low) * (int.from_bytes(os.urandom(7), "big") >> 3) / (1 << 53)
 
 
 def backoff_delay(retry: int, job: Job, rand: Callable[[float, float], float]) -> float:

@@ -17,10 +17,18 @@ TAIL_IN_STORE = 4096
 
 
 def command_text(run: Run) -> str:
-    import shlex
-
     job = run.job
-    return job.command[0] if job.shell else shlex.join(job.command)
+    return job.command[0] if job.shell else " ".join(_quote(word) for word in job.command)
+
+
+_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789@%+=:,./-_")
+
+
+def _quote(word: str) -> str:
+    """shlex.quote without the shlex module and its regex, which cost start-up time."""
+    if word and all(c in _SAFE for c in word):
+        return word
+    return "'" + word.replace("'", "'\"'\"'") + "'"
 
 
 def result_of(status: str) -> str:
@@ -31,13 +39,17 @@ def result_of(status: str) -> str:
 
 
 class StoreReporter:
-    """The run history: the start row, each attempt, the end row, then pruning."""
+    """The run history: the start row, each attempt, the end row, then pruning. A successful
+    run writes twice (start, and end with its attempt, durable); an attempt that is retried is
+    written at once, so a run whose cronwrap dies mid-way keeps its earlier attempts; pruning
+    writes only when there is something to prune."""
 
     name = "cannot record the run history"
 
     def __init__(self) -> None:
         self.started = False  # the run reached its start phase
         self.start_written = False  # its start row is in the store (not: the store was busy)
+        self.last_attempt: Attempt | None = None  # written with the end
 
     def start(self, run: Run) -> None:
         from cronwrap.run.reporting import END_BUSY_S
@@ -73,6 +85,9 @@ class StoreReporter:
 
     def attempt(self, run: Run, attempt: Attempt) -> None:
         r = attempt.result
+        if not attempt.retrying:  # the last one: it goes in with the end, in one write
+            self.last_attempt = attempt
+            return
         run.query(
             "the attempt",
             lambda s: s.record_attempt(
@@ -93,6 +108,7 @@ class StoreReporter:
             status = "running" if self.started else outcome.status
             run.query("the run start", lambda s: self._record_start(s, run, status=status))
             self.start_written = True
+        last = self.last_attempt
         run.query(
             "the run end",
             lambda s: s.record_end(
@@ -107,6 +123,16 @@ class StoreReporter:
                 reason=run.redact(outcome.reason),
                 flags=" ".join(outcome.flags) or None,
                 count_as=result_of(outcome.status),
+                last_attempt=None
+                if last is None
+                else (
+                    last.number,
+                    last.started_at,
+                    last.ended_at,
+                    last.result.status,
+                    last.result.exit_code,
+                    last.result.signal,
+                ),
             ),
         )
         job = run.job

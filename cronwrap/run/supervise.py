@@ -6,7 +6,6 @@ Never imports click."""
 from __future__ import annotations
 
 import os
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -50,7 +49,7 @@ def supervise(
     paths: Paths,
     *,
     env: Mapping[str, str],
-    rand: Callable[[float, float], float] = random.uniform,
+    rand: Callable[[float, float], float] = judge.uniform,
     now: Callable[[], datetime] = utcnow,
     warnings: Sequence[str] = (),
     context: RunContext | None = None,
