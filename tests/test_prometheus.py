@@ -312,3 +312,53 @@ def test_prune_of_a_missing_directory_is_one_clear_line(home: Path, tmp_path: Pa
     )
     assert out.returncode == 1 and out.stderr.startswith("cronwrap: cannot prune"), out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_the_last_result_stays_while_the_next_run_is_going_on(
+    home: Path, exporter: NodeExporter, tmp_path: Path
+) -> None:
+    """A failing job's alert must not clear each time it starts again: while run 2 goes on,
+    the scrape still shows run 1's result, exit code and duration beside running=1."""
+    from tests.conftest import popen_cronwrap, wait_for
+
+    mdir = str(exporter.directory)
+    assert (
+        cronwrap(
+            home, "run", "--name", "f", "--metrics-dir", mdir, "--", "sh", "-c", "exit 3"
+        ).returncode
+        == 3
+    )
+    before = exporter.scrape()
+    marker = tmp_path / "started"
+    proc = popen_cronwrap(
+        home,
+        "run",
+        "--name",
+        "f",
+        "--metrics-dir",
+        mdir,
+        "--",
+        "sh",
+        "-c",
+        f"touch {marker}; sleep 2",
+    )
+    try:
+        wait_for(marker.exists, timeout=60)
+        during = exporter.scrape()
+    finally:
+        assert proc.wait(60) == 0
+    assert value(during, "cronwrap_running", cronjob="f") == 1
+    assert value(during, "cronwrap_last_result", cronjob="f", result="failure") == 1
+    for name in (
+        "cronwrap_last_exit_code",
+        "cronwrap_last_duration_seconds",
+        "cronwrap_last_attempts",
+    ):
+        assert value(during, name, cronjob="f") == value(before, name, cronjob="f"), name
+    assert value(during, "cronwrap_last_start_timestamp_seconds", cronjob="f") > value(
+        before, "cronwrap_last_start_timestamp_seconds", cronjob="f"
+    )
+    after = exporter.scrape()
+    assert value(after, "cronwrap_running", cronjob="f") == 0
+    assert value(after, "cronwrap_last_result", cronjob="f", result="success") == 1
+    assert value(after, "cronwrap_last_exit_code", cronjob="f") == 0

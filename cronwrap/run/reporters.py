@@ -291,6 +291,10 @@ class MetricsReporter:
         bad_at = run.query("last failure", lambda s: s.last_failure_at(job.name))
         values["cronwrap_last_success_timestamp_seconds"] = ok_at.timestamp() if ok_at else 0
         values["cronwrap_last_failure_timestamp_seconds"] = bad_at.timestamp() if bad_at else 0
+        result = metrics.result_of(outcome.status) if outcome else None
+        if outcome is None:  # the last finished run's facts stay until this one ends
+            carried, result = metrics.previous_run(job.metrics_dir, job.name)
+            values = {**carried, **values}
         if outcome is not None and outcome.ended_at is not None:
             values["cronwrap_last_end_timestamp_seconds"] = outcome.ended_at.timestamp()
             values["cronwrap_last_duration_seconds"] = round(outcome.duration_s, 6)
@@ -304,12 +308,7 @@ class MetricsReporter:
         )
         recent = run.query("durations", lambda s: s.recent_durations(job.name))
         values.update(metrics.duration_gauges(recent or []))
-        text = metrics.render(
-            job.name,
-            values,
-            result=metrics.result_of(outcome.status) if outcome else None,
-            totals=totals,
-        )
+        text = metrics.render(job.name, values, result=result, totals=totals)
         ensure_dir(Path(job.metrics_dir))
         metrics.write_atomic(job.metrics_dir, job.name, text)
 

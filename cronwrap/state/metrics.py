@@ -200,6 +200,43 @@ def duration_gauges(durations: Sequence[float]) -> dict[str, float | None]:
     }
 
 
+# what a run's start keeps from the file of the run before: the facts of the last finished run,
+# so that alerts on them (failing, slow) do not clear while the next run is going on
+CARRIED = (
+    "cronwrap_last_end_timestamp_seconds",
+    "cronwrap_last_duration_seconds",
+    "cronwrap_last_exit_code",
+    "cronwrap_last_attempts",
+)
+
+
+def previous_run(directory: str, job: str) -> tuple[dict[str, float | None], str | None]:
+    """The last finished run's gauges and result as the job's current file has them; empty
+    when there is no file or it is not one we wrote."""
+    values: dict[str, float | None] = {}
+    result = None
+    try:
+        with open(path_for(directory, job), encoding="utf-8") as f:
+            text = f.read(1 << 20)
+    except (OSError, UnicodeError):
+        return {}, None
+    for line in text.splitlines():
+        if line.startswith("#") or "{" not in line:
+            continue
+        name, _, rest = line.partition("{")
+        labels, _, number = rest.rpartition("} ")
+        try:
+            value = float(number)
+        except ValueError:
+            continue
+        if name in CARRIED:
+            values[name] = value
+        elif name == "cronwrap_last_result" and value == 1 and 'result="' in labels:
+            found = labels.rsplit('result="', 1)[1].split('"', 1)[0]
+            result = found if found in RESULTS else None
+    return values, result
+
+
 def path_for(directory: str, job: str) -> str:
     return os.path.join(directory, file_name(job))
 
