@@ -149,9 +149,10 @@ def load_status(
             store = open_store_readonly(paths)
         except StoreError as err:
             problem = str(err)
-    try:
-        jobs = job_statuses(
-            store,
+
+    def statuses(source: Store | None) -> list[JobStatus]:
+        return job_statuses(
+            source,
             tabs,
             paths,
             now=now,
@@ -161,19 +162,12 @@ def load_status(
             host_ids=host_ids,
             only=wanted,
         )
+
+    try:
+        jobs = statuses(store)
     except StoreError as err:  # a store that opens but whose rows cannot be read
         problem = str(err)
-        jobs = job_statuses(
-            None,
-            tabs,
-            paths,
-            now=now,
-            grace=grace,
-            include_unmonitored=include_unmonitored,
-            default_tz=default_tz,
-            host_ids=host_ids,
-            only=wanted,
-        )
+        jobs = statuses(None)  # the crontab's jobs, each marked unknown below
     finally:
         known_names: set[str] = set()
         if any(name not in {st.name for st in jobs} for name in wanted):
