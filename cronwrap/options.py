@@ -256,6 +256,15 @@ RUN_OPTIONS: tuple[Option, ...] = (
         "DURATION",
     ),
     Option(
+        "ping_keepalive",
+        "duration",
+        None,
+        "While the job runs, send a /log ping this often (e.g. 10m) so the check's log shows "
+        "it is alive. It does not extend the check's grace.",
+        "DURATION",
+        low=1,
+    ),
+    Option(
         "redact",
         "list",
         (),
@@ -463,6 +472,7 @@ class Job:
     no_output_in_ping: bool
     ping_start_budget: float
     ping_finish_budget: float
+    ping_keepalive: float | None
     redact: tuple[str, ...]
     redact_env: tuple[str, ...]
     alert: tuple[str, ...]

@@ -287,3 +287,23 @@ def test_not_slow_with_too_few_runs(home: Path, hook: Receiver) -> None:
     run(home, "--name", "few", "--", "sleep", "0.05")
     run(home, "--name", "few", "--alert", hook.url, "--", "sleep", "1")
     assert hook.requests == []
+
+
+def test_undelivered_alert_is_kept_and_sent_late(home: Path) -> None:
+    hook = Receiver(status=500)
+    try:
+        args = ["--name", "k", "--alert", hook.url]
+        first = run(home, *args, "--", "sh", "-c", "exit 3")
+        assert first.returncode == 3 and "kept for the next run" in first.stderr
+        assert hook.events() == ["failure", "failure"]  # tried, retried once
+        hook.status = 200
+        again = run(home, *args, "--", "sh", "-c", "exit 3")  # same streak: no new alert due
+        assert again.returncode == 3 and "kept" not in again.stderr, again.stderr
+        late = hook.requests[-1]["json"]
+        assert late["event"] == "failure" and late["late_from"] and late["exit_code"] == 3
+        assert late["title"].startswith("(late, from ")
+        assert run(home, *args, "--", "true").returncode == 0
+        assert hook.events()[-1] == "recovery"
+        assert len(hook.events()) == 4  # the kept alert went once, not again
+    finally:
+        hook.close()

@@ -381,6 +381,70 @@ def test_sync_with_a_wrong_api_url_says_so_in_one_line(
     assert "<" not in result.stderr + result.stdout  # no Django HTML
 
 
+# ---------------------------------------------------------------- long jobs, --ping-create
+
+
+def test_keepalive_logs_while_a_long_job_runs(home: Path, peer: Peer) -> None:
+    code = str(peer.new_check()["uuid"])
+    args = ["--name", "long", *ping_args(peer, code), "--ping-keepalive", "1s"]
+    result = run(home, *args, "--", "sleep", "3.6")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    got = kinds(peer, code)
+    assert got[0] == "start" and got[-1] == "success"
+    assert 2 <= got.count("log") <= 4 and set(got[1:-1]) == {"log"}, got
+    assert len({p["rid"] for p in peer.pings(code)}) == 1
+    first_log = peer.body(code, int(peer.pings(code)[1]["n"]))
+    assert b"still running after" in first_log
+    assert peer.status(code) == "up"
+
+
+def test_ping_create_applies_the_schedule_through_the_api(home: Path, peer: Peer) -> None:
+    tag = uuid.uuid4().hex[:8]
+    env = cw_env(home, CRONWRAP_HC_API_KEY=peer.api_key, CRONWRAP_HC_API_URL=peer.url)
+    args = [
+        "--name",
+        f"made-{tag}",
+        "--ping-key",
+        peer.ping_key,
+        "--ping-base",
+        peer.ping_url,
+        "--ping-create",
+        "--schedule",
+        "30 2 * * *",
+        "--tz",
+        "Europe/Berlin",
+        "--timeout",
+        "2h",
+    ]
+    result = run(home, *args, "--", "true", env=env)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    [check] = peer.checks(slug=f"made-{tag}")
+    assert (check["schedule"], check["tz"], check["grace"]) == ("30 2 * * *", "Europe/Berlin", 7320)
+    assert check["channels"]  # ?create=1 gave it every integration; kept
+    assert kinds(peer, str(check["uuid"])) == ["start", "success"]
+    assert check["status"] == "up"
+
+
+def test_ping_create_without_an_api_key_says_what_it_could_not_do(home: Path, peer: Peer) -> None:
+    tag = uuid.uuid4().hex[:8]
+    args = [
+        "--name",
+        f"bare-{tag}",
+        "--ping-key",
+        peer.ping_key,
+        "--ping-base",
+        peer.ping_url,
+        "--ping-create",
+        "--schedule",
+        "30 2 * * *",
+    ]
+    result = run(home, *args, "--", "true")
+    assert result.returncode == 0
+    assert result.stderr.count("cronwrap:") == 1 and "CRONWRAP_HC_API_KEY" in result.stderr
+    [check] = peer.checks(slug=f"bare-{tag}")
+    assert "schedule" not in check  # the server's default: a simple daily check
+
+
 # ---------------------------------------------------------------- the fake agrees
 
 

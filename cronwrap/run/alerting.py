@@ -10,6 +10,8 @@ TYPE_CHECKING = False  # typing costs start-up time; these names are for the typ
 if TYPE_CHECKING:
     from threading import Thread
 
+    from cronwrap.notify.alerts import AlertQueue
+
 
 def base_facts(run: Run) -> dict[str, object]:
     return {"job": run.job.name, "host": run.host, "run_id": run.run_id}
@@ -28,9 +30,39 @@ def send_alert(run: Run, event: str, facts: dict[str, object]) -> None:
         job.alert_cmd,
         timeout_s=job.alert_timeout,
         env=run.child_env,
+        queue=alert_queue(run),
+        job=job.name,
     )
     for err in errors:
         run.emit("alert.error", f"{event} alert not delivered: {err}", kind=event, error=err)
+        run.warn(f"alert not delivered: {err}")
+
+
+def alert_queue(run: Run) -> AlertQueue:
+    """Where failure and recovery alerts a channel did not take wait for the next run."""
+    from cronwrap.notify.alerts import AlertQueue
+
+    return AlertQueue(run.paths.state_dir / "alert-outbox")
+
+
+def send_kept_alerts(run: Run) -> None:
+    """Alerts kept by earlier runs go out first, whether or not this run alerts."""
+    job = run.job
+    from cronwrap.notify.alerts import send_kept
+
+    queue = alert_queue(run)
+    if not queue.spool.entries():
+        return
+    errors = send_kept(
+        queue,
+        job.name,
+        list(job.alert),
+        job.alert_cmd,
+        timeout_s=job.alert_timeout,
+        env=run.child_env,
+    )
+    for err in errors:
+        run.emit("alert.error", f"kept alert not delivered: {err}", kind="kept", error=err)
         run.warn(f"alert not delivered: {err}")
 
 
@@ -57,6 +89,8 @@ class AlertReporter:
         if outcome.status == "skipped":
             return
         job = run.job
+        if job.alert or job.alert_cmd:
+            send_kept_alerts(run)
         if outcome.slow is not None:
             facts = {**base_facts(run), "reason": outcome.slow, "status": "slow"}
             facts["duration_s"] = outcome.duration_s

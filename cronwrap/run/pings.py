@@ -51,6 +51,8 @@ class PingReporter:
             at = rec.started_at.isoformat(timespec="seconds")
             session.queue("fail", rec.run_id, PingBody(f"cronwrap: {why}\n"), at=at)
         session.start()
+        if run.job.ping_keepalive:
+            session.start_keepalive(run.job.ping_keepalive, job=run.job.name, host=run.host)
 
     def attempt(self, run: Run, attempt: Attempt) -> None:
         if not attempt.retrying:
@@ -69,6 +71,7 @@ class PingReporter:
 
     def end(self, run: Run, outcome: Outcome) -> None:
         session = self._session(run)
+        session.stop_keepalive()
         try:
             if outcome.status == "skipped":
                 from cronwrap.notify.healthchecks import PingBody
@@ -77,8 +80,34 @@ class PingReporter:
                 session.log(PingBody(run.redact.text(text)))
             else:
                 self._finish(run, session, outcome)
+                if session.created and run.job.schedule:
+                    self._provision(run, session)
         finally:
             session.report_once()
+
+    def _provision(self, run: Run, session: PingSession) -> None:
+        """--ping-create just made the check: give it --schedule, the zone and a grace that
+        outlasts --timeout, through the Management API (the ping API cannot)."""
+        from cronwrap.errors import CronwrapError
+        from cronwrap.notify.hcapi import provision
+
+        job = run.job
+        assert job.schedule is not None
+        slug = self.target.url.rstrip("/").rpartition("/")[2]
+        try:
+            done = provision(
+                slug,
+                job=job.name,
+                schedule=job.schedule,
+                tz=job.tz,
+                timeout_s=job.timeout,
+                env=self.env,
+                budget_s=job.ping_finish_budget,
+            )
+        except CronwrapError as err:
+            run.warn(str(err))
+            return
+        run.emit("ping.provision", done)
 
     def _finish(self, run: Run, session: PingSession, outcome: Outcome) -> None:
         from cronwrap.notify.healthchecks import finish_kind
