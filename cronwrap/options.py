@@ -368,7 +368,8 @@ RUN_OPTIONS: tuple[Option, ...] = (
         "str",
         None,
         "Fleet mode: hold the overlap lock as a lease on this "
-        "Redis (redis://[:password@]host:port/db or rediss://), so the job runs once per "
+        "Redis (redis://[:password@]host:port/db or rediss://) or PostgreSQL "
+        "(postgresql://user[:password]@host/db), so the job runs once per "
         "scheduled slot across hosts.",
         "URL",
         secret=True,
@@ -394,7 +395,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
         "lock_unavailable",
         "choice",
         "skip",
-        "Fleet mode: when Redis cannot be reached, "
+        "Fleet mode: when the lock server cannot be reached, "
         "skip the run (with an error and an alert), run it unlocked, or fail (exit 125).",
         "POLICY",
         choices=("skip", "run", "fail"),
@@ -413,6 +414,33 @@ RUN_OPTIONS: tuple[Option, ...] = (
         None,
         "This host's name in history and fleet claims (default: the host name).",
         "NAME",
+    ),
+    Option(
+        "fleet_store",
+        "str",
+        None,
+        "Also write every run, attempt and redacted output tail to this shared PostgreSQL "
+        "database (postgresql://user[:password]@host/db; file:PATH reads the URL from a file), "
+        "for `status --fleet-store` across hosts. Needs the 'postgres' extra.",
+        "URL",
+        secret=True,
+    ),
+    Option(
+        "fleet_budget",
+        "duration",
+        2.0,
+        "Most time shipping to the fleet store may add to a run; what is not shipped in time "
+        "is kept and shipped by the next run or `cronwrap flush`.",
+        "DURATION",
+        low=0.1,
+        high=300,
+    ),
+    Option(
+        "dashboard_url",
+        "str",
+        None,
+        "URL where `status --html` is served: alerts link to the job's entry in it.",
+        "URL",
     ),
     Option(
         "keep_runs",
@@ -491,6 +519,9 @@ class Job:
     lock_unavailable: str
     slot_tolerance: float
     host_id: str | None
+    fleet_store: str | None
+    fleet_budget: float
+    dashboard_url: str | None
     keep_runs: int
     keep_days: int
 

@@ -77,3 +77,23 @@ def wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyp
             return
         time.sleep(0.02)
     raise AssertionError("condition not reached in time")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[object]:
+    """One real PostgreSQL cluster for the whole session (see tests/pgserver.py)."""
+    from tests.pgserver import PgServer, require_postgres
+
+    server = PgServer(require_postgres()).init().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: object, request: pytest.FixtureRequest) -> str:
+    """A fresh database on the session's cluster, as a postgresql:// URL with a password."""
+    import re
+
+    name = "t_" + re.sub(r"[^a-z0-9]", "_", request.node.name.lower())[:50]
+    pg_cluster.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
+    return pg_cluster.create_db(name)  # type: ignore[attr-defined,no-any-return]

@@ -212,6 +212,7 @@ def test_json_schema_is_stable(home: Path) -> None:
     [row] = status_json(home)
     assert set(row) == {
         "name",
+        "host",
         "schedule",
         "tz",
         "description",

@@ -8,7 +8,13 @@ from typing import Any
 
 import click
 
-from cronwrap.cli.common import environment, read_crontabs, state_paths
+from cronwrap.cli.common import (
+    environment,
+    fleet_store_option,
+    fleet_store_url,
+    read_crontabs,
+    state_paths,
+)
 from cronwrap.errors import CronwrapError, ExitCode
 
 
@@ -91,18 +97,22 @@ def _plain(value: Any, key: str) -> Any:
     metavar="DURATION",
     help="Stop replaying after this long.",
 )
+@fleet_store_option
 @click.pass_context
-def flush_cmd(ctx: click.Context, budget: str) -> None:
-    """Send the finish pings that could not be delivered, oldest first.
+def flush_cmd(ctx: click.Context, budget: str, fleet_store: str | None) -> None:
+    """Send the finish pings that could not be delivered, oldest first, and ship the runs
+    not yet in the fleet store (when one is configured), in order.
 
-    `cronwrap run` replays them by itself at the start of its next run with a ping; this
-    does it now (e.g. from its own crontab line). Only 200 OK / 201 Created count as
-    delivered; pings the server refuses (404, 400) are kept in outbox/rejected, malformed
-    records in outbox/quarantine. Exits 1 if some are still queued or were refused.
+    `cronwrap run` replays them by itself at the start of its next run with a ping (and ships
+    its fleet queue with a fleet store); this does it now (e.g. from its own crontab line).
+    Only 200 OK / 201 Created count as delivered; pings the server refuses (404, 400) are kept
+    in outbox/rejected, malformed records in outbox/quarantine. Exits 1 if some are still
+    queued or were refused.
 
     \b
     Example:
       cronwrap flush --budget 1m
+      cronwrap flush --fleet-store file:/etc/cronwrap/fleet-url
     """
     import time
 
@@ -133,7 +143,21 @@ def flush_cmd(ctx: click.Context, budget: str) -> None:
         )
     parts.append(f"{done.left} still queued")
     click.echo(", ".join(parts))
-    if done.left or done.refused:
+    queued = 0
+    url = fleet_store_url(ctx, fleet_store)
+    if url and paths.db_file.exists():
+        from cronwrap.run.ship import flush
+
+        shipped, queued, error = flush(
+            url, paths.db_file, budget_s=max(1.0, deadline - time.monotonic())
+        )
+        click.echo(
+            f"{shipped} run change{'s' if shipped != 1 else ''} shipped to the fleet store, "
+            f"{queued} still queued"
+        )
+        if error:
+            click.echo(f"cronwrap: {error}", err=True)
+    if done.left or done.refused or queued:
         sys.exit(ExitCode.ERROR)
 
 

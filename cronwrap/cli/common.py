@@ -173,3 +173,31 @@ def _codes(codes: list[int]) -> str:
         parts.append(str(codes[i]) if i == j else f"{codes[i]}-{codes[j]}")
         i = j + 1
     return ",".join(parts)
+
+
+fleet_store_option = click.option(
+    "--fleet-store",
+    "fleet_store",
+    metavar="URL",
+    help="The shared PostgreSQL fleet store (postgresql://...; file:PATH reads the URL "
+    "from a file): status, history and logs read every host's runs from it instead of this "
+    "host's run store; flush ships this host's queued runs to it.  "
+    "[env CRONWRAP_FLEET_STORE; config fleet_store]",
+)
+host_option = click.option("--host", "host", metavar="NAME", help="Only runs of this host.")
+
+
+def fleet_store_url(ctx: click.Context, flag: str | None) -> str | None:
+    """--fleet-store, else CRONWRAP_FLEET_STORE, else `fleet_store` in the config defaults."""
+    from cronwrap.config import load_config, read_secret
+
+    value = flag or environment().get("CRONWRAP_FLEET_STORE")
+    if not value:
+        value = load_config(state_paths(ctx).config_file).defaults.get("fleet_store")
+    return read_secret(str(value)) if value else None
+
+
+def open_fleet_store(url: str) -> Any:
+    from cronwrap.state.fleetstore import FleetStore
+
+    return FleetStore.open(url, timeout_s=10.0, statement_timeout_s=60.0)

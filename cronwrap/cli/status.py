@@ -13,13 +13,18 @@ from cronwrap.cli.common import (
     color_option,
     complete_jobs,
     environment,
+    fleet_store_option,
+    fleet_store_url,
     hc_zones,
+    host_option,
     iso,
+    open_fleet_store,
     parse_now,
     read_crontabs,
     run_json,
     state_paths,
 )
+from cronwrap.errors import CronwrapError
 
 
 @click.command("status")
@@ -71,6 +76,14 @@ from cronwrap.cli.common import (
     metavar="[DURATION]",
     help="Redraw every DURATION (default 5s) until interrupted.",
 )
+@fleet_store_option
+@host_option
+@click.option(
+    "--html",
+    "html_file",
+    metavar="FILE",
+    help="Write a self-contained HTML dashboard to FILE (atomically) instead of the table.",
+)
 @color_option
 @click.option("--now", "now_text", hidden=True, help="Pretend it is this time (for tests).")
 @click.pass_context
@@ -84,12 +97,17 @@ def status_cmd(
     host_ids: tuple[str, ...],
     as_json: bool,
     watch: str | None,
+    fleet_store: str | None,
+    host: str | None,
+    html_file: str | None,
     color: str,
     now_text: str | None,
 ) -> None:
     """Show every job: last run, result, duration, next run, and missed runs.
 
-    Jobs come from the run store and from `cronwrap run` lines in the crontabs. Exits 0
+    Jobs come from the run store and from `cronwrap run` lines in the crontabs; with
+    --fleet-store, every job of every host from the shared PostgreSQL store, each host's job
+    judged by that host's own records. --html FILE writes a static dashboard instead. Exits 0
     when every job is healthy, 1 when any is failing or missed a run, and 3 when status
     cannot know (an unknown --job, a store it cannot read, a state dir cronwrap refuses, a
     run that did not start because the fleet lock was unavailable), so this command can
@@ -100,6 +118,8 @@ def status_cmd(
       cronwrap status
       cronwrap status --failed --json
       cronwrap status --watch 10s
+      cronwrap status --fleet-store file:/etc/cronwrap/fleet-url --host db1
+      cronwrap status --fleet-store "$URL" --html /var/www/html/cron.html
     """
     from datetime import timedelta
 
@@ -126,7 +146,12 @@ def status_cmd(
             color=color,
             now_text=now_text,
             clear=every is not None and sys.stdout.isatty(),
+            fleet_url=fleet_url,
+            host=host,
+            html_file=html_file,
         )
+
+    fleet_url = fleet_store_url(ctx, fleet_store)
 
     if every is None:
         sys.exit(once())
@@ -156,25 +181,51 @@ def _status_once(
     color: str,
     now_text: str | None,
     clear: bool,
+    fleet_url: str | None = None,
+    host: str | None = None,
+    html_file: str | None = None,
 ) -> int:
-    """Print the status once; returns the exit status."""
+    """Print the status once (or write the HTML page); returns the exit status."""
     from cronwrap.notify.hcsync import zone_mismatch
-    from cronwrap.views.status import configured_host_ids, exit_code_for, load_status
+    from cronwrap.views.status import (
+        configured_host_ids,
+        exit_code_for,
+        fleet_statuses,
+        load_status,
+        open_store_readonly,
+    )
 
     now = parse_now(now_text)
     paths = state_paths(ctx)
-    report = load_status(
-        paths,
-        read_crontabs(crontab_files),
-        now=now,
-        grace=grace,
-        include_unmonitored=include_all,
-        host_ids=set(host_ids) | configured_host_ids(paths, environment()),
-        names=job_names,
-    )
-    jobs = report.jobs
-    if report.problem:
-        click.echo(f"cronwrap: status unknown: {report.problem}", err=True)
+    failures: list[Any] = []
+    if fleet_url:
+        with open_fleet_store(fleet_url) as fleet:
+            jobs = fleet_statuses(fleet.jobs(host=host), now=now, grace=grace)
+            if html_file:
+                failures = fleet.failures(host=host)
+        if job_names:
+            jobs = [j for j in jobs if j.name in job_names]
+    else:
+        report = load_status(
+            paths,
+            read_crontabs(crontab_files),
+            now=now,
+            grace=grace,
+            include_unmonitored=include_all,
+            host_ids=set(host_ids) | configured_host_ids(paths, environment()),
+            names=job_names,
+        )
+        jobs = report.jobs
+        if report.problem:
+            click.echo(f"cronwrap: status unknown: {report.problem}", err=True)
+        if host:
+            jobs = [j for j in jobs if j.last is not None and j.last.host == host]
+        if html_file and not report.problem:
+            store = open_store_readonly(paths)
+            if store is not None:
+                with store:
+                    failures = [f for f in store.failures() if host is None or f.host == host]
+    judged = list(jobs)
     zones = hc_zones()
     for j in jobs:
         mismatch = zone_mismatch(j.name, j.tz, zones) if j.schedule else None
@@ -185,7 +236,14 @@ def _status_once(
             click.echo(f"cronwrap: warning: {j.name}: {j.tz_warning}", err=True)
     if failed:
         jobs = [j for j in jobs if not j.healthy]
-    if as_json:
+    if html_file:
+        from cronwrap.views.html import render_page, write_atomic
+
+        try:
+            write_atomic(html_file, render_page(jobs, failures, now=now, fleet=bool(fleet_url)))
+        except OSError as err:
+            raise CronwrapError(f"cannot write {html_file}: {err.strerror}") from None
+    elif as_json:
         click.echo(json.dumps([_status_json(j) for j in jobs], indent=2))
     else:
         from cronwrap.views.table import render_status, terminal_width, use_color
@@ -203,12 +261,13 @@ def _status_once(
             terminal=out.isatty(),
         )
         out.write(text)
-    return exit_code_for(report.jobs)
+    return exit_code_for(judged)
 
 
 def _status_json(j: Any) -> dict[str, Any]:
     return {
         "name": j.name,
+        "host": j.host or (j.last.host if j.last else None),
         "schedule": j.schedule,
         "tz": j.tz,
         "description": j.description,
@@ -245,30 +304,51 @@ def _status_json(j: Any) -> dict[str, Any]:
     help="How many runs to show, newest first.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@fleet_store_option
+@host_option
 @color_option
 @click.pass_context
 def history_cmd(
-    ctx: click.Context, name: str | None, limit: int, as_json: bool, color: str
+    ctx: click.Context,
+    name: str | None,
+    limit: int,
+    as_json: bool,
+    fleet_store: str | None,
+    host: str | None,
+    color: str,
 ) -> None:
     """Show the last runs of job NAME (or of every job): start, duration, result, attempts,
-    exit code. A run whose cronwrap died shows `crashed`, as in `status`.
+    exit code. A run whose cronwrap died shows `crashed`, as in `status`. With
+    --fleet-store, the runs of every host (or of --host) from the shared store, as their
+    hosts recorded them.
 
     \b
     Example:
       cronwrap history backup --limit 50
       cronwrap history
+      cronwrap history backup --fleet-store "$URL" --host db1
     """
     from cronwrap.errors import JobNotFoundError
     from cronwrap.views.runstate import run_state
-    from cronwrap.views.status import local_host, open_store_readonly
+    from cronwrap.views.status import local_host, open_store_readonly, remote_host
 
     paths = state_paths(ctx)
-    store = open_store_readonly(paths)
-    if store is None:
-        raise JobNotFoundError(f"no runs recorded yet (no run store at {paths.db_file})")
-    local = local_host(paths, environment())
+    url = fleet_store_url(ctx, fleet_store)
+    store: Any
+    if url:
+        store = open_fleet_store(url)
+        local = remote_host()
+    else:
+        store = open_store_readonly(paths)
+        if store is None:
+            raise JobNotFoundError(f"no runs recorded yet (no run store at {paths.db_file})")
+        local = local_host(paths, environment())
     with store:
-        runs = store.runs(name, limit=limit) if name else store.recent_runs(limit=limit)
+        if url:
+            runs = store.runs(name, host=host, limit=limit)
+        else:
+            runs = store.runs(name, limit=limit) if name else store.recent_runs(limit=limit)
+            runs = [r for r in runs if host is None or r.host == host]
         if not runs:
             if name:
                 raise JobNotFoundError(f"no runs recorded for job {name!r} (see cronwrap status)")
@@ -321,20 +401,34 @@ def history_cmd(
     is_flag=True,
     help="Print the run and its output (decoded as UTF-8 with replacement characters) as JSON.",
 )
+@fleet_store_option
+@host_option
 @click.pass_context
 def logs_cmd(
-    ctx: click.Context, name: str, run_id: str | None, follow: bool, as_json: bool
+    ctx: click.Context,
+    name: str,
+    run_id: str | None,
+    follow: bool,
+    as_json: bool,
+    fleet_store: str | None,
+    host: str | None,
 ) -> None:
     """Print the captured output of job NAME's last run (or of RUN_ID, or a prefix of it).
 
     The output is printed byte for byte as the job wrote it (binary included); --json wraps
-    it with the run's facts.
+    it with the run's facts. With --fleet-store, the redacted output tail (the last 4 KiB)
+    that the run's host shipped, for a run on any host (or on --host).
 
     \b
     Example:
       cronwrap logs backup
       cronwrap logs backup 3f2a --follow
+      cronwrap logs backup --fleet-store "$URL" --host db1
     """
+    url = fleet_store_url(ctx, fleet_store)
+    if url:
+        _fleet_tail(url, name, run_id, host, as_json=as_json)
+        return
 
     from cronwrap.errors import JobNotFoundError
     from cronwrap.views.logs import copy_output, find_run, read_output
@@ -345,7 +439,7 @@ def logs_cmd(
     if store is None:
         raise JobNotFoundError("no runs recorded yet")
     with store:
-        run = find_run(store, name, run_id)
+        run = find_run(store, name, run_id, host=host)
         if as_json:
             assert run.log_path is not None
             data = read_output(run.log_path)
@@ -357,6 +451,31 @@ def logs_cmd(
         copy_output(
             store, run, sys.stdout.buffer, follow=follow, local=local_host(paths, environment())
         )
+
+
+def _fleet_tail(
+    url: str, name: str, run_id: str | None, host: str | None, *, as_json: bool
+) -> None:
+    from cronwrap.errors import JobNotFoundError
+
+    with open_fleet_store(url) as fleet:
+        runs = [r for r in fleet.runs(name, host=host, limit=500) if r.output_tail is not None]
+    if run_id:
+        runs = [r for r in runs if r.run_id.startswith(run_id)]
+    if not runs:
+        raise JobNotFoundError(
+            f"no output tail in the fleet store for job {name!r}"
+            + (f" run {run_id!r}" if run_id else "")
+        )
+    run = runs[0]
+    if as_json:
+        doc = run_json(run)
+        doc["output"] = run.output_tail
+        doc["output_is_tail"] = True
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    sys.stdout.write(run.output_tail)
+    sys.stdout.flush()
 
 
 @click.command("forget")

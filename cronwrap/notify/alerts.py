@@ -20,6 +20,21 @@ if TYPE_CHECKING:
     from typing import Any
 
 WEBHOOK_SCHEMES = ("http://", "https://")
+_ANCHOR_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+def anchor_slug(text: str) -> str:
+    return "".join(c if c in _ANCHOR_CHARS else "_" for c in text) or "_"
+
+
+def job_anchor(host: str, job: str) -> str:
+    """The id of a job's entry in the `status --html` page, so alerts can link to it."""
+    return f"job-{anchor_slug(host)}--{anchor_slug(job)}"
+
+
+def dashboard_link(base: str, host: str, job: str) -> str:
+    """`base` (where the page is served) with the job's anchor."""
+    return f"{base.split('#', 1)[0]}#{job_anchor(host, job)}"
 
 
 # there is no PyPI release yet: extras come from the checkout or wheel cronwrap came from
@@ -57,6 +72,8 @@ class Alert:
                 if duration is not None
                 else f"exit code {code}"
             )
+        if self.facts.get("dashboard_url"):
+            lines.append(f"Dashboard: {self.facts['dashboard_url']}")
         tail = self.facts.get("output_tail")
         if tail and event == "failure":
             lines.append("```\n" + str(tail)[-1500:] + "\n```")

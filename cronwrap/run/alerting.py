@@ -14,7 +14,12 @@ if TYPE_CHECKING:
 
 
 def base_facts(run: Run) -> dict[str, object]:
-    return {"job": run.job.name, "host": run.host, "run_id": run.run_id}
+    facts: dict[str, object] = {"job": run.job.name, "host": run.host, "run_id": run.run_id}
+    if run.job.dashboard_url:  # a link to the job's entry in the `status --html` page
+        from cronwrap.notify.alerts import dashboard_link
+
+        facts["dashboard_url"] = dashboard_link(run.job.dashboard_url, run.host, run.job.name)
+    return facts
 
 
 def send_alert(run: Run, event: str, facts: dict[str, object]) -> None:

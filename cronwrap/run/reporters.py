@@ -81,6 +81,7 @@ class StoreReporter:
             log_path=str(run.log_path) if run.log_path else None,
             state_dir=str(run.paths.state_dir),
             status=status,
+            queue_fleet=bool(run.job.fleet_store),
         )
 
     def attempt(self, run: Run, attempt: Attempt) -> None:
@@ -133,6 +134,7 @@ class StoreReporter:
                     last.result.exit_code,
                     last.result.signal,
                 ),
+                queue_fleet=bool(run.job.fleet_store),
             ),
         )
         job = run.job
@@ -151,7 +153,11 @@ def _mark_crashed(store: Store, run: Run) -> None:
     """Runs of this job left 'running' by a cronwrap that died on this host are crashed."""
     for rec in store.runs(run.job.name, limit=5):
         if rec.status == "running" and rec.host == run.host and not _pid_alive(rec.pid):
-            store.mark_crashed(rec.run_id, reason=f"cronwrap (pid {rec.pid}) died during the run")
+            store.mark_crashed(
+                rec.run_id,
+                reason=f"cronwrap (pid {rec.pid}) died during the run",
+                queue_fleet=bool(run.job.fleet_store),
+            )
             run.crashed.append(rec)
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from threading import Thread
 
     from cronwrap.run.context import RunContext
+    from cronwrap.run.lease_pg import PgLease
     from cronwrap.run.lock import Lock
     from cronwrap.run.reporting import Reporter
 
@@ -121,6 +122,12 @@ def _reporters(run: Run, env: Mapping[str, str]) -> list[Reporter]:
         from cronwrap.run.reporters import MetricsReporter
 
         chosen.append(MetricsReporter())
+    if job.fleet_store:
+        from cronwrap.run.ship import FleetReporter
+
+        shipper = guard(run, "fleet store left out", FleetReporter, run)
+        if shipper is not None:
+            chosen.append(shipper)
     chosen.append(CronMailReporter())
     return chosen
 
@@ -135,7 +142,11 @@ def _setup_redaction(run: Run, extra_secrets: list[str]) -> None:
             patterns.extend(compile_patterns([pattern]))
         except ValueError as err:
             run.warn(f"--redact {pattern!r} left out: {err}")
-    secrets = [v for v in (job.ping, job.ping_uuid, job.ping_key, job.lock_url, *job.alert) if v]
+    secrets = [
+        v
+        for v in (job.ping, job.ping_uuid, job.ping_key, job.lock_url, job.fleet_store, *job.alert)
+        if v
+    ]
     secrets += extra_secrets
     run.redact = Redactor(
         env=run.child_env, env_globs=job.redact_env, patterns=patterns, secrets=secrets
@@ -199,10 +210,20 @@ def _take_fleet_lock(run: Run, now: Callable[[], datetime]) -> tuple[Lock | None
     url = job.lock_url
     assert url is not None  # only called in fleet mode
     try:
-        client = fleet.connect(url)
-        lease = fleet.Fleet(
-            client, job.name, host=run.host, run_id=run.run_id, ttl_s=job.lock_ttl, url=url
-        )
+        lease: fleet.Fleet | PgLease
+        if url.startswith(("postgresql://", "postgres://")):
+            from cronwrap.run.lease_pg import PgLease
+
+            lease = PgLease(url, job.name, host=run.host, run_id=run.run_id, ttl_s=job.lock_ttl)
+        else:
+            lease = fleet.Fleet(
+                fleet.connect(url),
+                job.name,
+                host=run.host,
+                run_id=run.run_id,
+                ttl_s=job.lock_ttl,
+                url=url,
+            )
         if job.schedule:
             slot = fleet.slot_for(job.schedule, job.tz, now(), job.slot_tolerance)
             if slot is not None:

@@ -105,6 +105,15 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE jobs SET last_success_at = (
         SELECT max(started_at) FROM runs WHERE runs.job = jobs.name AND status = 'success');
     """,
+    # 6: runs not yet shipped to the fleet store (PostgreSQL), oldest first; a run is queued
+    # again each time it changes, and its newest state is what gets shipped
+    """
+    CREATE TABLE fleet_outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL,
+        queued_at REAL NOT NULL DEFAULT (julianday('now'))
+    );
+    """,
 )
 # Runs that end like this did not do their work: each stays a dead letter (listed by
 # `cronwrap failed`, never pruned) until a rerun succeeds or someone resolves it.
@@ -532,8 +541,11 @@ class Store:
         spec: str | None = None,
         catch_up: bool = False,
         catch_up_max_age: float | None = None,
+        queue_fleet: bool = False,
     ) -> None:
-        """Insert the run's row and bring the job's row up to date (one transaction)."""
+        """Insert the run's row and bring the job's row up to date (one transaction; with
+        queue_fleet, the run is also queued for the fleet store in it, so no recorded change
+        can miss the queue)."""
         try:
             with self._write() as conn:
                 conn.execute(
@@ -575,6 +587,8 @@ class Store:
                         spec,
                     ),
                 )
+                if queue_fleet:
+                    conn.execute("INSERT INTO fleet_outbox (run_id) VALUES (?)", (run_id,))
         except sqlite3.Error as err:
             raise self._failed(err) from err
 
@@ -611,6 +625,7 @@ class Store:
         count_as: str | None = None,
         resolve_on_success: bool = False,
         last_attempt: tuple[int, datetime, datetime, str, int | None, int | None] | None = None,
+        queue_fleet: bool = False,
     ) -> None:
         """Finish the run's row, record its last attempt (number, start, end, status, exit
         code, signal), count it in `counters`, and keep the dead letters true: one durable
@@ -670,6 +685,8 @@ class Store:
                             "ON CONFLICT (job, result) DO UPDATE SET n = n + 1",
                             (job[0], count_as),
                         )
+                if queue_fleet:
+                    conn.execute("INSERT INTO fleet_outbox (run_id) VALUES (?)", (run_id,))
         except sqlite3.Error as err:
             raise self._failed(err) from err
 
@@ -809,12 +826,18 @@ class Store:
         )
         return from_iso(rows[0][0]) if rows else None
 
-    def mark_crashed(self, run_id: str, *, reason: str) -> None:
-        self._exec_write(
-            "UPDATE runs SET status='crashed', reason=?, dead=(rerun_of IS NULL)"
-            " WHERE run_id=? AND status='running'",
-            (reason, run_id),
-        )
+    def mark_crashed(self, run_id: str, *, reason: str, queue_fleet: bool = False) -> None:
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    "UPDATE runs SET status='crashed', reason=?, dead=(rerun_of IS NULL)"
+                    " WHERE run_id=? AND status='running'",
+                    (reason, run_id),
+                )
+                if queue_fleet:
+                    conn.execute("INSERT INTO fleet_outbox (run_id) VALUES (?)", (run_id,))
+        except sqlite3.Error as err:
+            raise self._failed(err) from err
 
     def prune(self, job: str, *, keep_runs: int, keep_days: int, now: datetime) -> list[str]:
         """Drop the job's runs beyond the newest `keep_runs` or older than `keep_days`.
@@ -913,6 +936,48 @@ class Store:
     def job_schedules(self) -> dict[str, tuple[str | None, str | None]]:
         """Each job's last recorded --schedule and --tz."""
         return {r[0]: (r[1], r[2]) for r in self._query("SELECT name, schedule, tz FROM jobs")}
+
+    def failures(self, *, limit: int = 20) -> list[RunRecord]:
+        """The newest failed runs of every job (for the HTML dashboard)."""
+        cols = ", ".join(RUN_COLUMNS)
+        rows = self._query(
+            f"SELECT {cols} FROM runs WHERE status IN ('failed', 'timeout', 'crashed', 'error') "
+            "ORDER BY started_at DESC LIMIT ?",
+            (limit,),
+        )
+        return [_row_to_run(r) for r in rows]
+
+    # ---------------------------------------------------------- fleet outbox
+
+    def queue_for_fleet(self, run_id: str) -> None:
+        """Remember that this run changed and its newest state is still to be shipped."""
+        self._exec_write("INSERT INTO fleet_outbox (run_id) VALUES (?)", (run_id,))
+
+    def fleet_pending(
+        self, *, limit: int = 500, own: tuple[str, ...] = (), min_age_s: float = 0.0
+    ) -> list[tuple[int, str]]:
+        """(seq, run_id) still to ship, oldest first: the runs in `own` and every entry queued
+        more than min_age_s ago (younger ones belong to runs still shipping them)."""
+        marks = ",".join("?" * len(own)) or "NULL"
+        rows = self._query(
+            f"SELECT seq, run_id FROM fleet_outbox WHERE run_id IN ({marks}) "
+            "OR queued_at <= julianday('now') - ? / 86400.0 ORDER BY seq LIMIT ?",
+            (*own, min_age_s, limit),
+        )
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def fleet_shipped(self, seqs: list[int]) -> None:
+        """Forget queue entries whose run is now in the fleet store."""
+        if not seqs:
+            return
+        try:
+            with self._write() as conn:
+                conn.executemany("DELETE FROM fleet_outbox WHERE seq=?", [(s,) for s in seqs])
+        except sqlite3.Error as err:
+            raise StoreError(f"run store {self.path}: {err}") from err
+
+    def fleet_backlog(self) -> int:
+        return int(self._query("SELECT count(*) FROM fleet_outbox")[0][0])
 
     def count_runs(self, job: str | None = None) -> int:
         if job is None:

@@ -16,9 +16,12 @@ if TYPE_CHECKING:
 POLL_S = 0.2
 
 
-def find_run(store: Store, name: str, run_id: str | None) -> RunRecord:
-    """job name's newest run with captured output, or the one whose id starts with run_id."""
-    runs = [r for r in store.runs(name, limit=500) if r.log_path]
+def find_run(store: Store, name: str, run_id: str | None, *, host: str | None = None) -> RunRecord:
+    """job name's newest run with captured output (on `host`, if given), or the one whose id
+    starts with run_id."""
+    runs = [
+        r for r in store.runs(name, limit=500) if r.log_path and (host is None or r.host == host)
+    ]
     if run_id:
         runs = [r for r in runs if r.run_id.startswith(run_id)]
     if not runs:

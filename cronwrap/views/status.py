@@ -19,6 +19,10 @@ from cronwrap.state.store import RunRecord, Store
 from cronwrap.views.humanize import duration
 from cronwrap.views.runstate import LocalHost, RunState, is_verified, result_text, run_state
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from cronwrap.state.fleetstore import FleetJob
+
 UTC = timezone.utc
 MISSED_COUNT_CAP = 10  # counted up to this, then shown as "10+": status must stay quick
 HISTORY_DEPTH = 12  # runs read per job: the duration sparkline and the current run
@@ -30,7 +34,7 @@ class JobStatus:
     schedule: str | None = None
     tz: str | None = None  # the zone next runs and missed runs are computed in
     description: str | None = None
-    source: str = "store"  # store | crontab | both | none (asked for, found nowhere)
+    source: str = "store"  # store | crontab | both | none (asked for, found nowhere) | fleet
     location: str | None = None  # file:line of the crontab entry
     command: str | None = None
     last: RunRecord | None = None  # the newest row, whatever it is (a skip included)
@@ -51,6 +55,7 @@ class JobStatus:
     zone_note: str | None = None  # the Healthchecks check expects another zone
     tz_warning: str | None = None  # the declared zone is not the one cron fires the job in
     dead_letters: int = 0  # failed runs not yet resolved (`cronwrap failed`)
+    host: str | None = None  # in a fleet view: the host whose records these are
 
     @property
     def healthy(self) -> bool:
@@ -312,6 +317,11 @@ def _fill(
     ][-HISTORY_DEPTH:]
     if runs:
         _judge(st, runs, states, local, now)
+    _fill_schedule(st, now=now, grace=grace)
+
+
+def _fill_schedule(st: JobStatus, *, now: datetime, grace: timedelta) -> None:
+    """Next run, the description, and the runs the schedule expected that never started."""
     schedule = _schedule(st)
     if schedule is None or schedule.reboot:
         return
@@ -393,6 +403,54 @@ def _count_missed(
             break
     st.missed_count = count
     st.missed = count > 0
+
+
+class _Elsewhere(LocalHost):
+    """A reader that is none of the hosts: every run is judged by its own host's records."""
+
+    __slots__ = ()
+
+    def owns(self, run: RunRecord) -> bool:
+        return False
+
+
+def remote_host() -> LocalHost:
+    """How a fleet view judges runs: by their hosts' records, never by a local pid."""
+    from pathlib import Path
+
+    return _Elsewhere(Path("/nonexistent"))
+
+
+def fleet_statuses(
+    jobs: list[FleetJob],
+    *,
+    now: datetime,
+    grace: timedelta,
+    default_tz: str | None = None,
+) -> list[JobStatus]:
+    """Every job on every host from the fleet store. Each host's job is judged by that host's
+    own records: a pid or lock cannot be checked from here, so a run recorded as running is
+    shown as `running ... on HOST` until that host records its end (or, when its cronwrap
+    died, marks it crashed on its next run and ships that)."""
+    now = now.astimezone(UTC)
+    elsewhere = remote_host()
+    system_tz = default_tz or zone_name(local_zone())
+    out = []
+    for fj in jobs:
+        st = JobStatus(fj.name, schedule=fj.schedule, tz=fj.tz or system_tz, source="fleet")
+        st.host = fj.host
+        st.durations = fj.durations
+        runs = [r for r in (fj.last, fj.last_ran) if r is not None]
+        if len(runs) == 2 and runs[0].run_id == runs[1].run_id:
+            runs = runs[:1]
+        if runs:
+            states = [run_state(r, elsewhere) for r in runs]
+            st.last, st.last_state = runs[0], states[0]
+            st.schedule = st.schedule or next((r.schedule for r in runs if r.schedule), None)
+            _judge(st, runs, states, elsewhere, now)
+        _fill_schedule(st, now=now, grace=grace)
+        out.append(st)
+    return sorted(out, key=lambda s: (s.next_run is None, _utc(s.next_run), s.name, s.host or ""))
 
 
 def _schedule(st: JobStatus) -> Schedule | None:

@@ -212,6 +212,7 @@ def render_status(
 ) -> str:
     """The status table, one row per job, and a count of those that need attention."""
     wide = width >= 140
+    fleet = any(getattr(s, "host", None) for s in jobs)  # a fleet view: one row per host's job
     cols = [
         _Col(
             "NAME",
@@ -220,6 +221,7 @@ def render_status(
             fold=True,
             shrink=2,
         ),
+        *([_Col("HOST", min=4, max=24, shrink=2)] if fleet else []),
         _Col("SCHEDULE", min=9, max=60 if wide else 14, shrink=1),
         _Col("LAST RUN", max=24),
         # a result is read whole: the name column gives up its width first
@@ -231,7 +233,7 @@ def render_status(
         _Col("DURATION", max=24),
         _Col("NEXT RUN", max=32),
     ]
-    if wide:
+    if wide and not fleet:
         cols.append(_Col("HOST", max=20))
     any_notes = any(
         s.missed
@@ -245,7 +247,7 @@ def render_status(
     )
     if any_notes:
         cols.append(_Col("NOTE", min=8, max=30, shrink=3))
-    rows = [_status_row(st, now, wide=wide, notes=any_notes) for st in jobs]
+    rows = [_status_row(st, now, wide=wide, notes=any_notes, fleet=fleet) for st in jobs]
     out = render_table(cols, rows, width=width, color=color, terminal=terminal)
     failing = sum(1 for s in jobs if not s.healthy and s.state != "unknown")
     unknown = sum(1 for s in jobs if s.state == "unknown")
@@ -353,7 +355,9 @@ def _whole(text: str) -> str:
     return text.replace(" ", KEEP)
 
 
-def _status_row(st: Any, now: datetime, *, wide: bool, notes: bool) -> list[tuple[str, str]]:
+def _status_row(
+    st: Any, now: datetime, *, wide: bool, notes: bool, fleet: bool = False
+) -> list[tuple[str, str]]:
     sched = _whole(st.schedule or "-")
     if wide and st.description:
         sched = f"{sched}  {st.description}"
@@ -374,13 +378,14 @@ def _status_row(st: Any, now: datetime, *, wide: bool, notes: bool) -> list[tupl
             nxt += f" ({_whole(local_time(st.next_run))})"
     row = [
         (st.name, ""),
+        *([(st.host or "-", "")] if fleet else []),
         (sched, ""),
         (last, ""),
         (result, STATE_STYLE.get(st.state, "")),
         (dur, ""),
         (nxt, ""),
     ]
-    if wide:
+    if wide and not fleet:
         row.append((st.last.host if st.last else "-", ""))
     if notes:
         parts = []

@@ -1,0 +1,468 @@
+"""The fleet store: every host's runs, attempts and redacted output tails in one shared
+PostgreSQL database, keyed by host and job. The local SQLite store stays the source of truth:
+runs are queued there (fleet_outbox) and shipped from it, in order, by idempotent upserts keyed
+by run id. psycopg is imported here only, and only when a fleet store is configured."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+from cronwrap.errors import ConfigError, CronwrapError
+from cronwrap.redact import redact_url
+from cronwrap.state.store import RUN_COLUMNS, AttemptRecord, RunRecord
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from cronwrap.state.store import Store
+
+# Each entry upgrades the schema from version i to i+1, as in the SQLite store. Never edit one
+# that has shipped; append a new one instead.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: runs, attempts, one row per (host, job), and the slot claims and lease holders of the
+    # PostgreSQL lease (--lock-url postgresql://)
+    """
+    CREATE TABLE cronwrap_runs (
+        run_id text PRIMARY KEY,
+        host text NOT NULL,
+        job text NOT NULL,
+        pid integer,
+        command text,
+        started_at timestamptz NOT NULL,
+        ended_at timestamptz,
+        status text NOT NULL,
+        exit_code integer,
+        signal integer,
+        attempts integer NOT NULL DEFAULT 0,
+        duration_s double precision,
+        output_tail text,
+        reason text,
+        schedule text,
+        tz text,
+        log_path text,
+        exit_origin text NOT NULL DEFAULT 'child',
+        flags text,
+        slot timestamptz,
+        rerun_of text,
+        dead boolean NOT NULL DEFAULT false,
+        resolved_at timestamptz,
+        resolved_by text,
+        shipped_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX cronwrap_runs_host_job ON cronwrap_runs (host, job, started_at DESC);
+    CREATE INDEX cronwrap_runs_problems ON cronwrap_runs (started_at DESC)
+        WHERE status IN ('failed', 'timeout', 'crashed', 'error');
+    CREATE TABLE cronwrap_attempts (
+        run_id text NOT NULL,
+        attempt integer NOT NULL,
+        started_at timestamptz NOT NULL,
+        ended_at timestamptz,
+        status text,
+        exit_code integer,
+        signal integer,
+        duration_s double precision,
+        PRIMARY KEY (run_id, attempt)
+    );
+    CREATE TABLE cronwrap_jobs (
+        host text NOT NULL,
+        job text NOT NULL,
+        schedule text,
+        tz text,
+        last_started_at timestamptz,
+        PRIMARY KEY (host, job)
+    );
+    CREATE TABLE cronwrap_slots (
+        job text NOT NULL,
+        slot timestamptz NOT NULL,
+        host text NOT NULL,
+        run_id text NOT NULL,
+        claimed_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (job, slot)
+    );
+    CREATE TABLE cronwrap_leases (
+        job text PRIMARY KEY,
+        host text NOT NULL,
+        run_id text NOT NULL,
+        taken_at timestamptz NOT NULL DEFAULT now()
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+# one advisory lock key for schema changes, so hosts upgrading at once take turns
+_MIGRATE_LOCK = 0x63726F6E  # "cron"
+_PROBLEMS = ("failed", "timeout", "crashed", "error")
+
+
+class FleetStoreError(CronwrapError):
+    """The fleet store could not be reached or refused a statement."""
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise ConfigError(
+            "--fleet-store needs psycopg: pip install 'cronwrap-cli[postgres]'"
+        ) from None
+    return psycopg
+
+
+def check_url(url: str, what: str) -> None:
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{what} {redact_url(url)}: expected a postgresql:// URL")
+
+
+def connect(
+    url: str,
+    *,
+    timeout_s: float,
+    statement_timeout_s: float,
+    what: str = "fleet store",
+    extra_options: str = "",
+) -> Any:
+    """A psycopg connection whose connect and statements are bounded (connect_timeout is at
+    least 2 s in libpq; statement_timeout is enforced by the server; tcp_user_timeout and
+    keepalives end a connection whose server stopped answering)."""
+    check_url(url, "--lock-url" if what == "lock server" else "--fleet-store")
+    psycopg = _psycopg()
+    budget_ms = max(1, int(statement_timeout_s * 1000))
+    try:
+        return psycopg.connect(
+            url,
+            connect_timeout=max(2, round(timeout_s)),
+            options=f"-c statement_timeout={budget_ms} -c TimeZone=UTC {extra_options}".strip(),
+            application_name="cronwrap",
+            autocommit=True,
+            keepalives=1,
+            keepalives_idle=max(1, int(statement_timeout_s)),
+            keepalives_interval=1,
+            keepalives_count=3,
+            tcp_user_timeout=max(1000, budget_ms),
+        )
+    except psycopg.ProgrammingError as err:  # a malformed URL
+        raise ConfigError(f"{what} {redact_url(url)}: {_first_line(err)}") from None
+    except psycopg.Error as err:
+        raise FleetStoreError(f"{what} {redact_url(url)} unavailable: {_first_line(err)}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    # libpq messages may quote the connection string's host but never its password; keep
+    # only the first line, which says what went wrong
+    return text[0] if text else type(err).__name__
+
+
+def _ts(value: datetime | None) -> datetime | None:
+    return value.astimezone(timezone.utc) if value is not None else None
+
+
+class FleetStore:
+    """A connection to the shared PostgreSQL store; open with FleetStore.open(url)."""
+
+    def __init__(self, conn: Any, url: str) -> None:
+        self.conn = conn
+        self.url = url
+        self.shown = redact_url(url)
+
+    @classmethod
+    def open(
+        cls, url: str, *, timeout_s: float = 10.0, statement_timeout_s: float = 30.0
+    ) -> FleetStore:
+        store = cls(connect(url, timeout_s=timeout_s, statement_timeout_s=statement_timeout_s), url)
+        try:
+            store.migrate()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # a broken connection may fail to close
+            self.conn.close()
+
+    def __enter__(self) -> FleetStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _error(self, err: BaseException) -> FleetStoreError:
+        return FleetStoreError(f"fleet store {self.shown}: {_first_line(err)}")
+
+    def _run(self, fn: Any) -> Any:
+        psycopg = _psycopg()
+        try:
+            return fn(self.conn)
+        except psycopg.Error as err:
+            raise self._error(err) from None
+
+    # ---------------------------------------------------------- schema
+
+    @property
+    def schema_version(self) -> int:
+        def get(conn: Any) -> int:
+            row = conn.execute("SELECT to_regclass('cronwrap_schema')").fetchone()
+            if row[0] is None:
+                return 0
+            return int(conn.execute("SELECT max(version) FROM cronwrap_schema").fetchone()[0] or 0)
+
+        return int(self._run(get))
+
+    def migrate(self) -> None:
+        """Bring the schema up to this cronwrap's version; refuse a newer one."""
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise FleetStoreError(
+                f"fleet store {self.shown} has schema {version}, newer than this cronwrap "
+                f"({SCHEMA_VERSION}): upgrade cronwrap"
+            )
+        if version == SCHEMA_VERSION:
+            return
+
+        def upgrade(conn: Any) -> None:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS cronwrap_schema "
+                    "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+                row = conn.execute("SELECT max(version) FROM cronwrap_schema").fetchone()
+                current = int(row[0] or 0)
+                for number in range(current, SCHEMA_VERSION):
+                    conn.execute(MIGRATIONS[number])
+                    conn.execute("INSERT INTO cronwrap_schema (version) VALUES (%s)", (number + 1,))
+
+        self._run(upgrade)
+
+    # ---------------------------------------------------------- writing
+
+    def upsert(self, runs: Sequence[RunRecord], attempts: Sequence[AttemptRecord]) -> None:
+        """Write runs and attempts in one transaction; running again writes nothing new.
+        A run's newer state replaces an older one, never the reverse (two hosts' shippers
+        may race), and rows are taken in key order so concurrent shippers cannot deadlock."""
+        runs = sorted(runs, key=lambda r: r.run_id)
+        jobs: dict[tuple[str, str], RunRecord] = {}
+        for r in runs:
+            key = (r.host, r.job)
+            if key not in jobs or r.started_at > jobs[key].started_at:
+                jobs[key] = r
+        cols = ", ".join(RUN_COLUMNS)
+        marks = ", ".join(["%s"] * len(RUN_COLUMNS))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "run_id")
+        run_sql = (
+            f"INSERT INTO cronwrap_runs ({cols}) VALUES ({marks}) "
+            f"ON CONFLICT (run_id) DO UPDATE SET {updates}, shipped_at = now() "
+            "WHERE cronwrap_runs.status = 'running' OR excluded.status <> 'running'"
+        )
+        attempt_sql = (
+            "INSERT INTO cronwrap_attempts VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (run_id, attempt) DO UPDATE SET ended_at = excluded.ended_at, "
+            "status = excluded.status, exit_code = excluded.exit_code, "
+            "signal = excluded.signal, duration_s = excluded.duration_s"
+        )
+        job_sql = (
+            "INSERT INTO cronwrap_jobs (host, job, schedule, tz, last_started_at) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (host, job) DO UPDATE SET "
+            "schedule = coalesce(excluded.schedule, cronwrap_jobs.schedule), "
+            "tz = coalesce(excluded.tz, cronwrap_jobs.tz), "
+            "last_started_at = greatest(cronwrap_jobs.last_started_at, excluded.last_started_at)"
+        )
+
+        def write(conn: Any) -> None:
+            with conn.transaction(), conn.cursor() as cur:
+                if runs:
+                    cur.executemany(run_sql, [_run_params(r) for r in runs])
+                atts = sorted(attempts, key=lambda a: (a.run_id, a.attempt))
+                if atts:
+                    cur.executemany(
+                        attempt_sql,
+                        [
+                            (
+                                a.run_id,
+                                a.attempt,
+                                _ts(a.started_at),
+                                _ts(a.ended_at),
+                                a.status,
+                                a.exit_code,
+                                a.signal,
+                                a.duration_s,
+                            )
+                            for a in atts
+                        ],
+                    )
+                cur.executemany(
+                    job_sql,
+                    [
+                        (h, j, r.schedule, r.tz, _ts(r.started_at))
+                        for (h, j), r in sorted(jobs.items())
+                    ],
+                )
+
+        self._run(write)
+
+    # ---------------------------------------------------------- reading
+
+    def jobs(self, *, host: str | None = None, durations: int = 12) -> list[FleetJob]:
+        """Every (host, job) with its newest run, its newest run that was not a skip, and the
+        durations of its last finished runs (oldest first): what status needs, in one query."""
+        light = [c for c in RUN_COLUMNS if c != "output_tail"]
+        cols = ", ".join(f"l.{c}" for c in light) + ", " + ", ".join(f"x.{c}" for c in light)
+        sql = f"""
+            SELECT j.host, j.job, j.schedule, j.tz, l.run_id IS NOT NULL, x.run_id IS NOT NULL,
+                   {cols}, d.durations
+            FROM cronwrap_jobs j
+            LEFT JOIN LATERAL (
+                SELECT * FROM cronwrap_runs r WHERE r.host = j.host AND r.job = j.job
+                ORDER BY r.started_at DESC LIMIT 1) l ON true
+            LEFT JOIN LATERAL (
+                SELECT * FROM cronwrap_runs r WHERE r.host = j.host AND r.job = j.job
+                AND r.status <> 'skipped'
+                ORDER BY r.started_at DESC LIMIT 1) x ON true
+            LEFT JOIN LATERAL (
+                SELECT array_agg(y.duration_s ORDER BY y.started_at) AS durations FROM (
+                    SELECT r.duration_s, r.started_at FROM cronwrap_runs r
+                    WHERE r.host = j.host AND r.job = j.job AND r.duration_s IS NOT NULL
+                    AND r.status NOT IN ('skipped', 'running')
+                    ORDER BY r.started_at DESC LIMIT %s) y) d ON true
+            WHERE %s::text IS NULL OR j.host = %s
+            ORDER BY j.job, j.host
+        """
+        rows = self._run(lambda c: c.execute(sql, (durations, host, host)).fetchall())
+        n = len(light)
+        tail_at = RUN_COLUMNS.index("output_tail")
+
+        def record(values: Sequence[object]) -> RunRecord:
+            full = list(values)
+            full.insert(tail_at, None)
+            return RunRecord(*full)
+
+        return [
+            FleetJob(
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                record(row[6 : 6 + n]) if row[4] else None,
+                record(row[6 + n : 6 + 2 * n]) if row[5] else None,
+                list(row[6 + 2 * n] or []),
+            )
+            for row in rows
+        ]
+
+    def runs(self, job: str | None, *, host: str | None = None, limit: int = 20) -> list[RunRecord]:
+        """The job's (or every job's) newest runs first, on every host or one."""
+        cols = ", ".join(RUN_COLUMNS)
+        sql = (
+            f"SELECT {cols} FROM cronwrap_runs WHERE (%s::text IS NULL OR job = %s) "
+            "AND (%s::text IS NULL OR host = %s) ORDER BY started_at DESC LIMIT %s"
+        )
+        rows = self._run(lambda c: c.execute(sql, (job, job, host, host, limit)).fetchall())
+        return [RunRecord(*r) for r in rows]
+
+    def run(self, run_id: str) -> RunRecord | None:
+        cols = ", ".join(RUN_COLUMNS)
+        rows = self._run(
+            lambda c: c.execute(
+                f"SELECT {cols} FROM cronwrap_runs WHERE run_id = %s", (run_id,)
+            ).fetchall()
+        )
+        return RunRecord(*rows[0]) if rows else None
+
+    def attempts(self, run_id: str) -> list[AttemptRecord]:
+        rows = self._run(
+            lambda c: c.execute(
+                "SELECT run_id, attempt, started_at, ended_at, status, exit_code, signal, "
+                "duration_s FROM cronwrap_attempts WHERE run_id = %s ORDER BY attempt",
+                (run_id,),
+            ).fetchall()
+        )
+        return [AttemptRecord(*r) for r in rows]
+
+    def failures(self, *, host: str | None = None, limit: int = 20) -> list[RunRecord]:
+        """The newest failed runs on every host (with their redacted output tails)."""
+        cols = ", ".join(RUN_COLUMNS)
+        sql = (
+            f"SELECT {cols} FROM cronwrap_runs WHERE status IN {_PROBLEMS!r} "
+            "AND (%s::text IS NULL OR host = %s) ORDER BY started_at DESC LIMIT %s"
+        )
+        rows = self._run(lambda c: c.execute(sql, (host, host, limit)).fetchall())
+        return [RunRecord(*r) for r in rows]
+
+    def count_runs(self) -> int:
+        return int(
+            self._run(lambda c: c.execute("SELECT count(*) FROM cronwrap_runs").fetchone()[0])
+        )
+
+
+class FleetJob:
+    """One (host, job) as the fleet store knows it."""
+
+    __slots__ = ("durations", "host", "last", "last_ran", "name", "schedule", "tz")
+
+    def __init__(
+        self,
+        host: str,
+        name: str,
+        schedule: str | None,
+        tz: str | None,
+        last: RunRecord | None,
+        last_ran: RunRecord | None,
+        durations: list[float],
+    ) -> None:
+        self.host = host
+        self.name = name
+        self.schedule = schedule
+        self.tz = tz
+        self.last = last  # the newest row, a skip included
+        self.last_ran = last_ran  # the newest row that is not a skip
+        self.durations = durations
+
+
+def _run_params(r: RunRecord) -> tuple[object, ...]:
+    d = r._asdict()
+    for col in ("started_at", "ended_at", "slot", "resolved_at"):
+        d[col] = _ts(d[col])
+    d["dead"] = bool(d["dead"])
+    return tuple(d[c] for c in RUN_COLUMNS)
+
+
+def ship_pending(
+    local: Store,
+    fleet: FleetStore,
+    *,
+    own: tuple[str, ...] = (),
+    min_age_s: float = 0.0,
+    batch: int = 500,
+    max_batches: int = 20,
+) -> int:
+    """Ship queued runs (their newest state and attempts) oldest first; an entry leaves the
+    queue only after PostgreSQL committed it, so a failure part-way ships it again next time
+    (the upserts make that harmless). A run ships its own entries and those older than
+    min_age_s, so many runs at once do not all upload each other's. Returns how many queue
+    entries were shipped."""
+    shipped = 0
+    for _ in range(max_batches):
+        pending = local.fleet_pending(limit=batch, own=own, min_age_s=min_age_s)
+        if not pending:
+            break
+        runs: list[RunRecord] = []
+        attempts: list[AttemptRecord] = []
+        seen: set[str] = set()
+        for _seq, run_id in pending:
+            if run_id in seen:
+                continue
+            seen.add(run_id)
+            rec = local.run(run_id)
+            if rec is None:  # pruned before it could be shipped: nothing left to send
+                continue
+            runs.append(rec)
+            attempts.extend(local.attempts(run_id))
+        fleet.upsert(runs, attempts)
+        local.fleet_shipped([seq for seq, _ in pending])
+        shipped += len(pending)
+        if len(pending) < batch:
+            break
+    return shipped

@@ -1,0 +1,321 @@
+"""The fleet store end to end: real `cronwrap run` processes on several "hosts" (one
+CRONWRAP_HOME and --host-id each) shipping to a real PostgreSQL cluster, and `status`,
+`history`, `logs` and `flush` reading and shipping through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import cronwrap, cw_env, popen_cronwrap, wait_for
+from tests.pgserver import PASSWORD, BlackHole, PgServer, require_postgres
+
+require_postgres()
+
+SECRET = "fleet-s3cret-token-value"
+
+
+def host_home(tmp_path: Path, name: str) -> Path:
+    return tmp_path / f"host-{name}"
+
+
+def run_on(
+    home: Path, host: str, url: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return cronwrap(home, "run", "--host-id", host, "--fleet-store", url, *args, env=env)
+
+
+def fleet(home: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return cronwrap(home, *args, "--fleet-store", url)
+
+
+def fleet_runs(cluster: PgServer, db: str) -> list[tuple[object, ...]]:
+    return cluster.sql("SELECT run_id, host, job, status, exit_code FROM cronwrap_runs", db)
+
+
+def test_two_hosts_one_store(tmp_path: Path, pg_url: str) -> None:
+    a, b = host_home(tmp_path, "a"), host_home(tmp_path, "b")
+    env_b = cw_env(b, API_TOKEN=SECRET)
+    assert (
+        run_on(
+            a, "alpha", pg_url, "--name", "sync", "--schedule", "*/5 * * * *", "--", "true"
+        ).returncode
+        == 0
+    )
+    assert (
+        run_on(a, "alpha", pg_url, "--name", "backup", "--", "sh", "-c", "sleep 0.1").returncode
+        == 0
+    )
+    bad = run_on(
+        b,
+        "beta",
+        pg_url,
+        "--name",
+        "backup",
+        "--",
+        "sh",
+        "-c",
+        'echo "token $API_TOKEN"; echo disk full >&2; exit 3',
+        env=env_b,
+    )
+    assert bad.returncode == 3, bad.stderr
+    assert "fleet store" not in bad.stderr  # shipped within the budget, nothing to say
+
+    status = fleet(a, pg_url, "status", "--json")
+    assert status.returncode == 1, status.stderr  # beta's backup is failing
+    rows = {(j["host"], j["name"]): j for j in json.loads(status.stdout)}
+    assert set(rows) == {("alpha", "sync"), ("alpha", "backup"), ("beta", "backup")}
+    assert rows["alpha", "backup"]["state"] == "ok"
+    assert rows["beta", "backup"]["state"] == "failing"
+    assert rows["beta", "backup"]["result"] == "failed (exit 3)"
+    assert rows["beta", "backup"]["last_run"]["exit_code"] == 3
+    assert rows["alpha", "sync"]["next_run"] is not None
+
+    table = cronwrap(a, "status", "--fleet-store", pg_url, env=cw_env(a, COLUMNS="100"))
+    header = table.stdout.splitlines()[0].split()
+    assert header[:2] == ["NAME", "HOST"]
+    assert any(line.split()[:2] == ["backup", "beta"] for line in table.stdout.splitlines())
+
+    only_a = fleet(b, pg_url, "status", "--json", "--host", "alpha")
+    assert only_a.returncode == 0, only_a.stderr
+    assert {j["host"] for j in json.loads(only_a.stdout)} == {"alpha"}
+
+    hist = fleet(a, pg_url, "history", "backup", "--json")
+    assert hist.returncode == 0, hist.stderr
+    docs = json.loads(hist.stdout)
+    assert sorted(d["host"] for d in docs) == ["alpha", "beta"]
+    assert [d["attempts_detail"][0]["exit_code"] for d in docs if d["host"] == "beta"] == [3]
+
+    tail = fleet(a, pg_url, "logs", "backup", "--host", "beta")
+    assert tail.returncode == 0, tail.stderr
+    assert "disk full" in tail.stdout and "[REDACTED]" in tail.stdout
+    assert SECRET not in tail.stdout
+
+    page = tmp_path / "fleet.html"
+    html = fleet(a, pg_url, "status", "--html", str(page))
+    assert html.returncode == 1, html.stderr
+    text = page.read_text()
+    assert "Host alpha" in text and "Host beta" in text and "disk full" in text
+    assert SECRET not in text and PASSWORD not in text
+
+
+def test_password_from_a_file_and_never_shown(tmp_path: Path, pg_url: str) -> None:
+    home = host_home(tmp_path, "a")
+    secret_file = tmp_path / "fleet-url"
+    secret_file.write_text(pg_url + "\n")
+    ok = run_on(home, "a", f"file:{secret_file}", "--name", "j", "--", "true")
+    assert ok.returncode == 0, ok.stderr
+    bad_url = pg_url.replace(PASSWORD, "wrong-pw-value")
+    bad = run_on(home, "a", bad_url, "--name", "j", "--", "true")
+    assert bad.returncode == 0
+    assert bad.stderr.startswith("cronwrap: j: ") and "kept for the next run" in bad.stderr
+    shown = fleet(home, f"file:{secret_file}", "status", "--json")
+    assert shown.returncode == 0, shown.stderr
+    everything = bad.stderr + shown.stdout + (home / "cronwrap.log").read_text()
+    assert PASSWORD not in everything and "wrong-pw-value" not in everything
+    assert PASSWORD.encode() not in (home / "runs.db").read_bytes()
+
+
+def test_server_down_then_back_loses_and_doubles_nothing(
+    tmp_path: Path, pg_cluster: PgServer, pg_url: str
+) -> None:
+    db = pg_url.rsplit("/", 1)[1]
+    home = host_home(tmp_path, "a")
+    assert run_on(home, "a", pg_url, "--name", "first", "--", "true").returncode == 0
+    pg_cluster.stop()
+    try:
+        for code in (0, 4, 0):
+            t = time.monotonic()
+            r = run_on(
+                home,
+                "a",
+                pg_url,
+                "--name",
+                "down",
+                "--fleet-budget",
+                "2s",
+                "--",
+                "sh",
+                "-c",
+                f"exit {code}",
+            )
+            took = time.monotonic() - t
+            assert r.returncode == code, r.stderr
+            assert took < 15, took  # the budget, not a hang (generous for a busy machine)
+            fleet_lines = [ln for ln in r.stderr.splitlines() if "fleet store" in ln]
+            assert len(fleet_lines) == 1, r.stderr  # one line says it, once
+            assert fleet_lines[0].startswith("cronwrap: down: ")
+            assert "kept for the next run" in fleet_lines[0]
+    finally:
+        pg_cluster.start()
+    # the next run (cron's next tick; the kept runs' own budgets are long over by then)
+    # ships its own run and everything kept, in order
+    time.sleep(3.5)
+    assert run_on(home, "a", pg_url, "--name", "down", "--", "true").returncode == 0
+    rows = fleet_runs(pg_cluster, db)
+    assert len(rows) == 5 and len({r[0] for r in rows}) == 5
+    assert sorted(r[4] for r in rows if r[2] == "down") == [0, 0, 0, 4]
+    local = json.loads(cronwrap(home, "history", "down", "--json").stdout)
+    remote = json.loads(fleet(home, pg_url, "history", "down", "--json").stdout)
+    assert [(d["run_id"], d["status"], d["exit_code"]) for d in local] == [
+        (d["run_id"], d["status"], d["exit_code"]) for d in remote
+    ]
+
+
+def test_black_holed_server_costs_at_most_the_budget_then_flush(
+    tmp_path: Path, pg_cluster: PgServer, pg_url: str
+) -> None:
+    db = pg_url.rsplit("/", 1)[1]
+    home = host_home(tmp_path, "a")
+    hole = BlackHole()
+    try:
+        for code in (0, 9):
+            t = time.monotonic()
+            r = run_on(
+                home,
+                "a",
+                hole.url(),
+                "--name",
+                "bh",
+                "--fleet-budget",
+                "1s",
+                "--",
+                "sh",
+                "-c",
+                f"exit {code}",
+            )
+            assert r.returncode == code, r.stderr
+            assert time.monotonic() - t < 10
+            assert "no answer within --fleet-budget 1s" in r.stderr
+    finally:
+        hole.close()
+    flushed = cronwrap(home, "flush", "--fleet-store", pg_url)
+    assert flushed.returncode == 0, flushed.stderr
+    assert "4 run changes shipped to the fleet store, 0 still queued" in flushed.stdout
+    again = cronwrap(home, "flush", "--fleet-store", pg_url)
+    assert "0 run changes shipped" in again.stdout
+    rows = fleet_runs(pg_cluster, db)
+    assert sorted((r[3], r[4]) for r in rows) == [("failed", 9), ("success", 0)]
+
+
+def test_a_crashed_run_is_judged_by_its_hosts_records(tmp_path: Path, pg_url: str) -> None:
+    home = host_home(tmp_path, "a")
+    marker = tmp_path / "started"
+    proc = popen_cronwrap(
+        home,
+        "run",
+        "--host-id",
+        "a",
+        "--fleet-store",
+        pg_url,
+        "--name",
+        "c",
+        "--",
+        "sh",
+        "-c",
+        f"touch {marker}; exec sleep 30",
+        start_new_session=True,
+    )
+    wait_for(marker.exists, 30)
+
+    def shown() -> dict:
+        out = fleet(tmp_path, pg_url, "status", "--json")
+        rows = json.loads(out.stdout) if out.stdout.strip() else []
+        return rows[0] if rows else {}
+
+    wait_for(lambda: shown().get("state") == "running", 30)
+    assert shown()["result"].endswith(" on a")  # as a's records say; no pid check from here
+    os.killpg(proc.pid, signal.SIGKILL)  # cronwrap and its job die without a word
+    proc.wait()
+    assert shown()["state"] == "running"  # nothing new from a yet
+    assert run_on(home, "a", pg_url, "--name", "c", "--", "true").returncode == 0
+    hist = json.loads(fleet(tmp_path, pg_url, "history", "c", "--json").stdout)
+    assert [d["status"] for d in hist] == ["success", "crashed"]
+    assert "died during the run" in hist[1]["reason"]
+
+
+@pytest.mark.slow
+def test_300_simultaneous_runs_across_hosts_all_arrive(
+    tmp_path: Path, pg_cluster: PgServer, pg_url: str
+) -> None:
+    """300 real runs at once (forked from one warm interpreter, see tests/burst.py, so the
+    machine pays for 300 runs rather than 300 interpreter start-ups), 50 on each of 6 hosts."""
+    db = pg_url.rsplit("/", 1)[1]
+    hosts = [host_home(tmp_path, h) for h in "abcdef"]
+    for home in hosts:  # the stores exist, so 300 processes do not race to create them
+        assert run_on(home, home.name, pg_url, "--name", "warm", "--", "true").returncode == 0
+    burst = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.burst",
+            "50",
+            *map(str, hosts),
+            "--",
+            "--host-id",
+            "{host}",
+            "--fleet-store",
+            pg_url,
+            "--fleet-budget",
+            "5s",
+            "--on-overlap",
+            "allow",
+            "--name",
+            "job{n}",
+            "--",
+            "sh",
+            "-c",
+            "exit $(( {n} % 3 ))",
+        ],
+        env=cw_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=170,
+        check=False,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert burst.returncode == 0, burst.stderr[-3000:]
+    codes = json.loads(burst.stdout)
+    assert len(codes) == 300
+    assert all(code == n % 3 for n, code in codes), codes  # every job kept its exit code
+    for home in hosts:  # whatever did not fit in a run's budget goes now
+        flushed = cronwrap(home, "flush", "--fleet-store", pg_url)
+        assert flushed.returncode == 0, flushed.stdout + flushed.stderr
+    rows = fleet_runs(pg_cluster, db)
+    assert len(rows) == 306 and len({r[0] for r in rows}) == 306
+    by_host = {h.name: sum(1 for r in rows if r[1] == h.name) for h in hosts}
+    assert by_host == {h.name: 51 for h in hosts}
+    assert all(r[3] in ("success", "failed") for r in rows)
+    assert sorted(r[4] for r in rows if r[2] != "warm") == sorted(n % 3 for n, _ in codes)
+
+
+def test_run_without_a_fleet_store_never_imports_psycopg(tmp_path: Path, pg_url: str) -> None:
+    home = host_home(tmp_path, "a")
+
+    def imported(*args: str) -> bool:
+        out = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "cronwrap", "run", *args, "--", "true"],
+            env=cw_env(home),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return any(line.rstrip().endswith("| psycopg") for line in out.stderr.splitlines())
+
+    assert not imported("--name", "light")
+    assert imported("--name", "heavy", "--fleet-store", pg_url)
+
+
+def test_a_bad_fleet_store_url_is_one_warning_and_the_job_still_runs(tmp_path: Path) -> None:
+    home = host_home(tmp_path, "a")
+    r = run_on(home, "a", "mysql://x/y", "--name", "j", "--", "sh", "-c", "exit 5")
+    assert r.returncode == 5
+    assert "expected a postgresql:// URL" in r.stderr
+    assert len([ln for ln in r.stderr.splitlines() if "--fleet-store" in ln]) == 1

@@ -1,0 +1,194 @@
+"""`status --html`: the page's structure (no script, no external resource, table semantics,
+no secret) and how it renders in a real headless Debian chromium, on a phone-sized window."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from cronwrap.notify.alerts import Alert, dashboard_link, job_anchor
+from cronwrap.views.html import trend_svg, write_atomic
+from tests.conftest import cronwrap, cw_env
+
+SECRET_ENV = "hunter2-api-secret-value"
+GH_TOKEN = "ghp_" + "A1b2C3d4E5" * 4
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CRONWRAP_REQUIRE_CHROMIUM"):
+            raise RuntimeError("chromium is not on PATH, and CRONWRAP_REQUIRE_CHROMIUM is set")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return found
+
+
+class Page(HTMLParser):
+    """What the tests look for: tags, attributes, text."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def all(self, tag: str) -> list[dict[str, str | None]]:
+        return [a for t, a in self.tags if t == tag]
+
+
+@pytest.fixture
+def page_file(home: Path, tmp_path: Path) -> Path:
+    """A store with an ok job (a few runs), a failing one whose output holds secrets, and a
+    job that missed its slot; the page written by the real CLI."""
+    env_run = cw_env(home, API_SECRET=SECRET_ENV)
+    for i in range(3):
+        r = cronwrap(
+            home,
+            "run",
+            "--name",
+            "sync",
+            "--schedule",
+            "* * * * *",
+            "--",
+            "sh",
+            "-c",
+            f"sleep 0.0{i + 1}",
+            env=env_run,
+        )
+        assert r.returncode == 0, r.stderr
+    bad = cronwrap(
+        home,
+        "run",
+        "--name",
+        "backup",
+        "--schedule",
+        "0 3 * * *",
+        "--tz",
+        "Europe/Berlin",
+        "--",
+        "sh",
+        "-c",
+        f'echo "using $API_SECRET and {GH_TOKEN}"; echo "disk <full> & done"; exit 3',
+        env=env_run,
+    )
+    assert bad.returncode == 3
+    out = tmp_path / "www" / "status.html"
+    out.parent.mkdir()
+    result = cronwrap(home, "status", "--crontab", "/dev/null", "--html", str(out))
+    assert result.returncode == 1, result.stderr  # a job is failing: status says so
+    assert result.stdout == ""
+    return out
+
+
+def test_page_is_self_contained_accessible_and_secret_free(page_file: Path) -> None:
+    text = page_file.read_text()
+    page = Page(text)
+    assert SECRET_ENV not in text and GH_TOKEN not in text
+    assert "[REDACTED]" in text
+    assert "disk &lt;full&gt; &amp; done" in text  # output is escaped, not markup
+    assert not page.all("script") and not page.all("link") and not page.all("img")
+    for tag, attrs in page.tags:
+        for name in ("src", "href"):
+            value = attrs.get(name)
+            assert value is None or value.startswith("#"), (tag, attrs)
+    assert page.all("html")[0]["lang"] == "en"
+    assert any(m.get("name") == "viewport" for m in page.all("meta"))
+    assert page.all("h1") and page.all("h2") and page.all("caption")
+    assert {a.get("scope") for a in page.all("th")} == {"col", "row"}
+    ids = {a["id"] for _, a in page.tags if a.get("id")}
+    host = os.uname().nodename
+    assert job_anchor(host, "backup") in ids and job_anchor(host, "sync") in ids
+    body = " ".join(page.text)
+    assert "Failing" in body and "failed (exit 3)" in body and "OK" in body
+    assert "CET" in body  # backup's times in its own zone
+    assert "Recent failures" in body and "Missed slots" in body
+    assert oct(page_file.stat().st_mode & 0o777) == "0o644"
+    assert not [p for p in page_file.parent.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            "--window-size=390,844",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_page_renders_in_headless_chromium(page_file: Path, tmp_path: Path) -> None:
+    url = page_file.as_uri()
+    shot = tmp_path / "status-phone.png"
+    result = _chromium(tmp_path, "--enable-logging=stderr", "--v=0", f"--screenshot={shot}", url)
+    assert result.returncode == 0, result.stderr[-2000:]
+    width, height = _png_size(shot)
+    assert (width, height) == (390, 844)
+    assert shot.stat().st_size > 10_000  # a page was drawn, not a blank
+    console = [
+        line
+        for line in result.stderr.splitlines()
+        if "CONSOLE" in line or "Uncaught" in line or "Failed to load resource" in line
+    ]
+    assert console == []
+    dom = _chromium(tmp_path, "--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "<caption>" in dom.stdout and "backup" in dom.stdout and "sync" in dom.stdout
+    assert "Failing" in dom.stdout and "failed (exit 3)" in dom.stdout
+    assert SECRET_ENV not in dom.stdout and GH_TOKEN not in dom.stdout
+
+
+def test_trend_has_a_text_alternative() -> None:
+    svg = trend_svg([1.0, 2.0, 4.0])
+    assert svg.startswith("<svg") and "<title>" in svg and "aria-label" in svg
+    assert "1s, 2s, 4s" in svg
+    assert trend_svg([1.0]) == "<span>-</span>"
+
+
+def test_atomic_write_replaces_the_page_whole(tmp_path: Path) -> None:
+    target = tmp_path / "p.html"
+    target.write_text("old")
+    before = os.stat(target).st_ino
+    write_atomic(target, "new page")
+    assert target.read_text() == "new page"
+    assert os.stat(target).st_ino != before  # renamed over, never rewritten in place
+    assert [p.name for p in tmp_path.iterdir()] == ["p.html"]
+
+
+def test_alerts_link_to_the_jobs_entry() -> None:
+    link = dashboard_link("https://ops.example/cron.html", "db 1", "backup")
+    assert link == "https://ops.example/cron.html#job-db_1--backup"
+    alert = Alert("failure", {"job": "backup", "host": "db 1", "dashboard_url": link})
+    assert f"Dashboard: {link}" in alert.text
+    assert alert.payload()["dashboard_url"] == link

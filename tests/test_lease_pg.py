@@ -1,0 +1,275 @@
+"""Fleet mode on PostgreSQL (--lock-url postgresql://): a real cluster started by the tests,
+several "hosts" (--host-id) sharing one CRONWRAP_HOME for their history, real processes."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from cronwrap.run.lease_pg import LOCK_CLASS, lock_key
+from tests.conftest import cronwrap, events, popen_cronwrap, wait_for
+from tests.pgserver import PASSWORD, BlackHole, PgServer, require_postgres
+
+require_postgres()
+
+
+def history(home: Path, job: str) -> list[dict]:
+    out = cronwrap(home, "history", job, "--json", "--limit", "100")
+    return json.loads(out.stdout) if out.returncode == 0 else []
+
+
+def this_minute() -> list[str]:
+    """A daily schedule firing at the current UTC minute, with a tolerance that covers the
+    test: every run of the test has the same nearest slot (an every-minute schedule would
+    flip to the next slot half-way through a minute)."""
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc)
+    return [
+        "--schedule",
+        f"{now.minute} {now.hour} * * *",
+        "--tz",
+        "UTC",
+        "--slot-tolerance",
+        "10m",
+    ]
+
+
+def lease_held(cluster: PgServer, db: str, job: str) -> bool:
+    key = lock_key(job) % 2**32
+    rows = cluster.sql(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "  # noqa: S608
+        f"AND classid = {LOCK_CLASS} AND objid = {key}",
+        db,
+    )
+    return bool(rows[0][0])
+
+
+def test_one_run_per_slot_across_hosts(home: Path, tmp_path: Path, pg_url: str) -> None:
+    ran = tmp_path / "ran"
+    slot = this_minute()
+    procs = [
+        popen_cronwrap(
+            home,
+            "run",
+            "--name",
+            "report",
+            "--host-id",
+            f"host{i}",
+            "--lock-url",
+            pg_url,
+            *slot,
+            "--",
+            "sh",
+            "-c",
+            f"echo host{i} >> {ran}; sleep 0.5",
+        )
+        for i in range(6)
+    ]
+    for p in procs:
+        assert p.wait(60) == 0
+    winners = ran.read_text().split()
+    assert len(winners) == 1
+    runs = history(home, "report")
+    assert sorted(r["status"] for r in runs) == ["skipped"] * 5 + ["success"]
+    for r in runs:
+        if r["status"] == "skipped":
+            assert r["reason"].startswith(f"ran on {winners[0]}")
+
+
+def test_a_held_lease_skips_and_a_killed_holder_frees_it(
+    home: Path, tmp_path: Path, pg_url: str
+) -> None:
+    marker = tmp_path / "m"
+    holder = popen_cronwrap(
+        home,
+        "run",
+        "--name",
+        "k",
+        "--host-id",
+        "a",
+        "--lock-url",
+        pg_url,
+        "--",
+        "sh",
+        "-c",
+        f"touch {marker}; exec sleep 30",
+    )
+    wait_for(marker.exists, 30)
+    blocked = cronwrap(
+        home, "run", "--name", "k", "--host-id", "b", "--lock-url", pg_url, "--", "true"
+    )
+    assert blocked.returncode == 0, blocked.stderr
+    holder.kill()  # cronwrap dies: its session ends and the server drops the advisory lock
+    holder.wait()
+    wait_for(
+        lambda: (
+            cronwrap(
+                home, "run", "--name", "k", "--host-id", "b", "--lock-url", pg_url, "--", "true"
+            ).returncode
+            == 0
+            and history(home, "k")[0]["status"] == "success"
+        ),
+        30,
+    )
+    runs = history(home, "k")
+    skipped = [r for r in runs if r["status"] == "skipped"]
+    assert skipped and "previous run still holds the lease on a" in skipped[-1]["reason"]
+    assert runs[0]["host"] == "b" and runs[0]["status"] == "success"
+
+
+@pytest.mark.parametrize(
+    ("policy", "code", "ran", "status"),
+    [("skip", 0, False, "skipped"), ("run", 0, True, "success"), ("fail", 125, False, None)],
+)
+def test_unreachable_lock_server(
+    home: Path, tmp_path: Path, policy: str, code: int, ran: bool, status: str | None
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    marker = tmp_path / "ran"
+    t = time.monotonic()
+    result = cronwrap(
+        home,
+        "run",
+        "--name",
+        "u",
+        "--lock-url",
+        f"postgresql://postgres:{PASSWORD}@127.0.0.1:{dead}/x",
+        "--lock-unavailable",
+        policy,
+        "--",
+        "touch",
+        str(marker),
+    )
+    assert time.monotonic() - t < 20  # bounded connection timeouts
+    assert result.returncode == code, result.stderr
+    assert marker.exists() is ran
+    assert "unavailable" in result.stderr and PASSWORD not in result.stderr
+    runs = history(home, "u")
+    assert (runs[0]["status"] if runs else None) == status
+
+
+def test_black_holed_lock_server_is_bounded(home: Path, tmp_path: Path) -> None:
+    hole = BlackHole()
+    try:
+        t = time.monotonic()
+        result = cronwrap(
+            home,
+            "run",
+            "--name",
+            "bh",
+            "--lock-url",
+            hole.url(),
+            "--lock-unavailable",
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "exit 7",
+        )
+        assert time.monotonic() - t < 20
+    finally:
+        hole.close()
+    assert result.returncode == 7, result.stderr
+    assert "unavailable" in result.stderr
+    assert PASSWORD not in result.stderr
+
+
+def test_lease_survives_a_server_restart(
+    home: Path, tmp_path: Path, pg_cluster: PgServer, pg_url: str
+) -> None:
+    """The slot claim is a committed row, so a host starting after the restart is still
+    skipped; the holder reconnects and takes its advisory lock again within --lock-ttl."""
+    db = pg_url.rsplit("/", 1)[1]
+    marker, done, release = tmp_path / "m", tmp_path / "done", tmp_path / "release"
+    common = ["--lock-url", pg_url, "--lock-ttl", "6s", *this_minute()]
+    first = popen_cronwrap(
+        home,
+        "run",
+        "--name",
+        "r",
+        "--host-id",
+        "a",
+        *common,
+        "--",
+        "sh",
+        "-c",
+        # runs until the test releases it: no assumption about how fast anything is
+        f"touch {marker}; while [ ! -e {release} ]; do sleep 0.05; done; touch {done}",
+        stderr=subprocess.PIPE,
+    )
+    wait_for(marker.exists, 30)
+    assert lease_held(pg_cluster, db, "r")
+    pg_cluster.restart()
+    wait_for(lambda: lease_held(pg_cluster, db, "r"), 30)  # a took it back
+    second = cronwrap(
+        home,
+        "run",
+        "--name",
+        "r",
+        "--host-id",
+        "b",
+        *common,
+        "--",
+        "true",
+    )
+    assert second.returncode == 0, second.stderr
+    no_slot = cronwrap(
+        home, "run", "--name", "r", "--host-id", "c", "--lock-url", pg_url, "--", "true"
+    )
+    assert no_slot.returncode == 0, no_slot.stderr
+    release.touch()
+    assert first.wait(60) == 0
+    assert first.stderr is not None
+    assert "lost" not in first.stderr.read().decode()
+    assert done.exists()
+    runs = {r["host"]: r for r in history(home, "r")}
+    assert runs["a"]["status"] == "success"
+    assert runs["b"]["status"] == "skipped" and runs["b"]["reason"].startswith("ran on a")
+    assert runs["c"]["status"] == "skipped" and "holds the lease on a" in runs["c"]["reason"]
+    assert not any(e["event"] == "lock.lost" for e in events(home))
+
+
+def test_server_gone_for_longer_than_the_ttl_loses_the_lease(
+    home: Path, tmp_path: Path, pg_cluster: PgServer, pg_url: str
+) -> None:
+    marker = tmp_path / "m"
+    proc = popen_cronwrap(
+        home,
+        "run",
+        "--name",
+        "gone",
+        "--lock-url",
+        pg_url,
+        "--lock-ttl",
+        "2s",
+        "--on-lock-lost",
+        "kill",
+        "--kill-after",
+        "1s",
+        "--",
+        "sh",
+        "-c",
+        f"touch {marker}; sleep 30",
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(marker.exists, 30)
+        pg_cluster.stop()
+        assert proc.wait(60) == 143
+    finally:
+        if not pg_cluster.is_up():
+            pg_cluster.start()
+    assert proc.stderr is not None
+    stderr = proc.stderr.read().decode()
+    assert "fleet lease of gone lost" in stderr
+    [run] = history(home, "gone")
+    assert run["status"] == "failed" and "--on-lock-lost kill" in run["reason"]
+    assert "lock-lost" in (run["flags"] or "")
