@@ -117,7 +117,8 @@ def flush_cmd(ctx: click.Context, budget: str, fleet_store: str | None) -> None:
     import time
 
     from cronwrap.config import parse_duration
-    from cronwrap.notify.healthchecks import Outbox, Pinger, PingTarget
+    from cronwrap.notify.healthchecks import Pinger, PingTarget
+    from cronwrap.notify.outbox import Outbox
     from cronwrap.notify.spool import quarantine_note
 
     try:

@@ -1,5 +1,5 @@
 """A directory of small JSON records, one 0600 file each, read back oldest first: the home
-of undelivered pings (healthchecks.Outbox) and alerts (alerts.AlertQueue). A record that is
+of undelivered pings (outbox.Outbox) and alerts (alerts.AlertQueue). A record that is
 not one of ours is moved aside, never fatal."""
 
 from __future__ import annotations
