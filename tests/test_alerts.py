@@ -307,3 +307,19 @@ def test_undelivered_alert_is_kept_and_sent_late(home: Path) -> None:
         assert len(hook.events()) == 4  # the kept alert went once, not again
     finally:
         hook.close()
+
+
+def test_flush_sends_kept_webhook_alerts(home: Path) -> None:
+    hook = Receiver(status=503)
+    try:
+        assert run(home, "--name", "fk", "--alert", hook.url, "--", "false").returncode == 1
+        still = cronwrap(home, "flush", "--budget", "2s")
+        assert still.returncode == 1 and "0 kept alerts delivered, 1 still kept" in still.stdout
+        hook.status = 200
+        done = cronwrap(home, "flush")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "1 kept alert delivered, 0 still kept" in done.stdout
+        assert hook.requests[-1]["json"]["late_from"] and hook.events()[-1] == "failure"
+        assert cronwrap(home, "flush").returncode == 0
+    finally:
+        hook.close()

@@ -100,14 +100,15 @@ def _plain(value: Any, key: str) -> Any:
 @fleet_store_option
 @click.pass_context
 def flush_cmd(ctx: click.Context, budget: str, fleet_store: str | None) -> None:
-    """Send the finish pings that could not be delivered, oldest first, and ship the runs
-    not yet in the fleet store (when one is configured), in order.
+    """Send the finish pings (and alerts) that could not be delivered, oldest first, and
+    ship the runs not yet in the fleet store (when one is configured), in order.
 
-    `cronwrap run` replays them by itself at the start of its next run with a ping (and ships
-    its fleet queue with a fleet store); this does it now (e.g. from its own crontab line).
-    Only 200 OK / 201 Created count as delivered; pings the server refuses (404, 400) are kept
-    in outbox/rejected, malformed records in outbox/quarantine. Exits 1 if some are still
-    queued or were refused.
+    `cronwrap run` replays them by itself at the start of its next run with a ping (kept
+    alerts: at the end of the job's next run; its fleet queue with a fleet store); this does
+    it now (e.g. from its own crontab line). Only 200 OK / 201 Created count as delivered;
+    pings the server refuses (404, 400) are kept in outbox/rejected, malformed records in
+    outbox/quarantine. A kept alert for an --alert-cmd waits for its job's next run. Exits 1
+    if some are still queued or were refused.
 
     \b
     Example:
@@ -158,8 +159,24 @@ def flush_cmd(ctx: click.Context, budget: str, fleet_store: str | None) -> None:
         )
         if error:
             click.echo(f"cronwrap: {error}", err=True)
-    if done.left or done.refused or queued:
+    alerts_left = _flush_alerts(paths.state_dir / "alert-outbox", deadline)
+    if done.left or done.refused or queued or alerts_left:
         sys.exit(ExitCode.ERROR)
+
+
+def _flush_alerts(directory: Any, deadline: float) -> int:
+    """Kept alerts to webhooks and Apprise; returns how many are still kept."""
+    from cronwrap.notify.alerts import AlertQueue
+
+    queue = AlertQueue(directory)
+    if not queue.spool.entries():
+        return 0
+    errors = queue.replay(None, [], None, deadline=deadline, env=environment(), blocked=set())
+    for err in errors:
+        click.echo(f"cronwrap: warning: alert not delivered: {err}", err=True)
+    sent = queue.sent
+    click.echo(f"{sent} kept alert{'s' if sent != 1 else ''} delivered, {queue.left} still kept")
+    return queue.left
 
 
 @click.group("metrics")

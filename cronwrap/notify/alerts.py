@@ -152,7 +152,7 @@ def send_all(
         errors.append(f"{_label(channel)}: {err}")
         if queue is not None and alert.event in QUEUED_EVENTS:
             try:
-                queue.put(alert, channel, job=job)
+                queue.put(alert, channel, job=job, urls=urls)
                 errors[-1] += " (kept for the next run)"
             except OSError as qerr:
                 errors[-1] += f" (cannot keep it: {qerr.strerror or qerr})"
@@ -215,17 +215,21 @@ class AlertQueue:
         from cronwrap.notify.spool import Spool
 
         self.spool = Spool(directory)
+        self.sent = 0  # of the last replay
+        self.left = 0
 
-    def put(self, alert: Alert, channel: str, *, job: str) -> None:
+    def put(self, alert: Alert, channel: str, *, job: str, urls: list[str]) -> None:
         import datetime
 
         at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        record = {"v": 1, "job": job, "channel": channel, "event": alert.event, "at": at}
-        self.spool.add({**record, "facts": alert.facts})
+        record: dict[str, object] = {"v": 1, "job": job, "channel": channel, "at": at}
+        if channel == "apprise":  # so `cronwrap flush` can send it without the job's config
+            record["urls"] = [u for u in urls if not u.startswith(WEBHOOK_SCHEMES)]
+        self.spool.add({**record, "event": alert.event, "facts": alert.facts})
 
     def replay(
         self,
-        job: str,
+        job: str | None,
         urls: list[str],
         command: str | None,
         *,
@@ -233,38 +237,59 @@ class AlertQueue:
         env: Mapping[str, str],
         blocked: set[str],
     ) -> list[str]:
-        """Send this job's kept alerts in order; a channel that fails again is `blocked`."""
+        """Send kept alerts in order: this job's to the channels it still has, or (job None,
+        `cronwrap flush`) every job's webhook and Apprise alerts to the URLs they were for
+        (a kept alert command waits for its job's next run). A channel that fails again is
+        `blocked` for the rest."""
         errors: list[str] = []
-        channels = _channels(urls, command)
+        self.sent = self.left = 0
         for path in self.spool.entries():
             try:
                 record = self.spool.read(path)
-                kept_job, channel = record["job"], record["channel"]
+                kept_job, channel = str(record["job"]), str(record["channel"])
                 facts, event, at = record["facts"], record["event"], record["at"]
                 if not isinstance(facts, dict) or event not in QUEUED_EVENTS:
                     raise ValueError("not an alert")
-            except (OSError, ValueError, KeyError, UnicodeError):
+                targets, cmd = (urls, command) if job is not None else _targets(record, channel)
+            except (OSError, ValueError, KeyError, TypeError, UnicodeError):
                 self.spool.move(path, "quarantine")
                 errors.append(f"a malformed kept alert was moved to {self.spool.dir}/quarantine")
                 continue
-            if kept_job != job or channel in blocked:
+            if job is not None and kept_job != job:
                 continue
-            if channel not in channels:  # the job no longer alerts there
-                self.spool.move(path, "rejected")
+            if job is not None and channel not in _channels(targets, cmd):
+                self.spool.move(path, "rejected")  # the job no longer alerts there
                 continue
-            if time.monotonic() >= deadline:
-                blocked.add(str(channel))
+            if channel in blocked or time.monotonic() >= deadline or (job is None and cmd):
+                blocked.add(channel)
+                self.left += 1
                 continue
             late = Alert(str(event), {**facts, "late_from": at})
             late.title = f"(late, from {at}) {late.title}"
             late.text = f"(late, from {at}) {late.text}"
-            err = _deliver(str(channel), urls, command, late, deadline, env)
+            err = _deliver(channel, targets, cmd, late, deadline, env)
             if err is None:
                 self.spool.remove(path)
+                self.sent += 1
             else:
-                blocked.add(str(channel))
-                errors.append(f"{_label(str(channel))}: kept alert from {at}: {err}")
+                blocked.add(channel)
+                self.left += 1
+                errors.append(f"{_label(channel)}: kept alert from {at}: {err}")
         return errors
+
+
+def _targets(record: Mapping[str, object], channel: str) -> tuple[list[str], str | None]:
+    """The URLs (and command marker) a kept alert goes to without the job's config."""
+    if channel == "command":
+        return [], "command"
+    if channel == "apprise":
+        urls = record.get("urls")
+        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            raise ValueError("no Apprise URLs")
+        return list(urls), None
+    if not channel.startswith(WEBHOOK_SCHEMES):
+        raise ValueError("unknown channel")
+    return [channel], None
 
 
 def _retry_once(send: Any, deadline: float) -> str | None:
