@@ -268,9 +268,10 @@ def test_invalid_config_exits_78_for_config_and_run_fails_open(home: Path, tmp_p
     result = cronwrap(home, "run", "--name", "backup", "--", "sh", "-c", f"touch {marker}; exit 3")
     assert result.returncode == 3, result.stderr
     assert marker.exists(), "the command is known: the job runs without the bad keys"
-    lines = result.stderr.splitlines()
-    assert len(lines) == 2 and all(line.startswith("cronwrap: backup: ") for line in lines)
+    lines = result.stderr.splitlines()  # one line per problem, then how the run went
+    assert len(lines) == 3 and all(line.startswith("cronwrap: backup: ") for line in lines)
     assert "jobs.backup.timeout" in lines[0] and "ignored" in lines[0]
+    assert "retires" in lines[1] and lines[2].startswith("cronwrap: backup: failed, exit 3")
 
 
 # ---------------------------------------------------------------- the typed Job
