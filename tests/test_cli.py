@@ -93,6 +93,16 @@ def test_run_path_loads_no_heavy_library(tmp_path) -> None:
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 
+# what a plain successful run does without (issue 21): each of these cost start-up time on
+# every run for one small use, now done with the standard library's smaller pieces
+NOT_ON_THE_RUN_PATH = ("subprocess", "ctypes", "statistics", "random", "shlex", "json", "uuid")
+
+
+def test_run_path_loads_none_of_the_costly_stdlib_modules(tmp_path) -> None:
+    loaded = _modules_after_a_run(tmp_path)
+    assert not loaded & set(NOT_ON_THE_RUN_PATH), loaded & set(NOT_ON_THE_RUN_PATH)
+
+
 def test_run_with_a_config_file_loads_yaml_but_not_the_rest(tmp_path) -> None:
     (tmp_path / "config.yaml").write_text("defaults:\n  retries: 0\n")
     assert _modules_after_a_run(tmp_path) & set(HEAVY) == {"yaml"}
