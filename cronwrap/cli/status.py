@@ -168,6 +168,59 @@ def status_cmd(
     sys.exit(code)
 
 
+def _warn_zones(jobs: list[Any]) -> None:
+    """One warning per job whose zone differs from its Healthchecks check or from cron's."""
+    from cronwrap.notify.hcsync import zone_mismatch
+
+    zones = hc_zones()
+    for j in jobs:
+        mismatch = zone_mismatch(j.name, j.tz, zones) if j.schedule else None
+        if mismatch:
+            j.zone_note = mismatch
+            click.echo(f"cronwrap: warning: {j.name} {mismatch}", err=True)
+        if j.tz_warning:
+            click.echo(f"cronwrap: warning: {j.name}: {j.tz_warning}", err=True)
+
+
+def _show(
+    jobs: list[Any],
+    failures: list[Any],
+    now: Any,
+    *,
+    html_file: str | None,
+    fleet: bool,
+    as_json: bool,
+    color: str,
+    clear: bool,
+) -> None:
+    """The jobs as the HTML page, JSON or the table."""
+    if html_file:
+        from cronwrap.views.html import render_page, write_atomic
+
+        try:
+            write_atomic(html_file, render_page(jobs, failures, now=now, fleet=fleet))
+        except OSError as err:
+            raise CronwrapError(f"cannot write {html_file}: {err.strerror}") from None
+    elif as_json:
+        click.echo(json.dumps([_status_json(j) for j in jobs], indent=2))
+    else:
+        from cronwrap.views.table import render_status, terminal_width, use_color
+
+        out = sys.stdout
+        if clear:
+            out.write("\x1b[H\x1b[2J")
+        # not click.echo: it strips colour codes when stdout is not a terminal, and
+        # --color always must keep them
+        text = render_status(
+            jobs,
+            now,
+            width=terminal_width(out),
+            color=use_color(color, out),
+            terminal=out.isatty(),
+        )
+        out.write(text)
+
+
 def _status_once(
     ctx: click.Context,
     *,
@@ -186,7 +239,6 @@ def _status_once(
     html_file: str | None = None,
 ) -> int:
     """Print the status once (or write the HTML page); returns the exit status."""
-    from cronwrap.notify.hcsync import zone_mismatch
     from cronwrap.views.status import (
         configured_host_ids,
         exit_code_for,
@@ -226,41 +278,19 @@ def _status_once(
                 with store:
                     failures = [f for f in store.failures() if host is None or f.host == host]
     judged = list(jobs)
-    zones = hc_zones()
-    for j in jobs:
-        mismatch = zone_mismatch(j.name, j.tz, zones) if j.schedule else None
-        if mismatch:
-            j.zone_note = mismatch
-            click.echo(f"cronwrap: warning: {j.name} {mismatch}", err=True)
-        if j.tz_warning:
-            click.echo(f"cronwrap: warning: {j.name}: {j.tz_warning}", err=True)
+    _warn_zones(jobs)
     if failed:
         jobs = [j for j in jobs if not j.healthy]
-    if html_file:
-        from cronwrap.views.html import render_page, write_atomic
-
-        try:
-            write_atomic(html_file, render_page(jobs, failures, now=now, fleet=bool(fleet_url)))
-        except OSError as err:
-            raise CronwrapError(f"cannot write {html_file}: {err.strerror}") from None
-    elif as_json:
-        click.echo(json.dumps([_status_json(j) for j in jobs], indent=2))
-    else:
-        from cronwrap.views.table import render_status, terminal_width, use_color
-
-        out = sys.stdout
-        if clear:
-            out.write("\x1b[H\x1b[2J")
-        # not click.echo: it strips colour codes when stdout is not a terminal, and
-        # --color always must keep them
-        text = render_status(
-            jobs,
-            now,
-            width=terminal_width(out),
-            color=use_color(color, out),
-            terminal=out.isatty(),
-        )
-        out.write(text)
+    _show(
+        jobs,
+        failures,
+        now,
+        html_file=html_file,
+        fleet=bool(fleet_url),
+        as_json=as_json,
+        color=color,
+        clear=clear,
+    )
     return exit_code_for(judged)
 
 
@@ -358,18 +388,7 @@ def history_cmd(
             docs = []
             for r, state in zip(runs, states, strict=True):
                 doc = run_json(r, state)
-                doc["attempts_detail"] = [
-                    {
-                        "attempt": a.attempt,
-                        "started_at": iso(a.started_at),
-                        "ended_at": iso(a.ended_at),
-                        "status": a.status,
-                        "exit_code": a.exit_code,
-                        "signal": a.signal,
-                        "duration_s": a.duration_s,
-                    }
-                    for a in store.attempts(r.run_id)
-                ]
+                doc["attempts_detail"] = [_attempt_json(a) for a in store.attempts(r.run_id)]
                 docs.append(doc)
             click.echo(json.dumps(docs, indent=2))
             return
@@ -536,3 +555,16 @@ def forget_cmd(ctx: click.Context, name: str, yes: bool, crontab_files: tuple[st
     with contextlib.suppress(OSError):
         (paths.output_dir / name).rmdir()
     click.echo(f"forgot {name}: {count} run{'s' if count != 1 else ''} removed")
+
+
+def _attempt_json(a: Any) -> dict[str, Any]:
+    """One attempt of `history --json`."""
+    return {
+        "attempt": a.attempt,
+        "started_at": iso(a.started_at),
+        "ended_at": iso(a.ended_at),
+        "status": a.status,
+        "exit_code": a.exit_code,
+        "signal": a.signal,
+        "duration_s": a.duration_s,
+    }

@@ -677,14 +677,12 @@ class Store:
                             "WHERE job=? AND dead=1",
                             (iso(ended_at), run_id, row[0]),
                         )
-                if count_as:
-                    job = row
-                    if job:
-                        conn.execute(
-                            "INSERT INTO counters (job, result, n) VALUES (?,?,1) "
-                            "ON CONFLICT (job, result) DO UPDATE SET n = n + 1",
-                            (job[0], count_as),
-                        )
+                if count_as and row:
+                    conn.execute(
+                        "INSERT INTO counters (job, result, n) VALUES (?,?,1) "
+                        "ON CONFLICT (job, result) DO UPDATE SET n = n + 1",
+                        (row[0], count_as),
+                    )
                 if queue_fleet:
                     conn.execute("INSERT INTO fleet_outbox (run_id) VALUES (?)", (run_id,))
         except sqlite3.Error as err:

@@ -145,6 +145,9 @@ def _host_of(st: JobStatus, default_host: str) -> str:
     return st.host or (st.last.host if st.last is not None else default_host)
 
 
+COLUMNS = ("Job", "Result", "Last run", "Duration", "Trend", "Next run", "Schedule", "Missed")
+
+
 def render_page(
     jobs: Sequence[JobStatus],
     failures: Sequence[RunRecord],
@@ -203,28 +206,23 @@ def render_page(
             f"<caption>Jobs on {t(host)}: {len(rows)}, "
             f"{sum(1 for s in rows if not s.healthy and not s.unmonitored)} need attention"
             "</caption>",
-            "<thead><tr>"
-            + "".join(
-                f'<th scope="col">{h}</th>'
-                for h in (
-                    "Job",
-                    "Result",
-                    "Last run",
-                    "Duration",
-                    "Trend",
-                    "Next run",
-                    "Schedule",
-                    "Missed",
-                )
-            )
-            + "</tr></thead>",
+            "<thead><tr>" + "".join(f'<th scope="col">{h}</th>' for h in COLUMNS) + "</tr></thead>",
             "<tbody>",
         ]
         for st in sorted(rows, key=lambda s: (s.healthy, s.name)):
             out.append(_job_row(st, host, now, t))
         out += ["</tbody>", "</table>", "</section>"]
     out += _failures(failures, now, t)
-    out.append('<section aria-labelledby="missed"><h2 id="missed">Missed slots</h2>')
+    out += _missed(missed, host_default, now, t)
+    out += ["</main>", "</body>", "</html>", ""]
+    return "\n".join(out)
+
+
+def _missed(
+    missed: Sequence[JobStatus], host_default: str, now: datetime, t: Callable[[object], str]
+) -> list[str]:
+    """The section that lists the jobs with a missed slot."""
+    out = ['<section aria-labelledby="missed"><h2 id="missed">Missed slots</h2>']
     if missed:
         out.append("<ul>")
         for st in missed:
@@ -236,8 +234,8 @@ def render_page(
         out.append("</ul>")
     else:
         out.append("<p>No missed slots.</p>")
-    out += ["</section>", "</main>", "</body>", "</html>", ""]
-    return "\n".join(out)
+    out.append("</section>")
+    return out
 
 
 def _job_row(st: JobStatus, host: str, now: datetime, esc: Callable[[object], str]) -> str:
