@@ -4,7 +4,6 @@ read what the server itself recorded."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -16,7 +15,11 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from tests.hcserver import pipe
+
 ROOT = Path(__file__).resolve().parent.parent
+# read at import, before a test's `home` fixture clears the CRONWRAP_* variables
+_ENV = {k: v for k, v in os.environ.items() if k in ("CRONWRAP_HC_PEER", "CRONWRAP_HC_PEER_DIR")}
 
 
 def peer_script() -> Path | None:
@@ -24,13 +27,13 @@ def peer_script() -> Path | None:
     beside = ROOT.parent / "shared" / "peers" / "hc-peer"
     if beside.is_file():
         return beside
-    env = os.environ.get("CRONWRAP_HC_PEER")
+    env = _ENV.get("CRONWRAP_HC_PEER")
     return Path(env) if env and Path(env).is_file() else None
 
 
 def peer_dir() -> Path:
     """Where the server is built: reused across runs (the first build takes a minute)."""
-    env = os.environ.get("CRONWRAP_HC_PEER_DIR")
+    env = _ENV.get("CRONWRAP_HC_PEER_DIR")
     return Path(env) if env else Path(f"/tmp/cronwrap-hc-peer-{os.getuid()}")
 
 
@@ -212,26 +215,4 @@ class Relay:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=30)
             for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
-
-
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for s in (src, dst):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-
-
-def wait_status(peer: Peer, code: str, want: str, timeout: float = 30) -> str:
-    """Poll the server's status of a check until it is `want` (or time runs out)."""
-    deadline = time.monotonic() + timeout
-    status = peer.status(code)
-    while status != want and time.monotonic() < deadline:
-        time.sleep(0.2)
-        status = peer.status(code)
-    return status
+                threading.Thread(target=pipe, args=(a, b), daemon=True).start()

@@ -240,10 +240,11 @@ class Proxy:
                 + rest
             )
         for a, b in ((client, upstream), (upstream, client)):
-            threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+            threading.Thread(target=pipe, args=(a, b), daemon=True).start()
 
 
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
+def pipe(src: socket.socket, dst: socket.socket) -> None:
+    """Copy src to dst until either side closes, then close both (a relay's one direction)."""
     try:
         while data := src.recv(65536):
             dst.sendall(data)
