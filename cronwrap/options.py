@@ -115,7 +115,8 @@ RUN_OPTIONS: tuple[Option, ...] = (
         "kill_after",
         "duration",
         10.0,
-        "After SIGTERM (timeout or cancel), send SIGKILL after this long.",
+        "After SIGTERM (timeout or cancel), send SIGKILL after this long: the window a job "
+        "has to checkpoint and exit (see CRONWRAP_DEADLINE).",
         "DURATION",
     ),
     Option(
@@ -443,6 +444,27 @@ RUN_OPTIONS: tuple[Option, ...] = (
         "URL",
     ),
     Option(
+        "catch_up",
+        "flag",
+        False,
+        "Let `cronwrap catch-up` run this job once when its most recent scheduled slot "
+        "was missed (host down, cron stopped); needs --schedule.",
+    ),
+    Option(
+        "catch_up_max_age",
+        "duration",
+        None,
+        "With --catch-up: do not catch up a slot older than this (default: any age).",
+        "DURATION",
+    ),
+    Option(
+        "resolve_on_success",
+        "flag",
+        False,
+        "A successful run resolves the job's dead letters (failed runs listed by "
+        "`cronwrap failed`); by default only a successful rerun resolves its own.",
+    ),
+    Option(
         "keep_runs",
         "int",
         500,
@@ -522,6 +544,9 @@ class Job:
     fleet_store: str | None
     fleet_budget: float
     dashboard_url: str | None
+    catch_up: bool
+    catch_up_max_age: float | None
+    resolve_on_success: bool
     keep_runs: int
     keep_days: int
 

@@ -101,3 +101,27 @@ def test_state_cli_exit_codes(home: Path) -> None:
     assert cronwrap(home, "state", "del", "doc", "--name", "j").returncode == 0
     assert cronwrap(home, "state", "del", "doc", "--name", "j").returncode == 0
     assert cronwrap(home, "state", "get", "doc", "--name", "j").returncode == 1
+
+
+def test_state_cli_inside_a_job_uses_its_state_dir(home: Path, tmp_path: Path) -> None:
+    script = tmp_path / "job.sh"
+    script.write_text(
+        "#!/bin/sh\nset -e\n"
+        'n=$("$CW" state get n --default 0)\n'
+        '"$CW" state set n $((n + 1))\n'
+        'echo "dir=$CRONWRAP_STATE_DIR n=$n"\n'
+    )
+    script.chmod(0o755)
+    env = cw_env(home, CW=f"{sys.executable} -m cronwrap")
+    script.write_text(script.read_text().replace('"$CW"', "$CW"))
+    for expected in ("n=0", "n=1", "n=2"):
+        result = cronwrap(home, "run", "--name", "counter", "--", str(script), env=env)
+        assert result.returncode == 0, result.stderr
+        assert expected in result.stdout
+    state_dir = home / "jobs" / "counter"
+    assert f"dir={state_dir} " in result.stdout
+    assert (state_dir / "n").read_bytes() == b"3"
+    assert stat.S_IMODE(os.stat(state_dir).st_mode) == 0o700
+    got = cronwrap(home, "state", "get", "n", "--name", "counter")
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == "3\n"

@@ -68,6 +68,8 @@ for _command in (
     status.history_cmd,
     status.logs_cmd,
     jobs.failed_cmd,
+    jobs.rerun_cmd,
+    jobs.catch_up_cmd,
     jobs.state_group,
     status.forget_cmd,
     crontab.wrap_cmd,

@@ -21,6 +21,20 @@ color_option = click.option(
 )
 
 
+def _complete_job_option(ctx: click.Context, param: click.Parameter, incomplete: str) -> Any:
+    return complete_jobs(incomplete)
+
+
+jobs_option = click.option(
+    "--job",
+    "job_names",
+    multiple=True,
+    metavar="NAME",
+    help="Only this job (repeatable).",
+    shell_complete=_complete_job_option,
+)
+
+
 def environment() -> dict[str, str]:
     return dict(os.environ)
 

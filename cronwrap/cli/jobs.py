@@ -10,7 +10,13 @@ from typing import Any
 
 import click
 
-from cronwrap.cli.common import complete_jobs, environment, state_paths
+from cronwrap.cli.common import (
+    complete_jobs,
+    environment,
+    jobs_option,
+    parse_now,
+    state_paths,
+)
 from cronwrap.errors import CronwrapError, ExitCode, UsageError
 
 # ------------------------------------------------------------------ state
@@ -157,14 +163,7 @@ def _find_run(store: Any, run_id: str) -> Any:
 
 
 @click.command("failed")
-@click.option(
-    "--job",
-    "job_names",
-    multiple=True,
-    metavar="NAME",
-    help="Only this job (repeatable).",
-    shell_complete=lambda c, p, i: complete_jobs(i),
-)
+@jobs_option
 @click.option("--all", "include_resolved", is_flag=True, help="Also list resolved ones.")
 @click.option(
     "--resolve",
@@ -224,3 +223,194 @@ def failed_cmd(
         click.echo(json.dumps([dead_letter_json(r) for r in records], indent=2))
     else:
         click.echo(render_dead_letters(records, now, lines=lines), nl=False)
+
+
+# ------------------------------------------------------------------ rerun, catch-up
+
+
+def _run_again(
+    ctx: click.Context, spec: Any, *, slot: Any, rerun_of: str | None, trigger: str
+) -> int:
+    """Run a stored spec through the same path as `cronwrap run` (same lock, same store)."""
+    import os
+
+    from cronwrap.argv import RunArgv
+    from cronwrap.run import entry
+    from cronwrap.run.context import RunOrigin
+
+    env = environment()
+    env.update(spec.env)  # the original run's CRONWRAP_* option values
+    parsed = RunArgv()
+    parsed.flags = dict(spec.flags)
+    parsed.command = list(spec.command)
+    config_path = (ctx.obj.get("config_path") if ctx.obj else None) or spec.config
+    if spec.cwd:
+        try:
+            os.chdir(spec.cwd)
+        except OSError as err:
+            click.echo(
+                f"cronwrap: warning: cannot enter {spec.cwd} (the original run's directory):"
+                f" {err.strerror}; running in {os.getcwd()}",
+                err=True,
+            )
+    origin = RunOrigin(
+        flags=parsed.flags,
+        config_file=config_path,
+        slot=slot,
+        rerun_of=rerun_of,
+        trigger=trigger,
+        cwd=spec.cwd,
+        needs_lock_url=any(d in ("--lock-url", "CRONWRAP_LOCK_URL") for d in spec.dropped),
+    )
+    return entry.execute(parsed, env, config_path=config_path, origin=origin)
+
+
+@click.command("rerun")
+@click.argument("run_id", metavar="RUN")
+@click.pass_context
+def rerun_cmd(ctx: click.Context, run_id: str) -> None:
+    """Run the command of run RUN again, with the same options, under the same lock.
+
+    The new run gets CRONWRAP_SLOT of the original and CRONWRAP_RERUN_OF=RUN, is recorded
+    as a new run linked to it, and resolves its dead letter when it succeeds. Secrets are
+    read again from the config, the environment or their file: (they are never stored).
+    Exits with the command's exit status, like `cronwrap run`.
+
+    \b
+    Example:
+      cronwrap failed
+      cronwrap rerun 3f2a9c1e
+    """
+    from cronwrap.run.context import load_spec
+
+    with _open_store(ctx) as store:
+        record = _find_run(store, run_id)
+        spec = load_spec(
+            store.run_spec(record.run_id), what=f"run {record.run_id[:8]} of {record.job}"
+        )
+    for what in spec.dropped:
+        click.echo(
+            f"cronwrap: warning: {what} of the original run held a secret and was not stored;"
+            " it comes from the config or the environment now, if at all",
+            err=True,
+        )
+    slot = record.slot or record.started_at
+    ctx.exit(_run_again(ctx, spec, slot=slot, rerun_of=record.run_id, trigger="rerun"))
+
+
+@click.command("catch-up")
+@jobs_option
+@click.option(
+    "--grace",
+    default="5m",
+    show_default=True,
+    metavar="DURATION",
+    help="A slot younger than this is left to cron (it may still be starting).",
+)
+@click.option(
+    "--crontab",
+    "crontab_files",
+    multiple=True,
+    metavar="FILE",
+    help="Where the jobs are scheduled (repeatable; - for stdin; default: the user's crontab, "
+    "and for root /etc/crontab and /etc/cron.d).",
+)
+@click.option(
+    "--forget",
+    "forget",
+    multiple=True,
+    metavar="NAME",
+    help="Stop catching up this job (one taken out of the crontab); repeatable.",
+    shell_complete=lambda c, p, i: complete_jobs(i),
+)
+@click.option("--dry-run", is_flag=True, help="Say what would run; run nothing.")
+@click.option("--now", "now_text", hidden=True, help="Pretend it is this time (for tests).")
+@click.pass_context
+def catch_up_cmd(
+    ctx: click.Context,
+    job_names: tuple[str, ...],
+    grace: str,
+    crontab_files: tuple[str, ...],
+    forget: tuple[str, ...],
+    dry_run: bool,
+    now_text: str | None,
+) -> None:
+    """Run once, now, every job with --catch-up whose most recent scheduled slot was missed.
+
+    Like systemd's Persistent= and anacron: put it in an @reboot line and/or an hourly one.
+    Each job runs with CRONWRAP_SLOT set to the missed slot, under its own lock; a slot is
+    never caught up twice (in fleet mode, never twice across hosts), and not when it is
+    older than the job's --catch-up-max-age. Silent when nothing was missed. Exits 0 when
+    every job it ran succeeded, else 1.
+
+    \b
+    Example crontab lines:
+      @reboot    cronwrap catch-up
+      17 * * * * cronwrap catch-up
+    """
+    from datetime import timedelta
+
+    from cronwrap.config import parse_duration
+    from cronwrap.run.catchup import plan
+    from cronwrap.run.context import load_spec, rfc3339
+
+    try:
+        grace_td = timedelta(seconds=parse_duration(grace))
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--grace") from None
+    now = parse_now(now_text)
+    if not state_paths(ctx).db_file.exists():
+        return  # nothing recorded yet, so nothing was missed
+    if forget:
+        with _open_store(ctx, write=True) as store:
+            for name in forget:
+                if not store.forget_catch_up(name):
+                    raise CronwrapError(f"job {name!r} is not caught up (see --dry-run)")
+                click.echo(f"{name}: no longer caught up")
+        return
+    with _open_store(ctx) as store:
+        verdicts = plan(store, now=now, grace=grace_td, only=job_names)
+    scheduled = _scheduled_names(crontab_files) if any(v.due for v in verdicts) else None
+    worst = 0
+    for verdict in verdicts:
+        if not verdict.due:
+            if dry_run:
+                click.echo(f"{verdict.job}: not run: {verdict.reason}")
+            continue
+        assert verdict.slot is not None
+        slot = rfc3339(verdict.slot)
+        if scheduled is not None and verdict.job not in scheduled:
+            # known from the store only: it may have been taken out of the crontab, and a
+            # catch-up must not bring a removed job back to life
+            click.echo(
+                f"cronwrap: {verdict.job}: missed slot {slot} not caught up: the job is in no"
+                " crontab read (removed? `cronwrap catch-up --forget "
+                f"{verdict.job}`; or name its crontab with --crontab)",
+                err=True,
+            )
+            worst = 1
+            continue
+        if dry_run:
+            click.echo(f"{verdict.job}: would run for slot {slot}: {verdict.reason}")
+            continue
+        try:
+            spec = load_spec(verdict.spec, what=f"job {verdict.job}")
+        except CronwrapError as err:
+            click.echo(f"cronwrap: {verdict.job}: not caught up: {err}", err=True)
+            worst = 1
+            continue
+        click.echo(f"cronwrap: {verdict.job}: catching up slot {slot} ({verdict.reason})", err=True)
+        code = _run_again(ctx, spec, slot=verdict.slot, rerun_of=None, trigger="catch-up")
+        worst = worst or (1 if code else 0)
+    if worst:
+        sys.exit(ExitCode.ERROR)
+
+
+def _scheduled_names(files: tuple[str, ...]) -> set[str] | None:
+    """Names of the `cronwrap run` jobs in the crontabs, or None when no crontab with a
+    cronwrap line could be read (then every job in the store counts as scheduled)."""
+    from cronwrap.cli.common import read_crontabs
+    from cronwrap.views.status import crontab_jobs
+
+    names = {j.name for j in crontab_jobs(read_crontabs(files)) if j.wrapped}
+    return names or None

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from cronwrap.options import Job
     from cronwrap.redact import Redactor
+    from cronwrap.run.reporting import Run
 
 SPEC_VERSION = 1
 # set by cronwrap for the child; inherited values (a cronwrap inside a job) are dropped first
@@ -33,11 +34,11 @@ CONTEXT_VARS = (
 )
 
 
-class RunContext:
+class RunOrigin:
     """How this run came about: the raw flags and config file (for the spec), and for a
     rerun or catch-up the slot it belongs to and the run it repeats."""
 
-    __slots__ = ("config_file", "cwd", "flags", "rerun_of", "slot", "trigger")
+    __slots__ = ("config_file", "cwd", "flags", "needs_lock_url", "rerun_of", "slot", "trigger")
 
     def __init__(
         self,
@@ -48,6 +49,7 @@ class RunContext:
         rerun_of: str | None = None,
         trigger: str = "cron",
         cwd: str | None = None,
+        needs_lock_url: bool = False,
     ) -> None:
         self.flags = flags or {}
         self.config_file = config_file
@@ -55,6 +57,9 @@ class RunContext:
         self.rerun_of = rerun_of
         self.trigger = trigger  # cron | rerun | catch-up
         self.cwd = cwd
+        # the original ran in fleet mode but its --lock-url (with a password) was not
+        # stored: without one now, a rerun or catch-up could run twice across hosts
+        self.needs_lock_url = needs_lock_url
 
 
 def rfc3339(at: datetime) -> str:
@@ -114,12 +119,104 @@ def attempt_env(env: Mapping[str, str], attempt: int, deadline: float | None) ->
     return out
 
 
+# ------------------------------------------------------------------ in the run's phases
+
+
+def begin(run: Run, origin: RunOrigin | None, env: Mapping[str, str], invoked_at: datetime) -> None:
+    """Before the lock: how the run came about, the slot it belongs to, and its spec."""
+    from cronwrap.run.reporting import guard  # (reporting imports this module)
+
+    if origin is not None:
+        run.origin = origin
+    run.slot = slot_of(run, invoked_at)
+    run.spec = guard(run, "the command is not stored for rerun", spec_of, run, env)
+
+
+def slot_of(run: Run, invoked_at: datetime) -> datetime:
+    """The slot this run belongs to: a rerun's or catch-up's own, else from --schedule and
+    the time cron started us (a bad schedule: the start minute, and a warning)."""
+    if run.origin.slot is not None:
+        return run.origin.slot
+    try:
+        return scheduled_slot(run.job.schedule, run.job.tz, invoked_at)
+    except CronwrapError as err:  # a schedule or zone cron would reject
+        run.warn(f"CRONWRAP_SLOT is the start minute: {err}")
+        return scheduled_slot(None, None, invoked_at)
+
+
+def check_origin(job: Job, origin: RunOrigin) -> None:
+    """A rerun or catch-up of a fleet run must take the fleet lock too (before anything)."""
+    if origin.needs_lock_url and not job.lock_url:
+        raise CronwrapError(
+            f"{job.name}: the original run was in fleet mode and its --lock-url (it holds a"
+            " password) is not stored; put it in the config, CRONWRAP_LOCK_URL or a file:"
+            " so this run takes the same fleet lock"
+        )
+
+
+def spec_of(run: Run, env: Mapping[str, str]) -> str:
+    spec, _ = job_spec(run.job, run.origin, env, run.redact)
+    return spec
+
+
+def slot_already_ran(run: Run) -> str | None:
+    """A catch-up whose slot ran meanwhile (another catch-up, cron itself) is skipped: checked
+    under the job's lock, so two catch-ups at once never both run it."""
+    if run.origin.trigger != "catch-up" or run.slot is None:
+        return None
+    slot = run.slot
+    if run.query("the catch-up check", lambda s: s.has_run_for_slot(run.job.name, slot)):
+        return f"slot {slot.isoformat()} already ran"
+    return None
+
+
+class ContextReporter:
+    """First of the reporters: at the start (under the lock, before the first attempt) it
+    gives the child its context; nothing to report after that."""
+
+    name = "cannot give the job its context"
+
+    def start(self, run: Run) -> None:
+        add_to_env(run)
+
+    def attempt(self, run: Run, attempt: object) -> None:
+        pass
+
+    def end(self, run: Run, outcome: object) -> None:
+        pass
+
+
+def add_to_env(run: Run) -> None:
+    """CRONWRAP_SLOT, _ATTEMPTS_MAX, _LAST_SUCCESS_*, _STATE_DIR and _RERUN_OF for the child."""
+    from cronwrap.run.reporting import guard  # (reporting imports this module)
+    from cronwrap.state.kv import ensure_state_dir, job_state_dir
+
+    job = run.job
+    assert run.slot is not None  # set before the lock
+    record = run.query("the last success", lambda s: s.job(job.name))
+    last = (record.last_success_at, record.last_success_slot) if record else (None, None)
+    state_dir = guard(
+        run,
+        "CRONWRAP_STATE_DIR is not set",
+        ensure_state_dir,
+        job_state_dir(run.paths.state_dir, job.name),
+    )
+    run.child_env = context_env(
+        job,
+        run.child_env,
+        slot=run.slot,
+        last_success=last,
+        state_dir=str(state_dir) if state_dir is not None else None,
+        rerun_of=run.origin.rerun_of,
+    )
+
+
 # ------------------------------------------------------------------ the spec
 
 
 def job_spec(
     job: Job,
-    context: RunContext,
+    origin: RunOrigin,
     env: Mapping[str, str],
     redact: Redactor,
 ) -> tuple[str, list[str]]:
@@ -134,14 +231,15 @@ def job_spec(
     def is_clear(value: str) -> bool:
         return redact.text(value) == value
 
+    def storable(secret: bool, value: str, what: str) -> bool:
+        if secret:  # only a reference to the secret, or an address without one
+            return value.startswith("file:") or _is_plain_lock_url(what, value)
+        return is_clear(value)
+
     def clean(secret: bool, raw: Any, what: str) -> Any:
         """`raw` without what must not be stored (None or [] if nothing is left)."""
         values = raw if isinstance(raw, tuple | list) else (raw,)
-        kept = [
-            v
-            for v in values
-            if not isinstance(v, str) or (v.startswith("file:") if secret else is_clear(v))
-        ]
+        kept = [v for v in values if not isinstance(v, str) or storable(secret, v, what)]
         if len(kept) < len(values):
             dropped.append(what)
         if isinstance(raw, tuple | list):
@@ -151,7 +249,7 @@ def job_spec(
     flags: dict[str, Any] = {}
     saved_env: dict[str, str] = {}
     for opt in RUN_OPTIONS:
-        raw = context.flags.get(opt.name)
+        raw = origin.flags.get(opt.name)
         if raw is not None and raw != () and raw is not False:
             value = clean(opt.secret, raw, opt.flag)
             if value not in (None, []):
@@ -171,11 +269,24 @@ def job_spec(
         "command": command,
         "flags": flags,
         "env": saved_env,
-        "config": context.config_file,
-        "cwd": context.cwd if context.cwd is not None else _cwd(),
+        "config": origin.config_file,
+        "cwd": origin.cwd if origin.cwd is not None else _cwd(),
         "dropped": dropped,
     }
     return json.dumps(spec, sort_keys=True), dropped
+
+
+def _is_plain_lock_url(what: str, value: str) -> bool:
+    """A --lock-url without a password is an address, not a secret: it is stored, so a
+    rerun or catch-up takes the same fleet lock."""
+    if what not in ("--lock-url", "CRONWRAP_LOCK_URL"):
+        return False
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(value).password is None
+    except ValueError:
+        return False
 
 
 def _cwd() -> str | None:

@@ -15,7 +15,7 @@ from cronwrap.errors import CronwrapError, ExitCode
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
-    from cronwrap.run.context import RunContext
+    from cronwrap.run.context import RunOrigin
 
 
 def execute(
@@ -23,19 +23,19 @@ def execute(
     env: Mapping[str, str],
     *,
     config_path: str | None = None,
-    context: RunContext | None = None,
+    origin: RunOrigin | None = None,
 ) -> int:
     """Resolve the job, supervise it, and return the exit status (125 for our own errors).
-    `context` says how the run came about (a rerun, a catch-up); default: cron started it."""
+    `origin` says how the run came about (a rerun, a catch-up); default: cron started it."""
     from cronwrap.config import load_config, resolve_job, resolve_paths
-    from cronwrap.run.context import RunContext
+    from cronwrap.run.context import RunOrigin, check_origin
     from cronwrap.run.supervise import exit_with, supervise
 
     config_path = parsed.config_path or config_path
     try:
         paths = resolve_paths(env, config_file=config_path)
-        if context is None:
-            context = RunContext(flags=parsed.flags, config_file=str(paths.config_file))
+        if origin is None:
+            origin = RunOrigin(flags=parsed.flags, config_file=str(paths.config_file))
         # the command is known: what is wrong in the config is left out, said, and the job runs
         config = load_config(paths.config_file, strict=False)
         problems = [*parsed.problems, *(f"{p}; ignored" for p in config.problems)]
@@ -46,7 +46,8 @@ def execute(
             kept, unusable = usable_urls(list(job.alert))
             job.alert = tuple(kept)
             problems += [f"{p}; left out" for p in unusable]
-        outcome = supervise(job, paths, env=env, warnings=problems, context=context)
+        check_origin(job, origin)
+        outcome = supervise(job, paths, env=env, warnings=problems, origin=origin)
     except CronwrapError as err:  # raised only before the job starts
         _say(f"cronwrap: {err}")
         return ExitCode.WRAPPER

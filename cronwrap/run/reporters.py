@@ -82,6 +82,11 @@ class StoreReporter:
             state_dir=str(run.paths.state_dir),
             status=status,
             queue_fleet=bool(run.job.fleet_store),
+            slot=run.slot,
+            rerun_of=run.origin.rerun_of,
+            spec=run.spec,
+            catch_up=run.job.catch_up,
+            catch_up_max_age=run.job.catch_up_max_age,
         )
 
     def attempt(self, run: Run, attempt: Attempt) -> None:
@@ -135,6 +140,7 @@ class StoreReporter:
                     last.result.signal,
                 ),
                 queue_fleet=bool(run.job.fleet_store),
+                resolve_on_success=run.job.resolve_on_success,
             ),
         )
         job = run.job
@@ -184,7 +190,15 @@ class EventReporter:
     name = "cannot write the event log"
 
     def start(self, run: Run) -> None:
-        run.emit("run.start", command=command_text(run), attempts_max=run.job.retries + 1)
+        slot = run.slot.isoformat() if run.slot else None
+        run.emit(
+            "run.start",
+            command=command_text(run),
+            attempts_max=run.job.retries + 1,
+            slot=slot,
+            trigger=run.origin.trigger,
+            rerun_of=run.origin.rerun_of,
+        )
 
     def attempt(self, run: Run, attempt: Attempt) -> None:
         r = attempt.result

@@ -8,6 +8,7 @@ import contextlib
 import os
 
 from cronwrap.redact import Redactor
+from cronwrap.run.context import RunOrigin
 from cronwrap.state.events import EventLog
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
@@ -139,6 +140,9 @@ class Run:
         self.crashed: list[RunRecord] = []  # earlier runs found dead at start (store)
         self.lock_lost_kill = False
         self.canceller: Canceller | None = None
+        self.origin = RunOrigin()  # how the run came about: cron, a rerun, a catch-up
+        self.slot: datetime | None = None  # the scheduled slot it belongs to (CRONWRAP_SLOT)
+        self.spec: str | None = None  # how to run it again (stored for rerun and catch-up)
         log_path = job.log_file if job.log_file is not None else str(paths.event_log)
         self.events = EventLog(log_path, fmt=job.log_format, job=job.name, run_id=run_id, host=host)
         self._store: Store | None = None

@@ -14,6 +14,7 @@ from pathlib import Path
 from cronwrap.config import Paths, ensure_dir
 from cronwrap.errors import CronwrapError
 from cronwrap.options import Job
+from cronwrap.run import context as job_context
 from cronwrap.run import judge
 from cronwrap.run import process as runner
 from cronwrap.run.reporting import Attempt, Outcome, Reporters, Run, guard
@@ -22,7 +23,7 @@ TYPE_CHECKING = False  # typing costs start-up time; these names are for the typ
 if TYPE_CHECKING:
     from threading import Thread
 
-    from cronwrap.run.context import RunContext
+    from cronwrap.run.context import RunOrigin
     from cronwrap.run.lease_pg import PgLease
     from cronwrap.run.lock import Lock
     from cronwrap.run.reporting import Reporter
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 __all__ = ["Outcome", "exit_with", "supervise"]
 
 TAIL_IN_STORE = 4096
+# fleet mode with --catch-up and no --catch-up-max-age: how long a slot claim is kept, so a
+# host that was down that long still sees which host ran the slot (and never runs it twice)
+CATCH_UP_CLAIM_TTL = 7 * 86400.0
 
 
 def new_run_id() -> str:
@@ -53,11 +57,11 @@ def supervise(
     rand: Callable[[float, float], float] = judge.uniform,
     now: Callable[[], datetime] = utcnow,
     warnings: Sequence[str] = (),
-    context: RunContext | None = None,
+    origin: RunOrigin | None = None,
 ) -> Outcome:
     """Run `job` once under supervision and return what happened. `warnings` are problems
-    found before (options left out): said once each and recorded on the run. `context` says
-    how the run came about (a rerun, a catch-up; see run/context.py)."""
+    found before (options left out): said once each and recorded on the run. `origin` says
+    how the run came about (default: cron started it; else a rerun or a catch-up)."""
     run = Run(job, paths, new_run_id(), job.host_id or os.uname().nodename)
     for message in warnings:
         run.warn(message)
@@ -66,6 +70,7 @@ def supervise(
     run.canceller = canceller
     run.child_env = _child_env(run, env)
     reporters = Reporters(run, _reporters(run, env))
+    job_context.begin(run, origin, env, now())
     try:
         if job.jitter and not canceller.sleep(rand(0.0, job.jitter)):
             return _not_started(run, reporters, now, cancelled="during the --jitter sleep")
@@ -104,7 +109,7 @@ def _reporters(run: Run, env: Mapping[str, str]) -> list[Reporter]:
     from cronwrap.run.reporters import CronMailReporter, EventReporter, StoreReporter
 
     job = run.job
-    chosen: list[Reporter] = [StoreReporter(), EventReporter()]
+    chosen: list[Reporter] = [job_context.ContextReporter(), StoreReporter(), EventReporter()]
     secrets: list[str] = []
     if job.ping or job.ping_uuid or job.ping_key or job.ping_slug:
         from cronwrap.run.pings import ping_reporter
@@ -169,6 +174,19 @@ def _child_env(run: Run, env: Mapping[str, str]) -> dict[str, str]:
 def _take_lock(
     run: Run, canceller: runner.Canceller, now: Callable[[], datetime]
 ) -> tuple[Lock | None, str | None]:
+    """The lock, and under it the catch-up check (a slot that ran meanwhile is skipped)."""
+    lock, skip_reason = _acquire_lock(run, canceller, now)
+    if skip_reason is None:
+        skip_reason = job_context.slot_already_ran(run)
+        if skip_reason is not None and lock is not None:
+            lock.release()
+            lock = None
+    return lock, skip_reason
+
+
+def _acquire_lock(
+    run: Run, canceller: runner.Canceller, now: Callable[[], datetime]
+) -> tuple[Lock | None, str | None]:
     """(lock, None) to run — lock None when overlap is allowed or no lock could be had —
     or (None, reason) to skip."""
     job = run.job
@@ -225,16 +243,20 @@ def _take_fleet_lock(run: Run, now: Callable[[], datetime]) -> tuple[Lock | None
                 url=url,
             )
         if job.schedule:
-            slot = fleet.slot_for(job.schedule, job.tz, now(), job.slot_tolerance)
+            slot = run.origin.slot or fleet.slot_for(
+                job.schedule, job.tz, now(), job.slot_tolerance
+            )
             if slot is not None:
                 from cronwrap.run.reporters import expected_interval
 
                 interval = expected_interval(run) or 86400.0
-                winner = lease.claim_slot(
-                    slot, ttl_s=max(2 * job.slot_tolerance, min(86400.0, interval))
-                )
+                ttl = max(2 * job.slot_tolerance, min(86400.0, interval))
+                if job.catch_up:  # a host back from downtime must still see who ran it
+                    ttl = max(ttl, job.catch_up_max_age or CATCH_UP_CLAIM_TTL)
+                winner = lease.claim_slot(slot, ttl_s=ttl)
                 if winner is not None:
                     return None, f"ran on {winner} (slot {slot.isoformat()})"
+                run.slot = slot  # the claimed slot is the run's CRONWRAP_SLOT
         if not lease.acquire(wait_s=job.lock_wait if job.on_overlap == "wait" else 0.0):
             holder = lease.holder()
             return None, "previous run still holds the lease" + (f" on {holder}" if holder else "")
@@ -353,9 +375,10 @@ def _attempts(
             sink.mark(f"\n[cronwrap: attempt {attempt} of {max_attempts}]\n")
         attempt_at = now()
         run.emit("attempt.start", attempt=attempt, attempts_max=max_attempts)
+        deadline = time.time() + timeout if timeout is not None else None
         result = runner.run_attempt(
             argv,
-            env=dict(run.child_env),
+            env=job_context.attempt_env(run.child_env, attempt, deadline),
             cwd=job.cwd,
             timeout_s=timeout,
             kill_after_s=job.kill_after,

@@ -758,6 +758,15 @@ class Store:
             _row_to_job(r) for r in self._query(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY name")
         ]
 
+    def forget_catch_up(self, job: str) -> bool:
+        """Stop catching up `job` (until a run of it says --catch-up again)."""
+        try:
+            with self._write() as conn:
+                cur = conn.execute("UPDATE jobs SET catch_up=0 WHERE name=? AND catch_up=1", (job,))
+                return cur.rowcount > 0
+        except sqlite3.Error as err:
+            raise StoreError(f"run store {self.path}: {err}") from err
+
     def has_run_for_slot(self, job: str, slot: datetime) -> bool:
         """True if any run of `job` (whatever its end, skipped too) belongs to `slot` or a
         later one; runs recorded before slots were, by their start."""
