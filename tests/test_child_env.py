@@ -1,8 +1,10 @@
-"""The job's environment is the one cron gave cronwrap, plus only CRONWRAP_JOB and
-CRONWRAP_RUN_ID: nothing of Python's own (its C-locale coercion sets LC_CTYPE) leaks in."""
+"""The job's environment is the one cron gave cronwrap, plus only CRONWRAP_JOB,
+CRONWRAP_RUN_ID and the job context (CRONWRAP_ATTEMPT, _ATTEMPTS_MAX, _SLOT, _STATE_DIR):
+nothing of Python's own (its C-locale coercion sets LC_CTYPE) leaks in."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,4 +52,7 @@ def test_job_gets_crons_environment_plus_only_cronwrap_variables(
     wrapped = env_of([*cronwrap, "run", "--name", "envtest", "--", "/usr/bin/env"], cron_env)
     assert wrapped.pop("CRONWRAP_JOB") == "envtest"
     assert len(wrapped.pop("CRONWRAP_RUN_ID")) == 36
+    assert (wrapped.pop("CRONWRAP_ATTEMPT"), wrapped.pop("CRONWRAP_ATTEMPTS_MAX")) == ("1", "1")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:00Z", wrapped.pop("CRONWRAP_SLOT"))
+    assert wrapped.pop("CRONWRAP_STATE_DIR") == str(tmp_path / "cw" / "jobs" / "envtest")
     assert wrapped == bare
