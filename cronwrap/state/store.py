@@ -663,20 +663,8 @@ class Store:
                 row = conn.execute(
                     "SELECT job, rerun_of, started_at, slot FROM runs WHERE run_id=?", (run_id,)
                 ).fetchone()
-                if row and status in DEAD_STATUSES and row[1] is None:
-                    conn.execute("UPDATE runs SET dead=1 WHERE run_id=?", (run_id,))
-                if row and status == "success":
-                    conn.execute(
-                        "UPDATE jobs SET last_success_at=?, last_success_slot=? WHERE name=?",
-                        (row[2], row[3], row[0]),
-                    )
-                    self._resolve_chain(conn, row[1], by=run_id, at=ended_at)
-                    if resolve_on_success:
-                        conn.execute(
-                            "UPDATE runs SET dead=0, resolved_at=?, resolved_by=? "
-                            "WHERE job=? AND dead=1",
-                            (iso(ended_at), run_id, row[0]),
-                        )
+                if row:
+                    self._settle(conn, run_id, row, status, ended_at, resolve_on_success)
                 if count_as and row:
                     conn.execute(
                         "INSERT INTO counters (job, result, n) VALUES (?,?,1) "
@@ -687,6 +675,34 @@ class Store:
                     conn.execute("INSERT INTO fleet_outbox (run_id) VALUES (?)", (run_id,))
         except sqlite3.Error as err:
             raise self._failed(err) from err
+
+    @classmethod
+    def _settle(
+        cls,
+        conn: sqlite3.Connection,
+        run_id: str,
+        row: tuple[str, str | None, str, str | None],
+        status: str,
+        ended_at: datetime,
+        resolve_on_success: bool,
+    ) -> None:
+        """The dead letters and the job's last success after run `run_id` ended in `status`
+        (row: its job, rerun_of, started_at, slot)."""
+        job, rerun_of, started_at, slot = row
+        if status in DEAD_STATUSES and rerun_of is None:
+            conn.execute("UPDATE runs SET dead=1 WHERE run_id=?", (run_id,))
+        if status != "success":
+            return
+        conn.execute(
+            "UPDATE jobs SET last_success_at=?, last_success_slot=? WHERE name=?",
+            (started_at, slot, job),
+        )
+        cls._resolve_chain(conn, rerun_of, by=run_id, at=ended_at)
+        if resolve_on_success:
+            conn.execute(
+                "UPDATE runs SET dead=0, resolved_at=?, resolved_by=? WHERE job=? AND dead=1",
+                (iso(ended_at), run_id, job),
+            )
 
     @staticmethod
     def _resolve_chain(
