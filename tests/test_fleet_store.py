@@ -29,7 +29,20 @@ def host_home(tmp_path: Path, name: str) -> Path:
 def run_on(
     home: Path, host: str, url: str, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return cronwrap(home, "run", "--host-id", host, "--fleet-store", url, *args, env=env)
+    # a generous budget where the test needs the runs to arrive (the machine may be busy);
+    # tests of the budget itself pass their own --fleet-budget, which wins (given later)
+    return cronwrap(
+        home,
+        "run",
+        "--host-id",
+        host,
+        "--fleet-store",
+        url,
+        "--fleet-budget",
+        "30s",
+        *args,
+        env=env,
+    )
 
 
 def fleet(home: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -158,7 +171,9 @@ def test_server_down_then_back_loses_and_doubles_nothing(
     # the next run (cron's next tick; the kept runs' own budgets are long over by then)
     # ships its own run and everything kept, in order
     time.sleep(3.5)
-    assert run_on(home, "a", pg_url, "--name", "down", "--", "true").returncode == 0
+    # (with the default budget: entries older than it are taken to be given up by their runs)
+    next_run = run_on(home, "a", pg_url, "--name", "down", "--fleet-budget", "2s", "--", "true")
+    assert next_run.returncode == 0, next_run.stderr
     rows = fleet_runs(pg_cluster, db)
     assert len(rows) == 5 and len({r[0] for r in rows}) == 5
     assert sorted(r[4] for r in rows if r[2] == "down") == [0, 0, 0, 4]

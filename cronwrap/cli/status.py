@@ -239,21 +239,66 @@ def _status_once(
     html_file: str | None = None,
 ) -> int:
     """Print the status once (or write the HTML page); returns the exit status."""
+    from cronwrap.views.status import exit_code_for
+
+    now = parse_now(now_text)
+    jobs, failures = _load_jobs(
+        ctx,
+        now=now,
+        grace=grace,
+        job_names=job_names,
+        include_all=include_all,
+        crontab_files=crontab_files,
+        host_ids=host_ids,
+        fleet_url=fleet_url,
+        host=host,
+        with_failures=bool(html_file),
+    )
+    judged = list(jobs)
+    _warn_zones(jobs)
+    if failed:
+        jobs = [j for j in jobs if not j.healthy]
+    _show(
+        jobs,
+        failures,
+        now,
+        html_file=html_file,
+        fleet=bool(fleet_url),
+        as_json=as_json,
+        color=color,
+        clear=clear,
+    )
+    return exit_code_for(judged)
+
+
+def _load_jobs(
+    ctx: click.Context,
+    *,
+    now: Any,
+    grace: Any,
+    job_names: tuple[str, ...],
+    include_all: bool,
+    crontab_files: tuple[str, ...],
+    host_ids: tuple[str, ...],
+    fleet_url: str | None,
+    host: str | None,
+    with_failures: bool,
+) -> tuple[list[Any], list[Any]]:
+    """Every job's status (from the fleet store, or this host's store and crontabs) and,
+    for the HTML page, the recent failed runs."""
     from cronwrap.views.status import (
         configured_host_ids,
-        exit_code_for,
         fleet_statuses,
         load_status,
         open_store_readonly,
     )
 
-    now = parse_now(now_text)
     paths = state_paths(ctx)
     failures: list[Any] = []
     if fleet_url:
         with open_fleet_store(fleet_url) as fleet:
             jobs = fleet_statuses(fleet.jobs(host=host), now=now, grace=grace)
-            if html_file:
+            if with_failures:
                 failures = fleet.failures(host=host)
         if job_names:
             jobs = [j for j in jobs if j.name in job_names]
@@ -272,26 +317,12 @@ def _status_once(
             click.echo(f"cronwrap: status unknown: {report.problem}", err=True)
         if host:
             jobs = [j for j in jobs if j.last is not None and j.last.host == host]
-        if html_file and not report.problem:
+        if with_failures and not report.problem:
             store = open_store_readonly(paths)
             if store is not None:
                 with store:
                     failures = [f for f in store.failures() if host is None or f.host == host]
-    judged = list(jobs)
-    _warn_zones(jobs)
-    if failed:
-        jobs = [j for j in jobs if not j.healthy]
-    _show(
-        jobs,
-        failures,
-        now,
-        html_file=html_file,
-        fleet=bool(fleet_url),
-        as_json=as_json,
-        color=color,
-        clear=clear,
-    )
-    return exit_code_for(judged)
+    return jobs, failures
 
 
 def _status_json(j: Any) -> dict[str, Any]:
@@ -322,6 +353,21 @@ def _status_json(j: Any) -> dict[str, Any]:
         "current_run": run_json(j.current, j.run_state) if j.current else None,
         "last_run": run_json(j.last, j.last_state) if j.last else None,
     }
+
+
+def _history_source(ctx: click.Context, fleet_store: str | None) -> tuple[Any, Any, Any]:
+    """(fleet URL or None, the store to read, how its runs are judged)."""
+    from cronwrap.errors import JobNotFoundError
+    from cronwrap.views.status import local_host, open_store_readonly, remote_host
+
+    url = fleet_store_url(ctx, fleet_store)
+    if url:
+        return url, open_fleet_store(url), remote_host()
+    paths = state_paths(ctx)
+    store = open_store_readonly(paths)
+    if store is None:
+        raise JobNotFoundError(f"no runs recorded yet (no run store at {paths.db_file})")
+    return None, store, local_host(paths, environment())
 
 
 @click.command("history")
@@ -360,19 +406,8 @@ def history_cmd(
     """
     from cronwrap.errors import JobNotFoundError
     from cronwrap.views.runstate import run_state
-    from cronwrap.views.status import local_host, open_store_readonly, remote_host
 
-    paths = state_paths(ctx)
-    url = fleet_store_url(ctx, fleet_store)
-    store: Any
-    if url:
-        store = open_fleet_store(url)
-        local = remote_host()
-    else:
-        store = open_store_readonly(paths)
-        if store is None:
-            raise JobNotFoundError(f"no runs recorded yet (no run store at {paths.db_file})")
-        local = local_host(paths, environment())
+    url, store, local = _history_source(ctx, fleet_store)
     with store:
         if url:
             runs = store.runs(name, host=host, limit=limit)

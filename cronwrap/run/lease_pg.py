@@ -95,7 +95,8 @@ class PgLease:
             FleetStore(conn, self.url).migrate()
             return conn
 
-        done, value = _bounded(open_, self.timeout_s * 3 + 1)
+        # connect (libpq's 2 s at least), authenticate, check the schema: bounded as a whole
+        done, value = _bounded(open_, self.timeout_s * 5 + 5)
         if done:
             return value
         if isinstance(value, ConfigError):

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from cronwrap.errors import CronwrapError
+from cronwrap.redact import redact_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,7 +54,10 @@ class FleetShipper:
         assert self._thread is not None
         self._thread.join(self.budget_s)
         if self._thread.is_alive():
-            self.error = self.error or (f"no answer within --fleet-budget {self.budget_s:g}s")
+            self.error = self.error or (
+                f"fleet store {redact_url(self.url)}: no answer within --fleet-budget "
+                f"{self.budget_s:g}s"
+            )
             return False
         return self.error is None
 

@@ -252,6 +252,12 @@ def _row_to_run(row: sqlite3.Row) -> RunRecord:
     return RunRecord(**d)
 
 
+def _queue_fleet(conn: sqlite3.Connection, run_id: str, queue: bool) -> None:
+    """Queue the run for the fleet store, in the caller's transaction (--fleet-store)."""
+    if queue:
+        conn.execute("INSERT INTO fleet_outbox (run_id) VALUES (?)", (run_id,))
+
+
 class _CorruptError(Exception):
     """The file is not an SQLite database or is damaged (SQLITE_NOTADB, SQLITE_CORRUPT)."""
 
@@ -587,8 +593,7 @@ class Store:
                         spec,
                     ),
                 )
-                if queue_fleet:
-                    conn.execute("INSERT INTO fleet_outbox (run_id) VALUES (?)", (run_id,))
+                _queue_fleet(conn, run_id, queue_fleet)
         except sqlite3.Error as err:
             raise self._failed(err) from err
 
@@ -857,8 +862,7 @@ class Store:
                     " WHERE run_id=? AND status='running'",
                     (reason, run_id),
                 )
-                if queue_fleet:
-                    conn.execute("INSERT INTO fleet_outbox (run_id) VALUES (?)", (run_id,))
+                _queue_fleet(conn, run_id, queue_fleet)
         except sqlite3.Error as err:
             raise self._failed(err) from err
 

@@ -320,22 +320,41 @@ def _fill(
     _fill_schedule(st, now=now, grace=grace)
 
 
-def _fill_schedule(st: JobStatus, *, now: datetime, grace: timedelta) -> None:
-    """Next run, the description, and the runs the schedule expected that never started."""
-    schedule = _schedule(st)
-    if schedule is None or schedule.reboot:
-        return
-    st.description = _describe(schedule)
-    try:
-        tz = zone(st.tz)
-    except CronwrapError as err:
-        st.schedule_error = str(err)
-        return
-    nxt = schedule.next_runs(now, tz, 1)
-    st.next_run = nxt[0] if nxt else None
+# what one (schedule, zone) gives at a given now: schedule, zone, description, next, expected
+_Timing = tuple[Schedule, tzinfo, "str | None", "datetime | None", "datetime | None"]
+
+
+def _fill_schedule(
+    st: JobStatus,
+    *,
+    now: datetime,
+    grace: timedelta,
+    seen: dict[tuple[str | None, str | None], _Timing] | None = None,
+) -> None:
+    """Next run, the description, and the runs the schedule expected that never started.
+    `seen` keeps what one (schedule, zone) gives at `now`, for views of thousands of jobs
+    that share a few schedules (the fleet store)."""
+    key = (st.schedule, st.tz)
+    if seen is not None and key in seen:
+        schedule, tz, st.description, st.next_run, st.expected = seen[key]
+    else:
+        parsed = _schedule(st)
+        if parsed is None or parsed.reboot:
+            return
+        schedule = parsed
+        st.description = _describe(schedule)
+        try:
+            tz = zone(st.tz)
+        except CronwrapError as err:
+            st.schedule_error = str(err)
+            return
+        nxt = schedule.next_runs(now, tz, 1)
+        st.next_run = nxt[0] if nxt else None
+        prev = schedule.prev_runs(now - grace, tz, 1)
+        st.expected = prev[0] if prev else None
+        if seen is not None:
+            seen[key] = (schedule, tz, st.description, st.next_run, st.expected)
     due_by = now - grace
-    prev = schedule.prev_runs(due_by, tz, 1)
-    st.expected = prev[0] if prev else None
     if st.last is not None and not st.unmonitored and st.state not in ("running", "unknown"):
         # while a run is going on, a later slot may be waiting for its lock (--on-overlap
         # wait) without a row yet: it is not missed
@@ -436,6 +455,7 @@ def fleet_statuses(
     elsewhere = remote_host()
     system_tz = default_tz or zone_name(local_zone())
     out = []
+    seen: dict[tuple[str | None, str | None], _Timing] = {}
     for fj in jobs:
         st = JobStatus(fj.name, schedule=fj.schedule, tz=fj.tz or system_tz, source="fleet")
         st.host = fj.host
@@ -448,7 +468,7 @@ def fleet_statuses(
             st.last, st.last_state = runs[0], states[0]
             st.schedule = st.schedule or next((r.schedule for r in runs if r.schedule), None)
             _judge(st, runs, states, elsewhere, now)
-        _fill_schedule(st, now=now, grace=grace)
+        _fill_schedule(st, now=now, grace=grace, seen=seen)
         out.append(st)
     return sorted(out, key=lambda s: (s.next_run is None, _utc(s.next_run), s.name, s.host or ""))
 

@@ -1,0 +1,186 @@
+"""Fleet store benchmark (issue 19), on a PostgreSQL cluster of its own (initdb + pg_ctl in a
+temp dir, as tests/pgserver.py does; as root it runs as the `postgres` user).
+
+1. `cronwrap status --fleet-store URL` over 50 hosts x 100 jobs and 5M runs (generated server
+   side with generate_series), as a ratio to `python3 -c pass`, measured pair by pair.
+2. The extra wall time shipping adds to a run: `cronwrap run -- sleep 0.2` with a fleet store
+   (up; down: a closed port; black-holed: a socket that never answers) minus the same run
+   without one, pair by pair, against the --fleet-budget.
+
+    python benchmarks/fleet.py                  # both
+    python benchmarks/fleet.py --pairs 15 --runs 5000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.pgserver import BlackHole, PgServer, free_port, require_postgres  # noqa: E402
+
+PY = sys.executable
+GOAL_STATUS = 25.0
+
+
+def wall(argv: list[str], env: dict[str, str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - t
+
+
+def env_for(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRONWRAP_")}
+    env["CRONWRAP_HOME"] = str(home)
+    env["COLUMNS"] = "160"
+    return env
+
+
+def generate(server: PgServer, db: str, *, hosts: int, jobs: int, runs: int) -> float:
+    """The schema by cronwrap itself, then the rows server side; returns seconds taken."""
+    from cronwrap.state.fleetstore import FleetStore
+
+    with FleetStore.open(server.socket_url(db)):
+        pass
+    t = time.perf_counter()
+    pairs = hosts * jobs
+    server.sql(
+        f"""
+        DROP INDEX cronwrap_runs_host_job;
+        DROP INDEX cronwrap_runs_problems;
+        ALTER TABLE cronwrap_runs SET (autovacuum_enabled = false);
+        INSERT INTO cronwrap_runs (run_id, host, job, pid, command, started_at, ended_at,
+            status, exit_code, attempts, duration_s, output_tail, schedule, tz)
+        SELECT 'r' || g, 'host' || (g % {hosts}), 'job' || ((g / {hosts}) % {jobs}),
+            1000 + g % 30000,
+            'backup.sh',
+            now() - make_interval(mins => 5 * (g / {pairs})) - make_interval(secs => g % 60),
+            now() - make_interval(mins => 5 * (g / {pairs})) - make_interval(secs => g % 60)
+                + make_interval(secs => 1 + g % 7),
+            CASE WHEN g % 97 = 0 THEN 'failed' ELSE 'success' END,
+            CASE WHEN g % 97 = 0 THEN 3 ELSE 0 END, 1, 1 + g % 7,
+            CASE WHEN g % 97 = 0 THEN 'error: disk full' ELSE NULL END, '*/5 * * * *', 'UTC'
+        FROM generate_series(1, {runs}) g;
+        INSERT INTO cronwrap_jobs (host, job, schedule, tz, last_started_at)
+        SELECT host, job, '*/5 * * * *', 'UTC', max(started_at) FROM cronwrap_runs GROUP BY 1, 2;
+        CREATE INDEX cronwrap_runs_host_job ON cronwrap_runs (host, job, started_at DESC);
+        CREATE INDEX cronwrap_runs_problems ON cronwrap_runs (started_at DESC)
+            WHERE status IN ('failed', 'timeout', 'crashed', 'error');
+        ALTER TABLE cronwrap_runs SET (autovacuum_enabled = true);
+        ANALYZE;
+        """,
+        db,
+    )
+    return time.perf_counter() - t
+
+
+def paired(
+    a: list[str], b: list[str], env: dict[str, str], pairs: int
+) -> list[tuple[float, float]]:
+    for _ in range(2):  # warm-ups
+        wall(a, env)
+        wall(b, env)
+    return [(wall(a, env), wall(b, env)) for _ in range(pairs)]
+
+
+def bench_status(server: PgServer, args: argparse.Namespace, tmp: Path) -> None:
+    db = "fleet"
+    server.create_db(db)
+    took = generate(server, db, hosts=args.hosts, jobs=args.jobs, runs=args.runs)
+    count = server.sql("SELECT count(*) FROM cronwrap_runs", db)[0][0]
+    print(f"generated {count:,} runs for {args.hosts} hosts x {args.jobs} jobs in {took:.1f}s")
+    env = env_for(tmp / "reader")
+    url = server.url(db)
+    cases = {
+        "status --fleet-store (table)": ["status", "--fleet-store", url],
+        "status --fleet-store --json": ["status", "--fleet-store", url, "--json"],
+        "status --fleet-store --host": ["status", "--fleet-store", url, "--host", "host7"],
+        "status --fleet-store --html": [
+            "status",
+            "--fleet-store",
+            url,
+            "--html",
+            str(tmp / "p.html"),
+        ],
+    }
+    base = [PY, "-c", "pass"]
+    for name, argv in cases.items():
+        rows = paired([PY, "-m", "cronwrap", *argv], base, env, args.pairs)
+        ratios = [a / b for a, b in rows]
+        med = statistics.median(ratios)
+        verdict = "ok" if med <= GOAL_STATUS else "MISSED"
+        print(
+            f"{name:32s} {statistics.median(a for a, _ in rows) * 1000:7.0f} ms  "
+            f"python -c pass {statistics.median(b for _, b in rows) * 1000:5.0f} ms  "
+            f"ratio {med:5.1f}x (min {min(ratios):.1f}, max {max(ratios):.1f}; "
+            f"goal <= {GOAL_STATUS:g}x: {verdict})"
+        )
+
+
+def bench_shipping(server: PgServer, args: argparse.Namespace, tmp: Path) -> None:
+    db = "ship"
+    server.create_db(db)
+    hole = BlackHole()
+    dead = f"postgresql://postgres:x@127.0.0.1:{free_port()}/ship"
+    budget = args.budget
+    job = ["--", "sleep", str(args.job_seconds)]
+    plain = [PY, "-m", "cronwrap", "run", "--name", "plain", *job]
+    try:
+        for label, url in (("up", server.url(db)), ("down", dead), ("black-holed", hole.url())):
+            env = env_for(tmp / f"ship-{label}")
+            shipped = [
+                PY, "-m", "cronwrap", "run", "--name", "shipped", "--fleet-store", url,
+                "--fleet-budget", budget, *job,
+            ]  # fmt: skip
+            rows = paired(shipped, plain, env, args.ship_pairs)
+            extra = [a - b for a, b in rows]
+            med = statistics.median(extra) * 1000
+            print(
+                f"shipping, store {label:11s} extra per run: median {med:6.0f} ms "
+                f"(min {min(extra) * 1000:.0f}, max {max(extra) * 1000:.0f}); the same run "
+                f"(sleep {args.job_seconds:g}) without a store "
+                f"{statistics.median(b for _, b in rows) * 1000:.0f} ms; --fleet-budget {budget}"
+            )
+    finally:
+        hole.close()
+    arrived = server.sql("SELECT count(*) FROM cronwrap_runs", db)
+    print(f"runs in the store that was up: {arrived[0][0]} (of {args.ship_pairs + 2})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--jobs", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=5_000_000)
+    parser.add_argument("--pairs", type=int, default=10)
+    parser.add_argument("--ship-pairs", type=int, default=10)
+    parser.add_argument("--only", choices=("status", "shipping"))
+    parser.add_argument("--job-seconds", type=float, default=1.0, help="the shipped job's length")
+    parser.add_argument("--budget", default="2s", help="--fleet-budget of the shipped runs")
+    args = parser.parse_args()
+    server = PgServer(require_postgres()).init().start()
+    print(
+        f"PostgreSQL {server.sql('SHOW server_version')[0][0]}, {os.cpu_count()} cores, "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            if args.only in (None, "status"):
+                bench_status(server, args, Path(d))
+            if args.only in (None, "shipping"):
+                bench_shipping(server, args, Path(d))
+    finally:
+        server.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
