@@ -224,7 +224,6 @@ def job_spec(
     out of it. Secrets are never stored in clear: a secret given as `file:PATH` is stored as
     that reference, one given in clear is left out (the config or the environment at rerun
     time supplies it again); a command or value the redactor would mask is left out too."""
-    import json
 
     dropped: list[str] = []
 
@@ -273,7 +272,7 @@ def job_spec(
         "cwd": origin.cwd if origin.cwd is not None else _cwd(),
         "dropped": dropped,
     }
-    return json.dumps(spec, sort_keys=True), dropped
+    return _json(spec), dropped
 
 
 def _is_plain_lock_url(what: str, value: str) -> bool:
@@ -287,6 +286,34 @@ def _is_plain_lock_url(what: str, value: str) -> bool:
         return urlsplit(value).password is None
     except ValueError:
         return False
+
+
+def _json(value: object) -> str:
+    """JSON for the spec's plain values, without the json module (its import costs every
+    run start-up time; `load_spec`, outside the run path, reads it with json)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        out = []
+        for ch in value:
+            code = ord(ch)
+            if ch in '"\\':
+                out.append("\\" + ch)
+            elif code < 0x20 or 0xD800 <= code <= 0xDFFF:
+                out.append(f"\\u{code:04x}")
+            else:
+                out.append(ch)
+        return '"' + "".join(out) + '"'
+    if isinstance(value, dict):
+        items = sorted(value.items())
+        return "{" + ", ".join(f"{_json(str(k))}: {_json(v)}" for k, v in items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_json(v) for v in value) + "]"
+    return _json(str(value))
 
 
 def _cwd() -> str | None:
