@@ -144,3 +144,28 @@ def test_a_reporter_that_breaks_never_changes_the_exit_code(home: Path, tmp_path
     assert any("event log" in line for line in lines), lines
     assert lines[-1].startswith("cronwrap: g: failed, exit 6"), lines
     assert len(lines) == len(set(lines)), "each problem is said once"
+
+
+def test_a_run_with_a_problem_of_cronwraps_own_shows_as_degraded(home: Path) -> None:
+    """The job ran and succeeded, but its ping could not be delivered: the warning is
+    recorded on the run, status shows the job degraded (exit 1), and a clean run clears it."""
+    import json
+
+    dead = "http://127.0.0.1:9/ping/5e7c1a4e-0000-4000-8000-000000000000"
+    budgets = ["--ping-start-budget", "1s", "--ping-finish-budget", "1s"]
+    result = cronwrap(home, "run", "--name", "d", "--ping", dead, *budgets, "--", "true")
+    assert result.returncode == 0, result.stderr
+    [warning] = own_lines(result.stderr)
+    status = cronwrap(home, "status", "--crontab", "/dev/null", "--json")
+    assert status.returncode == 1, status.stdout + status.stderr
+    [job] = [j for j in json.loads(status.stdout) if j["name"] == "d"]
+    assert job["degraded"] is True and not job["healthy"]
+    assert job["warnings"] and job["warnings"][0] in warning
+    assert "5e7c1a4e" not in status.stdout, "the check's UUID is a secret"
+    table = cronwrap(home, "status", "--crontab", "/dev/null")
+    assert "DEGRADED" in table.stdout, table.stdout
+    assert cronwrap(home, "run", "--name", "d", "--", "true").returncode == 0
+    again = cronwrap(home, "status", "--crontab", "/dev/null", "--json")
+    assert again.returncode == 0, again.stdout
+    [job] = [j for j in json.loads(again.stdout) if j["name"] == "d"]
+    assert job["degraded"] is False and job["warnings"] == []

@@ -126,6 +126,7 @@ def run_json(r: Any, state: Any = None) -> dict[str, Any]:
         "reason": r.reason,
         "exit_origin": r.exit_origin,
         "flags": r.flags,
+        "warnings": r.warnings.splitlines() if r.warnings else [],
         "log_path": r.log_path,
     }
 

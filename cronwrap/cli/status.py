@@ -349,6 +349,8 @@ def _status_json(j: Any) -> dict[str, Any]:
         "tz_warning": j.tz_warning,
         "schedule_error": j.schedule_error,
         "dead_letters": j.dead_letters,
+        "degraded": j.degraded,
+        "warnings": j.warnings,
         "run_state": j.run_state.value if j.run_state is not None else None,
         "current_run": run_json(j.current, j.run_state) if j.current else None,
         "last_run": run_json(j.last, j.last_state) if j.last else None,

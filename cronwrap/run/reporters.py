@@ -115,6 +115,7 @@ class StoreReporter:
             run.query("the run start", lambda s: self._record_start(s, run, status=status))
             self.start_written = True
         last = self.last_attempt
+        run.recorded_warnings = len(run.warnings)  # later ones are added when the run closes
         run.query(
             "the run end",
             lambda s: s.record_end(
@@ -129,6 +130,7 @@ class StoreReporter:
                 reason=run.redact(outcome.reason),
                 flags=" ".join(outcome.flags) or None,
                 count_as=result_of(outcome.status),
+                warnings=run.redact.text("\n".join(run.warnings)) or None,
                 last_attempt=None
                 if last is None
                 else (

@@ -139,6 +139,7 @@ class Run:
         self.sink: OutputSink | None = None
         self.crashed: list[RunRecord] = []  # earlier runs found dead at start (store)
         self.lock_lost_kill = False
+        self.recorded_warnings: int | None = None  # how many the end row holds, once written
         self.canceller: Canceller | None = None
         self.origin = RunOrigin()  # how the run came about: cron, a rerun, a catch-up
         self.slot: datetime | None = None  # the scheduled slot it belongs to (CRONWRAP_SLOT)
@@ -200,7 +201,16 @@ class Run:
             return None
 
     def close(self) -> None:
+        """Record what went wrong after the end row was written (a finish ping, an alert,
+        metrics), so the run shows as degraded; then close the store."""
         if self._store is not None:
+            if self.recorded_warnings is not None and len(self.warnings) > self.recorded_warnings:
+                text = self.redact.text("\n".join(self.warnings))
+                fleet = bool(self.job.fleet_store)
+                self.query(
+                    "the run's warnings",
+                    lambda s: s.set_warnings(self.run_id, text, queue_fleet=fleet),
+                )
             guard(self, "cannot close the run history", self._store.close)
             self._store = None
 

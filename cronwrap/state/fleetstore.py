@@ -89,6 +89,10 @@ MIGRATIONS: tuple[str, ...] = (
         taken_at timestamptz NOT NULL DEFAULT now()
     );
     """,
+    # 2: a run's warnings (cronwrap's own problems during it): shown as degraded
+    """
+    ALTER TABLE cronwrap_runs ADD COLUMN warnings text;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # one advisory lock key for schema changes, so hosts upgrading at once take turns

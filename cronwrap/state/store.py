@@ -114,6 +114,11 @@ MIGRATIONS: tuple[str, ...] = (
         queued_at REAL NOT NULL DEFAULT (julianday('now'))
     );
     """,
+    # 7: what went wrong with cronwrap's own reporting during a run (one line each): a run
+    # with warnings is shown as degraded
+    """
+    ALTER TABLE runs ADD COLUMN warnings TEXT;
+    """,
 )
 # Runs that end like this did not do their work: each stays a dead letter (listed by
 # `cronwrap failed`, never pruned) until a rerun succeeds or someone resolves it.
@@ -193,6 +198,7 @@ RunRecord = collections.namedtuple(
         "dead",
         "resolved_at",
         "resolved_by",
+        "warnings",
     ],
 )
 RUN_COLUMNS: tuple[str, ...] = RunRecord._fields
@@ -217,6 +223,7 @@ _TEXT_COLUMNS = (
     "flags",
     "rerun_of",
     "resolved_by",
+    "warnings",
 )
 
 
@@ -631,6 +638,7 @@ class Store:
         resolve_on_success: bool = False,
         last_attempt: tuple[int, datetime, datetime, str, int | None, int | None] | None = None,
         queue_fleet: bool = False,
+        warnings: str | None = None,
     ) -> None:
         """Finish the run's row, record its last attempt (number, start, end, status, exit
         code, signal), count it in `counters`, and keep the dead letters true: one durable
@@ -649,7 +657,7 @@ class Store:
                     )
                 conn.execute(
                     "UPDATE runs SET ended_at=?, status=?, exit_code=?, signal=?, attempts=?,"
-                    " duration_s=?, output_tail=?, reason=?, exit_origin=?, flags=?"
+                    " duration_s=?, output_tail=?, reason=?, exit_origin=?, flags=?, warnings=?"
                     " WHERE run_id=?",
                     (
                         iso(ended_at),
@@ -662,6 +670,7 @@ class Store:
                         _storable(reason),
                         exit_origin,
                         flags,
+                        _storable(warnings),
                         run_id,
                     ),
                 )
@@ -853,6 +862,17 @@ class Store:
             (job,),
         )
         return from_iso(rows[0][0]) if rows else None
+
+    def set_warnings(self, run_id: str, warnings: str, *, queue_fleet: bool = False) -> None:
+        """A finished run's warnings, when reporting after its end record went wrong."""
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    "UPDATE runs SET warnings=? WHERE run_id=?", (_storable(warnings), run_id)
+                )
+                _queue_fleet(conn, run_id, queue_fleet)
+        except sqlite3.Error as err:
+            raise self._failed(err) from err
 
     def mark_crashed(self, run_id: str, *, reason: str, queue_fleet: bool = False) -> None:
         try:

@@ -58,8 +58,19 @@ class JobStatus:
     host: str | None = None  # in a fleet view: the host whose records these are
 
     @property
+    def warnings(self) -> list[str]:
+        """What went wrong with cronwrap's own reporting in the newest run (a ping not
+        delivered, a full disk, a bad option left out): the job ran, but not every signal."""
+        text = getattr(self.last, "warnings", None) if self.last is not None else None
+        return text.splitlines() if text else []
+
+    @property
+    def degraded(self) -> bool:
+        return bool(self.warnings)
+
+    @property
     def healthy(self) -> bool:
-        return self.state not in ("failing", "unknown") and not self.missed
+        return self.state not in ("failing", "unknown") and not self.missed and not self.degraded
 
     @property
     def known(self) -> bool:

@@ -242,6 +242,7 @@ def render_status(
         or s.zone_note
         or s.tz_warning
         or s.state == "unknown"
+        or s.degraded
         or _flags(s)
         for s in jobs
     )
@@ -408,6 +409,8 @@ def _status_row(
         if st.tz_warning:
             parts.append("tz is not cron's zone")
         parts += _flags(st)
-        alarm = st.missed or st.schedule_error or st.state == "unknown"
+        if st.degraded:
+            parts.append(f"DEGRADED: {st.warnings[0]}")
+        alarm = st.missed or st.schedule_error or st.state == "unknown" or st.degraded
         row.append(("; ".join(parts), "bold red" if alarm else "dim"))
     return row
