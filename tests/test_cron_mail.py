@@ -169,3 +169,20 @@ def test_a_run_with_a_problem_of_cronwraps_own_shows_as_degraded(home: Path) -> 
     assert again.returncode == 0, again.stdout
     [job] = [j for j in json.loads(again.stdout) if j["name"] == "d"]
     assert job["degraded"] is False and job["warnings"] == []
+
+
+def test_a_bad_redact_pattern_runs_the_job_and_keeps_its_output_in(home: Path) -> None:
+    """The pattern cannot be used, so what it should hide could leak: the job runs and keeps
+    its exit code, and none of its output reaches the history (nor pings or alerts)."""
+    from cronwrap.state.store import Store
+
+    result = cronwrap(
+        home, "run", "--name", "rx", "--redact", "(", "--", "sh", "-c", "echo token=abc; exit 2"
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == "token=abc\n", "the job's own output is the job's"
+    lines = own_lines(result.stderr)
+    assert "--redact '(' left out" in lines[0] and "kept out of pings" in lines[0]
+    with Store.open(home / "runs.db") as store:
+        [run] = store.runs("rx")
+    assert not run.output_tail and "abc" not in (run.reason or "")

@@ -162,7 +162,8 @@ class PingReporter:
             job=job.name,
         )
         sink = run.sink
-        output = None if sink is None or job.no_output_in_ping else sink.head_and_tail
+        withheld = job.no_output_in_ping or run.withhold_output
+        output = None if sink is None or withheld else sink.head_and_tail
         return PingBody.redacted(header, output, run.redact.bytes, self._session(run).body_limit())
 
 

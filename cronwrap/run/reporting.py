@@ -140,6 +140,7 @@ class Run:
         self.crashed: list[RunRecord] = []  # earlier runs found dead at start (store)
         self.lock_lost_kill = False
         self.recorded_warnings: int | None = None  # how many the end row holds, once written
+        self.withhold_output = False  # a --redact pattern was unusable: no output leaves the run
         self.canceller: Canceller | None = None
         self.origin = RunOrigin()  # how the run came about: cron, a rerun, a catch-up
         self.slot: datetime | None = None  # the scheduled slot it belongs to (CRONWRAP_SLOT)
@@ -205,14 +206,20 @@ class Run:
         metrics), so the run shows as degraded; then close the store."""
         if self._store is not None:
             if self.recorded_warnings is not None and len(self.warnings) > self.recorded_warnings:
-                text = self.redact.text("\n".join(self.warnings))
-                fleet = bool(self.job.fleet_store)
-                self.query(
-                    "the run's warnings",
-                    lambda s: s.set_warnings(self.run_id, text, queue_fleet=fleet),
-                )
+                guard(self, "cannot record the run's warnings", self._record_late_warnings)
             guard(self, "cannot close the run history", self._store.close)
             self._store = None
+
+    def _record_late_warnings(self) -> None:
+        """Best effort, without waiting on a busy store: the warnings were said on stderr
+        and in the event log already."""
+        from cronwrap.state.store import StoreBusyError
+
+        assert self._store is not None
+        self._store.set_busy_timeout(0.2)
+        text = self.redact.text("\n".join(self.warnings))
+        with contextlib.suppress(StoreBusyError):
+            self._store.set_warnings(self.run_id, text, queue_fleet=bool(self.job.fleet_store))
 
 
 def _open_store(run: Run) -> Store:

@@ -146,7 +146,13 @@ def _setup_redaction(run: Run, extra_secrets: list[str]) -> None:
         try:
             patterns.extend(compile_patterns([pattern]))
         except ValueError as err:
-            run.warn(f"--redact {pattern!r} left out: {err}")
+            # what the pattern was meant to hide could leak: no output of this run goes
+            # to pings, alerts or the history (the job still runs, as the bare line would)
+            run.withhold_output = True
+            run.warn(
+                f"--redact {pattern!r} left out: {err}; the job's output is kept out of pings, "
+                "alerts and the history"
+            )
     secrets = [
         v
         for v in (job.ping, job.ping_uuid, job.ping_key, job.lock_url, job.fleet_store, *job.alert)
@@ -484,7 +490,8 @@ def _judge(
             run.warn(f"{job.name} {outcome.slow}")
     if lock is not None and lock.lost:
         outcome.flags.append("lock-lost")
-    outcome.tail = run.redact.text(sink.tail_bytes(TAIL_IN_STORE).decode("utf-8", "replace"))
+    if not run.withhold_output:
+        outcome.tail = run.redact.text(sink.tail_bytes(TAIL_IN_STORE).decode("utf-8", "replace"))
     outcome.ended_at = now()
     if job.quiet and result.status != "success":
         outcome.output, outcome.output_err = sink.held(1), sink.held(2)
