@@ -94,8 +94,8 @@ def supervise(
             reporters.end(outcome)
             return outcome
         finally:
-            if lock is not None:
-                lock.release()
+            if lock is not None:  # after the job: a failed release must not change its code
+                guard(run, "cannot release the lock", lock.release)
     finally:
         run.close()
 
