@@ -124,6 +124,7 @@ MIGRATIONS: tuple[str, ...] = (
 # `cronwrap failed`, never pruned) until a rerun succeeds or someone resolves it.
 DEAD_STATUSES = ("failed", "timeout", "crashed", "cancelled", "error")
 SCHEMA_VERSION = len(MIGRATIONS)
+PREPARE_BUDGET_S = 10.0  # most creating or migrating the store may wait for other processes
 
 
 def iso(dt: datetime) -> str:
@@ -444,8 +445,9 @@ class Store:
                 f"({SCHEMA_VERSION}): upgrade cronwrap"
             )
         # Switching to WAL needs an exclusive moment: when many processes create the store at
-        # once, some get SQLITE_BUSY without the busy handler, so retry here within the budget.
-        deadline = time.monotonic() + busy_timeout_s
+        # once, some get SQLITE_BUSY without the busy handler, so retry here. Creating or
+        # upgrading the store happens once, so it may take longer than a run's start budget.
+        deadline = time.monotonic() + max(busy_timeout_s, PREPARE_BUDGET_S)
         while True:
             try:
                 mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
