@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from cronwrap.errors import StoreError
-from cronwrap.state.store import MIGRATIONS, Store
+from cronwrap.state.schema import MIGRATIONS
+from cronwrap.state.store import Store
 from tests.conftest import cronwrap
 
 PY = sys.executable

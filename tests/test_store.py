@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from cronwrap.errors import StoreError
-from cronwrap.state.store import MIGRATIONS, SCHEMA_VERSION, Store
+from cronwrap.state.schema import MIGRATIONS, SCHEMA_VERSION
+from cronwrap.state.store import Store
 from tests.conftest import cw_env
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)

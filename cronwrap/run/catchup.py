@@ -10,7 +10,8 @@ from cronwrap.errors import CronwrapError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from cronwrap.state.store import JobRecord, Store
+    from cronwrap.state.records import JobRecord
+    from cronwrap.state.store import Store
 
 
 class CatchUp:

@@ -53,7 +53,7 @@ class StoreReporter:
 
     def start(self, run: Run) -> None:
         from cronwrap.run.reporting import END_BUSY_S
-        from cronwrap.state.store import StoreBusyError
+        from cronwrap.state.database import StoreBusyError
 
         self.started = True
         store = run.store

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from cronwrap.config import Paths
     from cronwrap.options import Job
     from cronwrap.run.process import AttemptResult, Canceller, OutputSink
-    from cronwrap.state.store import RunRecord, Store
+    from cronwrap.state.records import RunRecord
+    from cronwrap.state.store import Store
 
     T = TypeVar("T")
 
@@ -191,7 +192,7 @@ class Run:
         return guard(self, f"cannot record {what}", self._call, fn, store)
 
     def _call(self, fn: Callable[[Store], T], store: Store) -> T | None:
-        from cronwrap.state.store import StoreBusyError
+        from cronwrap.state.database import StoreBusyError
 
         try:
             return fn(store)
@@ -213,7 +214,7 @@ class Run:
     def _record_late_warnings(self) -> None:
         """Best effort, without waiting on a busy store: the warnings were said on stderr
         and in the event log already."""
-        from cronwrap.state.store import StoreBusyError
+        from cronwrap.state.database import StoreBusyError
 
         assert self._store is not None
         self._store.set_busy_timeout(0.2)

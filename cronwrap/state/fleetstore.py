@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 from cronwrap.errors import ConfigError, CronwrapError
 from cronwrap.redact import redact_url
-from cronwrap.state.store import RUN_COLUMNS, AttemptRecord, RunRecord
+from cronwrap.state.records import RUN_COLUMNS, AttemptRecord, RunRecord
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -1,263 +1,31 @@
-"""The run store: one SQLite file (WAL) holding every run and attempt, with versioned
-forward migrations and cheap pruning. Standard library only; callers never see sqlite3 errors."""
+"""The run store: every run, attempt and job in one SQLite file (WAL), written by the run
+path in two transactions (start and a durable end) and read by the views. The schema is in
+`state/schema.py`, the values in `state/records.py`, the connection in `state/database.py`;
+callers never see sqlite3 errors."""
 
 from __future__ import annotations
 
-import collections
-import contextlib
-import os
 import sqlite3
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime, timedelta
 
 from cronwrap.errors import StoreError
-
-# Each entry upgrades the schema from version i to i+1. Never edit one that has shipped;
-# append a new one instead.
-MIGRATIONS: tuple[str, ...] = (
-    # 1: runs and attempts
-    """
-    CREATE TABLE runs (
-        id INTEGER PRIMARY KEY,
-        run_id TEXT NOT NULL UNIQUE,
-        job TEXT NOT NULL,
-        host TEXT NOT NULL,
-        pid INTEGER NOT NULL,
-        command TEXT NOT NULL,
-        started_at TEXT NOT NULL,
-        ended_at TEXT,
-        status TEXT NOT NULL,
-        exit_code INTEGER,
-        signal INTEGER,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        duration_s REAL,
-        output_tail TEXT,
-        reason TEXT
-    );
-    CREATE INDEX runs_job_id ON runs (job, id);
-    CREATE TABLE attempts (
-        run_id TEXT NOT NULL,
-        attempt INTEGER NOT NULL,
-        started_at TEXT NOT NULL,
-        ended_at TEXT,
-        status TEXT,
-        exit_code INTEGER,
-        signal INTEGER,
-        duration_s REAL,
-        PRIMARY KEY (run_id, attempt)
-    );
-    """,
-    # 2: what status and history need: the schedule a run was started with, where its
-    # output went, and whether the exit code came from the child or from cronwrap
-    """
-    ALTER TABLE runs ADD COLUMN schedule TEXT;
-    ALTER TABLE runs ADD COLUMN tz TEXT;
-    ALTER TABLE runs ADD COLUMN log_path TEXT;
-    ALTER TABLE runs ADD COLUMN exit_origin TEXT NOT NULL DEFAULT 'child';
-    ALTER TABLE runs ADD COLUMN state_dir TEXT;
-    CREATE INDEX runs_started ON runs (started_at);
-    """,
-    # 3: one row per job, so `status` lists jobs without scanning a million runs
-    """
-    CREATE TABLE jobs (
-        name TEXT PRIMARY KEY,
-        schedule TEXT,
-        tz TEXT,
-        last_started_at TEXT
-    );
-    INSERT OR IGNORE INTO jobs (name, last_started_at)
-        SELECT job, max(started_at) FROM runs GROUP BY job;
-    """,
-    # 4: alert state per job, result counters that outlive pruning (for Prometheus), and
-    # marks on runs such as "slow"
-    """
-    ALTER TABLE jobs ADD COLUMN alert_open INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE jobs ADD COLUMN last_alert_at TEXT;
-    ALTER TABLE runs ADD COLUMN flags TEXT;
-    CREATE TABLE counters (
-        job TEXT NOT NULL,
-        result TEXT NOT NULL,
-        n INTEGER NOT NULL,
-        PRIMARY KEY (job, result)
-    );
-    """,
-    # 5: job context and dead letters: the scheduled slot a run belongs to, what is needed
-    # to run it again (spec: argv, flags, config path; never a secret in clear), dead
-    # letters until resolved, reruns linked to their original, and per job the last
-    # success (kept here so pruning cannot lose it) and the catch-up settings
-    """
-    ALTER TABLE runs ADD COLUMN slot TEXT;
-    ALTER TABLE runs ADD COLUMN rerun_of TEXT;
-    ALTER TABLE runs ADD COLUMN spec TEXT;
-    ALTER TABLE runs ADD COLUMN dead INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE runs ADD COLUMN resolved_at TEXT;
-    ALTER TABLE runs ADD COLUMN resolved_by TEXT;
-    CREATE INDEX runs_dead ON runs (job) WHERE dead = 1;
-    CREATE INDEX runs_job_slot ON runs (job, slot);
-    ALTER TABLE jobs ADD COLUMN spec TEXT;
-    ALTER TABLE jobs ADD COLUMN catch_up INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE jobs ADD COLUMN catch_up_max_age REAL;
-    ALTER TABLE jobs ADD COLUMN last_success_at TEXT;
-    ALTER TABLE jobs ADD COLUMN last_success_slot TEXT;
-    UPDATE jobs SET last_success_at = (
-        SELECT max(started_at) FROM runs WHERE runs.job = jobs.name AND status = 'success');
-    """,
-    # 6: runs not yet shipped to the fleet store (PostgreSQL), oldest first; a run is queued
-    # again each time it changes, and its newest state is what gets shipped
-    """
-    CREATE TABLE fleet_outbox (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        run_id TEXT NOT NULL,
-        queued_at REAL NOT NULL DEFAULT (julianday('now'))
-    );
-    """,
-    # 7: what went wrong with cronwrap's own reporting during a run (one line each): a run
-    # with warnings is shown as degraded
-    """
-    ALTER TABLE runs ADD COLUMN warnings TEXT;
-    """,
+from cronwrap.state.database import Database
+from cronwrap.state.records import (
+    EPOCH,
+    JOB_COLUMNS,
+    RUN_COLUMNS,
+    AttemptRecord,
+    JobRecord,
+    RunRecord,
+    as_number,
+    attempt_row,
+    from_iso,
+    iso,
+    row_to_job,
+    row_to_run,
+    storable,
 )
-# Runs that end like this did not do their work: each stays a dead letter (listed by
-# `cronwrap failed`, never pruned) until a rerun succeeds or someone resolves it.
-DEAD_STATUSES = ("failed", "timeout", "crashed", "cancelled", "error")
-SCHEMA_VERSION = len(MIGRATIONS)
-PREPARE_BUDGET_S = 10.0  # most creating or migrating the store may wait for other processes
-
-
-def iso(dt: datetime) -> str:
-    """Aware datetime -> ISO 8601 UTC with microseconds (sorts as text)."""
-    return dt.astimezone(timezone.utc).isoformat(timespec="microseconds")
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def from_iso(text: object) -> datetime | None:
-    """A stored time, or None for one that is missing or not a time: one bad row (edited
-    by hand, written by a broken tool) must never stop a run or `status`."""
-    if not text or not isinstance(text, str):
-        return None
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
-
-
-def _number(value: object) -> float | None:
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _text(value: object) -> str | None:
-    """Text as stored; a command stored as bytes (argv that is not UTF-8) comes back as the
-    same str it was, surrogate escapes and all."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "surrogateescape")
-    return None if value is None else str(value)
-
-
-def _storable(text: str | None) -> str | bytes | None:
-    """`text` as SQLite can hold it: a str with surrogate escapes (non-UTF-8 argv) becomes
-    its original bytes, so nothing is lost and nothing raises."""
-    if text is None:
-        return None
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape")
-    return text
-
-
-# namedtuples, not dataclasses: the run path must not pay for importing dataclasses
-RunRecord = collections.namedtuple(
-    "RunRecord",
-    [
-        "run_id",
-        "job",
-        "host",
-        "pid",
-        "command",
-        "started_at",
-        "ended_at",
-        "status",
-        "exit_code",
-        "signal",
-        "attempts",
-        "duration_s",
-        "output_tail",
-        "reason",
-        "schedule",
-        "tz",
-        "log_path",
-        "exit_origin",
-        "flags",
-        "slot",
-        "rerun_of",
-        "dead",
-        "resolved_at",
-        "resolved_by",
-        "warnings",
-    ],
-)
-RUN_COLUMNS: tuple[str, ...] = RunRecord._fields
-RunRecord.__doc__ = """One run as stored; started_at/ended_at are aware UTC datetimes.
-status: running|success|failed|timeout|cancelled|skipped|error|crashed; slot: the scheduled
-time (aware UTC) the run belongs to; dead: an unresolved dead letter."""
-
-AttemptRecord = collections.namedtuple(
-    "AttemptRecord",
-    ("run_id", "attempt", "started_at", "ended_at", "status", "exit_code", "signal", "duration_s"),
-)
-
-
-_INT_COLUMNS = ("pid", "exit_code", "signal", "attempts")
-_TEXT_COLUMNS = (
-    "command",
-    "output_tail",
-    "reason",
-    "schedule",
-    "tz",
-    "log_path",
-    "flags",
-    "rerun_of",
-    "resolved_by",
-    "warnings",
-)
-
-
-def _attempt_row(
-    run_id: str,
-    attempt: int,
-    started_at: datetime,
-    ended_at: datetime,
-    status: str,
-    exit_code: int | None,
-    signal: int | None,
-) -> tuple[object, ...]:
-    duration = (ended_at - started_at).total_seconds()
-    return (run_id, attempt, iso(started_at), iso(ended_at), status, exit_code, signal, duration)
-
-
-def _row_to_run(row: sqlite3.Row) -> RunRecord:
-    """A stored row as a RunRecord; a value of the wrong type reads as missing."""
-    d = dict(zip(RUN_COLUMNS, row, strict=True))
-    d["started_at"] = from_iso(d["started_at"]) or EPOCH
-    d["ended_at"] = from_iso(d["ended_at"])
-    for col in _INT_COLUMNS:
-        number = _number(d[col])
-        d[col] = int(number) if number is not None else None
-    d["pid"] = d["pid"] or 0
-    d["attempts"] = d["attempts"] or 0
-    d["duration_s"] = _number(d["duration_s"])
-    for col in _TEXT_COLUMNS:
-        d[col] = _text(d[col])
-    d["slot"] = from_iso(d["slot"])
-    d["resolved_at"] = from_iso(d["resolved_at"])
-    d["dead"] = bool(_number(d["dead"]))
-    return RunRecord(**d)
+from cronwrap.state.schema import DEAD_STATUSES
 
 
 def _queue_fleet(conn: sqlite3.Connection, run_id: str, queue: bool) -> None:
@@ -266,274 +34,8 @@ def _queue_fleet(conn: sqlite3.Connection, run_id: str, queue: bool) -> None:
         conn.execute("INSERT INTO fleet_outbox (run_id) VALUES (?)", (run_id,))
 
 
-class _CorruptError(Exception):
-    """The file is not an SQLite database or is damaged (SQLITE_NOTADB, SQLITE_CORRUPT)."""
-
-
-def _is_corrupt(err: sqlite3.Error) -> bool:
-    # SQLITE_NOTADB and SQLITE_CORRUPT arrive as the base DatabaseError class itself; every
-    # other failure (busy, locked, read-only, I/O) is a subclass such as OperationalError
-    return type(err) is sqlite3.DatabaseError
-
-
-class StoreBusyError(StoreError):
-    """Another process held the write lock for longer than the busy timeout."""
-
-
-_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
-
-
-def _is_busy(err: sqlite3.Error) -> bool:
-    if not isinstance(err, sqlite3.OperationalError):
-        return False
-    code = getattr(err, "sqlite_errorcode", None)  # Python 3.11+
-    if code is not None:
-        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
-    return "locked" in str(err) or "busy" in str(err)  # Python 3.10 has only the text
-
-
-def _move_aside(path: Path) -> Path:
-    """Rename a damaged store (and its -wal/-shm) out of the way, keeping it for forensics."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
-    n = 1
-    while aside.exists():
-        n += 1
-        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
-    try:
-        os.replace(path, aside)
-        for suffix in ("-wal", "-shm"):
-            side = path.with_name(path.name + suffix)
-            if side.exists():
-                os.replace(side, aside.with_name(aside.name + suffix))
-    except OSError as err:
-        raise StoreError(
-            f"run store {path} is damaged and cannot be moved aside: {err.strerror}"
-        ) from err
-    return aside
-
-
-JobRecord = collections.namedtuple(
-    "JobRecord",
-    (
-        "name",
-        "schedule",
-        "tz",
-        "last_started_at",
-        "spec",
-        "catch_up",
-        "catch_up_max_age",
-        "last_success_at",
-        "last_success_slot",
-    ),
-)
-JobRecord.__doc__ = """One job as last recorded: its schedule, how to run it again (spec, JSON),
-its catch-up settings and its last success (start and slot, aware UTC)."""
-_JOB_COLUMNS = ", ".join(JobRecord._fields)
-
-
-def _row_to_job(row: sqlite3.Row) -> JobRecord:
-    """A stored job row; as with runs, a value of the wrong type reads as missing."""
-    name, schedule, tz, started, spec, catch_up, max_age, ok_at, ok_slot = row
-    return JobRecord(
-        name,
-        schedule if isinstance(schedule, str) else None,
-        tz if isinstance(tz, str) else None,
-        from_iso(started),
-        spec if isinstance(spec, str) else None,
-        bool(_number(catch_up)),
-        _number(max_age),
-        from_iso(ok_at),
-        from_iso(ok_slot),
-    )
-
-
-class Store:
-    """A connection to the run store; open with `Store.open(path)` and close when done."""
-
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        self._conn = conn
-        self.path = path
-        self.recovered: Path | None = None  # where a damaged store was moved aside
-        self._writable = True
-
-    # ---------------------------------------------------------- opening
-
-    @classmethod
-    def open(cls, path: Path, *, busy_timeout_s: float = 60.0) -> Store:
-        """Open (creating or migrating) the store for writing. A file that is not an SQLite
-        database, or a damaged one, is moved aside as `<name>.corrupt-<time>` and a fresh
-        store takes its place: `recovered` then names where the old file went."""
-        try:
-            return cls._open(path, busy_timeout_s)
-        except _CorruptError:
-            aside = _move_aside(path)
-        store = cls._open(path, busy_timeout_s)
-        store.recovered = aside
-        return store
-
-    @classmethod
-    def _open(cls, path: Path, busy_timeout_s: float) -> Store:
-        if path.is_symlink():
-            raise StoreError(f"{path} is a symlink; refusing to open the run store through it")
-        try:
-            # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a writer takes the
-            # write lock up front and waits on the busy timeout instead of failing mid-way
-            conn = sqlite3.connect(
-                str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as err:
-            raise StoreError(f"cannot open run store {path}: {err}") from err
-        store = cls(conn, path)
-        try:
-            store._prepare(busy_timeout_s)
-        except sqlite3.Error as err:
-            conn.close()
-            if _is_corrupt(err):
-                raise _CorruptError(str(err)) from err
-            raise StoreError(f"run store {path}: {err}") from err
-        return store
-
-    @classmethod
-    def open_readonly(cls, path: Path) -> Store:
-        """Open for reading only (`status`, `history`): works on a store the reader cannot
-        write (a read-only mount, another user's file), and never creates or migrates."""
-        from urllib.parse import quote
-
-        uri = "file:" + quote(str(path.absolute()))
-        last: sqlite3.Error | None = None
-        # mode=ro still needs the -shm file of a WAL store; immutable=1 reads the file as it
-        # is, for when even that cannot be created (read-only directory or mount)
-        for query in ("?mode=ro", "?mode=ro&immutable=1"):
-            try:
-                conn = sqlite3.connect(uri + query, uri=True, timeout=5.0, check_same_thread=False)
-                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            except sqlite3.Error as err:
-                last = err
-                continue
-            store = cls(conn, path)
-            store._writable = False
-            version = store.schema_version
-            if version != SCHEMA_VERSION:
-                conn.close()
-                if version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"run store {path} has schema {version}, newer than this cronwrap "
-                        f"({SCHEMA_VERSION}): upgrade cronwrap"
-                    )
-                # an old schema: a writer migrates it; until then read what we can through
-                # a normal connection
-                return cls.open(path)
-            return store
-        if last is not None and _is_corrupt(last):
-            raise StoreError(
-                f"run store {path} is damaged ({last}); the next run moves it aside"
-                " and starts a fresh one"
-            )
-        raise StoreError(f"cannot read run store {path}: {last}")
-
-    def set_busy_timeout(self, seconds: float) -> None:
-        """How long a write waits for another process's write lock before giving up."""
-        self._conn.execute(f"PRAGMA busy_timeout = {max(0, int(seconds * 1000))}")
-
-    def _prepare(self, busy_timeout_s: float) -> None:
-        conn = self._conn
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"run store {self.path} has schema {version}, newer than this cronwrap "
-                f"({SCHEMA_VERSION}): upgrade cronwrap"
-            )
-        # Switching to WAL needs an exclusive moment: when many processes create the store at
-        # once, some get SQLITE_BUSY without the busy handler, so retry here. Creating or
-        # upgrading the store happens once, so it may take longer than a run's start budget.
-        deadline = time.monotonic() + max(busy_timeout_s, PREPARE_BUDGET_S)
-        while True:
-            try:
-                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-                if mode != "wal":
-                    conn.execute("PRAGMA journal_mode=WAL")
-                if version < SCHEMA_VERSION:
-                    self._migrate()
-                break
-            except sqlite3.OperationalError as err:
-                if "locked" not in str(err) and "busy" not in str(err):
-                    raise
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01 + (os.getpid() % 10) * 0.002)
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-        conn.execute("PRAGMA synchronous=NORMAL")
-
-    def _migrate(self) -> None:
-        with self._write():
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-            for number in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        self._conn.execute(statement)
-            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    @property
-    def schema_version(self) -> int:
-        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _failed(self, err: sqlite3.Error) -> StoreError:
-        """The StoreError for `err`. A writer that finds the file damaged moves it aside and
-        carries on with a fresh store, so only this one operation is lost, and says so."""
-        if _is_busy(err):
-            return StoreBusyError(f"run store {self.path} is busy (another process is writing)")
-        if not (_is_corrupt(err) and self._writable):
-            return StoreError(f"run store {self.path}: {err}")
-        with contextlib.suppress(sqlite3.Error):
-            self._conn.close()
-        try:
-            aside = _move_aside(self.path)
-            fresh = Store._open(self.path, 5.0)
-        except (StoreError, _CorruptError) as again:
-            return StoreError(f"run store {self.path} is damaged ({err}): {again}")
-        self._conn, self.recovered = fresh._conn, aside
-        return StoreError(
-            f"run store {self.path} was damaged ({err}): moved aside to {aside.name},"
-            " a fresh store is used from now on"
-        )
-
-    @contextmanager
-    def _write(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
-        """One write transaction. In WAL mode with synchronous=NORMAL a commit is not synced;
-        a `durable` one is (synchronous=FULL syncs the WAL at commit): the end of a run is,
-        so the result survives a power cut, and the start need not be (a run lost with the
-        machine is found by nobody either way)."""
-        conn = self._conn
-        if durable:
-            conn.execute("PRAGMA synchronous=FULL")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            if durable:
-                conn.execute("PRAGMA synchronous=NORMAL")
-
-    def _exec_write(self, sql: str, params: tuple[object, ...]) -> None:
-        try:
-            with self._write() as conn:
-                conn.execute(sql, params)
-        except sqlite3.Error as err:
-            raise self._failed(err) from err
+class Store(Database):
+    """The run store; open with `Store.open(path)` (or `open_readonly`) and close when done."""
 
     # ---------------------------------------------------------- writing
 
@@ -590,7 +92,7 @@ class Store:
                         job,
                         host,
                         pid,
-                        _storable(command),
+                        storable(command),
                         iso(started_at),
                         status,
                         schedule,
@@ -619,7 +121,7 @@ class Store:
     ) -> None:
         self._exec_write(
             "INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?,?)",
-            _attempt_row(run_id, attempt, started_at, ended_at, status, exit_code, signal),
+            attempt_row(run_id, attempt, started_at, ended_at, status, exit_code, signal),
         )
 
     def record_end(
@@ -655,7 +157,7 @@ class Store:
                 if last_attempt is not None:
                     conn.execute(
                         "INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?,?)",
-                        _attempt_row(run_id, *last_attempt),
+                        attempt_row(run_id, *last_attempt),
                     )
                 conn.execute(
                     "UPDATE runs SET ended_at=?, status=?, exit_code=?, signal=?, attempts=?,"
@@ -668,11 +170,11 @@ class Store:
                         signal,
                         attempts,
                         duration_s,
-                        _storable(output_tail),
-                        _storable(reason),
+                        storable(output_tail),
+                        storable(reason),
                         exit_origin,
                         flags,
-                        _storable(warnings),
+                        storable(warnings),
                         run_id,
                     ),
                 )
@@ -757,7 +259,7 @@ class Store:
             where += " AND job=?"
             params = (job,)
         rows = self._query(f"SELECT {cols} FROM runs WHERE {where} ORDER BY id", params)
-        return [_row_to_run(r) for r in rows]
+        return [row_to_run(r) for r in rows]
 
     def dead_letter_counts(self) -> dict[str, int]:
         """Open dead letters per job (for status)."""
@@ -775,20 +277,18 @@ class Store:
         )
         if len(rows) > 1:
             raise StoreError(f"run id {prefix!r} is ambiguous: give more characters")
-        return _row_to_run(rows[0]) if rows else None
+        return row_to_run(rows[0]) if rows else None
 
     def run_spec(self, run_id: str) -> str | None:
         rows = self._query("SELECT spec FROM runs WHERE run_id=?", (run_id,))
         return rows[0][0] if rows else None
 
     def job(self, name: str) -> JobRecord | None:
-        rows = self._query(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE name=?", (name,))
-        return _row_to_job(rows[0]) if rows else None
+        rows = self._query(f"SELECT {JOB_COLUMNS} FROM jobs WHERE name=?", (name,))
+        return row_to_job(rows[0]) if rows else None
 
     def jobs(self) -> list[JobRecord]:
-        return [
-            _row_to_job(r) for r in self._query(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY name")
-        ]
+        return [row_to_job(r) for r in self._query(f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY name")]
 
     def forget_catch_up(self, job: str) -> bool:
         """Stop catching up `job` (until a run of it says --catch-up again)."""
@@ -849,7 +349,7 @@ class Store:
             "AND duration_s IS NOT NULL ORDER BY id DESC LIMIT ?",
             (job, exclude or "", limit),
         )
-        return [float(r[0]) for r in rows if _number(r[0]) is not None]
+        return [float(r[0]) for r in rows if as_number(r[0]) is not None]
 
     def last_success_at(self, job: str) -> datetime | None:
         rows = self._query(
@@ -870,7 +370,7 @@ class Store:
         try:
             with self._write() as conn:
                 conn.execute(
-                    "UPDATE runs SET warnings=? WHERE run_id=?", (_storable(warnings), run_id)
+                    "UPDATE runs SET warnings=? WHERE run_id=?", (storable(warnings), run_id)
                 )
                 _queue_fleet(conn, run_id, queue_fleet)
         except sqlite3.Error as err:
@@ -925,12 +425,6 @@ class Store:
 
     # ---------------------------------------------------------- reading
 
-    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
-        try:
-            return self._conn.execute(sql, params).fetchall()
-        except sqlite3.Error as err:
-            raise self._failed(err) from err
-
     def runs(self, job: str, *, limit: int = 20) -> list[RunRecord]:
         """The job's newest runs first."""
         cols = ", ".join(RUN_COLUMNS)
@@ -938,13 +432,13 @@ class Store:
             f"SELECT {cols} FROM runs WHERE job=? ORDER BY id DESC LIMIT ?",
             (job, limit),
         )
-        return [_row_to_run(r) for r in rows]
+        return [row_to_run(r) for r in rows]
 
     def recent_runs(self, *, limit: int = 20) -> list[RunRecord]:
         """The newest runs of every job, newest first."""
         cols = ", ".join(RUN_COLUMNS)
         rows = self._query(f"SELECT {cols} FROM runs ORDER BY id DESC LIMIT ?", (limit,))
-        return [_row_to_run(r) for r in rows]
+        return [row_to_run(r) for r in rows]
 
     def forget(self, job: str) -> list[str]:
         """Remove every trace of a job (runs, attempts, counters, its row); returns the log
@@ -971,7 +465,7 @@ class Store:
     def run(self, run_id: str) -> RunRecord | None:
         cols = ", ".join(RUN_COLUMNS)
         rows = self._query(f"SELECT {cols} FROM runs WHERE run_id=?", (run_id,))
-        return _row_to_run(rows[0]) if rows else None
+        return row_to_run(rows[0]) if rows else None
 
     def attempts(self, run_id: str) -> list[AttemptRecord]:
         rows = self._query("SELECT * FROM attempts WHERE run_id=? ORDER BY attempt", (run_id,))
@@ -994,7 +488,7 @@ class Store:
             "ORDER BY started_at DESC LIMIT ?",
             (limit,),
         )
-        return [_row_to_run(r) for r in rows]
+        return [row_to_run(r) for r in rows]
 
     # ---------------------------------------------------------- fleet outbox
 

@@ -12,7 +12,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from cronwrap.state.store import RunRecord
+    from cronwrap.state.records import RunRecord
 
 
 def _utc(at: datetime | None) -> str:

@@ -19,7 +19,7 @@ from cronwrap.views.table import STATE_SYMBOL, short_duration
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from cronwrap.state.store import RunRecord
+    from cronwrap.state.records import RunRecord
     from cronwrap.views.status import JobStatus
 
 TAIL_SHOWN = 2000

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, BinaryIO
 from cronwrap.errors import CronwrapError, JobNotFoundError
 
 if TYPE_CHECKING:
-    from cronwrap.state.store import RunRecord, Store
+    from cronwrap.state.records import RunRecord
+    from cronwrap.state.store import Store
     from cronwrap.views.runstate import LocalHost
 
 POLL_S = 0.2

@@ -11,7 +11,7 @@ from enum import Enum
 from pathlib import Path
 
 from cronwrap.run.lock import is_locked
-from cronwrap.state.store import RunRecord
+from cronwrap.state.records import RunRecord
 
 PROBLEMS = frozenset({"failed", "timeout", "crashed", "cancelled", "error"})
 

@@ -15,7 +15,8 @@ from cronwrap.config import Paths, derive_name, dir_refusal
 from cronwrap.cron.crontab import Crontab, wrapped_run
 from cronwrap.cron.schedule import Schedule, local_zone, parse, same_zone, zone, zone_name
 from cronwrap.errors import CronwrapError, ScheduleError, StoreError
-from cronwrap.state.store import RunRecord, Store
+from cronwrap.state.records import RunRecord
+from cronwrap.state.store import Store
 from cronwrap.views.humanize import duration
 from cronwrap.views.runstate import LocalHost, RunState, is_verified, result_text, run_state
 

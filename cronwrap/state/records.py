@@ -1,0 +1,177 @@
+"""What the run store holds, as values: runs, attempts and jobs (namedtuples), and the
+conversions between them and SQLite rows. A value of the wrong type in a row reads as missing:
+one bad row (edited by hand, written by a broken tool) must never stop a run or `status`."""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from datetime import datetime, timezone
+
+
+def iso(dt: datetime) -> str:
+    """Aware datetime -> ISO 8601 UTC with microseconds (sorts as text)."""
+    return dt.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def from_iso(text: object) -> datetime | None:
+    """A stored time, or None for one that is missing or not a time: one bad row (edited
+    by hand, written by a broken tool) must never stop a run or `status`."""
+    if not text or not isinstance(text, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
+
+
+def as_number(value: object) -> float | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def as_text(value: object) -> str | None:
+    """Text as stored; a command stored as bytes (argv that is not UTF-8) comes back as the
+    same str it was, surrogate escapes and all."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return None if value is None else str(value)
+
+
+def storable(text: str | None) -> str | bytes | None:
+    """`text` as SQLite can hold it: a str with surrogate escapes (non-UTF-8 argv) becomes
+    its original bytes, so nothing is lost and nothing raises."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+    return text
+
+
+# namedtuples, not dataclasses: the run path must not pay for importing dataclasses
+RunRecord = collections.namedtuple(
+    "RunRecord",
+    [
+        "run_id",
+        "job",
+        "host",
+        "pid",
+        "command",
+        "started_at",
+        "ended_at",
+        "status",
+        "exit_code",
+        "signal",
+        "attempts",
+        "duration_s",
+        "output_tail",
+        "reason",
+        "schedule",
+        "tz",
+        "log_path",
+        "exit_origin",
+        "flags",
+        "slot",
+        "rerun_of",
+        "dead",
+        "resolved_at",
+        "resolved_by",
+        "warnings",
+    ],
+)
+RUN_COLUMNS: tuple[str, ...] = RunRecord._fields
+RunRecord.__doc__ = """One run as stored; started_at/ended_at are aware UTC datetimes.
+status: running|success|failed|timeout|cancelled|skipped|error|crashed; slot: the scheduled
+time (aware UTC) the run belongs to; dead: an unresolved dead letter."""
+
+AttemptRecord = collections.namedtuple(
+    "AttemptRecord",
+    ("run_id", "attempt", "started_at", "ended_at", "status", "exit_code", "signal", "duration_s"),
+)
+
+
+_INT_COLUMNS = ("pid", "exit_code", "signal", "attempts")
+_TEXT_COLUMNS = (
+    "command",
+    "output_tail",
+    "reason",
+    "schedule",
+    "tz",
+    "log_path",
+    "flags",
+    "rerun_of",
+    "resolved_by",
+    "warnings",
+)
+
+
+def attempt_row(
+    run_id: str,
+    attempt: int,
+    started_at: datetime,
+    ended_at: datetime,
+    status: str,
+    exit_code: int | None,
+    signal: int | None,
+) -> tuple[object, ...]:
+    duration = (ended_at - started_at).total_seconds()
+    return (run_id, attempt, iso(started_at), iso(ended_at), status, exit_code, signal, duration)
+
+
+def row_to_run(row: sqlite3.Row) -> RunRecord:
+    """A stored row as a RunRecord; a value of the wrong type reads as missing."""
+    d = dict(zip(RUN_COLUMNS, row, strict=True))
+    d["started_at"] = from_iso(d["started_at"]) or EPOCH
+    d["ended_at"] = from_iso(d["ended_at"])
+    for col in _INT_COLUMNS:
+        value = as_number(d[col])
+        d[col] = int(value) if value is not None else None
+    d["pid"] = d["pid"] or 0
+    d["attempts"] = d["attempts"] or 0
+    d["duration_s"] = as_number(d["duration_s"])
+    for col in _TEXT_COLUMNS:
+        d[col] = as_text(d[col])
+    d["slot"] = from_iso(d["slot"])
+    d["resolved_at"] = from_iso(d["resolved_at"])
+    d["dead"] = bool(as_number(d["dead"]))
+    return RunRecord(**d)
+
+
+JobRecord = collections.namedtuple(
+    "JobRecord",
+    (
+        "name",
+        "schedule",
+        "tz",
+        "last_started_at",
+        "spec",
+        "catch_up",
+        "catch_up_max_age",
+        "last_success_at",
+        "last_success_slot",
+    ),
+)
+JobRecord.__doc__ = """One job as last recorded: its schedule, how to run it again (spec, JSON),
+its catch-up settings and its last success (start and slot, aware UTC)."""
+JOB_COLUMNS = ", ".join(JobRecord._fields)
+
+
+def row_to_job(row: sqlite3.Row) -> JobRecord:
+    """A stored job row; as with runs, a value of the wrong type reads as missing."""
+    name, schedule, tz, started, spec, catch_up, max_age, ok_at, ok_slot = row
+    return JobRecord(
+        name,
+        schedule if isinstance(schedule, str) else None,
+        tz if isinstance(tz, str) else None,
+        from_iso(started),
+        spec if isinstance(spec, str) else None,
+        bool(as_number(catch_up)),
+        as_number(max_age),
+        from_iso(ok_at),
+        from_iso(ok_slot),
+    )
