@@ -196,6 +196,30 @@ def test_no_function_is_longer_than_80_lines() -> None:
     assert not offenders, "\n".join(offenders)
 
 
+MAX_MODULE_LINES = 600
+
+
+def _long_modules(root: Path = PACKAGE) -> list[str]:
+    out = []
+    for path in _sources(root):
+        lines = len(path.read_text().splitlines())
+        if lines > MAX_MODULE_LINES:
+            out.append(f"{path.relative_to(root).as_posix()} is {lines} lines")
+    return out
+
+
+def test_no_module_is_longer_than_600_lines() -> None:
+    offenders = _long_modules()
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_size_check_finds_a_long_module(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "big.py").write_text("x = 1\n" * (MAX_MODULE_LINES + 1))
+    (tmp_path / "small.py").write_text("x = 1\n" * MAX_MODULE_LINES)
+    assert _long_modules(tmp_path) == [f"sub/big.py is {MAX_MODULE_LINES + 1} lines"]
+
+
 def test_the_supervisor_reads_on_one_screen() -> None:
     """supervise() is the run's phases, top-down: lock, start, attempts, judge, end."""
     tree = ast.parse((PACKAGE / "run" / "supervise.py").read_text())

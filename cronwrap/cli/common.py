@@ -104,33 +104,6 @@ def hc_zones() -> dict[str, str] | None:
         return None
 
 
-def iso(at: Any) -> str | None:
-    return at.isoformat() if at is not None else None
-
-
-def run_json(r: Any, state: Any = None) -> dict[str, Any]:
-    """A run as JSON; `state` is its views.runstate.RunState (`status` is the stored row's)."""
-    return {
-        "run_id": r.run_id,
-        "job": r.job,
-        "host": r.host,
-        "pid": r.pid,
-        "started_at": iso(r.started_at),
-        "ended_at": iso(r.ended_at),
-        "status": r.status,
-        "state": state.value if state is not None else None,
-        "exit_code": r.exit_code,
-        "signal": r.signal,
-        "attempts": r.attempts,
-        "duration_s": r.duration_s,
-        "reason": r.reason,
-        "exit_origin": r.exit_origin,
-        "flags": r.flags,
-        "warnings": r.warnings.splitlines() if r.warnings else [],
-        "log_path": r.log_path,
-    }
-
-
 def complete_path(incomplete: str, kind: str) -> list[Any]:
     """Let the shell complete a file name (kind "file") or a directory ("dir")."""
     from click.shell_completion import CompletionItem

@@ -17,14 +17,13 @@ from cronwrap.cli.common import (
     fleet_store_url,
     hc_zones,
     host_option,
-    iso,
     open_fleet_store,
     parse_now,
     read_crontabs,
-    run_json,
     state_paths,
 )
 from cronwrap.errors import CronwrapError
+from cronwrap.views.jsondoc import attempt_json, run_json, status_json
 
 
 @click.command("status")
@@ -202,7 +201,7 @@ def _show(
         except OSError as err:
             raise CronwrapError(f"cannot write {html_file}: {err.strerror}") from None
     elif as_json:
-        click.echo(json.dumps([_status_json(j) for j in jobs], indent=2))
+        click.echo(json.dumps([status_json(j) for j in jobs], indent=2))
     else:
         from cronwrap.views.table import render_status, terminal_width, use_color
 
@@ -325,38 +324,6 @@ def _load_jobs(
     return jobs, failures
 
 
-def _status_json(j: Any) -> dict[str, Any]:
-    return {
-        "name": j.name,
-        "host": j.host or (j.last.host if j.last else None),
-        "schedule": j.schedule,
-        "tz": j.tz,
-        "description": j.description,
-        "source": j.source,
-        "location": j.location,
-        "result": j.result,
-        "state": j.state,
-        "reason": j.reason,
-        "healthy": j.healthy,
-        "missed": j.missed,
-        "missed_first_at": iso(j.missed_first),
-        "missed_count": j.missed_count,
-        "expected_at": iso(j.expected),
-        "next_run": iso(j.next_run),
-        "durations_s": j.durations,
-        "unmonitored": j.unmonitored,
-        "zone_note": j.zone_note,
-        "tz_warning": j.tz_warning,
-        "schedule_error": j.schedule_error,
-        "dead_letters": j.dead_letters,
-        "degraded": j.degraded,
-        "warnings": j.warnings,
-        "run_state": j.run_state.value if j.run_state is not None else None,
-        "current_run": run_json(j.current, j.run_state) if j.current else None,
-        "last_run": run_json(j.last, j.last_state) if j.last else None,
-    }
-
-
 def _history_source(ctx: click.Context, fleet_store: str | None) -> tuple[Any, Any, Any]:
     """(fleet URL or None, the store to read, how its runs are judged)."""
     from cronwrap.errors import JobNotFoundError
@@ -425,7 +392,7 @@ def history_cmd(
             docs = []
             for r, state in zip(runs, states, strict=True):
                 doc = run_json(r, state)
-                doc["attempts_detail"] = [_attempt_json(a) for a in store.attempts(r.run_id)]
+                doc["attempts_detail"] = [attempt_json(a) for a in store.attempts(r.run_id)]
                 docs.append(doc)
             click.echo(json.dumps(docs, indent=2))
             return
@@ -592,16 +559,3 @@ def forget_cmd(ctx: click.Context, name: str, yes: bool, crontab_files: tuple[st
     with contextlib.suppress(OSError):
         (paths.output_dir / name).rmdir()
     click.echo(f"forgot {name}: {count} run{'s' if count != 1 else ''} removed")
-
-
-def _attempt_json(a: Any) -> dict[str, Any]:
-    """One attempt of `history --json`."""
-    return {
-        "attempt": a.attempt,
-        "started_at": iso(a.started_at),
-        "ended_at": iso(a.ended_at),
-        "status": a.status,
-        "exit_code": a.exit_code,
-        "signal": a.signal,
-        "duration_s": a.duration_s,
-    }

@@ -1,0 +1,85 @@
+"""The `--json` documents of `status`, `history` and `logs`: one function per record, so
+each shape is written once (the README documents them; keep them stable)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cronwrap.state.records import AttemptRecord, RunRecord
+    from cronwrap.views.runstate import RunState
+    from cronwrap.views.status import JobStatus
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def run_json(r: RunRecord, state: RunState | None = None) -> dict[str, Any]:
+    """A run as JSON; `state` is its views.runstate.RunState (`status` is the stored row's)."""
+    return {
+        "run_id": r.run_id,
+        "job": r.job,
+        "host": r.host,
+        "pid": r.pid,
+        "started_at": _iso(r.started_at),
+        "ended_at": _iso(r.ended_at),
+        "status": r.status,
+        "state": state.value if state is not None else None,
+        "exit_code": r.exit_code,
+        "signal": r.signal,
+        "attempts": r.attempts,
+        "duration_s": r.duration_s,
+        "reason": r.reason,
+        "exit_origin": r.exit_origin,
+        "flags": r.flags,
+        "warnings": r.warnings.splitlines() if r.warnings else [],
+        "log_path": r.log_path,
+    }
+
+
+def status_json(j: JobStatus) -> dict[str, Any]:
+    """One job of `status --json`."""
+    return {
+        "name": j.name,
+        "host": j.host or (j.last.host if j.last else None),
+        "schedule": j.schedule,
+        "tz": j.tz,
+        "description": j.description,
+        "source": j.source,
+        "location": j.location,
+        "result": j.result,
+        "state": j.state,
+        "reason": j.reason,
+        "healthy": j.healthy,
+        "missed": j.missed,
+        "missed_first_at": _iso(j.missed_first),
+        "missed_count": j.missed_count,
+        "expected_at": _iso(j.expected),
+        "next_run": _iso(j.next_run),
+        "durations_s": j.durations,
+        "unmonitored": j.unmonitored,
+        "zone_note": j.zone_note,
+        "tz_warning": j.tz_warning,
+        "schedule_error": j.schedule_error,
+        "dead_letters": j.dead_letters,
+        "degraded": j.degraded,
+        "warnings": j.warnings,
+        "run_state": j.run_state.value if j.run_state is not None else None,
+        "current_run": run_json(j.current, j.run_state) if j.current else None,
+        "last_run": run_json(j.last, j.last_state) if j.last else None,
+    }
+
+
+def attempt_json(a: AttemptRecord) -> dict[str, Any]:
+    """One attempt of `history --json`."""
+    return {
+        "attempt": a.attempt,
+        "started_at": _iso(a.started_at),
+        "ended_at": _iso(a.ended_at),
+        "status": a.status,
+        "exit_code": a.exit_code,
+        "signal": a.signal,
+        "duration_s": a.duration_s,
+    }
