@@ -653,3 +653,25 @@ def test_a_long_outage_is_counted_up_to_a_cap(home: Path) -> None:
     assert st.missed_first == datetime(2026, 6, 1, 0, 15, tzinfo=UTC)
     table = cronwrap(home, "status", "--crontab", "/dev/null", "--now", "2026-06-03T00:00+00:00")
     assert f"MISSED {MISSED_COUNT_CAP}+ since Mon 00:15 UTC" in table.stdout, table.stdout
+
+
+def test_a_tz_line_in_a_crontab_does_not_move_the_schedule(home: Path, tmp_path: Path) -> None:
+    """`TZ=Asia/Tokyo` is only the commands' environment: cron (Debian and cronie) still fires
+    `0 9 * * *` at 09:00 in its own zone, so that is the run status expects; CRON_TZ moves it."""
+    tab = tmp_path / "tab"
+    tab.write_text("TZ=Asia/Tokyo\n0 9 * * * cronwrap run --name tokyo -- true\n")
+    rec = Recorder(home)
+    rec.run("tokyo", datetime(2026, 6, 1, 9, 0, 20, tzinfo=UTC), schedule="0 9 * * *", tz=None)
+    rec.close()
+    env = {**os.environ, "CRONWRAP_HOME": str(home), "TZ": "Etc/UTC"}
+    now = ["--now", "2026-06-01T12:00+00:00"]
+    result = cronwrap(home, "status", "--crontab", str(tab), "--json", *now, env=env)
+    [row] = json.loads(result.stdout)
+    assert row["tz"] == "Etc/UTC" and not row["missed"], row
+    assert row["next_run"] == "2026-06-02T09:00:00+00:00"
+    assert result.returncode == 0
+    tab.write_text("CRON_TZ=Asia/Tokyo\n0 9 * * * cronwrap run --name tokyo -- true\n")
+    [row] = json.loads(
+        cronwrap(home, "status", "--crontab", str(tab), "--json", *now, env=env).stdout
+    )
+    assert row["tz"] == "Asia/Tokyo" and row["next_run"] == "2026-06-02T09:00:00+09:00"

@@ -30,7 +30,7 @@ class Line:
     command_col: int = 0
     name: str = ""  # env name
     value: str = ""  # env value
-    tz: str | None = None  # CRON_TZ/TZ in force for a job line
+    tz: str | None = None  # CRON_TZ in force for a job line (TZ= does not move it)
     shell: str | None = None  # SHELL in force for a job line (None: cron's /bin/sh)
     path: str | None = None  # PATH in force for a job line (None: cron's default)
 
@@ -72,8 +72,8 @@ def parse_crontab(text: str, *, source: str, system: bool) -> Crontab:
         env = _ENV_RE.match(raw)
         if env and not _JOB_START.match(raw):
             name, value = env.group(1), _unquote(env.group(2))
-            if name in ("CRON_TZ", "TZ"):
-                tz = value or None
+            if name == "CRON_TZ":  # TZ= is only the commands' environment: cron's
+                tz = value or None  # schedule stays in the daemon's zone
             in_force[name] = value
             lines.append(Line(i, raw, "env", name=name, value=value))
             continue
