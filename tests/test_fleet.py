@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,7 @@ def test_one_run_per_slot_across_hosts(
     home: Path, tmp_path: Path, redis_server: RedisServer
 ) -> None:
     ran = tmp_path / "ran"
+    now = datetime.now(timezone.utc)
     procs = [
         popen_cronwrap(
             home,
@@ -115,10 +117,14 @@ def test_one_run_per_slot_across_hosts(
             f"host{i}",
             "--lock-url",
             redis_server.url,
+            # a daily slot at this minute: an every-minute one flips to the next slot
+            # half-way through a minute, and runs either side of it are two slots
             "--schedule",
-            "* * * * *",
+            f"{now.minute} {now.hour} * * *",
+            "--tz",
+            "UTC",
             "--slot-tolerance",
-            "90s",
+            "10m",
             "--",
             "sh",
             "-c",
