@@ -173,8 +173,7 @@ def test_unwritable_metrics_dir_is_a_warning(home: Path, tmp_path: Path) -> None
 
 def test_a_run_without_metrics_loads_no_metrics_code(home: Path, tmp_path: Path) -> None:
     """The run path stays light: the schedule engine the next-run gauges need is imported only
-    with --metrics-dir (and --schedule); the metrics module itself imports only os (every run
-    maps its result through metrics.result_of)."""
+    with --metrics-dir (and --schedule), and so is the metrics module itself."""
     probe = (
         "import os, sys; os.environ['CRONWRAP_HOME'] = sys.argv[1]\n"
         "from cronwrap.run import entry\n"
@@ -193,7 +192,7 @@ def test_a_run_without_metrics_loads_no_metrics_code(home: Path, tmp_path: Path)
         return eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own printed list
 
     plain = loaded("--name", "p", "--", "true")
-    assert "cronwrap.cron.schedule" not in plain
+    assert "cronwrap.cron.schedule" not in plain and "cronwrap.state.metrics" not in plain
     with_metrics = loaded(
         "--name", "p", "--schedule", "0 * * * *", "--metrics-dir", str(tmp_path / "m"), "--", "true"
     )

@@ -8,6 +8,7 @@ import contextlib
 import os
 
 from cronwrap.run.reporting import Attempt, Outcome, Run
+from cronwrap.state.records import result_of
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
@@ -29,13 +30,6 @@ def _quote(word: str) -> str:
     if word and all(c in _SAFE for c in word):
         return word
     return "'" + word.replace("'", "'\"'\"'") + "'"
-
-
-def result_of(status: str) -> str:
-    """The counter a run's status adds to (success, failure, skipped, ...)."""
-    from cronwrap.state.metrics import result_of as metrics_result_of
-
-    return metrics_result_of(status)
 
 
 class StoreReporter:
@@ -313,7 +307,7 @@ class MetricsReporter:
         bad_at = run.query("last failure", lambda s: s.last_failure_at(job.name))
         values["cronwrap_last_success_timestamp_seconds"] = ok_at.timestamp() if ok_at else 0
         values["cronwrap_last_failure_timestamp_seconds"] = bad_at.timestamp() if bad_at else 0
-        result = metrics.result_of(outcome.status) if outcome else None
+        result = result_of(outcome.status) if outcome else None
         if outcome is None:  # the last finished run's facts stay until this one ends
             carried, result = metrics.previous_run(job.metrics_dir, job.name)
             values = {**carried, **values}

@@ -8,14 +8,19 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TypeVar
 
 from cronwrap.errors import StoreError
 from cronwrap.state.schema import MIGRATIONS, SCHEMA_VERSION
+
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import TypeVar
+
+    _D = TypeVar("_D", bound="Database")
 
 PREPARE_BUDGET_S = 10.0  # most creating or migrating the store may wait for other processes
 
@@ -65,9 +70,6 @@ def _move_aside(path: Path) -> Path:
             f"run store {path} is damaged and cannot be moved aside: {err.strerror}"
         ) from err
     return aside
-
-
-_D = TypeVar("_D", bound="Database")
 
 
 class Database:

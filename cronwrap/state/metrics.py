@@ -117,10 +117,6 @@ def label_value(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def result_of(status: str) -> str:
-    return {"failed": "failure", "error": "failure"}.get(status, status)
-
-
 def _num(value: float | None) -> str:
     if value is None:
         return "0"

@@ -17,6 +17,12 @@ def iso(dt: datetime) -> str:
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+def result_of(status: str) -> str:
+    """The counter a run's status adds to (success, failure, skipped, ...): the store's
+    per-result totals and the metrics files' `result` label."""
+    return {"failed": "failure", "error": "failure"}.get(status, status)
+
+
 def from_iso(text: object) -> datetime | None:
     """A stored time, or None for one that is missing or not a time: one bad row (edited
     by hand, written by a broken tool) must never stop a run or `status`."""
