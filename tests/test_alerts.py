@@ -323,3 +323,28 @@ def test_flush_sends_kept_webhook_alerts(home: Path) -> None:
         assert cronwrap(home, "flush").returncode == 0
     finally:
         hook.close()
+
+
+def test_flushes_at_once_send_each_kept_alert_once(home: Path) -> None:
+    hook = Receiver(status=503)
+    try:
+        for name in ("k1", "k2", "k3", "k4"):
+            assert run(home, "--name", name, "--alert", hook.url, "--", "false").returncode == 1
+        hook.status = 200
+        tries = len(hook.requests)
+        flushes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "cronwrap", "flush"],
+                env=cw_env(home),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(5)
+        ]
+        for p in flushes:
+            p.communicate(timeout=120)
+        late = [r["json"]["job"] for r in hook.requests[tries:]]
+        assert sorted(late) == ["k1", "k2", "k3", "k4"], late
+        assert not list((home / "alert-outbox").glob("*.json*"))
+    finally:
+        hook.close()

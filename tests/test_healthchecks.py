@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -595,3 +596,75 @@ def test_job_duration_excludes_the_start_ping_time(home: Path) -> None:
     with sqlite3.connect(home / "runs.db") as db:
         [(duration,)] = db.execute("SELECT duration_s FROM runs").fetchall()
     assert duration < 2.5, duration  # the start ping alone waited 3 s
+
+
+def _queue_pings(outbox_dir: Path, checks: list[str], port: int, per_check: int) -> None:
+    """Finish pings as runs leave them when the server is down: `per_check` for each check,
+    exit codes 1, 2, ... in the order they happened."""
+    from cronwrap.notify.healthchecks import PingBody
+    from cronwrap.notify.outbox import Outbox
+
+    outbox = Outbox(outbox_dir)
+    for n in range(1, per_check + 1):
+        for check in checks:
+            outbox.put(
+                check=f"http://127.0.0.1:{port}/ping/{check}",
+                kind=str(n),
+                rid=None,
+                body=PingBody(f"run {n}"),
+                limit=10_000,
+                job="ob",
+                at="2026-12-01T12:00:00+00:00",
+            )
+
+
+def test_runs_replaying_one_outbox_at_once_send_each_ping_once_in_order(home: Path) -> None:
+    """A burst after an outage: many runs find the same queued pings. Each is sent once,
+    and each check's pings arrive in the order they happened."""
+    port = free_port()
+    server = HCServer(port=port, delay=0.02)
+    checks = [server.new_check() for _ in range(4)]
+    _queue_pings(home / "outbox", checks, port, per_check=6)
+    server.start()
+    try:
+        flushes = [popen_cronwrap(home, "flush", "--budget", "60s") for _ in range(6)]
+        for p in flushes:
+            p.communicate(timeout=120)
+        # 1 = "still queued": another flush was sending that check's pings just then
+        assert {p.returncode for p in flushes} <= {0, 1}
+        sent = [(p.check, p.kind) for p in server.pings]
+        assert len(sent) == len(set(sent)) == 24, sorted(sent)
+        for check in checks:
+            assert [k for c, k in sent if c == check] == ["1", "2", "3", "4", "5", "6"]
+        assert not list((home / "outbox").glob("*.json*"))
+    finally:
+        server.stop()
+
+
+def test_a_ping_claimed_by_a_process_that_died_is_sent_by_the_next_replay(home: Path) -> None:
+    """SIGKILLed mid-send: its claimed record goes back to the queue, nothing is lost. A
+    claim of a live process is that process's: its check's later pings wait for it."""
+    port = free_port()
+    server = HCServer(port=port)
+    gone, busy = server.new_check(), server.new_check()
+    _queue_pings(home / "outbox", [gone, busy], port, per_check=2)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    alive = subprocess.Popen(["sleep", "60"])
+    gone1, busy1 = sorted((home / "outbox").glob("*.json"))[:2]
+    gone1.rename(gone1.with_name(f"{gone1.name}.sending-{dead.pid}"))
+    held = busy1.with_name(f"{busy1.name}.sending-{alive.pid}")
+    busy1.rename(held)
+    server.start()
+    try:
+        cronwrap(home, "flush", "--budget", "5s")
+        assert [(p.check, p.kind) for p in server.pings] == [(gone, "1"), (gone, "2")]
+        assert held.exists()
+        alive.kill()
+        alive.wait()
+        assert cronwrap(home, "flush", "--budget", "5s").returncode == 0
+        assert [(p.check, p.kind) for p in server.pings][2:] == [(busy, "1"), (busy, "2")]
+        assert not list((home / "outbox").glob("*.json*"))
+    finally:
+        alive.kill()
+        server.stop()

@@ -264,14 +264,18 @@ class AlertQueue:
                 blocked.add(channel)
                 self.left += 1
                 continue
+            claimed = self.spool.claim(path)
+            if claimed is None:  # another run is sending it
+                continue
             late = Alert(str(event), {**facts, "late_from": at})
             late.title = f"(late, from {at}) {late.title}"
             late.text = f"(late, from {at}) {late.text}"
             err = _deliver(channel, targets, cmd, late, deadline, env)
             if err is None:
-                self.spool.remove(path)
+                self.spool.remove(claimed)
                 self.sent += 1
             else:
+                self.spool.unclaim(claimed)
                 blocked.add(channel)
                 self.left += 1
                 errors.append(f"{_label(channel)}: kept alert from {at}: {err}")

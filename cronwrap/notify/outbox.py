@@ -129,21 +129,27 @@ class Outbox(Spool):
     def supersede(self, check: str, *, at: str) -> None:
         """A newer result for `check` was delivered: its queued failures go as /log later."""
         for path in self.entries():
+            claimed = self.claim(path)  # so no replay sends it while it is rewritten
+            if claimed is None:
+                continue
             try:
-                record = self.read(path)
-                queued = Queued(path, record)
-                if queued.check.rstrip("/") != check.rstrip("/") or queued.kind == "log":
-                    continue
-                record["superseded"] = at
-                self.rewrite(path, record)
+                record = self.read(claimed)
+                queued = Queued(claimed, record)
+                if queued.check.rstrip("/") == check.rstrip("/") and queued.kind != "log":
+                    record["superseded"] = at
+                    self.rewrite(claimed, record)
             except (OSError, ValueError):
-                continue  # replay deals with it
+                pass  # replay deals with it
+            finally:
+                self.unclaim(claimed)
 
     def replay(self, send: Callable[[str, bytes], Delivery], *, deadline: float) -> ReplayResult:
         """Send queued pings in order. A check whose ping is still not taken keeps the rest
         of its pings queued (order per check); a server that does not answer, all of its."""
         out = ReplayResult()
-        blocked_checks: set[str] = set()
+        # a check with a ping in flight in another process is that process's to go on with:
+        # sending its later pings from here could overtake it
+        blocked_checks = set(self._checks(self.in_flight()))
         blocked_servers: set[str] = set()
         for path in self.entries():
             if time.monotonic() >= deadline:
@@ -158,17 +164,31 @@ class Outbox(Spool):
             if queued.check in blocked_checks or server in blocked_servers:
                 out.left += 1
                 continue
+            claimed = self.claim(path)
+            if claimed is None:  # another replay took it: that one sends it
+                blocked_checks.add(queued.check)
+                continue
             url, body = queued.render()
             result = send(url, body)
             if result.ok:
-                self.remove(path)
+                self.remove(claimed)
                 out.sent += 1
             elif result.retryable:
+                self.unclaim(claimed)
                 out.left += 1
                 blocked_checks.add(queued.check)
                 if result.status is None:
                     blocked_servers.add(server)
             else:
-                self.move(path, "rejected")
+                self.move(claimed, "rejected")
                 out.refused.append(result.reason)
         return out
+
+    def _checks(self, paths: list[Path]) -> list[str]:
+        checks = []
+        for path in paths:
+            try:
+                checks.append(self.load(path).check)
+            except (OSError, ValueError, UnicodeError, RecursionError):
+                continue
+        return checks

@@ -1,6 +1,10 @@
 """A directory of small JSON records, one 0600 file each, read back oldest first: the home
 of undelivered pings (outbox.Outbox) and alerts (alerts.AlertQueue). A record that is
-not one of ours is moved aside, never fatal."""
+not one of ours is moved aside, never fatal.
+
+Many runs may replay one spool at once (a burst after an outage). A process takes a record
+before sending it by renaming it out of the queue (`claim`), so no record is sent twice; a
+claim whose process is gone (killed mid-send) goes back to the queue at the next listing."""
 
 from __future__ import annotations
 
@@ -13,6 +17,29 @@ from pathlib import Path
 
 MAX_RECORD = 1024 * 1024  # a record larger than this is not ours
 MAX_RECORDS = 200  # bounded: the oldest go first
+_CLAIMED = ".sending-"  # <record>.json.sending-<pid>: being sent by that process
+_ABANDONED_S = 3600.0  # a claim this old is abandoned whatever its pid (pids are reused)
+
+
+def _record_name(name: str) -> str:
+    """The queue name of a record, claimed or not."""
+    return name.split(_CLAIMED, 1)[0]
+
+
+def _claimer_alive(name: str, age_s: float) -> bool:
+    try:
+        pid = int(name.rsplit(_CLAIMED, 1)[1])
+    except ValueError:
+        return False
+    if age_s > _ABANDONED_S or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    return True
 
 
 class Spool:
@@ -32,7 +59,7 @@ class Spool:
                 old.unlink()
 
     def rewrite(self, path: Path, record: Mapping[str, object]) -> None:
-        """Replace a record in place: it keeps its place in the order."""
+        """Replace a (claimed) record in place: it keeps its place in the order."""
         tmp = self.dir / f".{path.name}.{os.getpid()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -40,10 +67,48 @@ class Spool:
         os.replace(tmp, path)
 
     def entries(self) -> list[Path]:
+        """The queued records, oldest first (claims of processes that are gone go back)."""
+        try:
+            names = [p.name for p in self.dir.iterdir()]
+        except OSError:
+            return []
+        for name in names:
+            if _CLAIMED in name and not self._in_flight(name):
+                with contextlib.suppress(OSError):
+                    os.rename(self.dir / name, self.dir / _record_name(name))
         try:
             return sorted(p for p in self.dir.iterdir() if p.suffix == ".json")
         except OSError:
             return []
+
+    def in_flight(self) -> list[Path]:
+        """Records another live process has claimed and is sending now."""
+        try:
+            names = [p.name for p in self.dir.iterdir() if _CLAIMED in p.name]
+        except OSError:
+            return []
+        return [self.dir / n for n in sorted(names) if self._in_flight(n)]
+
+    def _in_flight(self, name: str) -> bool:
+        try:
+            age = time.time() - os.stat(self.dir / name).st_mtime
+        except OSError:
+            return False
+        return _claimer_alive(name, age)
+
+    def claim(self, path: Path) -> Path | None:
+        """Take a queued record for sending; None when another process took it first."""
+        claimed = path.with_name(f"{path.name}{_CLAIMED}{os.getpid()}")
+        try:
+            os.rename(path, claimed)
+        except OSError:
+            return None
+        return claimed
+
+    def unclaim(self, claimed: Path) -> None:
+        """Put a claimed record back in its place in the queue (to be sent later)."""
+        with contextlib.suppress(OSError):
+            os.rename(claimed, claimed.with_name(_record_name(claimed.name)))
 
     def read(self, path: Path) -> dict[str, object]:
         """One record; ValueError (or OSError) when it is not a JSON object of sane size."""
@@ -59,10 +124,11 @@ class Spool:
     def move(self, path: Path, where: str) -> str:
         """Move a record into a subdirectory (quarantine/, rejected/); returns its new path."""
         target = self.dir / where
+        name = _record_name(path.name)
         with contextlib.suppress(OSError):
             target.mkdir(mode=0o700, exist_ok=True)
-            os.replace(path, target / path.name)
-            return str(target / path.name)
+            os.replace(path, target / name)
+            return str(target / name)
         with contextlib.suppress(OSError):  # cannot move it: do not read it again
             path.unlink()
         return path.name
