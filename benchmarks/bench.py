@@ -9,6 +9,7 @@ round and report the median of the per-round ratios, with the yardstick's own fi
     python benchmarks/bench.py                 # every case
     python benchmarks/bench.py --check         # exit 1 if a target is missed
     python benchmarks/bench.py --only run-ping,explain --pairs 30
+    python benchmarks/bench.py --only run --baseline /old/venv/bin/cronwrap   # before/after
 """
 
 from __future__ import annotations
@@ -331,6 +332,12 @@ def main() -> int:
     ap.add_argument("--burst-rounds", type=int, default=3)
     ap.add_argument("--throughput-mib", type=int, default=2048)
     ap.add_argument("--throughput-pairs", type=int, default=3)
+    ap.add_argument(
+        "--baseline",
+        metavar="CRONWRAP",
+        help="another install's cronwrap executable (an older revision): its `run` cases are"
+        " measured beside ours, in their own CRONWRAP_HOME",
+    )
     ap.add_argument("--status-jobs", type=int, default=5000)
     ap.add_argument("--status-runs", type=int, default=1000, help="runs per job")
     args = ap.parse_args()
@@ -364,9 +371,19 @@ def main() -> int:
         "tls-context": [PY, "-c", "from cronwrap.notify.http import tls_context; tls_context()"],
         "explain": [str(BIN), "explain", "0 0 15 * 5", "--tz", "Europe/Berlin"],
     }
+    case_env = {}
+    if args.baseline:
+        # right after ours, so both are measured as close together as the run allows
+        base_env = dict(env, CRONWRAP_HOME=str(tmp / "baseline-home"))
+        for ours in ("run-noping", "run-ping"):
+            argv = [args.baseline, *cases[ours][1:]]
+            cases = {**cases, f"base-{ours[4:]}": argv} if want(ours) else cases
+            case_env[f"base-{ours[4:]}"] = base_env
+        order = ["python-c-pass", "import-click", "wrapper-ping", "run-noping", "base-noping"]
+        cases = {k: cases[k] for k in order if k in cases} | cases
     for name, argv in cases.items():
-        if want(name):
-            results[name] = compare(argv, env, args.pairs)
+        if want(name) or name.startswith("base-"):
+            results[name] = compare(argv, case_env.get(name, env), args.pairs)
     notes: list[str] = []
     size = f"{args.status_jobs}x{args.status_jobs * args.status_runs // 1000}k"
     if want("status") or want("history"):
