@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -857,3 +857,30 @@ def test_after_in_the_same_zone_is_compared_as_an_instant_not_a_wall_time() -> N
     ]
     before = parse("*/30 1 * * *").prev_runs(datetime(2025, 11, 2, 1, 20, tzinfo=ny), ny, 1)
     assert [r.isoformat() for r in before] == ["2025-11-02T01:00:00-04:00"]
+
+
+@pytest.mark.parametrize(
+    ("expr", "tz", "day"),
+    [
+        ("*/15 * * * *", "Europe/Berlin", "2026-03-29"),  # spring forward, wildcard
+        ("30 2 * * *", "Europe/Berlin", "2026-03-29"),  # a fixed time in the gap
+        ("*/20 1-3 * * *", "Europe/Berlin", "2026-10-25"),  # the repeated hour
+        ("0,30 1 * * *", "America/New_York", "2026-11-01"),
+        ("*/7 * * * *", "UTC", "2026-06-01"),
+    ],
+    ids=["berlin-spring", "berlin-gap", "berlin-fall", "new-york-fall", "utc"],
+)
+def test_next_runs_from_any_moment_continue_the_day_s_sequence(
+    expr: str, tz: str, day: str
+) -> None:
+    """The runs after any moment of a day are the day's runs after it, in order, whatever
+    the search skips at once (each of them once, as UTC instants)."""
+    zone = ZoneInfo(tz)
+    schedule = parse(expr)
+    start = datetime.fromisoformat(day).replace(tzinfo=zone)
+    sequence = schedule.next_runs(start, zone, 400)
+    for minutes in range(0, 26 * 60, 7):
+        after = start + timedelta(minutes=minutes)
+        expected = [s for s in sequence if s.astimezone(timezone.utc) > after][:3]
+        got = schedule.next_runs(after, zone, 3)
+        assert [g.isoformat() for g in got] == [e.isoformat() for e in expected], after

@@ -405,3 +405,51 @@ def test_status_of_one_job_computes_only_that_job(home: Path) -> None:
     assert [st.name for st in got] == ["b"] and got[0].last is not None
     report = load_status(paths, [], now=now, grace=timedelta(0), names=["nosuch"])
     assert "known: a, b, c" in (report.problem or "")
+
+
+def test_jobs_sharing_a_schedule_in_other_zones_get_their_own_times(home: Path) -> None:
+    """status computes each (schedule, zone) once: a job must never get another zone's."""
+    for name, tz in (("berlin", "Europe/Berlin"), ("utc", "UTC"), ("berlin2", "Europe/Berlin")):
+        cronwrap(home, "run", "--name", name, "--schedule", "0 9 * * *", "--tz", tz, "--", "true")
+    now = "2026-01-15T12:00:00+00:00"
+    rows = by_name(status_json(home, "--now", now))
+    assert rows["berlin"]["next_run"] == "2026-01-16T09:00:00+01:00"
+    assert rows["berlin2"]["next_run"] == "2026-01-16T09:00:00+01:00"
+    assert rows["utc"]["next_run"] == "2026-01-16T09:00:00+00:00"
+    assert rows["berlin"]["expected_at"] == "2026-01-15T09:00:00+01:00"
+    assert rows["utc"]["expected_at"] == "2026-01-15T09:00:00+00:00"
+
+
+def test_durations_leave_out_skips_and_the_run_going_on(home: Path, tmp_path: Path) -> None:
+    """status reads whole only a job's newest row, the newest that ran and running ones:
+    the durations of the others come from their stored status and duration alone."""
+    for _ in range(3):
+        assert cronwrap(home, "run", "--name", "d", "--", "true").returncode == 0
+    marker = tmp_path / "m"
+    proc = popen_cronwrap(
+        home, "run", "--name", "d", "--", "sh", "-c", f"touch {marker}; exec sleep 30"
+    )
+    wait_for(marker.exists)
+    try:
+        skipped = cronwrap(home, "run", "--name", "d", "--", "true")
+        assert skipped.returncode == 0, skipped.stderr
+        row = by_name(status_json(home))["d"]
+        assert row["state"] == "running" and row["last_run"]["state"] == "skipped"
+        assert row["current_run"]["state"] == "running"
+        assert len(row["durations_s"]) == 3
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    row = by_name(status_json(home))["d"]
+    assert row["last_run"]["state"] == "skipped"  # the newest row still decides
+    assert len(row["durations_s"]) == 4  # the ended run's duration counts now
+
+
+def test_a_long_output_tail_is_not_read_by_status(home: Path) -> None:
+    """What status shows of a run leaves its output out; the tail stays for history/logs."""
+    script = "import sys; sys.stdout.write('x' * 200000)"
+    assert cronwrap(home, "run", "--name", "loud", "--", PY, "-c", script).returncode == 0
+    row = by_name(status_json(home))["loud"]
+    assert row["state"] == "ok" and row["last_run"]["state"] == "success"
+    logs = cronwrap(home, "logs", "loud")
+    assert logs.returncode == 0 and len(logs.stdout) == 200000

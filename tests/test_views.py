@@ -126,3 +126,29 @@ def test_relative_times_are_coarse() -> None:
     assert relative(now + timedelta(hours=3, minutes=2, seconds=9), now) == "in 3h2m"
     assert relative(now + timedelta(days=2, hours=1, minutes=30), now) == "in 2d1h"
     assert relative(now - timedelta(days=800), now) == "2 years ago"
+
+
+def test_status_table_draws_each_pass_of_a_repeated_hour_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The table draws each instant once for all jobs: two instants with one wall time (the
+    repeated hour of a DST change) must still be drawn apart, CEST and CET."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from cronwrap.views.status import JobStatus
+    from cronwrap.views.table import render_status
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    berlin = ZoneInfo("Europe/Berlin")
+    first = datetime(2026, 10, 25, 2, 30, tzinfo=berlin)
+    second = first.replace(fold=1)
+    jobs = [
+        JobStatus("a", schedule="30 2 * * *", next_run=first),
+        JobStatus("b", schedule="30 2 * * *", next_run=second),
+    ]
+    now = datetime(2026, 10, 24, 12, 0, tzinfo=timezone.utc)
+    text = render_status(jobs, now, width=160, color=False, terminal=False)
+    line_a = next(ln for ln in text.splitlines() if ln.startswith("a "))
+    line_b = next(ln for ln in text.splitlines() if ln.startswith("b "))
+    assert "02:30 CEST" in line_a and "02:30 CET" in line_b

@@ -201,7 +201,9 @@ def _show(
         except OSError as err:
             raise CronwrapError(f"cannot write {html_file}: {err.strerror}") from None
     elif as_json:
-        click.echo(json.dumps([status_json(j) for j in jobs], indent=2))
+        from cronwrap.views.jsondoc import dumps
+
+        click.echo(dumps([status_json(j) for j in jobs]))
     else:
         from cronwrap.views.table import render_status, terminal_width, use_color
 
@@ -327,7 +329,8 @@ def _load_jobs(
 def _history_source(ctx: click.Context, fleet_store: str | None) -> tuple[Any, Any, Any]:
     """(fleet URL or None, the store to read, how its runs are judged)."""
     from cronwrap.errors import JobNotFoundError
-    from cronwrap.views.status import local_host, open_store_readonly, remote_host
+    from cronwrap.views.runstate import remote_host
+    from cronwrap.views.status import local_host, open_store_readonly
 
     url = fleet_store_url(ctx, fleet_store)
     if url:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from bisect import bisect_right
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
@@ -181,13 +182,16 @@ class Schedule:
         after = after.astimezone(UTC)
         start = after.astimezone(tz).date()
         last = after
+        hours, minutes, wildcard = self.hour.values, self.minute.values, self.wildcard
         try:
             for day in self._days(start, step=1):
-                for instant in self._instants_on(day, tz):
-                    at = instant.astimezone(UTC)
-                    if at > last:  # also: no instant twice when a clock jump joins two days
-                        last = at
-                        yield instant
+                instants = _instants_on(hours, minutes, wildcard, day, tz)
+                utc = _utc_instants_on(hours, minutes, wildcard, day, tz)
+                # a day's instants are sorted by UTC: skip those not after `last` at once
+                # (also: no instant twice when a clock jump joins two days)
+                for n in range(bisect_right(utc, last), len(utc)):
+                    last = utc[n]
+                    yield instants[n]
         except OverflowError:  # the zone's offset pushes 9999-12-31 past datetime.max
             return
 
@@ -283,6 +287,20 @@ def _instants_on(
                 # wildcard jobs run in both passes of a repeated hour
                 found[second.astimezone(UTC)] = second
     return tuple(found[k] for k in sorted(found))
+
+
+@lru_cache(maxsize=1024)
+def _utc_instants_on(
+    hour_values: frozenset[int],
+    minute_values: frozenset[int],
+    wildcard: bool,
+    day: date,
+    tz: tzinfo,
+) -> tuple[datetime, ...]:
+    """_instants_on's instants as UTC datetimes (cached alike): what iter_runs compares."""
+    return tuple(
+        i.astimezone(UTC) for i in _instants_on(hour_values, minute_values, wildcard, day, tz)
+    )
 
 
 def _month_max(month: int) -> int:

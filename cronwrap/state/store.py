@@ -5,7 +5,10 @@ callers never see sqlite3 errors."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from cronwrap.errors import StoreError
@@ -18,6 +21,7 @@ from cronwrap.state.records import (
     JobRecord,
     RunRecord,
     as_number,
+    as_text,
     attempt_row,
     from_iso,
     iso,
@@ -433,6 +437,48 @@ class Store(Database):
             (job, limit),
         )
         return [row_to_run(r) for r in rows]
+
+    def run_heads(self, job: str, *, limit: int) -> list[sqlite3.Row]:
+        """The job's newest rows first, as (id, status, duration_s) as stored: enough to
+        judge a job and draw its durations without decoding every run whole."""
+        return self._query(
+            "SELECT id, status, duration_s FROM runs WHERE job=? ORDER BY id DESC LIMIT ?",
+            (job, limit),
+        )
+
+    def recent_schedule(self, job: str, *, limit: int) -> str | None:
+        """The schedule of the newest of the job's last `limit` runs that recorded one."""
+        rows = self._query(
+            "SELECT schedule FROM runs WHERE job=? ORDER BY id DESC LIMIT ?", (job, limit)
+        )
+        return next((t for t in (as_text(r[0]) for r in rows) if t), None)
+
+    def runs_by_id(self, ids: list[int]) -> dict[int, RunRecord]:
+        """Runs by their row id, without their output tails (what `status` shows of a run
+        leaves them out, and a job's tail may be large)."""
+        cols = ", ".join("NULL" if c == "output_tail" else c for c in RUN_COLUMNS)
+        out: dict[int, RunRecord] = {}
+        for at in range(0, len(ids), 500):  # well under SQLite's limit of bound values
+            chunk = ids[at : at + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(f"SELECT id, {cols} FROM runs WHERE id IN ({marks})", tuple(chunk))
+            out.update((int(r[0]), row_to_run(r[1:])) for r in rows)  # type: ignore[arg-type]
+        return out
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """One read transaction around many queries: one snapshot of the store (a run
+        ending meanwhile is seen either before or after, never half), and one lock taken
+        instead of one per query."""
+        try:
+            self._conn.execute("BEGIN")
+        except sqlite3.Error as err:
+            raise self._failed(err) from err
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("COMMIT")
 
     def recent_runs(self, *, limit: int = 20) -> list[RunRecord]:
         """The newest runs of every job, newest first."""

@@ -54,6 +54,20 @@ class LocalHost:
         return str(run.host) in self.ids
 
 
+class _Elsewhere(LocalHost):
+    """A reader that is none of the hosts: every run is judged by its own host's records."""
+
+    __slots__ = ()
+
+    def owns(self, run: RunRecord) -> bool:
+        return False
+
+
+def remote_host() -> LocalHost:
+    """How a fleet view judges runs: by their hosts' records, never by a local pid."""
+    return _Elsewhere(Path("/nonexistent"))
+
+
 def run_state(run: RunRecord, local: LocalHost) -> RunState:
     """The state of one stored run; a `running` row of this host is checked against its pid
     and lock, so a cronwrap killed mid-run reads `crashed` everywhere at once."""

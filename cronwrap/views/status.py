@@ -15,10 +15,17 @@ from cronwrap.config import Paths, derive_name, dir_refusal
 from cronwrap.cron.crontab import Crontab, wrapped_run
 from cronwrap.cron.schedule import Schedule, local_zone, parse, same_zone, zone, zone_name
 from cronwrap.errors import CronwrapError, ScheduleError, StoreError
-from cronwrap.state.records import RunRecord
+from cronwrap.state.records import RunRecord, as_number
 from cronwrap.state.store import Store
 from cronwrap.views.humanize import duration
-from cronwrap.views.runstate import LocalHost, RunState, is_verified, result_text, run_state
+from cronwrap.views.runstate import (
+    LocalHost,
+    RunState,
+    is_verified,
+    remote_host,
+    result_text,
+    run_state,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -268,11 +275,14 @@ def job_statuses(
     if wanted:
         jobs = {name: st for name, st in jobs.items() if name in wanted}
     local = LocalHost(paths.lock_dir, frozenset(ids))
-    dead = store.dead_letter_counts() if store is not None else {}
-    for st in jobs.values():
-        _zone_of(st, declared.get(st.name), cron_zone.get(st.name), system_tz)
-        _fill(st, store, local, now=now, grace=grace)
-        st.dead_letters = dead.get(st.name, 0)
+    seen: dict[tuple[str | None, str | None], _Timing] = {}
+    # one snapshot: a run recorded meanwhile must not leave a job half read
+    with store.reading() if store is not None else contextlib.nullcontext():
+        dead = store.dead_letter_counts() if store is not None else {}
+        for st in jobs.values():
+            _zone_of(st, declared.get(st.name), cron_zone.get(st.name), system_tz)
+            _fill(st, store, local, now=now, grace=grace, seen=seen)
+            st.dead_letters = dead.get(st.name, 0)
     return sorted(
         jobs.values(),
         key=lambda s: (s.next_run is None, _utc(s.next_run), s.name),
@@ -311,25 +321,42 @@ def _fill(
     *,
     now: datetime,
     grace: timedelta,
+    seen: dict[tuple[str | None, str | None], _Timing],
 ) -> None:
+    """The job's state from its newest rows. Of each row only the id, status and duration
+    are read; whole are only the newest, the newest that ran (not a skip) and running ones
+    (whether they still run is checked against their host, pid and lock)."""
     if st.unmonitored:
         st.state, st.result = "unmonitored", "unmonitored"
-        runs: list[RunRecord] = []
-    else:
-        runs = store.runs(st.name, limit=HISTORY_DEPTH) if store is not None else []
-    states = [run_state(r, local) for r in runs]
-    if runs:
-        st.last, st.last_state = runs[0], states[0]
+    if st.unmonitored or store is None:
+        _fill_schedule(st, now=now, grace=grace, seen=seen)
+        return
+    heads = store.run_heads(st.name, limit=HISTORY_DEPTH)
+    statuses = [str(h[1]) for h in heads]
+    ran = next((i for i, s in enumerate(statuses) if s != "skipped"), None)
+    wanted = {h[0] for h, s in zip(heads, statuses, strict=True) if s == "running"}
+    wanted.update(heads[i][0] for i in (0, ran) if i is not None and heads)
+    whole = store.runs_by_id(sorted(wanted)) if wanted else {}
+    states = {i: run_state(r, local) for i, r in whole.items()}
+    durations = []
+    for (row_id, _, took), status in zip(reversed(heads), reversed(statuses), strict=True):
+        # a skip never ran, and a run still going has no duration yet
+        took = as_number(took)
+        if took is None or status == "skipped" or states.get(row_id) is RunState.RUNNING:
+            continue
+        durations.append(took)
+    st.durations = durations[-HISTORY_DEPTH:]
+    if heads:
+        newest = heads[0][0]
+        st.last, st.last_state = whole[newest], states[newest]
         if not st.schedule:
-            st.schedule = next((r.schedule for r in runs if r.schedule), None)
-    st.durations = [
-        r.duration_s
-        for r, s in zip(reversed(runs), reversed(states), strict=True)
-        if r.duration_s is not None and not s.is_skip and s is not RunState.RUNNING
-    ][-HISTORY_DEPTH:]
-    if runs:
-        _judge(st, runs, states, local, now)
-    _fill_schedule(st, now=now, grace=grace)
+            st.schedule = store.recent_schedule(st.name, limit=HISTORY_DEPTH)
+        current = None
+        if ran is not None:
+            ran_id = heads[ran][0]
+            current = (whole[ran_id], states[ran_id])
+        _judge(st, (st.last, st.last_state), current, local, now)
+    _fill_schedule(st, now=now, grace=grace, seen=seen)
 
 
 # what one (schedule, zone) gives at a given now: schedule, zone, description, next, expected
@@ -375,15 +402,14 @@ def _fill_schedule(
 
 def _judge(
     st: JobStatus,
-    runs: list[RunRecord],
-    states: list[RunState],
+    newest: tuple[RunRecord, RunState],
+    ran: tuple[RunRecord, RunState] | None,
     local: LocalHost,
     now: datetime,
 ) -> None:
-    """The job's state from its newest rows: a skip says the previous run still held the
-    lock, so the run that holds it (or last ran) decides, not the skipped attempt."""
-    ran = next(((r, s) for r, s in zip(runs, states, strict=True) if not s.is_skip), None)
-    newest_state = states[0]
+    """The job's state from its newest row and its newest row that was not a skip: a skip
+    says the previous run still held the lock, so the run that holds it (or last ran)
+    decides, not the skipped attempt."""
     if ran is not None and ran[1] is RunState.RUNNING:
         run, state = ran
         elapsed = max(0.0, (now - run.started_at).total_seconds())
@@ -391,23 +417,21 @@ def _judge(
         st.current, st.run_state = run, state
         st.result, st.state = f"running {duration(elapsed)}{where}", "running"
         return
-    if newest_state.is_skip:
-        st.current, st.run_state = runs[0], newest_state
-        st.result = result_text(runs[0], newest_state)
-        if newest_state is RunState.NOT_RUN:
+    run, state = newest
+    st.current, st.run_state = run, state
+    st.result = result_text(run, state)
+    if state.is_skip:
+        if state is RunState.NOT_RUN:
             st.state = "unknown"
             st.reason = (
-                f"the last run did not start ({runs[0].reason}): nobody can tell whether any"
+                f"the last run did not start ({run.reason}): nobody can tell whether any"
                 " host ran it"
             )
         elif ran is not None and ran[1].is_problem:
             st.state = "failing"
         else:
-            st.state = "ok" if newest_state is RunState.RAN_ELSEWHERE else "skipped"
+            st.state = "ok" if state is RunState.RAN_ELSEWHERE else "skipped"
         return
-    run, state = runs[0], newest_state
-    st.current, st.run_state = run, state
-    st.result = result_text(run, state)
     st.state = "failing" if state.is_problem else "ok"
 
 
@@ -436,22 +460,6 @@ def _count_missed(
     st.missed = count > 0
 
 
-class _Elsewhere(LocalHost):
-    """A reader that is none of the hosts: every run is judged by its own host's records."""
-
-    __slots__ = ()
-
-    def owns(self, run: RunRecord) -> bool:
-        return False
-
-
-def remote_host() -> LocalHost:
-    """How a fleet view judges runs: by their hosts' records, never by a local pid."""
-    from pathlib import Path
-
-    return _Elsewhere(Path("/nonexistent"))
-
-
 def fleet_statuses(
     jobs: list[FleetJob],
     *,
@@ -472,14 +480,20 @@ def fleet_statuses(
         st = JobStatus(fj.name, schedule=fj.schedule, tz=fj.tz or system_tz, source="fleet")
         st.host = fj.host
         st.durations = fj.durations
-        runs = [r for r in (fj.last, fj.last_ran) if r is not None]
-        if len(runs) == 2 and runs[0].run_id == runs[1].run_id:
-            runs = runs[:1]
-        if runs:
-            states = [run_state(r, elsewhere) for r in runs]
-            st.last, st.last_state = runs[0], states[0]
-            st.schedule = st.schedule or next((r.schedule for r in runs if r.schedule), None)
-            _judge(st, runs, states, elsewhere, now)
+        newest = fj.last or fj.last_ran
+        if newest is not None:
+            state = run_state(newest, elsewhere)
+            st.last, st.last_state = newest, state
+            ran = None
+            if not state.is_skip:
+                ran = (newest, state)
+            elif fj.last_ran is not None:
+                ran_state = run_state(fj.last_ran, elsewhere)
+                ran = None if ran_state.is_skip else (fj.last_ran, ran_state)
+            st.schedule = st.schedule or next(
+                (r.schedule for r in (fj.last, fj.last_ran) if r is not None and r.schedule), None
+            )
+            _judge(st, (newest, state), ran, elsewhere, now)
         _fill_schedule(st, now=now, grace=grace, seen=seen)
         out.append(st)
     return sorted(out, key=lambda s: (s.next_run is None, _utc(s.next_run), s.name, s.host or ""))

@@ -6,7 +6,7 @@ about a millisecond per row). Colour only on a terminal, honouring NO_COLOR, FOR
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from cronwrap.views.humanize import duration, relative
 
@@ -248,7 +248,8 @@ def render_status(
     )
     if any_notes:
         cols.append(_Col("NOTE", min=8, max=30, shrink=3))
-    rows = [_status_row(st, now, wide=wide, notes=any_notes, fleet=fleet) for st in jobs]
+    clock = _Clock()
+    rows = [_status_row(st, now, clock, wide=wide, notes=any_notes, fleet=fleet) for st in jobs]
     out = render_table(cols, rows, width=width, color=color, terminal=terminal)
     failing = sum(1 for s in jobs if not s.healthy and s.state != "unknown")
     unknown = sum(1 for s in jobs if s.state == "unknown")
@@ -298,6 +299,7 @@ def render_history(
     ]
     if show_job:
         cols.insert(0, _Col("JOB", max=40, fold=True, shrink=2))
+    clock = _Clock()
     rows = []
     for n, r in enumerate(runs):
         state = states[n] if states is not None else None
@@ -305,7 +307,7 @@ def render_history(
         if state is not None and state.value != "success":  # history says success, not ok
             result = result_text(r, state)
         style = STATE_STYLE.get(_STATE_OF_RUN.get(state.value if state else r.status, ""), "")
-        started = f"{local_time(r.started_at, seconds=True)} ({relative(r.started_at, now)})"
+        started = f"{clock(r.started_at, seconds=True)} ({relative(r.started_at, now)})"
         row = [
             (started, ""),
             (short_duration(r.duration_s), ""),
@@ -336,13 +338,38 @@ _STATE_OF_RUN = {
 }
 
 
-def local_time(at: datetime, *, seconds: bool = False) -> str:
-    """An instant on this host's clock, with the zone: the one rule for every absolute time
-    in the tables (cron fires jobs on this clock, unless a cronie CRON_TZ says otherwise)."""
-    from cronwrap.cron.schedule import local_zone
+def local_time(at: datetime, *, seconds: bool = False, tz: tzinfo | None = None) -> str:
+    """An instant on this host's clock (or `tz`), with the zone: the one rule for every
+    absolute time in the tables (cron fires jobs on this clock, unless a cronie CRON_TZ says
+    otherwise)."""
+    if tz is None:
+        from cronwrap.cron.schedule import local_zone
 
+        tz = local_zone()
     fmt = "%Y-%m-%d %H:%M:%S %Z" if seconds else "%a %H:%M %Z"
-    return at.astimezone(local_zone()).strftime(fmt)
+    return at.astimezone(tz).strftime(fmt)
+
+
+class _Clock:
+    """local_time for one table: the host's zone found once (not once per cell), and each
+    instant drawn once (thousands of jobs share a few next-run times)."""
+
+    __slots__ = ("drawn", "tz")
+
+    def __init__(self) -> None:
+        from cronwrap.cron.schedule import local_zone
+
+        self.tz = local_zone()
+        self.drawn: dict[tuple[float, bool], str] = {}
+
+    def __call__(self, at: datetime, *, seconds: bool = False) -> str:
+        # keyed by the instant: aware datetimes of one zone compare by wall time, so the two
+        # passes of a repeated hour would be one key
+        key = (at.timestamp(), seconds)
+        text = self.drawn.get(key)
+        if text is None:
+            text = self.drawn[key] = local_time(at, seconds=seconds, tz=self.tz)
+        return text
 
 
 def _flags(st: Any) -> list[str]:
@@ -357,7 +384,7 @@ def _whole(text: str) -> str:
 
 
 def _status_row(
-    st: Any, now: datetime, *, wide: bool, notes: bool, fleet: bool = False
+    st: Any, now: datetime, clock: _Clock, *, wide: bool, notes: bool, fleet: bool = False
 ) -> list[tuple[str, str]]:
     sched = _whole(st.schedule or "-")
     if wide and st.description:
@@ -366,7 +393,7 @@ def _status_row(
     if st.last is not None:
         last = _whole(relative(st.last.started_at, now))
         if wide:
-            last += f" ({_whole(local_time(st.last.started_at))})"
+            last += f" ({_whole(clock(st.last.started_at))})"
     result = f"{STATE_SYMBOL.get(st.state, '')}{KEEP}{st.result}"
     dur = short_duration(st.last.duration_s if st.last else None)
     spark = sparkline(st.durations)
@@ -376,7 +403,7 @@ def _status_row(
     if st.next_run is not None:
         nxt = _whole(relative(st.next_run, now))
         if wide:
-            nxt += f" ({_whole(local_time(st.next_run))})"
+            nxt += f" ({_whole(clock(st.next_run))})"
     row = [
         (st.name, ""),
         *([(st.host or "-", "")] if fleet else []),
@@ -391,7 +418,7 @@ def _status_row(
     if notes:
         parts = []
         if st.missed and st.missed_first is not None:
-            first = _whole(local_time(st.missed_first))
+            first = _whole(clock(st.missed_first))
             from cronwrap.views.status import MISSED_COUNT_CAP
 
             count = f"{st.missed_count}{'+' if st.missed_count >= MISSED_COUNT_CAP else ''}"
