@@ -430,8 +430,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
         "fleet_budget",
         "duration",
         2.0,
-        "Most time shipping to the fleet store may add to a run; what is not shipped in time "
-        "is kept and shipped by the next run or `cronwrap flush`.",
+        "How long the fleet store's shipper waits for PostgreSQL to connect and to answer each "
+        "statement. The run never waits for it; what is not shipped is kept and shipped by the "
+        "next run or `cronwrap flush`.",
         "DURATION",
         low=0.1,
         high=300,

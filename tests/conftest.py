@@ -97,3 +97,39 @@ def pg_url(pg_cluster: object, request: pytest.FixtureRequest) -> str:
     name = "t_" + re.sub(r"[^a-z0-9]", "_", request.node.name.lower())[:50]
     pg_cluster.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
     return pg_cluster.create_db(name)  # type: ignore[attr-defined,no-any-return]
+
+
+def fleet_shippers(home: Path) -> list[int]:
+    """The pids of the detached fleet shippers (run/ship.py) at work for this home."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                zombie = f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+        except OSError:
+            continue
+        ours = any(b"cronwrap.run.ship import main" in a for a in argv)
+        if ours and not zombie and str(home).encode() in argv:
+            pids.append(int(entry))
+    return pids
+
+
+def wait_shipped(home: Path, timeout: float = 60.0) -> None:
+    """Wait for this home's shipper to be done: no shipper at work and its queue empty (the
+    timeout is generous: the machine may be busy)."""
+    import sqlite3
+
+    def done() -> bool:
+        if fleet_shippers(home):
+            return False
+        db = sqlite3.connect(home / "runs.db")
+        try:
+            return int(db.execute("SELECT count(*) FROM fleet_outbox").fetchone()[0]) == 0
+        finally:
+            db.close()
+
+    wait_for(done, timeout)

@@ -181,6 +181,24 @@ def _warn_zones(jobs: list[Any]) -> None:
             click.echo(f"cronwrap: warning: {j.name}: {j.tz_warning}", err=True)
 
 
+def _warn_fleet_backlog(ctx: click.Context, now: Any) -> None:
+    """One warning when this host's runs wait to be shipped to the fleet store (and why)."""
+    from cronwrap.run.ship import backlog_note
+    from cronwrap.views.status import open_store_readonly
+
+    paths = state_paths(ctx)
+    try:
+        store = open_store_readonly(paths)
+        if store is None:
+            return
+        with store:
+            note = backlog_note(store, paths.state_dir, now=now)
+    except CronwrapError:
+        return  # an unreadable store is reported by the status itself
+    if note:
+        click.echo(f"cronwrap: warning: {note}", err=True)
+
+
 def _show(
     jobs: list[Any],
     failures: list[Any],
@@ -257,6 +275,7 @@ def _status_once(
     )
     judged = list(jobs)
     _warn_zones(jobs)
+    _warn_fleet_backlog(ctx, now)
     if failed:
         jobs = [j for j in jobs if not j.healthy]
     _show(

@@ -146,6 +146,8 @@ class Run:
         self.origin = RunOrigin()  # how the run came about: cron, a rerun, a catch-up
         self.slot: datetime | None = None  # the scheduled slot it belongs to (CRONWRAP_SLOT)
         self.spec: str | None = None  # how to run it again (stored for rerun and catch-up)
+        # called once the run's last write is done (the fleet store's hand-off to its shipper)
+        self.at_close: list[Callable[[], None]] = []
         log_path = job.log_file if job.log_file is not None else str(paths.event_log)
         self.events = EventLog(log_path, fmt=job.log_format, job=job.name, run_id=run_id, host=host)
         self._store: Store | None = None
@@ -210,6 +212,9 @@ class Run:
                 guard(self, "cannot record the run's warnings", self._record_late_warnings)
             guard(self, "cannot close the run history", self._store.close)
             self._store = None
+        hooks, self.at_close = self.at_close, []
+        for fn in hooks:
+            guard(self, "after the run", fn)
 
     def _record_late_warnings(self) -> None:
         """Best effort, without waiting on a busy store: the warnings were said on stderr

@@ -1,94 +1,293 @@
-"""Shipping this host's runs to the fleet store from the run path, without ever making the
-job wait for PostgreSQL: a background thread (its own SQLite and PostgreSQL connections)
-uploads the queue while the job runs, and the end of the run waits for it at most the budget.
-What is not shipped stays queued in the local store for the next run or `cronwrap flush`."""
+"""Shipping this host's runs to the fleet store without the run ever waiting for PostgreSQL:
+the run queues its changes in the local store (fleet_outbox, in the same transaction as the
+change) and hands the queue to a detached shipper process, one per host at a time. The run's
+own process never imports psycopg; only the shipper (`main`) and `cronwrap flush` do."""
 
 from __future__ import annotations
 
-import threading
+import contextlib
+import fcntl
+import os
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from cronwrap.errors import CronwrapError
-from cronwrap.redact import redact_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from cronwrap.run.reporting import Attempt, Outcome, Run
     from cronwrap.state.fleetstore import FleetStore
+    from cronwrap.state.store import Store
+
+LOCK_FILE = "fleet-ship.lock"  # held by the one shipper at work on this host
+FAILURE_FILE = "fleet-ship.failed"  # the last shipment that failed: when, and why
+URL_ENV = "CRONWRAP_FLEET_STORE"  # how the shipper gets the URL (never on its command line)
+LOCK_FD = 3  # where the shipper finds the lock its run took for it
+SHIP_FOR_S = 30.0  # a shipper starts no new batch after this long; the rest goes next time
+LOCAL_BUSY_S = 30.0  # how long the shipper waits for the local store when runs are writing
+STALE_S = 60.0  # a change queued this long and not shipped is worth a line in `status`
 
 
-class FleetShipper:
-    """begin() when the run's start is queued, finish() when its end is; problems() says
-    what went wrong, for one warning line."""
+def shipper_bound_s(budget_s: float) -> float:
+    """The most a shipper lives: its batches, then one connect and one statement that may each
+    take the budget (libpq's connect timeout is at least 2 s), one wait for the local store,
+    and a margin. Past it the kernel ends it (SIGALRM): nothing keeps one alive for longer."""
+    return SHIP_FOR_S + 2 * max(2.0, budget_s) + LOCAL_BUSY_S + 5.0
 
-    def __init__(self, url: str, db_file: Path, *, budget_s: float, run_id: str) -> None:
+
+# ------------------------------------------------------------------ the run's side
+
+
+class FleetReporter:
+    """The run path's reporter for --fleet-store: the store reporter queues each change of
+    the run; this hands the queue to the shipper after the start and after the run's last
+    write. It never waits for the shipper, so it adds no time to the run, and it says nothing
+    about the fleet store on the run: `status` says what is not shipped, and why."""
+
+    name = "fleet store"
+
+    def __init__(self, run: Run) -> None:
+        from cronwrap.state.fleetstore import check_url
+
+        assert run.job.fleet_store is not None
+        check_url(run.job.fleet_store, "--fleet-store")  # a wrong URL is one warning, now
+
+    def start(self, run: Run) -> None:
+        # so `status --fleet-store` shows the run as running while its job runs
+        hand_off(run)
+
+    def attempt(self, run: Run, attempt: Attempt) -> None:
+        pass  # attempts go with the run's end
+
+    def end(self, run: Run, outcome: Outcome) -> None:
+        # after the run's last write (its late warnings too), so nothing it queues is left
+        # for a shipper that already looked
+        run.at_close.append(lambda: hand_off(run))
+
+
+def hand_off(run: Run) -> None:
+    """Start the shipper unless one is at work on this host: that one ships what this run
+    queued too, as it looks at the queue again after letting go of the lock."""
+    job = run.job
+    assert job.fleet_store is not None
+    fd = take_lock(run.paths.state_dir)
+    if fd is None:
+        return
+    try:
+        _spawn(job.fleet_store, run.paths.state_dir, run.paths.db_file, job.fleet_budget, fd)
+    finally:
+        os.close(fd)  # the shipper has its own copy: the lock is its now (or free, if none)
+
+
+def take_lock(state_dir: Path) -> int | None:
+    """The host's shipping lock (a descriptor), or None while another process holds it."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+    try:
+        fd = os.open(state_dir / LOCK_FILE, flags, 0o600)
+    except OSError as err:
+        raise CronwrapError(f"cannot open {state_dir / LOCK_FILE}: {err.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _spawn(url: str, state_dir: Path, db_file: Path, budget_s: float, lock_fd: int) -> None:
+    """posix_spawn the shipper: its own session, /dev/null for stdin, stdout and stderr (cron
+    mails a run's output once every holder of the pipe closed it, so the shipper must not
+    hold it), the lock on LOCK_FD and nothing else of ours."""
+    import signal
+    import sys
+
+    import cronwrap
+
+    if not sys.executable:
+        raise CronwrapError("cannot start the fleet shipper: no Python interpreter known")
+    # the shipper imports the very cronwrap this run is, whatever the working directory holds
+    root = os.path.dirname(os.path.dirname(os.path.abspath(cronwrap.__file__)))
+    code = (
+        f"import sys; sys.path[0] = {root!r}; from cronwrap.run.ship import main; "
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    # above 2, so that setting up 0-2 in the child cannot overwrite them first
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    high = fcntl.fcntl(null, fcntl.F_DUPFD_CLOEXEC, 10)
+    lock = fcntl.fcntl(lock_fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(null)
+    actions = [
+        (os.POSIX_SPAWN_DUP2, high, 0),
+        (os.POSIX_SPAWN_DUP2, high, 1),
+        (os.POSIX_SPAWN_DUP2, high, 2),
+        (os.POSIX_SPAWN_DUP2, lock, LOCK_FD),
+    ]
+    argv = [sys.executable, "-c", code, str(state_dir), str(db_file), repr(budget_s)]
+    env = {**os.environ, URL_ENV: url}
+    defaults = {signal.SIGALRM, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE}
+    try:
+        try:
+            os.posix_spawn(
+                sys.executable, argv, env, file_actions=actions, setsid=True, setsigdef=defaults
+            )
+        except NotImplementedError:  # a libc without POSIX_SPAWN_SETSID
+            os.posix_spawn(
+                sys.executable, argv, env, file_actions=actions, setpgroup=0, setsigdef=defaults
+            )
+    except OSError as err:
+        raise CronwrapError(f"cannot start the fleet shipper: {err.strerror}") from None
+    finally:
+        os.close(high)
+        os.close(lock)
+
+
+# ------------------------------------------------------------------ the shipper
+
+
+def main(argv: list[str]) -> int:
+    """The detached shipper, started by hand_off holding the host's lock on LOCK_FD: ship
+    the whole queue, let go of the lock, and look again (a run that found the lock held
+    may have queued something meanwhile). 0 when the queue went, 1 when it failed."""
+    import signal
+
+    state_dir, db_file, budget_s = Path(argv[0]), Path(argv[1]), float(argv[2])
+    signal.alarm(int(shipper_bound_s(budget_s)) + 1)
+    os.closerange(LOCK_FD + 1, 1 << 16)  # nothing of the run's may live on in the shipper
+    shipper = _Shipper(os.environ.get(URL_ENV, ""), state_dir, db_file, budget_s)
+    try:
+        return 0 if shipper.ship_all() else 1
+    finally:
+        shipper.close()
+
+
+class _Shipper:
+    def __init__(self, url: str, state_dir: Path, db_file: Path, budget_s: float) -> None:
         self.url = url
-        self.own = [run_id]  # this run, and crashed runs it marked: shipped whatever their age
+        self.state_dir = state_dir
         self.db_file = db_file
         self.budget_s = budget_s
-        self.shipped = 0
-        self.error: str | None = None
-        self._end_queued = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._fleet: FleetStore | None = None
+        self.deadline = time.monotonic() + SHIP_FOR_S
+        self.local: Store | None = None
+        self.fleet: FleetStore | None = None
+        self.shipped = 0  # queue entries shipped by this process
 
-    def adopt(self, run_id: str) -> None:
-        """Ship this other run's entries too (a crashed run this run just marked)."""
-        self.own.append(run_id)
+    def ship_all(self) -> bool:
+        lock_fd: int | None = LOCK_FD
+        while lock_fd is not None:
+            try:
+                if self._ship_queue():  # the time is up, the queue is not empty
+                    if self.shipped:  # the server answers: a fresh shipper goes on
+                        _spawn(self.url, self.state_dir, self.db_file, self.budget_s, lock_fd)
+                    return True
+                self._close_fleet()  # one connection per host at a time, even in passing
+            except CronwrapError as err:
+                note_failure(self.state_dir, str(err))  # under the lock: the newest word
+                return False
+            finally:
+                os.close(lock_fd)
+            # let go, then look again: a run that found the lock held before now queued
+            # its changes before it tried, so they are in the queue now or shipped already
+            assert self.local is not None
+            if self.local.fleet_backlog() == 0:
+                return True
+            lock_fd = take_lock(self.state_dir)  # None: the holder ships the rest
+        return True
 
-    def begin(self) -> None:
-        """Connect and ship what is queued (this run's start too), in the background."""
-        self._thread = threading.Thread(target=self._work, name="cronwrap-ship", daemon=True)
-        self._thread.start()
-
-    def end_queued(self) -> None:
-        """The run's end is in the queue: ship it as soon as the connection is there."""
-        if self._thread is None:
-            self.begin()
-        self._end_queued.set()
-
-    def finish(self) -> bool:
-        """Wait for the upload at most the budget. True when everything queued went."""
-        self.end_queued()
-        assert self._thread is not None
-        self._thread.join(self.budget_s)
-        if self._thread.is_alive():
-            self.error = self.error or (
-                f"fleet store {redact_url(self.url)}: no answer within --fleet-budget "
-                f"{self.budget_s:g}s"
-            )
-            return False
-        return self.error is None
-
-    def _work(self) -> None:
-        from cronwrap.state.fleetstore import FleetStore, connect, ship_pending
+    def _ship_queue(self) -> int:
+        """Ship until the queue is empty or the time is up; how many changes are left."""
+        from cronwrap.state.fleetstore import FleetStore, ship_pending
         from cronwrap.state.store import Store
 
-        # this run's entries, and those older than the budget: their own runs have given up
-        # on them by then (many runs at once then do not all upload each other's)
-        stale = self.budget_s + 1.0
-        try:
-            conn = connect(self.url, timeout_s=self.budget_s, statement_timeout_s=self.budget_s)
-            self._fleet = fleet = FleetStore(conn, self.url)
-            try:
-                fleet.migrate()
-                local = Store.open(self.db_file, busy_timeout_s=self.budget_s)
-                try:
-                    self.shipped += ship_pending(local, fleet, own=tuple(self.own), min_age_s=stale)
-                    # the job runs meanwhile; its end is queued when it is over
-                    self._end_queued.wait()
-                    self.shipped += ship_pending(local, fleet, own=tuple(self.own), min_age_s=stale)
-                finally:
-                    local.close()
-            finally:
-                fleet.close()
-        except CronwrapError as err:
-            self.error = str(err)
+        if self.local is None:
+            # patient: the shipper delays nobody, and many runs may be writing at once
+            self.local = Store.open(self.db_file, busy_timeout_s=LOCAL_BUSY_S)
+        local = self.local
+        left = local.fleet_backlog()
+        while left and time.monotonic() < self.deadline:
+            if self.fleet is None:
+                self.fleet = FleetStore.open(
+                    self.url, timeout_s=self.budget_s, statement_timeout_s=self.budget_s
+                )
+            self.shipped += ship_pending(local, self.fleet, max_batches=1)
+            left = local.fleet_backlog()
+        if left == 0:
+            clear_failure(self.state_dir)
+        return left
+
+    def _close_fleet(self) -> None:
+        if self.fleet is not None:
+            self.fleet.close()
+            self.fleet = None
+
+    def close(self) -> None:
+        self._close_fleet()
+        if self.local is not None:
+            self.local.close()
+
+
+# ------------------------------------------------------------------ what is not shipped
+
+
+def note_failure(state_dir: Path, message: str, *, now: datetime | None = None) -> None:
+    """Keep the last failed shipment (when, why) for `status`; best effort."""
+    at = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+    path = state_dir / FAILURE_FILE
+    tmp = path.with_name(f".{FAILURE_FILE}.{os.getpid()}")
+    try:
+        tmp.write_text(f"{at}\t{message}\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # status still shows the backlog, which is the truth that matters
+
+
+def clear_failure(state_dir: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(state_dir / FAILURE_FILE)
+
+
+def last_failure(state_dir: Path) -> tuple[datetime, str] | None:
+    """The last failed shipment, if it is not followed by a successful one."""
+    try:
+        text = (state_dir / FAILURE_FILE).read_text(encoding="utf-8")
+        at, _, message = text.strip().partition("\t")
+        return datetime.fromisoformat(at), message
+    except (OSError, ValueError):
+        return None
+
+
+def backlog_note(store: Store, state_dir: Path, *, now: datetime) -> str | None:
+    """One line for `status` when run changes of this host wait to be shipped (longer than a
+    shipper normally takes, or after a failed shipment); None when nothing is behind."""
+    count = store.fleet_backlog()
+    oldest = store.fleet_oldest_queued_at()
+    if not count or oldest is None:
+        return None
+    failure = last_failure(state_dir)
+    age = (now - oldest).total_seconds()
+    if age < STALE_S and failure is None:
+        return None
+    note = (
+        f"fleet store: {count} run change{'s' if count != 1 else ''} not shipped yet, "
+        f"the oldest queued {_ago(age)} ago"
+    )
+    if failure is not None:
+        at, message = failure
+        note += f"; the last shipment ({_ago((now - at).total_seconds())} ago) failed: {message}"
+    return note + "; `cronwrap flush --fleet-store URL` ships them now"
+
+
+def _ago(seconds: float) -> str:
+    s = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit}"
+    return f"{s}s"
 
 
 def flush(url: str, db_file: Path, *, budget_s: float) -> tuple[int, int, str | None]:
-    """Ship the whole queue now (for `cronwrap flush`): (shipped, still queued, error)."""
+    """Ship the whole queue now (for `cronwrap flush`): (shipped, still queued, error). It
+    may run beside a shipper: both upsert by run id, so nothing arrives twice."""
     from cronwrap.state.fleetstore import FleetStore, ship_pending
     from cronwrap.state.store import Store
 
@@ -106,38 +305,8 @@ def flush(url: str, db_file: Path, *, budget_s: float) -> tuple[int, int, str | 
         error = str(err)
     left = local.fleet_backlog()
     local.close()
+    if error is not None:
+        note_failure(db_file.parent, error)
+    elif left == 0:
+        clear_failure(db_file.parent)
     return shipped, left, error
-
-
-class FleetReporter:
-    """The run path's reporter for --fleet-store: the store reporter queues each change of
-    the run in the local store (in the same transaction as the change); this ships the queue
-    from a background thread and waits for it at the end at most --fleet-budget."""
-
-    name = "fleet store"
-
-    def __init__(self, run: Run) -> None:
-        job = run.job
-        assert job.fleet_store is not None
-        self.shipper = FleetShipper(
-            job.fleet_store, run.paths.db_file, budget_s=job.fleet_budget, run_id=run.run_id
-        )
-        self.begun = False
-
-    def start(self, run: Run) -> None:
-        for rec in run.crashed:  # marked crashed by the store reporter just now: ship them too
-            self.shipper.adopt(rec.run_id)
-        self.shipper.begin()
-        self.begun = True
-
-    def attempt(self, run: Run, attempt: Attempt) -> None:
-        pass  # attempts go with the run's end
-
-    def end(self, run: Run, outcome: Outcome) -> None:
-        if self.shipper.finish():
-            return
-        error = self.shipper.error
-        left = run.query("the fleet queue", lambda s: s.fleet_backlog())
-        kept = f"{left} run change{'s' if left != 1 else ''}" if left is not None else "runs"
-        run.emit("fleet.error", f"fleet store not updated: {error}", error=error)
-        run.warn(f"{error}; {kept} kept for the next run or `cronwrap flush`")

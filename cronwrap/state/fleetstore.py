@@ -434,22 +434,15 @@ def _run_params(r: RunRecord) -> tuple[object, ...]:
 
 
 def ship_pending(
-    local: Store,
-    fleet: FleetStore,
-    *,
-    own: tuple[str, ...] = (),
-    min_age_s: float = 0.0,
-    batch: int = 500,
-    max_batches: int = 20,
+    local: Store, fleet: FleetStore, *, batch: int = 500, max_batches: int = 20
 ) -> int:
     """Ship queued runs (their newest state and attempts) oldest first; an entry leaves the
     queue only after PostgreSQL committed it, so a failure part-way ships it again next time
-    (the upserts make that harmless). A run ships its own entries and those older than
-    min_age_s, so many runs at once do not all upload each other's. Returns how many queue
+    (the upserts make that harmless, and never put a run in twice). Returns how many queue
     entries were shipped."""
     shipped = 0
     for _ in range(max_batches):
-        pending = local.fleet_pending(limit=batch, own=own, min_age_s=min_age_s)
+        pending = local.fleet_pending(limit=batch)
         if not pending:
             break
         runs: list[RunRecord] = []

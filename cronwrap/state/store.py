@@ -9,7 +9,7 @@ import contextlib
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from cronwrap.errors import StoreError
 from cronwrap.state.database import Database
@@ -542,17 +542,9 @@ class Store(Database):
         """Remember that this run changed and its newest state is still to be shipped."""
         self._exec_write("INSERT INTO fleet_outbox (run_id) VALUES (?)", (run_id,))
 
-    def fleet_pending(
-        self, *, limit: int = 500, own: tuple[str, ...] = (), min_age_s: float = 0.0
-    ) -> list[tuple[int, str]]:
-        """(seq, run_id) still to ship, oldest first: the runs in `own` and every entry queued
-        more than min_age_s ago (younger ones belong to runs still shipping them)."""
-        marks = ",".join("?" * len(own)) or "NULL"
-        rows = self._query(
-            f"SELECT seq, run_id FROM fleet_outbox WHERE run_id IN ({marks}) "
-            "OR queued_at <= julianday('now') - ? / 86400.0 ORDER BY seq LIMIT ?",
-            (*own, min_age_s, limit),
-        )
+    def fleet_pending(self, *, limit: int = 500) -> list[tuple[int, str]]:
+        """(seq, run_id) still to ship, oldest first (one shipper per host ships them all)."""
+        rows = self._query("SELECT seq, run_id FROM fleet_outbox ORDER BY seq LIMIT ?", (limit,))
         return [(int(r[0]), str(r[1])) for r in rows]
 
     def fleet_shipped(self, seqs: list[int]) -> None:
@@ -567,6 +559,14 @@ class Store(Database):
 
     def fleet_backlog(self) -> int:
         return int(self._query("SELECT count(*) FROM fleet_outbox")[0][0])
+
+    def fleet_oldest_queued_at(self) -> datetime | None:
+        """When the oldest change still to ship was queued (None: nothing is queued)."""
+        row = self._query("SELECT min(queued_at) FROM fleet_outbox")[0]
+        if row[0] is None:
+            return None
+        # julianday: days since noon UTC, 24 November 4714 BC; the Unix epoch is day 2440587.5
+        return datetime.fromtimestamp((float(row[0]) - 2440587.5) * 86400.0, timezone.utc)
 
     def count_runs(self, job: str | None = None) -> int:
         if job is None:
