@@ -9,12 +9,14 @@ temp dir, as tests/pgserver.py does; as root it runs as the `postgres` user).
 
     python benchmarks/fleet.py                  # both
     python benchmarks/fleet.py --pairs 15 --runs 5000000
+    python benchmarks/fleet.py --only status --cluster-dir /tmp/fleet-pg   # generate once
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -91,12 +93,16 @@ def paired(
     return [(wall(a, env), wall(b, env)) for _ in range(pairs)]
 
 
-def bench_status(server: PgServer, args: argparse.Namespace, tmp: Path) -> None:
+def bench_status(server: PgServer, args: argparse.Namespace, tmp: Path, *, reuse: bool) -> None:
     db = "fleet"
-    server.create_db(db)
-    took = generate(server, db, hosts=args.hosts, jobs=args.jobs, runs=args.runs)
-    count = server.sql("SELECT count(*) FROM cronwrap_runs", db)[0][0]
-    print(f"generated {count:,} runs for {args.hosts} hosts x {args.jobs} jobs in {took:.1f}s")
+    if reuse:
+        count = server.sql("SELECT count(*) FROM cronwrap_runs", db)[0][0]
+        print(f"reused {count:,} runs for {args.hosts} hosts x {args.jobs} jobs in {server.dir}")
+    else:
+        server.create_db(db)
+        took = generate(server, db, hosts=args.hosts, jobs=args.jobs, runs=args.runs)
+        count = server.sql("SELECT count(*) FROM cronwrap_runs", db)[0][0]
+        print(f"generated {count:,} runs for {args.hosts} hosts x {args.jobs} jobs in {took:.1f}s")
     env = env_for(tmp / "reader")
     url = server.url(db)
     cases = {
@@ -127,6 +133,7 @@ def bench_status(server: PgServer, args: argparse.Namespace, tmp: Path) -> None:
 
 def bench_shipping(server: PgServer, args: argparse.Namespace, tmp: Path) -> None:
     db = "ship"
+    server.sql(f"DROP DATABASE IF EXISTS {db}")  # a reused cluster's from a run before
     server.create_db(db)
     hole = BlackHole()
     dead = f"postgresql://postgres:x@127.0.0.1:{free_port()}/ship"
@@ -165,8 +172,13 @@ def main() -> int:
     parser.add_argument("--only", choices=("status", "shipping"))
     parser.add_argument("--job-seconds", type=float, default=1.0, help="the shipped job's length")
     parser.add_argument("--budget", default="2s", help="--fleet-budget of the shipped runs")
+    parser.add_argument(
+        "--cluster-dir",
+        help="keep the PostgreSQL cluster here and reuse its generated fleet store on later"
+        " runs with the same sizes (default: a fresh cluster in a temp dir each time)",
+    )
     args = parser.parse_args()
-    server = PgServer(require_postgres()).init().start()
+    server, reuse = cluster(args)
     print(
         f"PostgreSQL {server.sql('SHOW server_version')[0][0]}, {os.cpu_count()} cores, "
         f"load {os.getloadavg()[0]:.1f}"
@@ -174,12 +186,41 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as d:
             if args.only in (None, "status"):
-                bench_status(server, args, Path(d))
+                bench_status(server, args, Path(d), reuse=reuse)
+                if args.cluster_dir:
+                    (server.dir / "generated").write_text(generated_mark(args))
             if args.only in (None, "shipping"):
                 bench_shipping(server, args, Path(d))
     finally:
-        server.cleanup()
+        if args.cluster_dir:
+            server.stop()
+        else:
+            server.cleanup()
     return 0
+
+
+def generated_mark(args: argparse.Namespace) -> str:
+    return f"{args.hosts} hosts x {args.jobs} jobs, {args.runs} runs\n"
+
+
+def cluster(args: argparse.Namespace) -> tuple[PgServer, bool]:
+    """A fresh cluster in a temp dir (removed at the end), or with --cluster-dir one kept
+    there: reused when it holds the fleet store generated for the same sizes."""
+    server = PgServer(require_postgres())
+    if not args.cluster_dir:
+        return server.init().start(), False
+    shutil.rmtree(server.dir, ignore_errors=True)
+    server.dir = Path(args.cluster_dir).resolve()
+    server.data = server.dir / "data"
+    mark = server.dir / "generated"
+    reuse = mark.exists() and mark.read_text() == generated_mark(args)
+    if not reuse:
+        shutil.rmtree(server.dir, ignore_errors=True)
+        server.dir.mkdir(parents=True)
+        if server.as_root:
+            shutil.chown(server.dir, "postgres", "postgres")
+        server.init()
+    return server.start(), reuse
 
 
 if __name__ == "__main__":

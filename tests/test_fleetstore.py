@@ -149,3 +149,41 @@ def test_a_wrong_password_is_reported_without_it(pg_url: str) -> None:
 def test_only_postgresql_urls() -> None:
     with pytest.raises(ConfigError, match="postgresql://"):
         fleetstore.check_url("mysql://x/y", "--fleet-store")
+
+
+def test_a_skip_on_top_is_judged_by_the_run_under_it(tmp_path: Path, pg_url: str) -> None:
+    """jobs() reads the newest run that ran only when the newest row is a skip; either way
+    status judges a host's job by the run that ran."""
+    from cronwrap.views.status import fleet_statuses
+
+    local = Store.open(tmp_path / "runs.db")
+    record(local, "f1", "nightly", "a")
+    local.record_start(
+        run_id="s1",
+        job="nightly",
+        host="a",
+        pid=1,
+        command="true",
+        started_at=T0 + timedelta(hours=1),
+        schedule="0 3 * * *",
+        tz="UTC",
+        log_path=None,
+        status="skipped",
+    )
+    local.queue_for_fleet("s1")
+    record(local, "g1", "plain", "a")
+    with FleetStore.open(pg_url) as fleet:
+        ship_pending(local, fleet)
+        jobs = {j.name: j for j in fleet.jobs(host="a")}
+    local.close()
+    assert (jobs["nightly"].last.run_id, jobs["nightly"].last_ran.run_id) == ("s1", "f1")
+    assert jobs["plain"].last_ran is jobs["plain"].last
+    got = {
+        s.name: s
+        for s in fleet_statuses(
+            list(jobs.values()), now=T0 + timedelta(hours=2), grace=timedelta(0)
+        )
+    }
+    assert got["nightly"].state == "failing" and got["nightly"].last.status == "skipped"
+    assert got["nightly"].durations == [2.0]
+    assert got["plain"].state == "failing" and got["plain"].result == "failed (exit 3)"

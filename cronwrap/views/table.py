@@ -106,7 +106,10 @@ class _Col:
 
 def _longest(texts: Iterable[str], *, groups: bool) -> int:
     """The longest unit of the texts: a group (words joined by KEEP) or a single word."""
-    return max((len(w) for t in texts for w in (t.split(" ") if groups else _words(t))), default=0)
+    # each distinct text once: thousands of rows share a few schedules, results, durations
+    return max(
+        (len(w) for t in set(texts) for w in (t.split(" ") if groups else _words(t))), default=0
+    )
 
 
 def _words(text: str) -> list[str]:
@@ -194,6 +197,10 @@ def render_table(
         cells = [
             _cell_lines(text, w, c.fold) for (text, _), w, c in zip(row, widths, cols, strict=True)
         ]
+        if not color and all(len(c) == 1 for c in cells):  # the common row: one line, plain
+            line = "  ".join(c[0].ljust(w) for c, w in zip(cells, widths, strict=True))
+            out.append(line.replace(KEEP, " ").rstrip())
+            continue
         for n in range(max(len(c) for c in cells)):
             parts = []
             for i, ((_, style), w) in enumerate(zip(row, widths, strict=True)):
