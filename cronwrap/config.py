@@ -4,138 +4,30 @@ config file exists; nothing here reads os.environ at import time."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import stat
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from cronwrap.errors import ConfigError, UsageError
 from cronwrap.options import MAX_DURATION, OPTIONS_BY_NAME, RUN_OPTIONS, Job, Option
+
+# where things live is paths.py's; re-exported here, where callers have always found them
+from cronwrap.paths import DIR_MODE as DIR_MODE  # noqa: PLC0414
+from cronwrap.paths import Paths as Paths  # noqa: PLC0414
+from cronwrap.paths import dir_refusal as dir_refusal  # noqa: PLC0414
+from cronwrap.paths import ensure_dir as ensure_dir  # noqa: PLC0414
+from cronwrap.paths import resolve_paths as resolve_paths  # noqa: PLC0414
 
 TYPE_CHECKING = False  # typing costs ~3 ms of start-up; the names are for the type checker
 if TYPE_CHECKING:
     from typing import Any
 
-DIR_MODE = 0o750
+    from cronwrap.paths import StrPath
+
 MAX_NAME_LEN = 100
 # names checked by hand, not by a regex: compiling regexes costs start-up time on every run
 _NAME_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _NAME_CHARS = _NAME_FIRST | frozenset("._@+-")
-
-
-# ---------------------------------------------------------------- paths
-
-
-class Paths:  # noqa: PLW1641 - compared in tests, never hashed
-    """Where config, state and locks live. Plain classes here and below: the run path must
-    not import dataclasses (~14 ms of start-up through inspect and ast)."""
-
-    __slots__ = ("config_file", "lock_dir", "origin", "state_dir")
-
-    def __init__(self, config_file: Path, state_dir: Path, lock_dir: Path, origin: str) -> None:
-        self.config_file = config_file
-        self.state_dir = state_dir
-        self.lock_dir = lock_dir
-        self.origin = origin  # "CRONWRAP_HOME", "root" or "user": how they were chosen
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Paths) and all(
-            getattr(self, a) == getattr(other, a) for a in self.__slots__
-        )
-
-    def __repr__(self) -> str:
-        return f"Paths({self.config_file}, {self.state_dir}, {self.lock_dir}, {self.origin})"
-
-    @property
-    def db_file(self) -> Path:
-        return self.state_dir / "runs.db"
-
-    @property
-    def output_dir(self) -> Path:
-        return self.state_dir / "output"
-
-    @property
-    def event_log(self) -> Path:
-        return self.state_dir / "cronwrap.log"
-
-
-def resolve_paths(
-    env: Mapping[str, str], *, uid: int | None = None, config_file: str | None = None
-) -> Paths:
-    """Where config, state and locks live: CRONWRAP_HOME, else system paths for root, else XDG.
-    `config_file` (--config) or CRONWRAP_CONFIG names another config file."""
-    uid = os.geteuid() if uid is None else uid
-    home = env.get("CRONWRAP_HOME")
-    if home:
-        base = Path(home).expanduser().absolute()
-        paths = Paths(base / "config.yaml", base, base / "locks", "CRONWRAP_HOME")
-    elif uid == 0:
-        run_lock = Path("/run/lock")
-        state = Path("/var/lib/cronwrap")
-        locks = run_lock / "cronwrap" if run_lock.is_dir() else state / "locks"
-        paths = Paths(Path("/etc/cronwrap/config.yaml"), state, locks, "root")
-    else:
-        user_home = Path(env.get("HOME") or Path.home())
-        config_home = Path(env.get("XDG_CONFIG_HOME") or user_home / ".config")
-        state_home = Path(env.get("XDG_STATE_HOME") or user_home / ".local" / "state")
-        state = state_home / "cronwrap"
-        paths = Paths(config_home / "cronwrap" / "config.yaml", state, state / "locks", "user")
-    override = config_file or env.get("CRONWRAP_CONFIG")
-    if override:
-        paths = Paths(
-            Path(override).expanduser().absolute(), paths.state_dir, paths.lock_dir, paths.origin
-        )
-    return paths
-
-
-def ensure_dir(path: Path, *, private: bool = False) -> Path:
-    """Create `path` (and parents) without world-write; refuse one that others could swap.
-
-    private (state and lock dirs): it must also be owned by the user running cronwrap and
-    writable by nobody else, sticky bit or not: another user who can write the lock dir
-    can plant or hold our lock files. mkdir first, then lstat: nothing is followed."""
-    try:
-        missing = []
-        probe = path
-        while not os.path.lexists(probe) and probe != probe.parent:
-            missing.append(probe)
-            probe = probe.parent
-        for directory in reversed(missing):  # parents too get DIR_MODE, not the umask default
-            with contextlib.suppress(FileExistsError):
-                directory.mkdir(mode=DIR_MODE)
-    except OSError as err:
-        raise ConfigError(f"cannot create directory {path}: {err.strerror}") from err
-    refusal = dir_refusal(path, private=private)
-    if refusal:
-        raise ConfigError(refusal)
-    return path
-
-
-def dir_refusal(path: Path, *, private: bool = False) -> str | None:
-    """Why cronwrap refuses an existing directory (status uses it to say why no runs were
-    recorded), or None when it is fine. private: see ensure_dir."""
-    try:
-        st = os.lstat(path)
-    except OSError as err:
-        return f"cannot use directory {path}: {err.strerror}"
-    if not stat.S_ISDIR(st.st_mode):
-        return f"{path} is not a directory (a symlink or file is in the way)"
-    me = os.geteuid()
-    if private:
-        if st.st_uid != me:
-            return f"{path} belongs to uid {st.st_uid}, not to uid {me}; refusing it"
-        if st.st_mode & 0o002:
-            return f"{path} is world-writable: run chmod go-w {path}"
-        if st.st_mode & 0o020:
-            return f"{path} is group-writable: run chmod g-w {path}"
-        return None
-    if st.st_mode & 0o002 and not st.st_mode & 0o1000:
-        return f"{path} is world-writable: run chmod o-w {path}"
-    if st.st_uid not in (me, 0):
-        return f"{path} belongs to uid {st.st_uid}, not to you; refusing to use it"
-    return None
 
 
 # ---------------------------------------------------------------- values
@@ -214,9 +106,10 @@ def read_secret(value: str) -> str:
     """A secret given as `file:PATH` is read from that file (first line, stripped)."""
     if not value.startswith("file:"):
         return value
-    path = Path(value[5:]).expanduser()
+    path = os.path.expanduser(value[5:])
     try:
-        return path.read_text().strip()
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
     except OSError as err:
         raise ConfigError(f"cannot read secret file {path}: {err.strerror}") from err
 
@@ -328,7 +221,7 @@ class ConfigFile:  # noqa: PLW1641 - compared in tests, never hashed
 
     def __init__(
         self,
-        path: Path | None,
+        path: StrPath | None,
         defaults: Mapping[str, Any] | None = None,
         jobs: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
@@ -365,7 +258,9 @@ def _config_keys() -> list[str]:
     return [o.name for o in RUN_OPTIONS if o.config]
 
 
-def _check_section(section: object, where: str, path: Path, problems: list[str]) -> dict[str, Any]:
+def _check_section(
+    section: object, where: str, path: StrPath, problems: list[str]
+) -> dict[str, Any]:
     """The section's valid options, converted; each bad key or value is one problem."""
     if section is None:
         return {}
@@ -389,7 +284,7 @@ def _check_section(section: object, where: str, path: Path, problems: list[str])
     return out
 
 
-def _read_bounded(path: Path, limit: int) -> bytes:
+def _read_bounded(path: StrPath, limit: int) -> bytes:
     """At most `limit` bytes of `path`; ValueError if it is longer (e.g. /dev/zero)."""
     with open(path, "rb") as f:
         data = f.read(limit + 1)
@@ -414,7 +309,7 @@ def _too_big(data: object, limit: int) -> bool:
     return False
 
 
-def load_config(path: Path, *, strict: bool = True) -> ConfigFile:
+def load_config(path: StrPath, *, strict: bool = True) -> ConfigFile:
     """Read and validate the YAML config; a missing file is an empty config.
 
     Every problem is collected (not just the first). strict (`cronwrap config`, lint):
@@ -428,7 +323,7 @@ def load_config(path: Path, *, strict: bool = True) -> ConfigFile:
     return config
 
 
-def _load_config(path: Path, problems: list[str]) -> ConfigFile:
+def _load_config(path: StrPath, problems: list[str]) -> ConfigFile:
     try:
         text = _read_bounded(path, MAX_CONFIG_BYTES).decode("utf-8")
     except (FileNotFoundError, NotADirectoryError):

@@ -189,7 +189,7 @@ class ContextReporter:
 def add_to_env(run: Run) -> None:
     """CRONWRAP_SLOT, _ATTEMPTS_MAX, _LAST_SUCCESS_*, _STATE_DIR and _RERUN_OF for the child."""
     from cronwrap.run.reporting import guard  # (reporting imports this module)
-    from cronwrap.state.kv import ensure_state_dir, job_state_dir
+    from cronwrap.state.kv import ensure_state_dir, job_state_path
 
     job = run.job
     assert run.slot is not None  # set before the lock
@@ -199,7 +199,7 @@ def add_to_env(run: Run) -> None:
         run,
         "CRONWRAP_STATE_DIR is not set",
         ensure_state_dir,
-        job_state_dir(run.paths.state_dir, job.name),
+        job_state_path(run.paths.state_path, job.name),
     )
     run.child_env = context_env(
         job,

@@ -27,7 +27,8 @@ def execute(
 ) -> int:
     """Resolve the job, supervise it, and return the exit status (125 for our own errors).
     `origin` says how the run came about (a rerun, a catch-up); default: cron started it."""
-    from cronwrap.config import load_config, resolve_job, resolve_paths
+    from cronwrap.config import load_config, resolve_job
+    from cronwrap.paths import resolve_paths
     from cronwrap.run.context import RunOrigin, check_origin
     from cronwrap.run.supervise import exit_with, supervise
 
@@ -35,9 +36,9 @@ def execute(
     try:
         paths = resolve_paths(env, config_file=config_path)
         if origin is None:
-            origin = RunOrigin(flags=parsed.flags, config_file=str(paths.config_file))
+            origin = RunOrigin(flags=parsed.flags, config_file=paths.config_path)
         # the command is known: what is wrong in the config is left out, said, and the job runs
-        config = load_config(paths.config_file, strict=False)
+        config = load_config(paths.config_path, strict=False)
         problems = [*parsed.problems, *(f"{p}; ignored" for p in config.problems)]
         job = resolve_job(parsed.flags, parsed.command, env, config, problems=problems)
         if job.alert:  # an alert that cannot be sent here is left out, not the job

@@ -9,7 +9,6 @@ import fcntl
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from cronwrap.errors import CronwrapError
 
@@ -17,6 +16,8 @@ TYPE_CHECKING = False  # typing costs start-up time; these names are for the typ
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Protocol
+
+    from cronwrap.paths import StrPath
 
     class Lock(Protocol):
         """What the supervisor needs of a lock it holds: a descriptor the job inherits
@@ -34,15 +35,15 @@ class LockError(CronwrapError):
     """The lock file could not be opened (not: the lock is held)."""
 
 
-def safe_lock_dir(preferred: Path, fallback: Path) -> tuple[Path | None, str | None]:
+def safe_lock_dir(preferred: str, fallback: str) -> tuple[str | None, str | None]:
     """The lock dir to use and a warning when it is not `preferred`.
 
     /run/lock is emptied at boot and world-writable: another user can create
     /run/lock/cronwrap before root's first job, or hold our lock files in a shared dir. A
     dir that is not ours alone is not used; the private `fallback` (under the state dir)
     is. (None, warning): no safe dir at all, the run goes unlocked."""
-    from cronwrap.config import ensure_dir
     from cronwrap.errors import ConfigError
+    from cronwrap.paths import ensure_dir
 
     try:
         return ensure_dir(preferred, private=True), None
@@ -64,7 +65,7 @@ class JobLock:
     `fd` can be passed to the child (pass_fds): then the job's processes hold the lock too,
     as with flock(1), and it stays held while any of them live even if cronwrap is killed."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: StrPath) -> None:
         self.path = path
         self.fd: int | None = None
         self.lost: str | None = None  # an flock is never lost while a holder lives
@@ -123,7 +124,7 @@ class JobLock:
             self.fd = None
 
 
-def is_locked(path: Path) -> bool:
+def is_locked(path: StrPath) -> bool:
     """True while some process holds the job's lock (used by status)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)

@@ -73,7 +73,7 @@ class StoreReporter:
             schedule=run.job.schedule,
             tz=run.job.tz,
             log_path=str(run.log_path) if run.log_path else None,
-            state_dir=str(run.paths.state_dir),
+            state_dir=run.paths.state_path,
             status=status,
             queue_fleet=bool(run.job.fleet_store),
             slot=run.slot,
@@ -291,9 +291,7 @@ class MetricsReporter:
             self._write(run, outcome)
 
     def _write(self, run: Run, outcome: Outcome | None) -> None:
-        from pathlib import Path
-
-        from cronwrap.config import ensure_dir
+        from cronwrap.paths import ensure_dir
         from cronwrap.state import metrics
 
         job = run.job
@@ -325,7 +323,7 @@ class MetricsReporter:
         recent = run.query("durations", lambda s: s.recent_durations(job.name))
         values.update(metrics.duration_gauges(recent or []))
         text = metrics.render(job.name, values, result=result, totals=totals)
-        ensure_dir(Path(job.metrics_dir))
+        ensure_dir(job.metrics_dir)
         metrics.write_atomic(job.metrics_dir, job.name, text)
 
 

@@ -15,11 +15,10 @@ TYPE_CHECKING = False  # typing costs start-up time; these names are for the typ
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from datetime import datetime
-    from pathlib import Path
     from typing import Protocol, TypeVar
 
-    from cronwrap.config import Paths
     from cronwrap.options import Job
+    from cronwrap.paths import Paths
     from cronwrap.run.process import AttemptResult, Canceller, OutputSink
     from cronwrap.state.records import RunRecord
     from cronwrap.state.store import Store
@@ -136,7 +135,7 @@ class Run:
         self.redact = Redactor()
         self.child_env: Mapping[str, str] = {}
         self.started_at: datetime | None = None
-        self.log_path: Path | None = None
+        self.log_path: str | None = None
         self.sink: OutputSink | None = None
         self.crashed: list[RunRecord] = []  # earlier runs found dead at start (store)
         self.lock_lost_kill = False
@@ -148,7 +147,7 @@ class Run:
         self.spec: str | None = None  # how to run it again (stored for rerun and catch-up)
         # called once the run's last write is done (the fleet store's hand-off to its shipper)
         self.at_close: list[Callable[[], None]] = []
-        log_path = job.log_file if job.log_file is not None else str(paths.event_log)
+        log_path = job.log_file if job.log_file is not None else paths.event_log_path
         self.events = EventLog(log_path, fmt=job.log_format, job=job.name, run_id=run_id, host=host)
         self._store: Store | None = None
         self._store_tried = False
@@ -229,16 +228,16 @@ class Run:
 
 
 def _open_store(run: Run) -> Store:
-    from cronwrap.config import ensure_dir
+    from cronwrap.paths import ensure_dir
     from cronwrap.state.store import Store
 
-    ensure_dir(run.paths.state_dir, private=True)
+    ensure_dir(run.paths.state_path, private=True)
     # short: another process holding the write lock must not delay the job's start
-    store = Store.open(run.paths.db_file, busy_timeout_s=START_BUSY_S)
+    store = Store.open(run.paths.db_path, busy_timeout_s=START_BUSY_S)
     if store.recovered is not None:
         run.warn(
-            f"run store {run.paths.db_file} was damaged: moved aside to "
-            f"{store.recovered.name}, a fresh store is used from now on"
+            f"run store {run.paths.db_path} was damaged: moved aside to "
+            f"{os.path.basename(store.recovered)}, a fresh store is used from now on"
         )
     return store
 

@@ -9,11 +9,10 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from pathlib import Path
 
-from cronwrap.config import Paths, ensure_dir
 from cronwrap.errors import CronwrapError
 from cronwrap.options import Job
+from cronwrap.paths import Paths, ensure_dir
 from cronwrap.run import context as job_context
 from cronwrap.run import judge
 from cronwrap.run import process as runner
@@ -202,12 +201,12 @@ def _acquire_lock(
         return _take_fleet_lock(run, now)
     from cronwrap.run.lock import JobLock, safe_lock_dir
 
-    lock_dir, problem = safe_lock_dir(run.paths.lock_dir, _private_lock_dir(run.paths))
+    lock_dir, problem = safe_lock_dir(run.paths.lock_path, _private_lock_dir(run.paths))
     if problem:
         run.warn(problem)
     if lock_dir is None:
         return None, None
-    lock = JobLock(lock_dir / f"{job.name}.lock")
+    lock = JobLock(os.path.join(lock_dir, f"{job.name}.lock"))
     try:
         wait = job.lock_wait if job.on_overlap == "wait" else 0.0
         held = lock.acquire(wait_s=wait, sleep=canceller.sleep)
@@ -218,10 +217,12 @@ def _acquire_lock(
     return (lock, None) if held else (None, "previous run still holds the lock")
 
 
-def _private_lock_dir(paths: Paths) -> Path:
+def _private_lock_dir(paths: Paths) -> str:
     """Where locks go when the lock dir is not ours alone: under the (private) state dir."""
-    fallback = paths.state_dir / "locks"
-    return fallback if fallback != paths.lock_dir else paths.state_dir / "private-locks"
+    fallback = os.path.join(paths.state_path, "locks")
+    return (
+        fallback if fallback != paths.lock_path else os.path.join(paths.state_path, "private-locks")
+    )
 
 
 def _take_fleet_lock(run: Run, now: Callable[[], datetime]) -> tuple[Lock | None, str | None]:
@@ -328,8 +329,8 @@ def _open_output(run: Run) -> None:
     """The per-run output log and the sink that feeds it, cron's stdout/stderr and pings."""
     log_file = None
     try:
-        directory = ensure_dir(run.paths.output_dir / run.job.name)
-        path = directory / f"{run.run_id}.log"
+        directory = ensure_dir(os.path.join(run.paths.output_path, run.job.name))
+        path = os.path.join(directory, f"{run.run_id}.log")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         log_file = os.fdopen(os.open(path, flags, 0o640), "wb", buffering=0)  # as it comes
         run.log_path = path

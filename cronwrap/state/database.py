@@ -10,7 +10,6 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from pathlib import Path
 
 from cronwrap.errors import StoreError
 from cronwrap.state.schema import MIGRATIONS, SCHEMA_VERSION
@@ -19,6 +18,8 @@ TYPE_CHECKING = False  # typing costs start-up time; these names are for the typ
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import TypeVar
+
+    from cronwrap.paths import StrPath
 
     _D = TypeVar("_D", bound="Database")
 
@@ -51,20 +52,19 @@ def _is_busy(err: sqlite3.Error) -> bool:
     return "locked" in str(err) or "busy" in str(err)  # Python 3.10 has only the text
 
 
-def _move_aside(path: Path) -> Path:
+def _move_aside(path: str) -> str:
     """Rename a damaged store (and its -wal/-shm) out of the way, keeping it for forensics."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    aside = f"{path}.corrupt-{stamp}"
     n = 1
-    while aside.exists():
+    while os.path.exists(aside):
         n += 1
-        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        aside = f"{path}.corrupt-{stamp}-{n}"
     try:
         os.replace(path, aside)
         for suffix in ("-wal", "-shm"):
-            side = path.with_name(path.name + suffix)
-            if side.exists():
-                os.replace(side, aside.with_name(aside.name + suffix))
+            if os.path.exists(path + suffix):
+                os.replace(path + suffix, aside + suffix)
     except OSError as err:
         raise StoreError(
             f"run store {path} is damaged and cannot be moved aside: {err.strerror}"
@@ -75,19 +75,20 @@ def _move_aside(path: Path) -> Path:
 class Database:
     """One SQLite connection to the run store file; `Store` adds what is kept in it."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
         self._conn = conn
-        self.path = path
-        self.recovered: Path | None = None  # where a damaged store was moved aside
+        self.path = path  # a str: the run path does not import pathlib (start-up time)
+        self.recovered: str | None = None  # where a damaged store was moved aside
         self._writable = True
 
     # ---------------------------------------------------------- opening
 
     @classmethod
-    def open(cls: type[_D], path: Path, *, busy_timeout_s: float = 60.0) -> _D:
+    def open(cls: type[_D], path: StrPath, *, busy_timeout_s: float = 60.0) -> _D:
         """Open (creating or migrating) the store for writing. A file that is not an SQLite
         database, or a damaged one, is moved aside as `<name>.corrupt-<time>` and a fresh
         store takes its place: `recovered` then names where the old file went."""
+        path = os.fspath(path)
         try:
             return cls._open(path, busy_timeout_s)
         except _CorruptError:
@@ -97,14 +98,14 @@ class Database:
         return store
 
     @classmethod
-    def _open(cls: type[_D], path: Path, busy_timeout_s: float) -> _D:
-        if path.is_symlink():
+    def _open(cls: type[_D], path: str, busy_timeout_s: float) -> _D:
+        if os.path.islink(path):
             raise StoreError(f"{path} is a symlink; refusing to open the run store through it")
         try:
             # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a writer takes the
             # write lock up front and waits on the busy timeout instead of failing mid-way
             conn = sqlite3.connect(
-                str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+                path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as err:
             raise StoreError(f"cannot open run store {path}: {err}") from err
@@ -119,12 +120,13 @@ class Database:
         return store
 
     @classmethod
-    def open_readonly(cls: type[_D], path: Path) -> _D:
+    def open_readonly(cls: type[_D], path: StrPath) -> _D:
         """Open for reading only (`status`, `history`): works on a store the reader cannot
         write (a read-only mount, another user's file), and never creates or migrates."""
         from urllib.parse import quote
 
-        uri = "file:" + quote(str(path.absolute()))
+        path = os.fspath(path)
+        uri = "file:" + quote(os.path.abspath(path))
         last: sqlite3.Error | None = None
         # mode=ro still needs the -shm file of a WAL store; immutable=1 reads the file as it
         # is, for when even that cannot be created (read-only directory or mount)
@@ -227,7 +229,7 @@ class Database:
             return StoreError(f"run store {self.path} is damaged ({err}): {again}")
         self._conn, self.recovered = fresh._conn, aside
         return StoreError(
-            f"run store {self.path} was damaged ({err}): moved aside to {aside.name},"
+            f"run store {self.path} was damaged ({err}): moved aside to {os.path.basename(aside)},"
             " a fresh store is used from now on"
         )
 

@@ -139,13 +139,11 @@ class EventLog:
             return os.open(self.path or "", flags, 0o640)
         except FileNotFoundError:
             # the first event of a fresh state dir can come before anything else made it
-            from pathlib import Path
-
-            from cronwrap.config import ensure_dir
             from cronwrap.errors import ConfigError
+            from cronwrap.paths import ensure_dir
 
             try:
-                ensure_dir(Path(self.path or "").parent)
+                ensure_dir(os.path.dirname(self.path or "") or ".")
             except ConfigError as err:
                 raise OSError(errno.ENOENT, str(err)) from None
             return os.open(self.path or "", flags, 0o640)

@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 
 from cronwrap.errors import StateError, StateKeyError
+
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from cronwrap.paths import PathT, StrPath
 
 STATE_DIR_MODE = 0o700
 MAX_KEY_LEN = 100
@@ -18,18 +23,23 @@ _KEY_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123
 _KEY_CHARS = _KEY_FIRST | frozenset("._-")
 
 
-def job_state_dir(state_dir: Path, job: str) -> Path:
+def job_state_path(state_path: str, job: str) -> str:
     """Where the job `job` keeps its state, under cronwrap's state directory."""
+    return os.path.join(state_path, "jobs", job)
+
+
+def job_state_dir(state_dir: Path, job: str) -> Path:
+    """job_state_path as a Path."""
     return state_dir / "jobs" / job
 
 
-def ensure_state_dir(path: Path) -> Path:
+def ensure_state_dir(path: PathT) -> PathT:
     """Create the job's state dir (0700) or tighten an existing one; refuse one that is not
     ours, a symlink or not a directory."""
     try:
-        path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(os.fspath(path)) or ".", mode=0o750, exist_ok=True)
         with contextlib.suppress(FileExistsError):
-            path.mkdir(mode=STATE_DIR_MODE)
+            os.mkdir(path, mode=STATE_DIR_MODE)
         st = os.lstat(path)
     except OSError as err:
         raise StateError(f"cannot create job state dir {path}: {err.strerror}") from err
@@ -59,9 +69,9 @@ def check_key(key: str) -> str:
     return key
 
 
-def get(directory: Path, key: str) -> bytes | None:
+def get(directory: StrPath, key: str) -> bytes | None:
     """The value stored under `key`, or None when there is none."""
-    path = directory / check_key(key)
+    path = os.path.join(directory, check_key(key))
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -75,7 +85,7 @@ def get(directory: Path, key: str) -> bytes | None:
     return value
 
 
-def put(directory: Path, key: str, value: bytes) -> None:
+def put(directory: StrPath, key: str, value: bytes) -> None:
     """Store `value` under `key` so that a crash at any moment leaves the old value or the
     new one, never a mix: write a temporary file, fsync it, rename it over, fsync the dir."""
     check_key(key)
@@ -84,7 +94,7 @@ def put(directory: Path, key: str, value: bytes) -> None:
             f"value for state key {key!r} is {len(value)} bytes; the limit is {MAX_VALUE_SIZE}"
             " (keep big data in a file in $CRONWRAP_STATE_DIR)"
         )
-    tmp = directory / f".{key}.{os.getpid()}.tmp"
+    tmp = os.path.join(directory, f".{key}.{os.getpid()}.tmp")
     try:
         fd = os.open(
             tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
@@ -96,7 +106,7 @@ def put(directory: Path, key: str, value: bytes) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, directory / key)
+        os.replace(tmp, os.path.join(directory, key))
         _fsync_dir(directory)
     except OSError as err:
         with contextlib.suppress(OSError):
@@ -104,10 +114,10 @@ def put(directory: Path, key: str, value: bytes) -> None:
         raise StateError(f"cannot write state key {key!r} in {directory}: {err.strerror}") from err
 
 
-def delete(directory: Path, key: str) -> bool:
+def delete(directory: StrPath, key: str) -> bool:
     """Remove `key`; False if it was not there."""
     try:
-        os.unlink(directory / check_key(key))
+        os.unlink(os.path.join(directory, check_key(key)))
     except FileNotFoundError:
         return False
     except OSError as err:
@@ -116,7 +126,7 @@ def delete(directory: Path, key: str) -> bool:
     return True
 
 
-def keys(directory: Path) -> list[str]:
+def keys(directory: StrPath) -> list[str]:
     """The keys stored in `directory` (files with valid key names), sorted."""
     try:
         names = os.listdir(directory)
@@ -127,12 +137,12 @@ def keys(directory: Path) -> list[str]:
     out = []
     for name in names:
         with contextlib.suppress(StateKeyError):
-            if (directory / check_key(name)).is_file():
+            if os.path.isfile(os.path.join(directory, check_key(name))):
                 out.append(name)
     return sorted(out)
 
 
-def _fsync_dir(directory: Path) -> None:
+def _fsync_dir(directory: StrPath) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
