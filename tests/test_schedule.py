@@ -884,3 +884,33 @@ def test_next_runs_from_any_moment_continue_the_day_s_sequence(
         expected = [s for s in sequence if s.astimezone(timezone.utc) > after][:3]
         got = schedule.next_runs(after, zone, 3)
         assert [g.isoformat() for g in got] == [e.isoformat() for e in expected], after
+
+
+@pytest.mark.parametrize(
+    ("expr", "tz"),
+    [
+        ("*/15 * * * *", "Europe/Berlin"),
+        ("30 2 * * *", "Europe/Berlin"),
+        ("*/20 1-3 * * *", "Europe/Berlin"),
+        ("0,30 1 * * *", "America/New_York"),
+        ("0 0 29 2 *", "UTC"),
+        ("0 12 * * 1", "Australia/Lord_Howe"),
+    ],
+)
+def test_runs_between_is_iter_runs_up_to_a_bound(expr: str, tz: str) -> None:
+    """What status counts as missed: the instants iter_runs yields after a start, up to the
+    due time, at most a cap; across DST changes too."""
+    zone = ZoneInfo(tz)
+    schedule = parse(expr)
+    for start in ("2026-03-28T22:10:00", "2026-10-24T23:59:00", "2026-11-01T00:00:00"):
+        after = datetime.fromisoformat(start).replace(tzinfo=zone)
+        for hours in (0, 1, 3, 7, 30, 24 * 400):
+            until = after + timedelta(hours=hours)
+            for limit in (1, 10):
+                expected = []
+                for at in schedule.iter_runs(after, zone):
+                    if at.astimezone(timezone.utc) > until or len(expected) >= limit:
+                        break
+                    expected.append(at)
+                got = schedule.runs_between(after, until, zone, limit)
+                assert [g.isoformat() for g in got] == [e.isoformat() for e in expected]

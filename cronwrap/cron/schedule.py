@@ -173,25 +173,44 @@ class Schedule:
 
     def iter_runs(self, after: datetime, tz: tzinfo) -> Iterator[datetime]:
         """Fire instants strictly after `after`, up to the end of year 9999."""
+        for instants, _, first in self._by_day(after, tz):
+            yield from instants[first:]
+
+    def runs_between(
+        self, after: datetime, until: datetime, tz: tzinfo, limit: int
+    ) -> list[datetime]:
+        """The first `limit` fire instants strictly after `after` and at or before `until`,
+        as iter_runs yields them, found a day at a time (status asks this of every job:
+        the runs it missed since its last start)."""
+        out: list[datetime] = []
+        until = until.astimezone(UTC)
+        for instants, utc, first in self._by_day(after, tz):
+            stop = bisect_right(utc, until, lo=first)
+            out.extend(instants[first : min(stop, first + limit - len(out))])
+            if stop < len(utc) or len(out) >= limit:
+                break
+        return out
+
+    def _by_day(
+        self, after: datetime, tz: tzinfo
+    ) -> Iterator[tuple[tuple[datetime, ...], tuple[datetime, ...], int]]:
+        """Each matching day from `after` on: its instants, the same as UTC times, and the
+        index of its first instant after `after` and after every earlier day's."""
         if after.tzinfo is None:
             raise ValueError("after must be timezone-aware")
         if self.reboot or self.never:
             return
         # compared as UTC instants: aware datetimes that share a tzinfo compare (and
         # subtract) by wall clock, which is wrong across a DST change
-        after = after.astimezone(UTC)
-        start = after.astimezone(tz).date()
-        last = after
+        last = after.astimezone(UTC)
         hours, minutes, wildcard = self.hour.values, self.minute.values, self.wildcard
         try:
-            for day in self._days(start, step=1):
-                instants = _instants_on(hours, minutes, wildcard, day, tz)
+            for day in self._days(last.astimezone(tz).date(), step=1):
                 utc = _utc_instants_on(hours, minutes, wildcard, day, tz)
-                # a day's instants are sorted by UTC: skip those not after `last` at once
-                # (also: no instant twice when a clock jump joins two days)
-                for n in range(bisect_right(utc, last), len(utc)):
-                    last = utc[n]
-                    yield instants[n]
+                # sorted: the instants not after `last` are skipped at once (also: no
+                # instant twice when a clock jump joins two days)
+                yield _instants_on(hours, minutes, wildcard, day, tz), utc, bisect_right(utc, last)
+                last = max(last, utc[-1]) if utc else last
         except OverflowError:  # the zone's offset pushes 9999-12-31 past datetime.max
             return
 

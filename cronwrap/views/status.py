@@ -15,7 +15,7 @@ from cronwrap.config import Paths, derive_name, dir_refusal
 from cronwrap.cron.crontab import Crontab, wrapped_run
 from cronwrap.cron.schedule import Schedule, local_zone, parse, same_zone, zone, zone_name
 from cronwrap.errors import CronwrapError, ScheduleError, StoreError
-from cronwrap.state.records import RunRecord, as_number
+from cronwrap.state.records import RunRecord
 from cronwrap.state.store import Store
 from cronwrap.views.humanize import duration
 from cronwrap.views.runstate import (
@@ -29,6 +29,8 @@ from cronwrap.views.runstate import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from cronwrap.state.fleetstore import FleetJob
 
 UTC = timezone.utc
@@ -279,9 +281,10 @@ def job_statuses(
     # one snapshot: a run recorded meanwhile must not leave a job half read
     with store.reading() if store is not None else contextlib.nullcontext():
         dead = store.dead_letter_counts() if store is not None else {}
+        heads, whole = _newest_rows(store, [st.name for st in jobs.values() if not st.unmonitored])
         for st in jobs.values():
             _zone_of(st, declared.get(st.name), cron_zone.get(st.name), system_tz)
-            _fill(st, store, local, now=now, grace=grace, seen=seen)
+            _fill(st, heads.get(st.name, []), whole, store, local, now=now, grace=grace, seen=seen)
             st.dead_letters = dead.get(st.name, 0)
     return sorted(
         jobs.values(),
@@ -314,8 +317,31 @@ def _zone_of(st: JobStatus, declared: str | None, cron: str | None, system_tz: s
         )
 
 
+def _newest_rows(
+    store: Store | None, names: list[str]
+) -> tuple[dict[str, list[Any]], dict[int, RunRecord]]:
+    """Each job's newest rows as (id, status, duration_s), and whole the rows status shows:
+    the newest, the newest that ran (not a skip) and running ones (whether they still run is
+    checked against their host, pid and lock). The others are never decoded."""
+    if store is None:
+        return {}, {}
+    heads = {name: store.run_heads(name, limit=HISTORY_DEPTH) for name in names}
+    wanted: set[int] = set()
+    for rows in heads.values():
+        if not rows:
+            continue
+        wanted.add(rows[0][0])
+        ran = next((h[0] for h in rows if str(h[1]) != "skipped"), None)
+        if ran is not None:
+            wanted.add(ran)
+        wanted.update(h[0] for h in rows if str(h[1]) == "running")
+    return heads, store.runs_by_id(sorted(wanted))
+
+
 def _fill(
     st: JobStatus,
+    heads: list[Any],
+    whole: dict[int, RunRecord],
     store: Store | None,
     local: LocalHost,
     *,
@@ -323,38 +349,27 @@ def _fill(
     grace: timedelta,
     seen: dict[tuple[str | None, str | None], _Timing],
 ) -> None:
-    """The job's state from its newest rows. Of each row only the id, status and duration
-    are read; whole are only the newest, the newest that ran (not a skip) and running ones
-    (whether they still run is checked against their host, pid and lock)."""
+    """The job's state from its newest rows (heads, and whole those _newest_rows read)."""
     if st.unmonitored:
         st.state, st.result = "unmonitored", "unmonitored"
-    if st.unmonitored or store is None:
-        _fill_schedule(st, now=now, grace=grace, seen=seen)
-        return
-    heads = store.run_heads(st.name, limit=HISTORY_DEPTH)
-    statuses = [str(h[1]) for h in heads]
-    ran = next((i for i, s in enumerate(statuses) if s != "skipped"), None)
-    wanted = {h[0] for h, s in zip(heads, statuses, strict=True) if s == "running"}
-    wanted.update(heads[i][0] for i in (0, ran) if i is not None and heads)
-    whole = store.runs_by_id(sorted(wanted)) if wanted else {}
-    states = {i: run_state(r, local) for i, r in whole.items()}
-    durations = []
-    for (row_id, _, took), status in zip(reversed(heads), reversed(statuses), strict=True):
-        # a skip never ran, and a run still going has no duration yet
-        took = as_number(took)
-        if took is None or status == "skipped" or states.get(row_id) is RunState.RUNNING:
-            continue
-        durations.append(took)
-    st.durations = durations[-HISTORY_DEPTH:]
-    if heads:
+    if heads and store is not None:
+        states = {h[0]: run_state(whole[h[0]], local) for h in heads if h[0] in whole}
+        durations = []
+        for row_id, status, took in reversed(heads):
+            # a skip never ran, and a run still going has no duration yet; a duration of
+            # another type (a row edited by hand) reads as missing, as in records.as_number
+            if type(took) is not float and type(took) is not int:
+                continue
+            if str(status) == "skipped" or states.get(row_id) is RunState.RUNNING:
+                continue
+            durations.append(took)
+        st.durations = durations[-HISTORY_DEPTH:]
         newest = heads[0][0]
         st.last, st.last_state = whole[newest], states[newest]
         if not st.schedule:
             st.schedule = store.recent_schedule(st.name, limit=HISTORY_DEPTH)
-        current = None
-        if ran is not None:
-            ran_id = heads[ran][0]
-            current = (whole[ran_id], states[ran_id])
+        ran = next((h[0] for h in heads if str(h[1]) != "skipped"), None)
+        current = (whole[ran], states[ran]) if ran is not None else None
         _judge(st, (st.last, st.last_state), current, local, now)
     _fill_schedule(st, now=now, grace=grace, seen=seen)
 
@@ -443,19 +458,10 @@ def _count_missed(
     A start answers the latest fire time at or before it: cron starts a job a moment
     after its minute, and --jitter or a lock wait only delay it further, so the tolerance
     runs after a fire time and never before it. All in UTC instants."""
-    last_start = last_start.astimezone(UTC)
-    if last_start >= due_by:
-        return
-    count = 0
-    for slot in schedule.iter_runs(last_start, tz):
-        at = slot.astimezone(UTC)
-        if at > due_by:
-            break
-        if count == 0:
-            st.missed_first = slot
-        count += 1
-        if count >= MISSED_COUNT_CAP:
-            break
+    missed = schedule.runs_between(last_start, due_by, tz, MISSED_COUNT_CAP)
+    count = len(missed)
+    if missed:
+        st.missed_first = missed[0]
     st.missed_count = count
     st.missed = count > 0
 
