@@ -36,6 +36,27 @@ def started_marker_cmd(marker: Path, code: int = 0) -> list[str]:
     ]
 
 
+def test_a_run_with_a_ping_loads_no_pathlib(home: Path, hc: HCServer) -> None:
+    """Start-up (issue 21): the ping path keeps paths as strings too, with the outbox and the
+    body-limit cache in play (this run reads what the first one learnt)."""
+    check = hc.new_check()
+    assert (
+        cronwrap(home, "run", "--name", "p", "--ping", hc.url(check), "--", "true").returncode == 0
+    )
+    code = (
+        "import os, sys; os.environ['CRONWRAP_HOME'] = sys.argv[1]\n"
+        "from cronwrap.run import entry\n"
+        "args = ['--name', 'p', '--ping', sys.argv[2], '--', 'true']\n"
+        "assert entry.main(args, os.environ) == 0\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pathlib', 'typing')))\n"
+    )
+    out = subprocess.run(
+        [PY, "-c", code, str(home), hc.url(check)], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr
+    assert hc.kinds() == ["start", "0", "start", "0"]
+
+
 # ---------------------------------------------------------------- the sequence
 
 

@@ -11,7 +11,6 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 from cronwrap.errors import ConfigError
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
     import threading
 
     from cronwrap.notify.outbox import ReplayResult
+    from cronwrap.paths import StrPath
 
 DEFAULT_BODY_LIMIT = 10_000
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -357,26 +357,32 @@ class Pinger:
 # ------------------------------------------------------------------ limits cache
 
 
-def cached_limit(state_dir: Path, server: str) -> int | None:
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def cached_limit(state_dir: StrPath, server: str) -> int | None:
     try:
-        data = json.loads((state_dir / "ping-limits.json").read_text())
+        data = json.loads(_read_bytes(os.path.join(state_dir, "ping-limits.json")))
         value = data.get(server)
         return int(value) if value else None
     except (OSError, ValueError, AttributeError, TypeError):
         return None
 
 
-def remember_limit(state_dir: Path, server: str, limit: int) -> None:
-    path = state_dir / "ping-limits.json"
+def remember_limit(state_dir: StrPath, server: str, limit: int) -> None:
+    path = os.path.join(state_dir, "ping-limits.json")
     try:
-        data = json.loads(path.read_text()) if path.exists() else {}
+        data = json.loads(_read_bytes(path)) if os.path.exists(path) else {}
         if not isinstance(data, dict):
             data = {}
         if data.get(server) == limit:
             return
         data[server] = limit
-        tmp = path.with_name(f".ping-limits.{os.getpid()}")
-        tmp.write_text(json.dumps(data))
+        tmp = os.path.join(state_dir, f".ping-limits.{os.getpid()}")
+        with open(tmp, "w") as f:
+            f.write(json.dumps(data))
         os.replace(tmp, path)
     except (OSError, ValueError):
         pass  # a cache: losing it only means the default limit next time
@@ -395,7 +401,7 @@ class PingSession:
         *,
         run_id: str,
         job: str,
-        state_dir: Path,
+        state_dir: StrPath,
         start_budget: float,
         finish_budget: float,
         body_limit: int | None,
@@ -415,7 +421,7 @@ class PingSession:
         self.problems: list[str] = []
         from cronwrap.notify.outbox import Outbox
 
-        self.outbox = Outbox(state_dir / "outbox")
+        self.outbox = Outbox(os.path.join(state_dir, "outbox"))
         self._keepalive: threading.Event | None = None
         self.created = False  # a ping made the check (201 Created, --ping-create)
 

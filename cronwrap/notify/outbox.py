@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 from cronwrap.notify.healthchecks import (
     DEFAULT_BODY_LIMIT,
@@ -16,6 +15,10 @@ from cronwrap.notify.healthchecks import (
     late_line,
 )
 from cronwrap.notify.spool import Spool
+
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class Queued:

@@ -13,7 +13,12 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from pathlib import Path
+
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from cronwrap.paths import StrPath
 
 MAX_RECORD = 1024 * 1024  # a record larger than this is not ours
 MAX_RECORDS = 200  # bounded: the oldest go first
@@ -43,8 +48,17 @@ def _claimer_alive(name: str, age_s: float) -> bool:
 
 
 class Spool:
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory
+    """Every run with a ping looks here for what is queued, usually to find nothing: the
+    directory is kept as a string and pathlib (~3 ms of start-up) loaded only for records."""
+
+    def __init__(self, directory: StrPath) -> None:
+        self.dir_path = os.fspath(directory)
+
+    @property
+    def dir(self) -> Path:
+        from pathlib import Path
+
+        return Path(self.dir_path)
 
     def add(self, record: Mapping[str, object]) -> None:
         """A new record, after all others; the oldest beyond MAX_RECORDS are dropped."""
@@ -69,8 +83,10 @@ class Spool:
     def entries(self) -> list[Path]:
         """The queued records, oldest first (claims of processes that are gone go back)."""
         try:
-            names = [p.name for p in self.dir.iterdir()]
+            names = os.listdir(self.dir_path)
         except OSError:
+            return []
+        if not names:
             return []
         for name in names:
             if _CLAIMED in name and not self._in_flight(name):
@@ -84,7 +100,7 @@ class Spool:
     def in_flight(self) -> list[Path]:
         """Records another live process has claimed and is sending now."""
         try:
-            names = [p.name for p in self.dir.iterdir() if _CLAIMED in p.name]
+            names = [n for n in os.listdir(self.dir_path) if _CLAIMED in n]
         except OSError:
             return []
         return [self.dir / n for n in sorted(names) if self._in_flight(n)]

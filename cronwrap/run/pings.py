@@ -33,7 +33,7 @@ class PingReporter:
                 Pinger(self.target, user_agent=f"cronwrap/{__version__}", env=self.env),
                 run_id=run.run_id,
                 job=job.name,
-                state_dir=run.paths.state_dir,
+                state_dir=run.paths.state_path,
                 start_budget=job.ping_start_budget,
                 finish_budget=job.ping_finish_budget,
                 body_limit=job.ping_body_limit,
