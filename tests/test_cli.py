@@ -73,16 +73,20 @@ def test_cli_import_is_light() -> None:
     assert loaded & set(HEAVY) == {"click"}
 
 
-def _modules_after_a_run(home) -> set[str]:  # type: ignore[no-untyped-def]
+def _modules_after_a_run(home, *options: str) -> set[str]:  # type: ignore[no-untyped-def]
     """Top-level modules loaded by one plain `cronwrap run` in a fresh interpreter."""
     code = (
         "import os, sys; os.environ['CRONWRAP_HOME'] = sys.argv[1]; "
-        "from cronwrap.run import entry as runcmd; rc = runcmd.main(['--name', 'x', '--', 'true'], "
-        "os.environ); assert rc == 0, rc"
+        "from cronwrap.run import entry as runcmd; "
+        "rc = runcmd.main(['--name', 'x', *sys.argv[2:], '--', 'true'], os.environ); "
+        "assert rc == 0, rc"
     )
     probe = f"import sys; exec({code!r}); print(sorted({{m.split('.')[0] for m in sys.modules}}))"
     out = subprocess.run(
-        [sys.executable, "-c", probe, str(home)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", probe, str(home), *options],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return set(eval(out.stdout.strip().splitlines()[-1]))  # noqa: S307 - our own printed list
 
@@ -113,6 +117,11 @@ NOT_ON_THE_RUN_PATH = (
 def test_run_path_loads_none_of_the_costly_stdlib_modules(tmp_path) -> None:
     loaded = _modules_after_a_run(tmp_path)
     assert not loaded & set(NOT_ON_THE_RUN_PATH), loaded & set(NOT_ON_THE_RUN_PATH)
+
+
+def test_a_scheduled_run_loads_neither_calendar_nor_locale(tmp_path) -> None:
+    loaded = _modules_after_a_run(tmp_path, "--schedule", "*/5 * * * *")
+    assert not loaded & {"calendar", "locale", *NOT_ON_THE_RUN_PATH}, loaded
 
 
 def test_run_with_a_config_file_loads_yaml_but_not_the_rest(tmp_path) -> None:

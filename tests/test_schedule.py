@@ -914,3 +914,13 @@ def test_runs_between_is_iter_runs_up_to_a_bound(expr: str, tz: str) -> None:
                     expected.append(at)
                 got = schedule.runs_between(after, until, zone, limit)
                 assert [g.isoformat() for g in got] == [e.isoformat() for e in expected]
+
+
+@pytest.mark.parametrize("year", [1, 1900, 2000, 2023, 2024, 2100, 9999], ids=str)
+def test_days_in_month_is_calendars(year: int) -> None:
+    import calendar
+
+    from cronwrap.cron.schedule import days_in_month
+
+    for month in range(1, 13):
+        assert days_in_month(year, month) == calendar.monthrange(year, month)[1]

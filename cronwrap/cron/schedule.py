@@ -5,7 +5,6 @@ Standard library only: no cron library."""
 
 from __future__ import annotations
 
-import calendar
 import re
 from bisect import bisect_right
 from collections.abc import Iterator
@@ -243,7 +242,7 @@ class Schedule:
         first = True
         while True:
             if month in months:
-                last = calendar.monthrange(year, month)[1]
+                last = days_in_month(year, month)
                 if step > 0:
                     days = range(start.day if first else 1, last + 1)
                 else:
@@ -322,8 +321,18 @@ def _utc_instants_on(
     )
 
 
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def days_in_month(year: int, month: int) -> int:
+    """calendar.monthrange(year, month)[1] without the calendar module, which imports locale
+    (start-up time on every `run --schedule`)."""
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    return _MONTH_DAYS[month - 1] + (month == 2 and leap)
+
+
 def _month_max(month: int) -> int:
-    return 29 if month == 2 else calendar.monthrange(2001, month)[1]
+    return 29 if month == 2 else _MONTH_DAYS[month - 1]
 
 
 @lru_cache(maxsize=4096)
