@@ -3,13 +3,15 @@ temp dir, as tests/pgserver.py does; as root it runs as the `postgres` user).
 
 1. `cronwrap status --fleet-store URL` over 50 hosts x 100 jobs and 5M runs (generated server
    side with generate_series), as a ratio to `python3 -c pass`, measured pair by pair.
-2. The extra wall time shipping adds to a run: `cronwrap run -- sleep 0.2` with a fleet store
-   (up; down: a closed port; black-holed: a socket that never answers) minus the same run
-   without one, pair by pair, against the --fleet-budget.
+2. The extra wall time shipping adds to a run: `cronwrap run -- sleep 0.2` (and `-- true`)
+   with a fleet store (up; down: a closed port; black-holed: a socket that never answers)
+   minus the same run without one, pair by pair; each timed run starts once the previous
+   run's detached shipper is done. Then how long after a run exits its end is in the store.
 
     python benchmarks/fleet.py                  # both
     python benchmarks/fleet.py --pairs 15 --runs 5000000
     python benchmarks/fleet.py --only status --cluster-dir /tmp/fleet-pg   # generate once
+    python benchmarks/fleet.py --only shipping --baseline-src /tmp/old-cronwrap  # before/after
 """
 
 from __future__ import annotations
@@ -131,35 +133,125 @@ def bench_status(server: PgServer, args: argparse.Namespace, tmp: Path, *, reuse
         )
 
 
+def settle(home: Path, timeout: float = 120.0) -> None:
+    """Wait until no fleet shipper holds this home's lock (so the next timed run does not
+    share the CPU with the last one's shipper)."""
+    import fcntl
+
+    path = home / "fleet-ship.lock"
+    if not path.exists():
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                time.sleep(0.01)
+                continue
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return
+    finally:
+        os.close(fd)
+
+
+def timed_run(argv: list[str], env: dict[str, str], home: Path, cwd: Path) -> float:
+    settle(home)
+    t = time.perf_counter()
+    out = subprocess.DEVNULL
+    subprocess.run(argv, env=env, cwd=cwd, stdout=out, stderr=out, check=False)
+    return time.perf_counter() - t
+
+
 def bench_shipping(server: PgServer, args: argparse.Namespace, tmp: Path) -> None:
+    """Each case's run with a fleet store against the same run without one, pair by pair,
+    each timed run started once the previous one's shipper is done (--baseline-src: the
+    same pairs for an older cronwrap source tree, interleaved with ours)."""
     db = "ship"
     server.sql(f"DROP DATABASE IF EXISTS {db}")  # a reused cluster's from a run before
     server.create_db(db)
     hole = BlackHole()
     dead = f"postgresql://postgres:x@127.0.0.1:{free_port()}/ship"
-    budget = args.budget
-    job = ["--", "sleep", str(args.job_seconds)]
-    plain = [PY, "-m", "cronwrap", "run", "--name", "plain", *job]
+    sources = {"this": None, "baseline": args.baseline_src} if args.baseline_src else {"this": None}
     try:
         for label, url in (("up", server.url(db)), ("down", dead), ("black-holed", hole.url())):
-            env = env_for(tmp / f"ship-{label}")
-            shipped = [
-                PY, "-m", "cronwrap", "run", "--name", "shipped", "--fleet-store", url,
-                "--fleet-budget", budget, *job,
-            ]  # fmt: skip
-            rows = paired(shipped, plain, env, args.ship_pairs)
-            extra = [a - b for a, b in rows]
-            med = statistics.median(extra) * 1000
-            print(
-                f"shipping, store {label:11s} extra per run: median {med:6.0f} ms "
-                f"(min {min(extra) * 1000:.0f}, max {max(extra) * 1000:.0f}); the same run "
-                f"(sleep {args.job_seconds:g}) without a store "
-                f"{statistics.median(b for _, b in rows) * 1000:.0f} ms; --fleet-budget {budget}"
-            )
+            for job in args.ship_jobs.split(","):
+                rows: dict[str, list[tuple[float, float]]] = {name: [] for name in sources}
+                homes = {}
+                for name, src in sources.items():
+                    home = tmp / f"ship-{label}-{job.replace(' ', '_')}-{name}"
+                    env = env_for(home)
+                    env["PYTHONPATH"] = src or str(ROOT)  # the cwd is tmp: name the source
+                    base = [PY, "-m", "cronwrap", "run"]
+                    shipped = [*base, "--name", "shipped", "--fleet-store", url,
+                               "--fleet-budget", args.budget, "--", *job.split()]  # fmt: skip
+                    plain = [*base, "--name", "plain", "--", *job.split()]
+                    homes[name] = (env, home, shipped, plain)
+                for n in range(args.ship_pairs + 2):  # 2 warm-ups
+                    for name, (env, home, shipped, plain) in homes.items():
+                        pair = (
+                            timed_run(shipped, env, home, tmp),
+                            timed_run(plain, env, home, tmp),
+                        )
+                        if n >= 2:
+                            rows[name].append(pair)
+                for name, pairs in rows.items():
+                    extra = [a - b for a, b in pairs]
+                    med = statistics.median(extra) * 1000
+                    shown = f"`{job}`"
+                    print(
+                        f"shipping ({name:8s}) store {label:11s} {shown:11s} extra per run: median "
+                        f"{med:5.0f} ms (min {min(extra) * 1000:.0f}, max {max(extra) * 1000:.0f}; "
+                        f"{len(extra)} pairs); the same run without a store "
+                        f"{statistics.median(b for _, b in pairs) * 1000:.0f} ms; "
+                        f"--fleet-budget {args.budget}"
+                    )
     finally:
         hole.close()
+    for home in tmp.glob("ship-up-*"):
+        settle(home)
     arrived = server.sql("SELECT count(*) FROM cronwrap_runs", db)
-    print(f"runs in the store that was up: {arrived[0][0]} (of {args.ship_pairs + 2})")
+    expected = len(sources) * len(args.ship_jobs.split(",")) * (args.ship_pairs + 2)
+    print(f"runs in the store that was up: {arrived[0][0]} (of {expected})")
+    bench_arrival(server, args, tmp)
+
+
+def bench_arrival(server: PgServer, args: argparse.Namespace, tmp: Path) -> None:
+    """How long after `cronwrap run` exits its finished run is in the fleet store."""
+    db = "arrive"
+    server.sql(f"DROP DATABASE IF EXISTS {db}")  # a reused cluster's from a run before
+    server.create_db(db)
+    home = tmp / "arrive"
+    env = dict(env_for(home), PYTHONPATH=str(ROOT))
+    import psycopg
+
+    lags = []
+    with psycopg.connect(server.socket_url(db), autocommit=True) as conn:
+        for n in range(args.ship_pairs):
+            name = f"a{n}"
+            argv = [PY, "-m", "cronwrap", "run", "--name", name, "--fleet-store",
+                    server.url(db), "--", "true"]  # fmt: skip
+            settle(home)
+            subprocess.run(argv, env=env, cwd=tmp, stdout=subprocess.DEVNULL, check=False)
+            done = time.perf_counter()
+            while time.perf_counter() - done < 60:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_tables WHERE tablename = 'cronwrap_runs'"
+                ).fetchone()
+                if row and row[0]:
+                    got = conn.execute(
+                        "SELECT status FROM cronwrap_runs WHERE job = %s", (name,)
+                    ).fetchone()
+                    if got and got[0] != "running":
+                        break
+                time.sleep(0.002)
+            lags.append(time.perf_counter() - done)
+    ms = [lag * 1000 for lag in lags]
+    print(
+        f"arrival: a run's end is in the fleet store median {statistics.median(ms):.0f} ms "
+        f"(min {min(ms):.0f}, max {max(ms):.0f}) after `cronwrap run -- true` exited"
+    )
 
 
 def main() -> int:
@@ -170,7 +262,13 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--ship-pairs", type=int, default=10)
     parser.add_argument("--only", choices=("status", "shipping"))
-    parser.add_argument("--job-seconds", type=float, default=1.0, help="the shipped job's length")
+    parser.add_argument(
+        "--ship-jobs", default="sleep 0.2,true", help="the shipped jobs, comma-separated"
+    )
+    parser.add_argument(
+        "--baseline-src",
+        help="an older cronwrap source tree (e.g. a git worktree) measured beside this one",
+    )
     parser.add_argument("--budget", default="2s", help="--fleet-budget of the shipped runs")
     parser.add_argument(
         "--cluster-dir",
