@@ -175,7 +175,13 @@ def bench_shipping(server: PgServer, args: argparse.Namespace, tmp: Path) -> Non
     dead = f"postgresql://postgres:x@127.0.0.1:{free_port()}/ship"
     sources = {"this": None, "baseline": args.baseline_src} if args.baseline_src else {"this": None}
     try:
-        for label, url in (("up", server.url(db)), ("down", dead), ("black-holed", hole.url())):
+        stores = (
+            ("none", None),  # the control: the same run twice, the noise of the measurement
+            ("up", server.url(db)),
+            ("down", dead),
+            ("black-holed", hole.url()),
+        )
+        for label, url in stores:
             for job in args.ship_jobs.split(","):
                 rows: dict[str, list[tuple[float, float]]] = {name: [] for name in sources}
                 homes = {}
@@ -184,8 +190,8 @@ def bench_shipping(server: PgServer, args: argparse.Namespace, tmp: Path) -> Non
                     env = env_for(home)
                     env["PYTHONPATH"] = src or str(ROOT)  # the cwd is tmp: name the source
                     base = [PY, "-m", "cronwrap", "run"]
-                    shipped = [*base, "--name", "shipped", "--fleet-store", url,
-                               "--fleet-budget", args.budget, "--", *job.split()]  # fmt: skip
+                    store = ["--fleet-store", url, "--fleet-budget", args.budget] if url else []
+                    shipped = [*base, "--name", "shipped", *store, "--", *job.split()]
                     plain = [*base, "--name", "plain", "--", *job.split()]
                     homes[name] = (env, home, shipped, plain)
                 for n in range(args.ship_pairs + 2):  # 2 warm-ups

@@ -193,11 +193,11 @@ def test_black_holed_server_costs_the_run_nothing_then_flush(
         for code in (0, 9):
             t = time.monotonic()
             r = run_on(
-                home, "a", hole.url(), "--name", "bh", "--fleet-budget", "5s",
+                home, "a", hole.url(), "--name", "bh", "--fleet-budget", "20s",
                 "--", "sh", "-c", f"exit {code}",
             )  # fmt: skip
             assert r.returncode == code, r.stderr
-            assert time.monotonic() - t < 5  # less than one connect timeout (generous)
+            assert time.monotonic() - t < 15  # less than the shipper's connect timeout
             assert "fleet store" not in r.stderr, r.stderr
         assert len(fleet_shippers(home)) == 1  # still waiting for the black hole, alone
         wait_for(lambda: not fleet_shippers(home), 60)
@@ -245,6 +245,7 @@ def test_a_crashed_run_is_judged_by_its_hosts_records(tmp_path: Path, pg_url: st
     proc.wait()
     assert shown()["state"] == "running"  # nothing new from a yet
     assert run_on(home, "a", pg_url, "--name", "c", "--", "true").returncode == 0
+    wait_shipped(home)
     hist = json.loads(fleet(tmp_path, pg_url, "history", "c", "--json").stdout)
     assert [d["status"] for d in hist] == ["success", "crashed"]
     assert "died during the run" in hist[1]["reason"]

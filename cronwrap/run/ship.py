@@ -106,11 +106,12 @@ def _spawn(url: str, state_dir: Path, db_file: Path, budget_s: float, lock_fd: i
 
     if not sys.executable:
         raise CronwrapError("cannot start the fleet shipper: no Python interpreter known")
-    # the shipper imports the very cronwrap this run is, whatever the working directory holds
+    # the shipper imports the very cronwrap this run is, whatever the working directory holds,
+    # and leaves the CPU to the jobs first (nice 10): it is background work
     root = os.path.dirname(os.path.dirname(os.path.abspath(cronwrap.__file__)))
     code = (
-        f"import sys; sys.path[0] = {root!r}; from cronwrap.run.ship import main; "
-        "sys.exit(main(sys.argv[1:]))"
+        f"import os, sys; os.nice(10); sys.path[0] = {root!r}; "
+        "from cronwrap.run.ship import main; sys.exit(main(sys.argv[1:]))"
     )
     # above 2, so that setting up 0-2 in the child cannot overwrite them first
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
