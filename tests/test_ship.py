@@ -150,16 +150,16 @@ def test_backlog_note_says_how_many_how_old_and_why(tmp_path: Path, failed: bool
 
     store = Store.open(tmp_path / "runs.db")
     try:
-        assert backlog_note(store, tmp_path, now=datetime.now(timezone.utc)) is None
+        assert backlog_note(store, str(tmp_path), now=datetime.now(timezone.utc)) is None
         store.queue_for_fleet("r1")
         store.queue_for_fleet("r2")
         oldest = store.fleet_oldest_queued_at()
         assert oldest is not None
         if failed:
-            note_failure(tmp_path, "fleet store x unavailable: refused", now=oldest)
-        soon = backlog_note(store, tmp_path, now=oldest + timedelta(seconds=5))
+            note_failure(str(tmp_path), "fleet store x unavailable: refused", now=oldest)
+        soon = backlog_note(store, str(tmp_path), now=oldest + timedelta(seconds=5))
         assert (soon is not None) == failed  # fresh changes are normal, unless shipping failed
-        late = backlog_note(store, tmp_path, now=oldest + timedelta(minutes=3))
+        late = backlog_note(store, str(tmp_path), now=oldest + timedelta(minutes=3))
         assert late is not None and late.startswith("fleet store: 2 run changes not shipped yet")
         assert "the oldest queued 3m ago" in late
         assert ("failed: fleet store x unavailable: refused" in late) == failed

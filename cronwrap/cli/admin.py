@@ -151,7 +151,7 @@ def flush_cmd(ctx: click.Context, budget: str, fleet_store: str | None) -> None:
         from cronwrap.run.ship import flush
 
         shipped, queued, error = flush(
-            url, paths.db_file, budget_s=max(1.0, deadline - time.monotonic())
+            url, paths.state_path, paths.db_path, budget_s=max(1.0, deadline - time.monotonic())
         )
         click.echo(
             f"{shipped} run change{'s' if shipped != 1 else ''} shipped to the fleet store, "

@@ -192,7 +192,7 @@ def _warn_fleet_backlog(ctx: click.Context, now: Any) -> None:
         if store is None:
             return
         with store:
-            note = backlog_note(store, paths.state_dir, now=now)
+            note = backlog_note(store, paths.state_path, now=now)
     except CronwrapError:
         return  # an unreadable store is reported by the status itself
     if note:

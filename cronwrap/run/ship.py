@@ -10,7 +10,6 @@ import fcntl
 import os
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 from cronwrap.errors import CronwrapError
 
@@ -71,22 +70,23 @@ def hand_off(run: Run) -> None:
     queued too, as it looks at the queue again after letting go of the lock."""
     job = run.job
     assert job.fleet_store is not None
-    fd = take_lock(run.paths.state_dir)
+    fd = take_lock(run.paths.state_path)
     if fd is None:
         return
     try:
-        _spawn(job.fleet_store, run.paths.state_dir, run.paths.db_file, job.fleet_budget, fd)
+        _spawn(job.fleet_store, run.paths.state_path, run.paths.db_path, job.fleet_budget, fd)
     finally:
         os.close(fd)  # the shipper has its own copy: the lock is its now (or free, if none)
 
 
-def take_lock(state_dir: Path) -> int | None:
+def take_lock(state_dir: str) -> int | None:
     """The host's shipping lock (a descriptor), or None while another process holds it."""
     flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
     try:
-        fd = os.open(state_dir / LOCK_FILE, flags, 0o600)
+        fd = os.open(os.path.join(state_dir, LOCK_FILE), flags, 0o600)
     except OSError as err:
-        raise CronwrapError(f"cannot open {state_dir / LOCK_FILE}: {err.strerror}") from None
+        where = os.path.join(state_dir, LOCK_FILE)
+        raise CronwrapError(f"cannot open {where}: {err.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -95,7 +95,7 @@ def take_lock(state_dir: Path) -> int | None:
     return fd
 
 
-def _spawn(url: str, state_dir: Path, db_file: Path, budget_s: float, lock_fd: int) -> None:
+def _spawn(url: str, state_dir: str, db_file: str, budget_s: float, lock_fd: int) -> None:
     """posix_spawn the shipper: its own session, /dev/null for stdin, stdout and stderr (cron
     mails a run's output once every holder of the pipe closed it, so the shipper must not
     hold it), the lock on LOCK_FD and nothing else of ours."""
@@ -124,7 +124,7 @@ def _spawn(url: str, state_dir: Path, db_file: Path, budget_s: float, lock_fd: i
         (os.POSIX_SPAWN_DUP2, high, 2),
         (os.POSIX_SPAWN_DUP2, lock, LOCK_FD),
     ]
-    argv = [sys.executable, "-c", code, str(state_dir), str(db_file), repr(budget_s)]
+    argv = [sys.executable, "-c", code, state_dir, db_file, repr(budget_s)]
     env = {**os.environ, URL_ENV: url}
     defaults = {signal.SIGALRM, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE}
     try:
@@ -152,7 +152,7 @@ def main(argv: list[str]) -> int:
     may have queued something meanwhile). 0 when the queue went, 1 when it failed."""
     import signal
 
-    state_dir, db_file, budget_s = Path(argv[0]), Path(argv[1]), float(argv[2])
+    state_dir, db_file, budget_s = argv[0], argv[1], float(argv[2])
     signal.alarm(int(shipper_bound_s(budget_s)) + 1)
     os.closerange(LOCK_FD + 1, 1 << 16)  # nothing of the run's may live on in the shipper
     shipper = _Shipper(os.environ.get(URL_ENV, ""), state_dir, db_file, budget_s)
@@ -163,7 +163,7 @@ def main(argv: list[str]) -> int:
 
 
 class _Shipper:
-    def __init__(self, url: str, state_dir: Path, db_file: Path, budget_s: float) -> None:
+    def __init__(self, url: str, state_dir: str, db_file: str, budget_s: float) -> None:
         self.url = url
         self.state_dir = state_dir
         self.db_file = db_file
@@ -230,34 +230,36 @@ class _Shipper:
 # ------------------------------------------------------------------ what is not shipped
 
 
-def note_failure(state_dir: Path, message: str, *, now: datetime | None = None) -> None:
+def note_failure(state_dir: str, message: str, *, now: datetime | None = None) -> None:
     """Keep the last failed shipment (when, why) for `status`; best effort."""
     at = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
-    path = state_dir / FAILURE_FILE
-    tmp = path.with_name(f".{FAILURE_FILE}.{os.getpid()}")
+    path = os.path.join(state_dir, FAILURE_FILE)
+    tmp = os.path.join(state_dir, f".{FAILURE_FILE}.{os.getpid()}")
     try:
-        tmp.write_text(f"{at}\t{message}\n", encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(f"{at}\t{message}\n")
         os.replace(tmp, path)
     except OSError:
         pass  # status still shows the backlog, which is the truth that matters
 
 
-def clear_failure(state_dir: Path) -> None:
+def clear_failure(state_dir: str) -> None:
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(state_dir / FAILURE_FILE)
+        os.unlink(os.path.join(state_dir, FAILURE_FILE))
 
 
-def last_failure(state_dir: Path) -> tuple[datetime, str] | None:
+def last_failure(state_dir: str) -> tuple[datetime, str] | None:
     """The last failed shipment, if it is not followed by a successful one."""
     try:
-        text = (state_dir / FAILURE_FILE).read_text(encoding="utf-8")
+        with open(os.path.join(state_dir, FAILURE_FILE), encoding="utf-8") as f:
+            text = f.read()
         at, _, message = text.strip().partition("\t")
         return datetime.fromisoformat(at), message
     except (OSError, ValueError):
         return None
 
 
-def backlog_note(store: Store, state_dir: Path, *, now: datetime) -> str | None:
+def backlog_note(store: Store, state_dir: str, *, now: datetime) -> str | None:
     """One line for `status` when run changes of this host wait to be shipped (longer than a
     shipper normally takes, or after a failed shipment); None when nothing is behind."""
     count = store.fleet_backlog()
@@ -286,7 +288,9 @@ def _ago(seconds: float) -> str:
     return f"{s}s"
 
 
-def flush(url: str, db_file: Path, *, budget_s: float) -> tuple[int, int, str | None]:
+def flush(
+    url: str, state_dir: str, db_file: str, *, budget_s: float
+) -> tuple[int, int, str | None]:
     """Ship the whole queue now (for `cronwrap flush`): (shipped, still queued, error). It
     may run beside a shipper: both upsert by run id, so nothing arrives twice."""
     from cronwrap.state.fleetstore import FleetStore, ship_pending
@@ -307,7 +311,7 @@ def flush(url: str, db_file: Path, *, budget_s: float) -> tuple[int, int, str | 
     left = local.fleet_backlog()
     local.close()
     if error is not None:
-        note_failure(db_file.parent, error)
+        note_failure(state_dir, error)
     elif left == 0:
-        clear_failure(db_file.parent)
+        clear_failure(state_dir)
     return shipped, left, error
