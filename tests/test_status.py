@@ -453,3 +453,17 @@ def test_a_long_output_tail_is_not_read_by_status(home: Path) -> None:
     assert row["state"] == "ok" and row["last_run"]["state"] == "success"
     logs = cronwrap(home, "logs", "loud")
     assert logs.returncode == 0 and len(logs.stdout) == 200000
+
+
+def test_status_job_reads_only_the_jobs_asked_for(home: Path) -> None:
+    """--job reads the named jobs' rows alone: another job's dead letters stay its own."""
+    assert cronwrap(home, "run", "--name", "fine", "--", "true").returncode == 0
+    assert cronwrap(home, "run", "--name", "broken", "--", "false").returncode == 1
+    result = status(home, "--job", "fine", "--json")
+    assert result.returncode == 0, result.stderr
+    [row] = json.loads(result.stdout)
+    assert row["name"] == "fine" and row["dead_letters"] == 0
+    result = status(home, "--job", "broken", "--job", "fine", "--json")
+    assert result.returncode == 1, result.stderr
+    rows = by_name(json.loads(result.stdout))
+    assert rows["broken"]["dead_letters"] == 1 and rows["fine"]["dead_letters"] == 0

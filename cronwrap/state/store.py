@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
@@ -36,6 +36,14 @@ def _queue_fleet(conn: sqlite3.Connection, run_id: str, queue: bool) -> None:
     """Queue the run for the fleet store, in the caller's transaction (--fleet-store)."""
     if queue:
         conn.execute("INSERT INTO fleet_outbox (run_id) VALUES (?)", (run_id,))
+
+
+def _in_chunks(values: Sequence[object]) -> Iterator[tuple[str, tuple[object, ...]]]:
+    """`values` in pieces for `IN (...)`, each well under SQLite's limit of bound values:
+    (the placeholders, the piece)."""
+    for at in range(0, len(values), 500):
+        chunk = tuple(values[at : at + 500])
+        yield ",".join("?" * len(chunk)), chunk
 
 
 class Store(Database):
@@ -265,9 +273,17 @@ class Store(Database):
         rows = self._query(f"SELECT {cols} FROM runs WHERE {where} ORDER BY id", params)
         return [row_to_run(r) for r in rows]
 
-    def dead_letter_counts(self) -> dict[str, int]:
-        """Open dead letters per job (for status)."""
-        rows = self._query("SELECT job, count(*) FROM runs WHERE dead=1 GROUP BY job")
+    def dead_letter_counts(self, names: list[str] | None = None) -> dict[str, int]:
+        """Open dead letters per job, or per named job (for status)."""
+        sql = "SELECT job, count(*) FROM runs WHERE dead=1"
+        if names is None:
+            rows = self._query(sql + " GROUP BY job")
+        else:
+            rows = [
+                r
+                for marks, chunk in _in_chunks(names)
+                for r in self._query(f"{sql} AND job IN ({marks}) GROUP BY job", chunk)
+            ]
         return {r[0]: int(r[1]) for r in rows}
 
     def find_run(self, prefix: str) -> RunRecord | None:
@@ -458,10 +474,8 @@ class Store(Database):
         leaves them out, and a job's tail may be large)."""
         cols = ", ".join("NULL" if c == "output_tail" else c for c in RUN_COLUMNS)
         out: dict[int, RunRecord] = {}
-        for at in range(0, len(ids), 500):  # well under SQLite's limit of bound values
-            chunk = ids[at : at + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._query(f"SELECT id, {cols} FROM runs WHERE id IN ({marks})", tuple(chunk))
+        for marks, chunk in _in_chunks(ids):
+            rows = self._query(f"SELECT id, {cols} FROM runs WHERE id IN ({marks})", chunk)
             out.update((int(r[0]), row_to_run(r[1:])) for r in rows)  # type: ignore[arg-type]
         return out
 
@@ -470,10 +484,7 @@ class Store(Database):
         """One read transaction around many queries: one snapshot of the store (a run
         ending meanwhile is seen either before or after, never half), and one lock taken
         instead of one per query."""
-        try:
-            self._conn.execute("BEGIN")
-        except sqlite3.Error as err:
-            raise self._failed(err) from err
+        self._query("BEGIN")
         try:
             yield
         finally:
@@ -522,9 +533,21 @@ class Store(Database):
     def job_names(self) -> list[str]:
         return [r[0] for r in self._query("SELECT name FROM jobs ORDER BY name")]
 
-    def job_schedules(self) -> dict[str, tuple[str | None, str | None]]:
-        """Each job's last recorded --schedule and --tz."""
-        return {r[0]: (r[1], r[2]) for r in self._query("SELECT name, schedule, tz FROM jobs")}
+    def job_schedules(
+        self, names: list[str] | None = None
+    ) -> dict[str, tuple[str | None, str | None]]:
+        """Each job's (or each named job's) last recorded --schedule and --tz."""
+        if names is None:
+            rows = self._query("SELECT name, schedule, tz FROM jobs")
+        else:
+            rows = [
+                r
+                for marks, chunk in _in_chunks(names)
+                for r in self._query(
+                    f"SELECT name, schedule, tz FROM jobs WHERE name IN ({marks})", chunk
+                )
+            ]
+        return {r[0]: (r[1], r[2]) for r in rows}
 
     def failures(self, *, limit: int = 20) -> list[RunRecord]:
         """The newest failed runs of every job (for the HTML dashboard)."""

@@ -251,7 +251,9 @@ def job_statuses(
     jobs: dict[str, JobStatus] = {}
     declared: dict[str, str | None] = {}
     ids = set(host_ids)
-    schedules = store.job_schedules() if store is not None else {}
+    wanted = set(only)
+    # only the jobs asked for are read: `status --job NAME` costs the same in any store
+    schedules = store.job_schedules(sorted(wanted) or None) if store is not None else {}
     for name, (sched, tz) in schedules.items():
         jobs[name] = JobStatus(name, schedule=sched, tz=tz)
         declared[name] = tz
@@ -273,14 +275,13 @@ def job_statuses(
             ids.add(cj.host_id)
         # cron fires the line in its CRON_TZ (cronie) or in the daemon's own zone
         cron_zone[cj.name] = cj.cron_tz or system_tz
-    wanted = set(only)
     if wanted:
         jobs = {name: st for name, st in jobs.items() if name in wanted}
     local = LocalHost(paths.lock_dir, frozenset(ids))
     seen: dict[tuple[str | None, str | None], _Timing] = {}
     # one snapshot: a run recorded meanwhile must not leave a job half read
     with store.reading() if store is not None else contextlib.nullcontext():
-        dead = store.dead_letter_counts() if store is not None else {}
+        dead = store.dead_letter_counts(sorted(wanted) or None) if store is not None else {}
         heads, whole = _newest_rows(store, [st.name for st in jobs.values() if not st.unmonitored])
         for st in jobs.values():
             _zone_of(st, declared.get(st.name), cron_zone.get(st.name), system_tz)
@@ -459,11 +460,8 @@ def _count_missed(
     after its minute, and --jitter or a lock wait only delay it further, so the tolerance
     runs after a fire time and never before it. All in UTC instants."""
     missed = schedule.runs_between(last_start, due_by, tz, MISSED_COUNT_CAP)
-    count = len(missed)
-    if missed:
-        st.missed_first = missed[0]
-    st.missed_count = count
-    st.missed = count > 0
+    st.missed_first = missed[0] if missed else None
+    st.missed_count, st.missed = len(missed), bool(missed)
 
 
 def fleet_statuses(
