@@ -308,17 +308,9 @@ def _instants_on(
 
 
 @lru_cache(maxsize=1024)
-def _utc_instants_on(
-    hour_values: frozenset[int],
-    minute_values: frozenset[int],
-    wildcard: bool,
-    day: date,
-    tz: tzinfo,
-) -> tuple[datetime, ...]:
-    """_instants_on's instants as UTC datetimes (cached alike): what iter_runs compares."""
-    return tuple(
-        i.astimezone(UTC) for i in _instants_on(hour_values, minute_values, wildcard, day, tz)
-    )
+def _utc_instants_on(*day_key: object) -> tuple[datetime, ...]:
+    """_instants_on(*day_key) as UTC datetimes (cached alike): what the search compares."""
+    return tuple(i.astimezone(UTC) for i in _instants_on(*day_key))
 
 
 _MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
