@@ -223,7 +223,8 @@ def metrics_prune_cmd(
     """
     from cronwrap.config import load_config
     from cronwrap.state import metrics
-    from cronwrap.views.status import crontab_jobs, open_store_readonly
+    from cronwrap.views.runstate import open_store_readonly
+    from cronwrap.views.status import crontab_jobs
 
     paths = state_paths(ctx)
     keep: set[str] = set(load_config(paths.config_file).jobs)

@@ -117,7 +117,7 @@ def complete_jobs(incomplete: str) -> list[Any]:
 
     try:
         from cronwrap.config import resolve_paths
-        from cronwrap.views.status import open_store_readonly
+        from cronwrap.views.runstate import open_store_readonly
 
         store = open_store_readonly(resolve_paths(environment()))
         if store is None:

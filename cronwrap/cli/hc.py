@@ -116,7 +116,7 @@ def hc_sync_cmd(
     from cronwrap.notify.hcapi import Api
     from cronwrap.notify.hcsync import HEADER, SyncOptions, sync, sync_jobs, write_ping_urls
     from cronwrap.redact import redact_url
-    from cronwrap.views.status import open_store_readonly
+    from cronwrap.views.runstate import open_store_readonly
 
     if not api_key and not dry_run:
         raise CronwrapError("no API key: give --api-key or CRONWRAP_HC_API_KEY (file:PATH works)")

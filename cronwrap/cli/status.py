@@ -184,7 +184,7 @@ def _warn_zones(jobs: list[Any]) -> None:
 def _warn_fleet_backlog(ctx: click.Context, now: Any) -> None:
     """One warning when this host's runs wait to be shipped to the fleet store (and why)."""
     from cronwrap.run.ship import backlog_note
-    from cronwrap.views.status import open_store_readonly
+    from cronwrap.views.runstate import open_store_readonly
 
     paths = state_paths(ctx)
     try:
@@ -306,12 +306,8 @@ def _load_jobs(
 ) -> tuple[list[Any], list[Any]]:
     """Every job's status (from the fleet store, or this host's store and crontabs) and,
     for the HTML page, the recent failed runs."""
-    from cronwrap.views.status import (
-        configured_host_ids,
-        fleet_statuses,
-        load_status,
-        open_store_readonly,
-    )
+    from cronwrap.views.runstate import configured_host_ids, open_store_readonly
+    from cronwrap.views.status import fleet_statuses, load_status
 
     paths = state_paths(ctx)
     failures: list[Any] = []
@@ -348,8 +344,7 @@ def _load_jobs(
 def _history_source(ctx: click.Context, fleet_store: str | None) -> tuple[Any, Any, Any]:
     """(fleet URL or None, the store to read, how its runs are judged)."""
     from cronwrap.errors import JobNotFoundError
-    from cronwrap.views.runstate import remote_host
-    from cronwrap.views.status import local_host, open_store_readonly
+    from cronwrap.views.runstate import local_host, open_store_readonly, remote_host
 
     url = fleet_store_url(ctx, fleet_store)
     if url:
@@ -477,7 +472,7 @@ def logs_cmd(
 
     from cronwrap.errors import JobNotFoundError
     from cronwrap.views.logs import copy_output, find_run, read_output
-    from cronwrap.views.status import local_host, open_store_readonly
+    from cronwrap.views.runstate import local_host, open_store_readonly
 
     paths = state_paths(ctx)
     store = open_store_readonly(paths)
@@ -546,8 +541,8 @@ def forget_cmd(ctx: click.Context, name: str, yes: bool, crontab_files: tuple[st
 
     from cronwrap.errors import CronwrapError, JobNotFoundError
     from cronwrap.state.store import Store
-    from cronwrap.views.runstate import RunState, run_state
-    from cronwrap.views.status import crontab_jobs, local_host
+    from cronwrap.views.runstate import RunState, local_host, run_state
+    from cronwrap.views.status import crontab_jobs
 
     paths = state_paths(ctx)
     if not paths.db_file.exists():

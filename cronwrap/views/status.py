@@ -22,6 +22,7 @@ from cronwrap.views.runstate import (
     LocalHost,
     RunState,
     is_verified,
+    open_store_readonly,
     remote_host,
     result_text,
     run_state,
@@ -526,30 +527,6 @@ def _describe(schedule: Schedule) -> str:
     return describe(schedule)
 
 
-def open_store_readonly(paths: Paths) -> Store | None:
-    """The run store if it exists (status never creates one, nor needs write access)."""
-    if not paths.db_file.exists():
-        return None
-    return Store.open_readonly(paths.db_file)
-
-
-def configured_host_ids(paths: Paths, env: Mapping[str, str]) -> frozenset[str]:
-    """The host ids `cronwrap run` records on this machine besides the node name:
-    CRONWRAP_HOST_ID and the config file's host_id values (a broken config adds none; `run`
-    and `config` report it)."""
-    from cronwrap.config import load_config
-
-    ids = {env["CRONWRAP_HOST_ID"]} if env.get("CRONWRAP_HOST_ID") else set()
-    try:
-        config = load_config(paths.config_file)
-    except CronwrapError:
-        return frozenset(ids)
-    for section in (config.defaults, *config.jobs.values()):
-        if section.get("host_id"):
-            ids.add(str(section["host_id"]))
-    return frozenset(ids)
-
-
 def exit_code_for(jobs: list[JobStatus]) -> int:
     """0 all healthy; 1 a job is failing or missed a run; 3 nothing is known to be wrong but
     some state is unknown (like Nagios UNKNOWN). A known problem wins over an unknown."""
@@ -561,11 +538,6 @@ def exit_code_for(jobs: list[JobStatus]) -> int:
     if any(not j.known for j in monitored):
         return int(ExitCode.UNKNOWN)
     return int(ExitCode.OK)
-
-
-def local_host(paths: Paths, env: Mapping[str, str], host_ids: Iterable[str] = ()) -> LocalHost:
-    """This machine, as `history`, `logs` and `status` judge runs against it."""
-    return LocalHost(paths.lock_dir, frozenset(host_ids) | configured_host_ids(paths, env))
 
 
 def config_zones(paths: Paths) -> dict[str, str]:
