@@ -273,17 +273,10 @@ class Store(Database):
         rows = self._query(f"SELECT {cols} FROM runs WHERE {where} ORDER BY id", params)
         return [row_to_run(r) for r in rows]
 
-    def dead_letter_counts(self, names: list[str] | None = None) -> dict[str, int]:
-        """Open dead letters per job, or per named job (for status)."""
-        sql = "SELECT job, count(*) FROM runs WHERE dead=1"
-        if names is None:
-            rows = self._query(sql + " GROUP BY job")
-        else:
-            rows = [
-                r
-                for marks, chunk in _in_chunks(names)
-                for r in self._query(f"{sql} AND job IN ({marks}) GROUP BY job", chunk)
-            ]
+    def dead_letter_counts(self) -> dict[str, int]:
+        """Open dead letters per job (for status): read through their partial index, so
+        as quick for one job as for all (a `job IN` filter would walk the job's runs)."""
+        rows = self._query("SELECT job, count(*) FROM runs WHERE dead=1 GROUP BY job")
         return {r[0]: int(r[1]) for r in rows}
 
     def find_run(self, prefix: str) -> RunRecord | None:

@@ -282,7 +282,7 @@ def job_statuses(
     seen: dict[tuple[str | None, str | None], _Timing] = {}
     # one snapshot: a run recorded meanwhile must not leave a job half read
     with store.reading() if store is not None else contextlib.nullcontext():
-        dead = store.dead_letter_counts(sorted(wanted) or None) if store is not None else {}
+        dead = store.dead_letter_counts() if store is not None else {}
         heads, whole = _newest_rows(store, [st.name for st in jobs.values() if not st.unmonitored])
         for st in jobs.values():
             _zone_of(st, declared.get(st.name), cron_zone.get(st.name), system_tz)
