@@ -195,13 +195,19 @@ def render_table(
         out.append(paint("─" * min(width, sum(widths) + 2 * (len(cols) - 1)), "dim", color=color))
     for row in rows:
         cells = [
-            _cell_lines(text, w, c.fold) for (text, _), w, c in zip(row, widths, cols, strict=True)
+            [text] if len(text) <= w else _cell_lines(text, w, c.fold)
+            for (text, _), w, c in zip(row, widths, cols, strict=True)
         ]
-        if not color and all(len(c) == 1 for c in cells):  # the common row: one line, plain
-            line = "  ".join(c[0].ljust(w) for c, w in zip(cells, widths, strict=True))
-            out.append(line.replace(KEEP, " ").rstrip())
+        height = max(len(c) for c in cells)
+        if not color:  # plain: each line's cells padded to their width, no escape codes
+            for n in range(height):
+                line = "  ".join(
+                    (c[n] if n < len(c) else "").ljust(w)
+                    for c, w in zip(cells, widths, strict=True)
+                )
+                out.append(line.replace(KEEP, " ").rstrip())
             continue
-        for n in range(max(len(c) for c in cells)):
+        for n in range(height):
             parts = []
             for i, ((_, style), w) in enumerate(zip(row, widths, strict=True)):
                 part = (cells[i][n] if n < len(cells[i]) else "").replace(KEEP, " ")
