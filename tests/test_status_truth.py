@@ -324,6 +324,31 @@ def test_a_store_status_cannot_read_is_unknown(home: Path, tmp_path: Path, damag
     assert "unknown" in result.stdout and "never run" not in result.stdout
 
 
+@pytest.mark.parametrize("damage", ["garbage", "directory", "symlink"])
+def test_a_store_status_cannot_read_is_unknown_with_no_crontab_job(home: Path, damage: str) -> None:
+    """No job to mark unknown: the unreadable store alone makes the answer unknown (exit 3)."""
+    home.mkdir(mode=0o750)
+    db = home / "runs.db"
+    if damage == "directory":
+        db.mkdir()
+    else:
+        (home / "other.db").write_bytes(b"this is not a database, just some bytes\n" * 100)
+        if damage == "symlink":
+            db.symlink_to("other.db")
+        else:
+            (home / "other.db").rename(db)
+    for json_flag in ([], ["--json"]):
+        result = cronwrap(home, "status", "--crontab", "/dev/null", *json_flag)
+        assert result.returncode == ExitCode.UNKNOWN, (result.stdout, result.stderr)
+        assert "status unknown: " in result.stderr and "run store" in result.stderr
+
+
+def test_no_run_store_yet_is_not_a_problem(home: Path) -> None:
+    result = cronwrap(home, "status", "--crontab", "/dev/null")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
 def test_a_run_skipped_because_the_fleet_lock_was_unavailable_is_unknown(home: Path) -> None:
     import socket
 

@@ -261,7 +261,7 @@ def _status_once(
     from cronwrap.views.status import exit_code_for
 
     now = parse_now(now_text)
-    jobs, failures = _load_jobs(
+    jobs, failures, problem = _load_jobs(
         ctx,
         now=now,
         grace=grace,
@@ -288,7 +288,7 @@ def _status_once(
         color=color,
         clear=clear,
     )
-    return exit_code_for(judged)
+    return exit_code_for(judged, problem=problem)
 
 
 def _load_jobs(
@@ -303,14 +303,15 @@ def _load_jobs(
     fleet_url: str | None,
     host: str | None,
     with_failures: bool,
-) -> tuple[list[Any], list[Any]]:
-    """Every job's status (from the fleet store, or this host's store and crontabs) and,
-    for the HTML page, the recent failed runs."""
+) -> tuple[list[Any], list[Any], str | None]:
+    """Every job's status (from the fleet store, or this host's store and crontabs), for the
+    HTML page the recent failed runs, and what kept status from reading the store, if any."""
     from cronwrap.views.runstate import configured_host_ids, open_store_readonly
     from cronwrap.views.status import fleet_statuses, load_status
 
     paths = state_paths(ctx)
     failures: list[Any] = []
+    problem = None
     if fleet_url:
         with open_fleet_store(fleet_url) as fleet:
             jobs = fleet_statuses(fleet.jobs(host=host), now=now, grace=grace)
@@ -328,7 +329,7 @@ def _load_jobs(
             host_ids=set(host_ids) | configured_host_ids(paths, environment()),
             names=job_names,
         )
-        jobs = report.jobs
+        jobs, problem = report.jobs, report.problem
         if report.problem:
             click.echo(f"cronwrap: status unknown: {report.problem}", err=True)
         if host:
@@ -338,7 +339,7 @@ def _load_jobs(
             if store is not None:
                 with store:
                     failures = [f for f in store.failures() if host is None or f.host == host]
-    return jobs, failures
+    return jobs, failures, problem
 
 
 def _history_source(ctx: click.Context, fleet_store: str | None) -> tuple[Any, Any, Any]:

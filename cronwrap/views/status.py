@@ -527,15 +527,16 @@ def _describe(schedule: Schedule) -> str:
     return describe(schedule)
 
 
-def exit_code_for(jobs: list[JobStatus]) -> int:
+def exit_code_for(jobs: list[JobStatus], *, problem: str | None = None) -> int:
     """0 all healthy; 1 a job is failing or missed a run; 3 nothing is known to be wrong but
-    some state is unknown (like Nagios UNKNOWN). A known problem wins over an unknown."""
+    some state is unknown (like Nagios UNKNOWN), or status could not read what it reports
+    (`problem`: even with no job to mark unknown). A known problem wins over an unknown."""
     from cronwrap.errors import ExitCode
 
     monitored = [j for j in jobs if not j.unmonitored]
     if any(not j.healthy and j.known for j in monitored):
         return int(ExitCode.ERROR)
-    if any(not j.known for j in monitored):
+    if problem or any(not j.known for j in monitored):
         return int(ExitCode.UNKNOWN)
     return int(ExitCode.OK)
 
