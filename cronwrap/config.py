@@ -108,10 +108,35 @@ def read_secret(value: str) -> str:
         return value
     path = os.path.expanduser(value[5:])
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read().strip()
+        return read_regular_file(path, MAX_SECRET_BYTES).decode("utf-8").strip()
     except OSError as err:
         raise ConfigError(f"cannot read secret file {path}: {err.strerror}") from err
+    except UnicodeDecodeError:
+        raise ConfigError(f"secret file {path} is not UTF-8 text") from None
+    except ValueError as err:
+        raise ConfigError(f"secret file {path}: {err}") from None
+
+
+MAX_SECRET_BYTES = 64 * 1024  # a URL or a key; a bigger "secret" is a wrong path
+
+
+def read_regular_file(path: StrPath, limit: int) -> bytes:
+    """At most `limit` bytes of a regular file; ValueError for anything else (a FIFO would
+    block the run until someone writes to it, a device may never end) or a longer file.
+    Opened without blocking, so even a FIFO is refused at once."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ValueError(f"larger than {limit // 1024} KiB; refusing to read it")
+    return data
 
 
 def convert(opt: Option, value: Any) -> Any:
@@ -284,15 +309,6 @@ def _check_section(
     return out
 
 
-def _read_bounded(path: StrPath, limit: int) -> bytes:
-    """At most `limit` bytes of `path`; ValueError if it is longer (e.g. /dev/zero)."""
-    with open(path, "rb") as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise ValueError(f"larger than {limit // 1024} KiB; refusing to read it")
-    return data
-
-
 def _too_big(data: object, limit: int) -> bool:
     """True if `data` expands to more than `limit` values (aliases counted each time)."""
     stack, seen = [data], 0
@@ -325,7 +341,7 @@ def load_config(path: StrPath, *, strict: bool = True) -> ConfigFile:
 
 def _load_config(path: StrPath, problems: list[str]) -> ConfigFile:
     try:
-        text = _read_bounded(path, MAX_CONFIG_BYTES).decode("utf-8")
+        text = read_regular_file(path, MAX_CONFIG_BYTES).decode("utf-8")
     except (FileNotFoundError, NotADirectoryError):
         return ConfigFile(None)
     except OSError as err:

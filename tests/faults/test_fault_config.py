@@ -3,6 +3,7 @@ command is known, the job runs with what can be used and one line says what was 
 
 from __future__ import annotations
 
+import os
 import resource
 import subprocess
 import sys
@@ -200,4 +201,41 @@ def test_lint_of_an_endless_file_stops_at_the_size_limit(home: Path) -> None:
 def test_a_config_that_is_a_device_is_refused(home: Path, tmp_path: Path) -> None:
     env = cw_env(home, CRONWRAP_CONFIG="/dev/zero")
     job = run_job(home, tmp_path, env=env, preexec_fn=_limit_memory)
-    job.assert_failed_open("/dev/zero", "larger than")
+    job.assert_failed_open("/dev/zero", "not a regular file")
+
+
+def test_a_config_that_is_a_fifo_is_refused_at_once(home: Path, tmp_path: Path) -> None:
+    """Nobody writes to it: opening it as a file would wait for a writer for ever."""
+    fifo = tmp_path / "config.yaml"
+    os.mkfifo(fifo)
+    job = run_job(home, tmp_path, env=cw_env(home, CRONWRAP_CONFIG=str(fifo)), timeout=30)
+    job.assert_failed_open(str(fifo), "not a regular file")
+
+
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [
+        ("utf16", "is not UTF-8 text"),
+        ("fifo", "not a regular file"),
+        ("urandom", "not a regular file"),
+        ("zero", "not a regular file"),
+        ("huge", "larger than 64 KiB"),
+    ],
+)
+def test_a_secret_file_that_is_not_a_small_text_file_leaves_out_only_that_ping(
+    home: Path, tmp_path: Path, kind: str, said: str
+) -> None:
+    """A secret in UTF-16, a FIFO nobody writes to, an endless device, a huge file: the
+    ping is left out with one line, and the job runs at once with its own exit code."""
+    secret = {"urandom": Path("/dev/urandom"), "zero": Path("/dev/zero")}.get(
+        kind, tmp_path / "secret"
+    )
+    if kind == "utf16":
+        secret.write_text("11111111-2222-4333-8444-555555555555\n", encoding="utf-16")
+    elif kind == "fifo":
+        os.mkfifo(secret)
+    elif kind == "huge":
+        secret.write_text("x" * (65 * 1024))
+    job = run_job(home, tmp_path, "--ping-uuid", f"file:{secret}", timeout=30)
+    job.assert_failed_open("--ping-uuid", "secret file", str(secret), said, "left out")
+    assert recorded(home)[0].exit_code == EXIT
