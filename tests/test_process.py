@@ -366,3 +366,27 @@ def test_threads_in_cronwrap_do_not_matter_for_spawning(home: Path, tmp_path: Pa
     assert result.returncode == 1
     assert counter.read_text().count("x") == 3
     _ = threading  # the alert command runs from a thread in cronwrap
+
+
+def test_a_script_without_a_shebang_runs_with_sh_as_under_the_bare_line(
+    home: Path, tmp_path: Path
+) -> None:
+    """cron's bare line (`sh -c ./script`) runs a script with no #! line with /bin/sh
+    (execvp does the same); so does cronwrap, arguments and exit code included."""
+    script = tmp_path / "noshebang.sh"
+    script.write_text('echo "ran with $# args: $1"\nexit 4\n')
+    script.chmod(0o755)
+    bare = subprocess.run(
+        ["sh", "-c", f"{script} one"], capture_output=True, text=True, check=False
+    )
+    wrapped = cronwrap(home, "run", "--name", "nsb", "--", str(script), "one")
+    assert (wrapped.returncode, bare.returncode) == (4, 4), wrapped.stderr
+    assert wrapped.stdout == bare.stdout == "ran with 1 args: one\n"
+    assert runs(home, "nsb")[0].exit_code == 4
+    # a file that is neither: it fails as it does under the bare line
+    binary = tmp_path / "junk"
+    binary.write_bytes(b"\x7fELF\x00garbage")
+    binary.chmod(0o755)
+    bare_code = subprocess.run(["sh", "-c", str(binary)], capture_output=True, check=False)
+    junk = cronwrap(home, "run", "--name", "junk", "--", str(binary))
+    assert junk.returncode == bare_code.returncode != 0

@@ -7,6 +7,7 @@ findable, and a watchdog that kills the job's direct child if cronwrap itself is
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import signal
@@ -330,7 +331,8 @@ def _spawn(
         program = _SH
     for fd in pass_fds:
         os.set_inheritable(fd, True)
-    try:
+
+    def spawn(program: str, argv: list[str]) -> int:
         return os.posix_spawn(
             program,
             argv,
@@ -339,12 +341,33 @@ def _spawn(
             setpgroup=0,
             setsigdef=_DEFAULT_SIGNALS,
         )
+
+    try:
+        try:
+            return spawn(program, argv)
+        except OSError as err:
+            if err.errno != errno.ENOEXEC or _is_binary(program):
+                raise
+            # a script without a #! line: the shell runs it with /bin/sh, and so does
+            # cron's bare line (`sh -c CMD`)
+            return spawn(_SH, [_SH, program, *argv[1:]])
     except OSError as err:
         code = 127 if isinstance(err, FileNotFoundError) else 126
         raise SpawnError(code, f"cannot execute {argv[0]}: {err.strerror}") from None
     finally:
         for fd in pass_fds:  # only the job holds the lock, not helpers spawned later
             os.set_inheritable(fd, False)
+
+
+def _is_binary(path: str) -> bool:
+    """What the shell calls a binary file it will not run as a script: a NUL byte in its
+    first line (bash's check_binary_file; dash says "Exec format error" too)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return True
+    return b"\0" in head.split(b"\n", 1)[0]
 
 
 def _same_file(a: int, b: int) -> bool:
