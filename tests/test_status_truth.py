@@ -324,13 +324,18 @@ def test_a_store_status_cannot_read_is_unknown(home: Path, tmp_path: Path, damag
     assert "unknown" in result.stdout and "never run" not in result.stdout
 
 
-@pytest.mark.parametrize("damage", ["garbage", "directory", "symlink"])
+@pytest.mark.parametrize("damage", ["garbage", "directory", "symlink", "dangling", "fifo"])
 def test_a_store_status_cannot_read_is_unknown_with_no_crontab_job(home: Path, damage: str) -> None:
-    """No job to mark unknown: the unreadable store alone makes the answer unknown (exit 3)."""
+    """No job to mark unknown: the unreadable store alone makes the answer unknown (exit 3).
+    A FIFO is refused without opening it (that blocks until a writer comes)."""
     home.mkdir(mode=0o750)
     db = home / "runs.db"
     if damage == "directory":
         db.mkdir()
+    elif damage == "fifo":
+        os.mkfifo(db)
+    elif damage == "dangling":
+        db.symlink_to("nowhere.db")
     else:
         (home / "other.db").write_bytes(b"this is not a database, just some bytes\n" * 100)
         if damage == "symlink":
@@ -338,9 +343,31 @@ def test_a_store_status_cannot_read_is_unknown_with_no_crontab_job(home: Path, d
         else:
             (home / "other.db").rename(db)
     for json_flag in ([], ["--json"]):
-        result = cronwrap(home, "status", "--crontab", "/dev/null", *json_flag)
+        result = cronwrap(home, "status", "--crontab", "/dev/null", *json_flag, timeout=30)
         assert result.returncode == ExitCode.UNKNOWN, (result.stdout, result.stderr)
         assert "status unknown: " in result.stderr and "run store" in result.stderr
+    history = cronwrap(home, "history", timeout=30)
+    assert history.returncode != 0 and len(history.stderr.splitlines()) == 1, history.stderr
+
+
+@pytest.mark.parametrize("target", ["garbage", "store"])
+def test_a_symlinked_store_is_refused_as_run_refuses_it(home: Path, target: str) -> None:
+    """`run` refuses a symlinked store (it records nothing there, nor moves it aside), so
+    status does not report what is behind it and says so."""
+    cronwrap(home, "run", "--name", "real", "--", "true")
+    db = home / "runs.db"
+    if target == "garbage":
+        db.unlink()
+        (home / "other.db").write_bytes(b"not a database\n" * 100)
+    else:
+        db.rename(home / "other.db")
+    db.symlink_to("other.db")
+    result = cronwrap(home, "status", "--crontab", "/dev/null")
+    assert result.returncode == ExitCode.UNKNOWN, (result.stdout, result.stderr)
+    assert "is a symlink; cronwrap run refuses it" in result.stderr
+    assert "moves it aside" not in result.stderr
+    run = cronwrap(home, "run", "--name", "real", "--", "true")
+    assert run.returncode == 0 and "is a symlink" in run.stderr and db.is_symlink()
 
 
 def test_no_run_store_yet_is_not_a_problem(home: Path) -> None:

@@ -72,6 +72,26 @@ def _move_aside(path: str) -> str:
     return aside
 
 
+def _refuse_odd_file(path: str) -> None:
+    """A reader's store must be a regular file, checked before SQLite opens it: opening a
+    FIFO blocks until a writer comes (status would hang), and `run` refuses a symlink, so
+    what is behind one is not what runs record."""
+    import stat
+
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as err:
+        raise StoreError(f"cannot read run store {path}: {err.strerror}") from err
+    if stat.S_ISREG(mode):
+        return
+    what = "a symlink" if stat.S_ISLNK(mode) else "a directory" if stat.S_ISDIR(mode) else None
+    what = what or ("a FIFO" if stat.S_ISFIFO(mode) else "not a regular file")
+    raise StoreError(
+        f"run store {path} is {what}; cronwrap run refuses it, so no runs are recorded:"
+        " remove it (the next run creates a fresh store)"
+    )
+
+
 class Database:
     """One SQLite connection to the run store file; `Store` adds what is kept in it."""
 
@@ -126,6 +146,7 @@ class Database:
         from urllib.parse import quote
 
         path = os.fspath(path)
+        _refuse_odd_file(path)
         uri = "file:" + quote(os.path.abspath(path))
         last: sqlite3.Error | None = None
         # mode=ro still needs the -shm file of a WAL store; immutable=1 reads the file as it

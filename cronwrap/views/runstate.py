@@ -144,7 +144,8 @@ def open_store_readonly(paths: Paths) -> Store | None:
     """The run store if it exists (status never creates one, nor needs write access)."""
     from cronwrap.state.store import Store
 
-    if not paths.db_file.exists():
+    # lexists: a dangling symlink is a store run refuses, not "no runs yet"
+    if not os.path.lexists(paths.db_file):
         return None
     return Store.open_readonly(paths.db_file)
 
