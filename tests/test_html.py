@@ -4,7 +4,9 @@ no secret) and how it renders in a real headless Debian chromium, on a phone-siz
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import struct
 import subprocess
 from html.parser import HTMLParser
@@ -14,7 +16,7 @@ import pytest
 
 from cronwrap.notify.alerts import Alert, dashboard_link, job_anchor
 from cronwrap.views.html import trend_svg, write_atomic
-from tests.conftest import cronwrap, cw_env
+from tests.conftest import cronwrap, cw_env, popen_cronwrap, wait_for
 
 SECRET_ENV = "hunter2-api-secret-value"
 GH_TOKEN = "ghp_" + "A1b2C3d4E5" * 4
@@ -192,3 +194,36 @@ def test_alerts_link_to_the_jobs_entry() -> None:
     alert = Alert("failure", {"job": "backup", "host": "db 1", "dashboard_url": link})
     assert f"Dashboard: {link}" in alert.text
     assert alert.payload()["dashboard_url"] == link
+
+
+def test_the_page_shows_every_job_that_needs_attention_and_a_cancelled_run(
+    home: Path, tmp_path: Path
+) -> None:
+    """A degraded job (its ping could not be delivered) is not shown as a plain OK, a
+    cancelled run is among the recent failures (it is a dead letter), and the header's count
+    is the number of rows that show a problem."""
+    dead = "http://127.0.0.1:9/ping/5e7c1a4e-0000-4000-8000-000000000000"
+    budgets = ["--ping-start-budget", "1s", "--ping-finish-budget", "1s"]
+    ran = cronwrap(home, "run", "--name", "pinged", "--ping", dead, *budgets, "--", "true")
+    assert ran.returncode == 0, ran.stderr
+    started = tmp_path / "started"
+    proc = popen_cronwrap(
+        home, "run", "--name", "stopped", "--", "sh", "-c", f"touch {started}; exec sleep 30",
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_for(started.exists)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert cronwrap(home, "run", "--name", "fine", "--", "true").returncode == 0
+    out = tmp_path / "status.html"
+    result = cronwrap(home, "status", "--crontab", "/dev/null", "--html", str(out))
+    assert result.returncode == 1, result.stderr
+    text = out.read_text()
+    row = re.compile(r'<tr id="[^"]*"><th scope="row">([^<]*)</th>.*?</tr>')
+    rows = {m.group(1): m.group(0) for m in row.finditer(text)}
+    assert set(rows) == {"pinged", "stopped", "fine"}
+    assert "Degraded" in rows["pinged"] and "ping" in rows["pinged"].lower()
+    assert "Failing" in rows["stopped"] and "Degraded" not in rows["fine"]
+    assert "2 need attention" in text
+    failures = text.split('<h2 id="failures">', 1)[1].split("</section>", 1)[0]
+    assert "stopped" in failures and "cancelled" in failures

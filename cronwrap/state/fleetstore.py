@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from cronwrap.errors import ConfigError, CronwrapError
 from cronwrap.redact import redact_url
 from cronwrap.state.records import RUN_COLUMNS, AttemptRecord, RunRecord
+from cronwrap.state.schema import DEAD_STATUSES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 # one advisory lock key for schema changes, so hosts upgrading at once take turns
 _MIGRATE_LOCK = 0x63726F6E  # "cron"
-_PROBLEMS = ("failed", "timeout", "crashed", "error")
+_PROBLEMS = DEAD_STATUSES  # the failures a dashboard lists: cancelled runs are failures too
 
 
 class FleetStoreError(CronwrapError):

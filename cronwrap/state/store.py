@@ -543,10 +543,11 @@ class Store(Database):
         return {r[0]: (r[1], r[2]) for r in rows}
 
     def failures(self, *, limit: int = 20) -> list[RunRecord]:
-        """The newest failed runs of every job (for the HTML dashboard)."""
+        """The newest failed runs of every job (for the HTML dashboard): every status that
+        makes a dead letter, cancelled included, as `cronwrap failed` lists them."""
         cols = ", ".join(RUN_COLUMNS)
         rows = self._query(
-            f"SELECT {cols} FROM runs WHERE status IN ('failed', 'timeout', 'crashed', 'error') "
+            f"SELECT {cols} FROM runs WHERE status IN {DEAD_STATUSES!r} "
             "ORDER BY started_at DESC LIMIT ?",
             (limit,),
         )

@@ -30,6 +30,7 @@ STATE_LABEL = {
     "skipped": "Skipped",
     "never": "Never run",
     "unmonitored": "Unmonitored",
+    "unknown": "Unknown",
 }
 
 # Colours meet WCAG AA (contrast >= 4.5:1) for their text on their background; the state is
@@ -56,6 +57,7 @@ tbody th { font-weight: 600; word-break: break-word; }
 .st-running { background: #e3f0fb; color: #0b4a7a; }
 .st-skipped { background: #fff4d6; color: #5c4000; }
 .st-never, .st-unmonitored { background: #ececec; color: #3a3a3a; }
+.st-unknown, .st-degraded { background: #fff4d6; color: #5c4000; }
 .missed { color: #8a1010; font-weight: 600; }
 .when small, td small { color: var(--muted); display: block; }
 svg.trend { display: block; }
@@ -246,6 +248,14 @@ def _job_row(st: JobStatus, host: str, now: datetime, esc: Callable[[object], st
     )
     if st.result.lower() != STATE_LABEL[state].lower():
         badge += f" {esc(st.result)}"
+    if st.state == "unknown" and st.reason:
+        badge += f"<small>{esc(st.reason)}</small>"
+    if st.degraded:
+        # the job ran, but not every signal went out: as the table's DEGRADED note
+        badge += (
+            f' <span class="badge st-degraded">⚠ Degraded</span>'
+            f"<small>{esc(st.warnings[0])}</small>"
+        )
     last = st.last
     cells = [
         ("Result", badge),
