@@ -88,6 +88,44 @@ def test_running_is_1_while_the_job_runs(home: Path, tmp_path: Path) -> None:
     assert value(parse(mdir / "cronwrap_busy.prom"), "cronwrap_running", cronjob="busy") == 0
 
 
+def test_a_crashed_run_is_counted_and_shown_as_the_last_result(home: Path, tmp_path: Path) -> None:
+    """cronwrap SIGKILLed mid-run: the next run finds it crashed, and the metrics say so
+    (a crash that never reached runs_total could never fire an alert)."""
+    mdir = tmp_path / "m"
+    marker = tmp_path / "go"
+    args = ["run", "--name", "crashy", "--metrics-dir", str(mdir)]
+    assert cronwrap(home, *args, "--", "true").returncode == 0
+    proc = popen_cronwrap(home, *args, "--", "sh", "-c", f"echo $$ > {marker}; exec sleep 60")
+    wait_for(lambda: marker.exists() and marker.read_text().strip())
+    proc.kill()
+    proc.wait(10)
+    job_pid = int(marker.read_text())
+    wait_for(lambda: not os.path.exists(f"/proc/{job_pid}"), timeout=30)  # the watchdog's work
+    prom = mdir / "cronwrap_crashy.prom"
+    release = tmp_path / "release"
+    nxt = popen_cronwrap(
+        home,
+        *args,
+        "--",
+        "sh",
+        "-c",
+        f"touch {tmp_path}/second; while [ ! -e {release} ]; do sleep 0.05; done",
+    )
+    wait_for((tmp_path / "second").exists)
+    during = parse(prom)
+    job = {"cronjob": "crashy"}
+    assert value(during, "cronwrap_runs_total", result="crashed", **job) == 1
+    assert value(during, "cronwrap_last_result", result="crashed", **job) == 1
+    assert value(during, "cronwrap_last_result", result="success", **job) == 0
+    assert value(during, "cronwrap_running", **job) == 1
+    release.touch()
+    assert nxt.wait(30) == 0
+    after = parse(prom)
+    assert value(after, "cronwrap_runs_total", result="crashed", **job) == 1
+    assert value(after, "cronwrap_runs_total", result="success", **job) == 2
+    assert value(after, "cronwrap_last_result", result="success", **job) == 1
+
+
 def test_help_and_type_lines_are_identical_in_every_file(home: Path, tmp_path: Path) -> None:
     mdir = tmp_path / "m"
     cronwrap(home, "run", "--name", "a", "--metrics-dir", str(mdir), "--", "true")

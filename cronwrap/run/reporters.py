@@ -309,6 +309,8 @@ class MetricsReporter:
         if outcome is None:  # the last finished run's facts stay until this one ends
             carried, result = metrics.previous_run(job.metrics_dir, job.name)
             values = {**carried, **values}
+            if run.crashed:  # the last run to end did not finish: this run found it crashed
+                result = "crashed"
         if outcome is not None and outcome.ended_at is not None:
             values["cronwrap_last_end_timestamp_seconds"] = outcome.ended_at.timestamp()
             values["cronwrap_last_duration_seconds"] = round(outcome.duration_s, 6)

@@ -392,11 +392,18 @@ class Store(Database):
     def mark_crashed(self, run_id: str, *, reason: str, queue_fleet: bool = False) -> None:
         try:
             with self._write() as conn:
-                conn.execute(
+                cur = conn.execute(
                     "UPDATE runs SET status='crashed', reason=?, dead=(rerun_of IS NULL)"
                     " WHERE run_id=? AND status='running'",
                     (reason, run_id),
                 )
+                if cur.rowcount:  # counted like every other end (Prometheus' runs_total)
+                    conn.execute(
+                        "INSERT INTO counters (job, result, n) SELECT job, 'crashed', 1"
+                        " FROM runs WHERE run_id=? "
+                        "ON CONFLICT (job, result) DO UPDATE SET n = n + 1",
+                        (run_id,),
+                    )
                 _queue_fleet(conn, run_id, queue_fleet)
         except sqlite3.Error as err:
             raise self._failed(err) from err
