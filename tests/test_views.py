@@ -65,6 +65,8 @@ def test_history_does_not_import_rich(home: Path) -> None:
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [
+        (0.001, "1ms"),
+        (0.0025, "2.5ms"),
         (0.25, "0.25s"),
         (5, "5s"),
         (42, "42s"),

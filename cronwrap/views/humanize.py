@@ -12,6 +12,8 @@ def duration(seconds: float, *, coarse: bool = False) -> str:
     coarse (for "in 12m", "3h2m ago"): whole seconds, and none once it is a minute or more."""
     if coarse:
         seconds = int(seconds) if seconds < 60 else int(seconds) // 60 * 60
+    if 0 < seconds < 0.005:  # would print as 0s: the lowest allowed --timeout is 1ms
+        return f"{seconds * 1000:.3g}ms"
     if seconds < 10:
         return f"{seconds:.2f}s".replace(".00s", "s")
     s = round(seconds)

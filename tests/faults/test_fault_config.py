@@ -239,3 +239,8 @@ def test_a_secret_file_that_is_not_a_small_text_file_leaves_out_only_that_ping(
     job = run_job(home, tmp_path, "--ping-uuid", f"file:{secret}", timeout=30)
     job.assert_failed_open("--ping-uuid", "secret file", str(secret), said, "left out")
     assert recorded(home)[0].exit_code == EXIT
+
+
+def test_a_zero_timeout_says_what_the_lowest_allowed_value_is(home: Path, tmp_path: Path) -> None:
+    job = run_job(home, tmp_path, "--timeout", "0")
+    job.assert_failed_open("--timeout: 0s is below the lowest allowed value, 1ms; ignored")
