@@ -16,7 +16,7 @@ import pytest
 from cronwrap.run.ship import backlog_note, note_failure, shipper_bound_s
 from cronwrap.state.store import Store
 from tests.conftest import cronwrap, cw_env, fleet_shippers, wait_for, wait_shipped
-from tests.pgserver import BlackHole, PgServer, require_postgres
+from tests.pgserver import BlackHole, PgServer, free_port, require_postgres
 
 require_postgres()
 
@@ -165,3 +165,37 @@ def test_backlog_note_says_how_many_how_old_and_why(tmp_path: Path, failed: bool
         assert ("failed: fleet store x unavailable: refused" in late) == failed
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("store", ["up", "down"])
+def test_a_fleet_store_changes_nothing_the_run_says_or_keeps(
+    tmp_path: Path, pg_url: str, store: str
+) -> None:
+    """Exit code, stdout, stderr lines and the local history are those of the same run
+    without a fleet store."""
+    import json
+    import re
+
+    dead = f"postgresql://postgres:x@127.0.0.1:{free_port()}/db"  # a closed port
+    url = pg_url if store == "up" else dead
+    job = ["--name", "j", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]
+    plain_home, fleet_home = tmp_path / "plain", tmp_path / "fleet"
+    plain = cronwrap(plain_home, "run", *job)
+    shipped = run(fleet_home, url, *job)
+    wait_for(lambda: not fleet_shippers(fleet_home), 60)
+
+    def said(r: subprocess.CompletedProcess[str]) -> tuple[int, str, str]:
+        return r.returncode, r.stdout, re.sub(r"\(\d+\.\ds\)", "(T)", r.stderr)
+
+    assert said(shipped) == said(plain)
+
+    def kept(home: Path) -> list[dict[str, object]]:
+        volatile = {"run_id", "pid", "started_at", "ended_at", "duration_s", "log_path", "host"}
+        docs = json.loads(cronwrap(home, "history", "j", "--json").stdout)
+        for d in docs:
+            d["attempts_detail"] = [
+                {k: v for k, v in a.items() if k not in volatile} for a in d["attempts_detail"]
+            ]
+        return [{k: v for k, v in d.items() if k not in volatile} for d in docs]
+
+    assert kept(fleet_home) == kept(plain_home)
