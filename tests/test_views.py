@@ -154,3 +154,48 @@ def test_status_table_draws_each_pass_of_a_repeated_hour_apart(
     line_a = next(ln for ln in text.splitlines() if ln.startswith("a "))
     line_b = next(ln for ln in text.splitlines() if ln.startswith("b "))
     assert "02:30 CEST" in line_a and "02:30 CET" in line_b
+
+
+def test_printable_removes_escapes_and_controls() -> None:
+    from cronwrap.views.humanize import printable
+
+    assert printable("a\n\x1b[31mb") == "a b"
+    assert printable("\x1b]0;pwned\x07x\x1b]52;c;QUFB\x1b\\y\x1bPq\x1b\\z") == "xyz"
+    assert printable("c\x9b31mr\x9d0;t\x07s\x1b(B\x7f\x00") == "crs"
+    assert printable("l1\r\n\x1b[2Jl2", multiline=True) == "l1\nl2"
+    assert printable("a\tb") == "a       b"
+    assert printable("k\x00\x07", keep="\x00") == "k\x00"
+
+
+def test_status_history_and_failed_print_no_escape_from_stored_text(
+    home: Path, tmp_path: Path
+) -> None:
+    """A host id, a reason and an output tail holding an OSC (window title), colour codes and
+    a newline reach the terminal as plain text: status, history and failed alike."""
+    from datetime import datetime, timedelta, timezone
+
+    from cronwrap.config import ensure_dir, resolve_paths
+    from cronwrap.state.store import Store
+
+    paths = resolve_paths({"CRONWRAP_HOME": str(home)})
+    ensure_dir(paths.state_dir)
+    at = datetime.now(timezone.utc) - timedelta(minutes=1)
+    with Store.open(paths.db_file) as store:
+        store.record_start(
+            run_id="evil-run", job="evil", host="a\n\x1b[31mb\x1b]0;pwned\x07", pid=1,
+            command="true", started_at=at, schedule=None, tz=None, log_path=None,
+        )  # fmt: skip
+        store.record_end(
+            run_id="evil-run", ended_at=at + timedelta(seconds=1), status="failed",
+            exit_code=3, signal=None, attempts=1, duration_s=1.0,
+            output_tail="first\n\x1b]0;pwned\x07visible\x1b[2J\n", reason="boom\x1b]0;pwned\x07",
+        )  # fmt: skip
+    env = cw_env(home, COLUMNS="200")
+    for args in (["status", "--crontab", "/dev/null"], ["history"], ["failed"]):
+        result = cronwrap(home, *args, env=env)
+        assert result.returncode in (0, 1), result.stderr
+        for bad in ("\x1b", "\x07", "pwned"):
+            assert bad not in result.stdout, (args, result.stdout)
+        assert "a b" in result.stdout, (args, result.stdout)
+    failed = cronwrap(home, "failed", env=env)
+    assert "  | visible" in failed.stdout and "reason: boom" in failed.stdout, failed.stdout

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from cronwrap.views.humanize import relative
+from cronwrap.views.humanize import printable, relative
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -41,7 +41,8 @@ def dead_letter_json(r: RunRecord) -> dict[str, Any]:
 
 
 def render_dead_letters(records: Sequence[RunRecord], now: datetime, *, lines: int = 5) -> str:
-    """Each dead letter as a few lines; `lines` lines of its output tail."""
+    """Each dead letter as a few lines; `lines` lines of its output tail. What the run stored
+    (names, host id, reason, output) is made printable: it goes to a terminal."""
     if not records:
         return "no dead letters: every failed run is resolved\n"
     out: list[str] = []
@@ -52,15 +53,17 @@ def render_dead_letters(records: Sequence[RunRecord], now: datetime, *, lines: i
         attempts = f"{r.attempts} attempt{'s' if r.attempts != 1 else ''}"
         when = relative(r.started_at, now) if r.started_at else "-"
         out.append(
-            f"{r.run_id[:8]}  {r.job}  on {r.host}  slot {_utc(r.slot)}  "
+            f"{printable(r.run_id[:8])}  {printable(r.job)}  on {printable(r.host)}  "
+            f"slot {_utc(r.slot)}  "
             f"{r.status} after {attempts}, {exit_text}  (started {when})"
         )
         if r.reason:
-            out.append(f"  reason: {r.reason}")
+            out.append(f"  reason: {printable(r.reason)}")
         if not r.dead:
-            by = f" by {r.resolved_by[:8]}" if r.resolved_by else ""
+            by = f" by {printable(r.resolved_by[:8])}" if r.resolved_by else ""
             out.append(f"  resolved {_utc(r.resolved_at)}{by}")
-        tail = (r.output_tail or "").rstrip("\n").splitlines()[-lines:] if lines else []
+        tail = printable(r.output_tail or "", multiline=True).rstrip("\n").splitlines()
+        tail = tail[-lines:] if lines else []
         out.extend(f"  | {line}" for line in tail)
         out.append("")
     open_ = sum(1 for r in records if r.dead)

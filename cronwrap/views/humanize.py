@@ -1,8 +1,10 @@
 """Times, durations and sizes for people: `in 3h5m`, `42s ago`, `Fri 2026-03-06 23:30 CET`,
-`10MiB`. Standard library only (the fast `explain` path uses it)."""
+`10MiB`, and stored text made safe to print on a terminal. Standard library only (the fast
+`explain` path uses it)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 
@@ -47,3 +49,31 @@ def relative(at: datetime, now: datetime) -> str:
 
 def stamp(at: datetime) -> str:
     return at.strftime("%a %Y-%m-%d %H:%M %Z")
+
+
+# An escape sequence whole (ECMA-48): CSI (ESC [ or 0x9b) up to its final byte; OSC, DCS, SOS,
+# PM and APC (ESC ] P X ^ _ or 0x9d 0x90 0x98 0x9e 0x9f) up to their terminator (BEL or ST) or
+# the end; any other ESC with its intermediate and final bytes. Then any lone C0/C1 control
+# and DEL. A job's output and what it reports are not cronwrap's to send to a terminal: an
+# OSC can set the window title or a clipboard, a newline can forge a row.
+_UNSAFE = re.compile(
+    "(?:\x1b\\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    "|(?:\x1b[]PX^_]|[\x9d\x90\x98\x9e\x9f])[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\\\|\x9c)?"
+    "|\x1b[ -/]*[0-~]?"
+    "|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+
+
+def printable(text: str, *, multiline: bool = False, keep: str = "") -> str:
+    """Stored text (a name, a host id, a reason, an output tail) as it may be printed on a
+    terminal: escape sequences and control characters removed, tabs as spaces; newlines kept
+    only for `multiline` text shown as lines on purpose. `keep`: one control character the
+    caller uses itself (the table's unbreakable space) that stays."""
+    text = text.expandtabs(8) if "\t" in text else text
+    if not multiline and "\n" in text:
+        text = " ".join(text.splitlines())
+    if _UNSAFE.search(text) is None:
+        return text
+    if keep:
+        return keep.join(_UNSAFE.sub("", part) for part in text.split(keep))
+    return _UNSAFE.sub("", text)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, tzinfo
 
-from cronwrap.views.humanize import duration, relative
+from cronwrap.views.humanize import duration, printable, relative
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
@@ -187,7 +187,9 @@ def render_table(
     cols: list[_Col], rows: list[list[tuple[str, str]]], *, width: int, color: bool, terminal: bool
 ) -> list[str]:
     """The lines of a table: a bold header, a rule on a terminal, then the rows, whose cells are
-    (text, style) pairs; columns shrink to fit width (0: no limit), wrapped between words."""
+    (text, style) pairs; columns shrink to fit width (0: no limit), wrapped between words.
+    Cells hold stored text (names, host ids, reasons): made printable here, once for all."""
+    rows = [[(printable(text, keep=KEEP), style) for text, style in row] for row in rows]
     widths = _fit(cols, rows, width)
     header = "  ".join(c.header.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()
     out = [paint(header, "bold", color=color)]
@@ -277,13 +279,13 @@ def render_status(
         import textwrap
 
         total = sum(n for _, n in dead)
-        per_job = ", ".join(f"{name} {n}" for name, n in dead)
+        per_job = ", ".join(f"{printable(name)} {n}" for name, n in dead)
         note = f"{total} failed run{'s' if total != 1 else ''} not resolved ({per_job}):"
         wrap_at = max(20, width) if width else 10_000  # width 0: not a terminal, no limit
         for line in textwrap.wrap(f"{note} see cronwrap failed", wrap_at):
             out.append(paint(line, "bold red", color=color))
     for reason in dict.fromkeys(s.reason for s in jobs if s.state == "unknown" and s.reason):
-        out.append(paint(f"unknown: {reason}", "bold red", color=color))
+        out.append(paint(f"unknown: {printable(reason)}", "bold red", color=color))
     return "\n".join(out) + "\n"
 
 
