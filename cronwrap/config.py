@@ -190,6 +190,9 @@ def _check_text(check: str, text: str) -> None:
             parse(text)
         except ScheduleError as err:
             raise ValueError(f"{text!r} is not a cron schedule: {err}") from None
+    elif check == "printable" and not text.isprintable():
+        # a name status and history print: a newline or an escape in it would reach a terminal
+        raise ValueError(f"{text!r} holds control characters")
 
 
 def _convert_kind(opt: Option, value: Any) -> Any:

@@ -52,7 +52,7 @@ class Option:
         # 0..MAX_DURATION, what the OS timers accept
         self.low = low
         self.high = high
-        self.check = check  # "zone" | "schedule": checked by config.convert
+        self.check = check  # "zone" | "schedule" | "printable": checked by config.convert
 
     @property
     def flag(self) -> str:
@@ -415,6 +415,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
         None,
         "This host's name in history and fleet claims (default: the host name).",
         "NAME",
+        check="printable",
     ),
     Option(
         "fleet_store",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -21,7 +22,7 @@ from cronwrap.config import (
     validate_name,
 )
 from cronwrap.errors import ConfigError, ExitCode, UsageError
-from tests.conftest import cronwrap
+from tests.conftest import cronwrap, cw_env
 
 # ---------------------------------------------------------------- paths
 
@@ -330,3 +331,22 @@ def test_values_the_os_or_cron_cannot_take_are_refused_by_name(
         resolve_job({flag: value}, ["true"], {}, ConfigFile(None))
     assert message in str(err.value)
     assert str(err.value).startswith("--" + flag.replace("_", "-"))
+
+
+@pytest.mark.parametrize("source", ["flag", "env"])
+def test_a_host_id_with_control_characters_is_left_out_and_the_job_runs(
+    home: Path, source: str
+) -> None:
+    """status and history print the host id: a newline or an escape in it is refused, with
+    one line, and the run is recorded under the default host id."""
+    bad = "a\n\x1b[31mb"
+    flag = ["--host-id", bad] if source == "flag" else []
+    env = cw_env(home, CRONWRAP_HOST_ID=bad) if source == "env" else None
+    result = cronwrap(home, "run", "--name", "h", *flag, "--", "echo", "ran", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ran\n"
+    [line] = result.stderr.splitlines()
+    assert "holds control characters; ignored" in line, line
+    history = cronwrap(home, "history", "h", "--json")
+    [run] = json.loads(history.stdout)
+    assert run["host"] == os.uname().nodename
