@@ -58,9 +58,20 @@ def _token_shapes() -> re.Pattern[str]:
     return _shapes[0]
 
 
+def _split_globs(globs: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The WORDs of the common `*WORD*` globs (a substring test, without fnmatch's regexes;
+    every run tests each environment variable against each glob), and the other globs."""
+    words, others = [], []
+    for glob in globs:
+        inner = glob[1:-1]
+        if glob.startswith("*") and glob.endswith("*") and not any(c in inner for c in "*?["):
+            words.append(inner)
+        else:
+            others.append(glob)
+    return words, others
+
+
 def _glob_match(name: str, glob: str) -> bool:
-    if glob.startswith("*") and glob.endswith("*") and not any(c in glob[1:-1] for c in "*?["):
-        return glob[1:-1] in name  # the common *WORD* case, without fnmatch's regexes
     import fnmatch
 
     return fnmatch.fnmatchcase(name, glob)
@@ -79,10 +90,12 @@ class Redactor:
         secrets: Iterable[str] = (),
     ) -> None:
         literals = {s for s in secrets if s and len(s) >= 4}
-        globs = [g.upper() for g in env_globs]
+        words, globs = _split_globs(g.upper() for g in env_globs)
         for name, value in (env or {}).items():
+            if len(value) < 4:
+                continue
             upper = name.upper()
-            if len(value) >= 4 and any(_glob_match(upper, g) for g in globs):
+            if any(w in upper for w in words) or any(_glob_match(upper, g) for g in globs):
                 literals.add(value)
         self._literals = sorted(literals, key=len, reverse=True)  # longest first
         user = list(patterns)
