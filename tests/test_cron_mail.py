@@ -32,7 +32,7 @@ def own_lines(stderr: str) -> list[str]:
             "error",
         ),
         (["--min-runtime", "10s", "--", "true"], 0, "faster than --min-runtime 10s", "error"),
-        (["--", "sh", "-c", "kill -9 $$"], 137, "killed by signal 9, exit 137", "error"),
+        (["--", "sh", "-c", "kill -9 $$"], 137, "killed by SIGKILL, exit 137", "error"),
         (
             ["--", "/nonexistent/prog"],
             127,

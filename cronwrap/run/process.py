@@ -1,19 +1,18 @@
-"""Spawn one attempt of the command and see it through: output passed through and captured
-(bounded, see output.py), timeout with SIGTERM then SIGKILL to the whole process tree,
-forwarded signals. Linux-first: posix_spawn (no Python code between fork and exec, so it is
-safe while threads run), pidfd for exit, a child subreaper so descendants that setsid() stay
-findable, and a watchdog that kills the job's direct child if cronwrap itself is SIGKILLed."""
+"""One attempt of the command, seen through: started by run/spawn.py, output passed through
+and captured (bounded, see output.py), timeout with SIGTERM then SIGKILL to the whole process
+tree, forwarded signals. Linux-first: pidfd for exit, and a child subreaper so descendants
+that setsid() stay findable."""
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import select
 import signal
 import time
 
 from cronwrap.run.output import OutputSink
+from cronwrap.run.spawn import DEFAULT_SIGNALS, SpawnError, spawn_command, watchdog, watchdog_pid
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["AttemptResult", "Canceller", "OutputSink", "run_attempt", "signal_name"]
 
 _PR_SET_CHILD_SUBREAPER = 36
-_SH = "/bin/sh"
 _CAT = "/bin/cat"
 
 
@@ -53,7 +51,8 @@ def become_subreaper() -> None:
 
 
 def signal_name(number: int) -> str:
-    """SIGTERM, SIGRTMIN+1, or "signal 70" for a number Python has no name for."""
+    """SIGTERM, SIGRTMIN+1, or "signal 70" for a number Python has no name for: the one
+    way cronwrap names a signal (stderr, status, history, failed)."""
     try:
         return signal.Signals(number).name
     except ValueError:
@@ -104,7 +103,7 @@ def kill_tree(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
     for pid in descendants(os.getpid()):
-        if pid == _watchdog_pid():
+        if pid == watchdog_pid():
             continue
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
@@ -195,181 +194,6 @@ class Canceller:
                 pass
 
 
-# ------------------------------------------------------------------ spawning
-
-
-class _Watchdog:
-    """Kills the job's direct child if cronwrap dies without saying goodbye (SIGKILL, OOM).
-
-    A parent-death signal would need code between fork and exec (preexec_fn), which is unsafe
-    while threads run and costs a slow fork. Instead a tiny /bin/sh in its own session reads
-    the pid of each attempt's child from a pipe that only cronwrap holds, and "ok" once that
-    child has exited; at end of file (cronwrap gone) it SIGKILLs the pid still armed. The rest
-    of the job keeps the inherited lock descriptor, so no new run starts while any of it lives.
-    The pid is disarmed before cronwrap reaps the child, so it cannot have been reused then."""
-
-    SCRIPT = (
-        'p=; while read -r l; do case "$l" in ok) p= ;; *) p=$l ;; esac; done; '
-        '[ -z "$p" ] || kill -s KILL "$p" 2>/dev/null'
-    )
-
-    def __init__(self, pid: int, write_fd: int) -> None:
-        self.pid = pid
-        self.write_fd = write_fd
-
-    @classmethod
-    def start(cls) -> _Watchdog | None:
-        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        actions = [
-            (os.POSIX_SPAWN_DUP2, read_fd, 0),
-            (os.POSIX_SPAWN_DUP2, null, 1),
-            (os.POSIX_SPAWN_DUP2, null, 2),
-        ]
-        try:
-            try:  # its own session: a kill of cronwrap's process group does not take it along
-                pid = os.posix_spawn(
-                    _SH,
-                    ["sh", "-c", cls.SCRIPT],
-                    {"PATH": "/usr/bin:/bin"},
-                    file_actions=actions,
-                    setsid=True,
-                    setsigdef=_DEFAULT_SIGNALS,
-                )
-            except NotImplementedError:  # libc without POSIX_SPAWN_SETSID
-                pid = os.posix_spawn(
-                    _SH,
-                    ["sh", "-c", cls.SCRIPT],
-                    {"PATH": "/usr/bin:/bin"},
-                    file_actions=actions,
-                    setpgroup=0,
-                    setsigdef=_DEFAULT_SIGNALS,
-                )
-        except OSError:
-            os.close(write_fd)
-            return None
-        finally:
-            os.close(read_fd)
-            os.close(null)
-        return cls(pid, write_fd)
-
-    def say(self, line: str) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self.write_fd, line.encode() + b"\n")
-
-
-_WATCHDOG: list[_Watchdog | None] = []  # started once per cronwrap process
-
-
-def _watchdog() -> _Watchdog | None:
-    if not _WATCHDOG:
-        _WATCHDOG.append(_Watchdog.start())
-    return _WATCHDOG[0]
-
-
-def _watchdog_pid() -> int | None:
-    dog = _WATCHDOG[0] if _WATCHDOG else None
-    return dog.pid if dog is not None else None
-
-
-# signals the child gets back at their defaults: Python ignores SIGPIPE and SIGXFSZ, and our
-# handlers for TERM/INT/HUP must not become an inherited SIG_IGN
-_DEFAULT_SIGNALS = tuple(
-    getattr(signal, name)
-    for name in ("SIGPIPE", "SIGXFSZ", "SIGTERM", "SIGINT", "SIGHUP")
-    if hasattr(signal, name)
-)
-
-
-class SpawnError(Exception):
-    """The command could not be started: exit code (125-127) and why."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
-def _resolve(name: str, path: str, cwd: str | None) -> str:
-    """The file execvp would run, found as the shell finds it (so errors can say why)."""
-    if "/" in name:
-        full = name if os.path.isabs(name) or cwd is None else os.path.join(cwd, name)
-        if not os.path.exists(full):
-            raise SpawnError(127, f"command not found: {name}")
-        if os.path.isdir(full) or not os.access(full, os.X_OK):
-            raise SpawnError(126, f"cannot execute {name}: Permission denied")
-        return name
-    denied = None
-    for entry in path.split(":"):
-        full = os.path.join(entry or ".", name)
-        if cwd is not None and not os.path.isabs(full):
-            full = os.path.join(cwd, full)
-        if os.path.isfile(full):
-            if os.access(full, os.X_OK):
-                return full
-            denied = denied or full
-    if denied is not None:
-        raise SpawnError(126, f"cannot execute {name}: Permission denied")
-    raise SpawnError(127, f"command not found: {name} (PATH={path})")
-
-
-def _spawn(
-    argv: list[str],
-    env: Mapping[str, str],
-    cwd: str | None,
-    out_fd: int,
-    err_fd: int,
-    pass_fds: tuple[int, ...],
-) -> int:
-    """Start the command in a new process group; its pid. Raises SpawnError."""
-    if cwd is not None and not os.path.isdir(cwd):
-        raise SpawnError(125, f"cannot enter directory {cwd}: no such directory")
-    program = _resolve(argv[0], env.get("PATH", os.defpath), cwd)
-    if cwd is not None:
-        # posix_spawn has no chdir: a shell enters the directory and execs the command
-        argv = [_SH, "-c", 'cd -- "$0" && exec "$@"', cwd, *argv]
-        program = _SH
-    for fd in pass_fds:
-        os.set_inheritable(fd, True)
-
-    def spawn(program: str, argv: list[str]) -> int:
-        return os.posix_spawn(
-            program,
-            argv,
-            dict(env),
-            file_actions=[(os.POSIX_SPAWN_DUP2, out_fd, 1), (os.POSIX_SPAWN_DUP2, err_fd, 2)],
-            setpgroup=0,
-            setsigdef=_DEFAULT_SIGNALS,
-        )
-
-    try:
-        try:
-            return spawn(program, argv)
-        except OSError as err:
-            if err.errno != errno.ENOEXEC or _is_binary(program):
-                raise
-            # a script without a #! line: the shell runs it with /bin/sh, and so does
-            # cron's bare line (`sh -c CMD`)
-            return spawn(_SH, [_SH, program, *argv[1:]])
-    except OSError as err:
-        code = 127 if isinstance(err, FileNotFoundError) else 126
-        raise SpawnError(code, f"cannot execute {argv[0]}: {err.strerror}") from None
-    finally:
-        for fd in pass_fds:  # only the job holds the lock, not helpers spawned later
-            os.set_inheritable(fd, False)
-
-
-def _is_binary(path: str) -> bool:
-    """What the shell calls a binary file it will not run as a script: a NUL byte in its
-    first line (bash's check_binary_file; dash says "Exec format error" too)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(256)
-    except OSError:
-        return True
-    return b"\0" in head.split(b"\n", 1)[0]
-
-
 def _same_file(a: int, b: int) -> bool:
     try:
         sa, sb = os.fstat(a), os.fstat(b)
@@ -415,12 +239,12 @@ def run_attempt(
     When cronwrap's stdout and stderr are one file (as under cron, `>log 2>&1`), the job gets
     one pipe for both, so the order of its stdout and stderr lines is kept."""
     started = time.monotonic()
-    dog = _watchdog()
+    dog = watchdog()
     merged = _same_file(1, 2)
     pipes = [_job_pipe()] if merged else [_job_pipe(), _job_pipe()]
     out_w, err_w = pipes[0][1], pipes[-1][1]
     try:
-        pid = _spawn(argv, env, cwd, out_w, err_w, pass_fds)
+        pid = spawn_command(argv, env, cwd, out_w, err_w, pass_fds)
     except SpawnError as err:
         for r, w in pipes:
             os.close(r)
@@ -506,7 +330,7 @@ def _supervise(
                 _drain(fd, streams[fd], sink)  # descendants that keep them open
             break
 
-    dog = _watchdog()
+    dog = watchdog()
     if dog is not None:
         dog.say("ok")  # before the reap: until then the pid cannot be reused
     if status is None:
@@ -592,7 +416,7 @@ def _hand_off(fd: int, stream: int, sink: OutputSink) -> None:
             {"PATH": "/usr/bin:/bin"},
             file_actions=[(os.POSIX_SPAWN_DUP2, fd, 0), (os.POSIX_SPAWN_DUP2, target, 1)],
             setpgroup=0,
-            setsigdef=_DEFAULT_SIGNALS,
+            setsigdef=DEFAULT_SIGNALS,
         )
     except OSError as err:
         sink.errors.append(f"cannot keep background output flowing: {err.strerror}")

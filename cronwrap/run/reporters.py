@@ -271,7 +271,10 @@ def what_happened(outcome: Outcome) -> str | None:
     if status == "timeout":
         return f"timed out, exit {outcome.exit_code}{tries}{took}{reason}"
     if outcome.signal is not None:
-        return f"failed: killed by signal {outcome.signal}, exit {outcome.exit_code}{tries}{took}"
+        from cronwrap.run.process import signal_name
+
+        killed = signal_name(outcome.signal)
+        return f"failed: killed by {killed}, exit {outcome.exit_code}{tries}{took}"
     return f"failed, exit {outcome.exit_code}{tries}{took}{reason}"
 
 

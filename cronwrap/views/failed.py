@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from cronwrap.run.process import signal_name
 from cronwrap.views.humanize import printable, relative
 
 TYPE_CHECKING = False
@@ -49,7 +50,7 @@ def render_dead_letters(records: Sequence[RunRecord], now: datetime, *, lines: i
     for r in records:
         exit_text = f"exit {r.exit_code}" if r.exit_code is not None else "no exit code"
         if r.signal:
-            exit_text += f" (signal {r.signal})"
+            exit_text += f" ({signal_name(r.signal)})"
         attempts = f"{r.attempts} attempt{'s' if r.attempts != 1 else ''}"
         when = relative(r.started_at, now) if r.started_at else "-"
         out.append(

@@ -5,11 +5,11 @@ its cronwrap died (crashed), is decided here, against the host id the run record
 from __future__ import annotations
 
 import os
-import signal
 from enum import Enum
 from pathlib import Path
 
 from cronwrap.run.lock import is_locked
+from cronwrap.run.process import signal_name
 from cronwrap.state.records import RunRecord
 
 TYPE_CHECKING = False
@@ -108,10 +108,7 @@ def result_text(run: RunRecord, state: RunState) -> str:
         return "ok"
     if state is RunState.FAILED:
         if run.signal:
-            try:
-                return f"failed ({signal.Signals(run.signal).name})"
-            except ValueError:
-                return f"failed (signal {run.signal})"
+            return f"failed ({signal_name(run.signal)})"
         return f"failed (exit {run.exit_code})"
     if state is RunState.RAN_ELSEWHERE:
         return f"skipped ({str(run.reason).split(' (slot')[0]})"
