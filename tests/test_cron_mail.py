@@ -171,6 +171,24 @@ def test_a_run_with_a_problem_of_cronwraps_own_shows_as_degraded(home: Path) -> 
     assert job["degraded"] is False and job["warnings"] == []
 
 
+def test_a_ping_failure_is_a_warning_in_run_end_as_in_the_history_row(home: Path) -> None:
+    """The start and finish pings go to a closed port: the run's one warning is in its
+    history row and in its run.end record, which is then a warning."""
+    import json
+
+    dead = "http://127.0.0.1:9/ping/5e7c1a4e-0000-4000-8000-000000000000"
+    budgets = ["--ping-start-budget", "1s", "--ping-finish-budget", "1s"]
+    result = cronwrap(home, "run", "--name", "pe", "--ping", dead, *budgets, "--", "true")
+    assert result.returncode == 0, result.stderr
+    [warning] = own_lines(result.stderr)
+    [row] = json.loads(cronwrap(home, "history", "pe", "--json").stdout)
+    [end] = [e for e in events(home) if e["event"] == "run.end"]
+    assert end["level"] == "warning", end
+    assert end["warnings"] == row["warnings"], (end, row)
+    assert "start: " in end["warnings"][0] and end["warnings"][0] in warning
+    assert "5e7c1a4e" not in json.dumps(end), "the check's UUID is a secret"
+
+
 def test_a_bad_redact_pattern_runs_the_job_and_keeps_its_output_in(home: Path) -> None:
     """The pattern cannot be used, so what it should hide could leak: the job runs and keeps
     its exit code, and none of its output reaches the history (nor pings or alerts)."""

@@ -211,6 +211,11 @@ class EventReporter:
         )
 
     def end(self, run: Run, outcome: Outcome) -> None:
+        # written once every reporter has ended: the pings' warnings (a failed start ping is
+        # said when the finish is done) and the alerts' are known only then
+        run.at_end.append(lambda: self._end(run, outcome))
+
+    def _end(self, run: Run, outcome: Outcome) -> None:
         fields: dict[str, object] = {
             "status": outcome.status,
             "exit_code": outcome.exit_code,

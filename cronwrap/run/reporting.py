@@ -147,6 +147,9 @@ class Run:
         self.spec: str | None = None  # how to run it again (stored for rerun and catch-up)
         # called once the run's last write is done (the fleet store's hand-off to its shipper)
         self.at_close: list[Callable[[], None]] = []
+        # called once every reporter has ended, before the late warnings are recorded (the
+        # event log's run.end: a finish ping or an alert that failed is among its warnings)
+        self.at_end: list[Callable[[], None]] = []
         log_path = job.log_file if job.log_file is not None else paths.event_log_path
         self.events = EventLog(log_path, fmt=job.log_format, job=job.name, run_id=run_id, host=host)
         self._store: Store | None = None
@@ -206,6 +209,9 @@ class Run:
     def close(self) -> None:
         """Record what went wrong after the end row was written (a finish ping, an alert,
         metrics), so the run shows as degraded; then close the store."""
+        ends, self.at_end = self.at_end, []
+        for fn in ends:
+            guard(self, "at the run's end", fn)
         if self._store is not None:
             if self.recorded_warnings is not None and len(self.warnings) > self.recorded_warnings:
                 guard(self, "cannot record the run's warnings", self._record_late_warnings)
