@@ -19,7 +19,9 @@ require_postgres()
 T0 = datetime(2026, 12, 1, 3, 0, tzinfo=timezone.utc)
 
 
-def record(store: Store, run_id: str, job: str, host: str, *, end: bool = True, at=T0) -> None:
+def record(
+    store: Store, run_id: str, job: str, host: str, *, end: bool = True, at=T0, status="failed"
+) -> None:
     store.record_start(
         run_id=run_id,
         job=job,
@@ -45,7 +47,7 @@ def record(store: Store, run_id: str, job: str, host: str, *, end: bool = True, 
         store.record_end(
             run_id=run_id,
             ended_at=at + timedelta(seconds=2),
-            status="failed",
+            status=status,
             exit_code=3,
             signal=None,
             attempts=1,
@@ -54,6 +56,21 @@ def record(store: Store, run_id: str, job: str, host: str, *, end: bool = True, 
             reason=None,
         )
         store.queue_for_fleet(run_id)
+
+
+def test_failures_are_every_dead_letter_status_cancelled_included(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """As `cronwrap failed` and the local store list them: the dashboard's recent failures."""
+    local = Store.open(tmp_path / "runs.db")
+    statuses = ["failed", "timeout", "crashed", "cancelled", "error", "success", "skipped"]
+    for n, status in enumerate(statuses):
+        record(local, f"r{n}", "job", "a", at=T0 + timedelta(hours=n), status=status)
+    with FleetStore.open(pg_url) as fleet:
+        ship_pending(local, fleet)
+        shipped = {f.run_id for f in fleet.failures()}
+    assert {f.run_id for f in local.failures()} == shipped == {"r0", "r1", "r2", "r3", "r4"}
+    local.close()
 
 
 def test_schema_is_versioned_and_migrates_once(pg_url: str) -> None:
