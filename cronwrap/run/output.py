@@ -23,6 +23,8 @@ _F_SETPIPE_SZ = 1031
 _F_GETPIPE_SZ = 1032
 _SPLICE_F_NONBLOCK = 2
 _ZERO_COPY_PIPE = 1 << 20
+# a write error that means the reader of our stdout/stderr is gone (a socket's peer resets)
+_READER_GONE = (errno.EPIPE, errno.ECONNRESET)
 
 
 class _Ring:
@@ -110,7 +112,9 @@ class OutputSink:
         self._tail = _Ring(keep)
         self.total = 0
         self.errors: list[str] = []
-        self._dead = {1: False, 2: False}
+        self._dead = {1: False, 2: False}  # the reader of our stdout/stderr went away
+        self._failing: set[int] = set()  # writes to our stdout/stderr failed otherwise
+        self.one_pipe = False  # the job's stdout and stderr share one pipe (see process.py)
         self._held: dict[int, _Held] = {}
         self._relay: _Relay | None = None
         self._no_splice: set[int] = set()  # our output fds that splice(2) cannot write to
@@ -136,18 +140,46 @@ class OutputSink:
                 n = os.write(fd, view)
             except InterruptedError:
                 continue
-            except OSError as err:  # our reader went away: keep running the job, stop echoing
-                self._give_up(fd, err)
+            except BlockingIOError:  # a non-blocking description we share: wait, as a job would
+                _wait_writable(fd)
+                continue
+            except OSError as err:
+                self._failed(fd, err)
                 return
             view = view[n:]
 
     def is_dead(self, fd: int) -> bool:
-        """True once passing output through to `fd` has failed (our reader went away)."""
+        """True once the reader of our `fd` (1 or 2) has gone away: nothing more is passed
+        through to it, and the job's pipe for it is to be closed (see process.py)."""
         return self._dead[fd]
 
-    def _give_up(self, fd: int, err: OSError) -> None:
-        self._dead[fd] = True
-        self.errors.append(f"cannot pass output through: {err.strerror}")
+    def is_relayed(self, fd: int) -> bool:
+        """True while what the job prints on `fd` reaches our own `fd` without a failure."""
+        return self.passthrough and not self._dead[fd] and fd not in self._failing
+
+    def _failed(self, fd: int, err: OSError) -> None:
+        """A write to our own stdout/stderr failed. A reader that went away (EPIPE) is what
+        the job would have seen bare, at its next write: stop passing this stream through,
+        and the supervisor closes the job's pipe for it, so the job gets its SIGPIPE. Any
+        other error (a full disk, EIO) the bare job would have got on its own write and could
+        have ignored; a SIGPIPE would kill it, so the job keeps running, its output goes on
+        into the log, and later output is still tried (a disk may get space back)."""
+        name = "stdout and stderr" if self.one_pipe else ("stdout", "stderr")[fd - 1]
+        if err.errno in _READER_GONE:
+            self._dead[fd] = True
+            message = (
+                f"cannot pass output through: {name}: {err.strerror}; closed the job's "
+                f"{name} pipe too, so it sees the broken pipe as it would without cronwrap"
+            )
+        else:
+            self._failing.add(fd)
+            kept = "; it still goes to the run's log" if self.log_file is not None else ""
+            message = (
+                f"cannot pass output through: {name}: {err.strerror}; the job keeps "
+                f"running and is not told{kept}"
+            )
+        if message not in self.errors:
+            self.errors.append(message)
 
     def _write_log(self, data: bytes) -> None:
         self._logged += len(data)
@@ -180,11 +212,11 @@ class OutputSink:
 
     def pump(self, fd: int, stream: int) -> bool:
         """Move what is in the job's pipe `fd` along; False once it is at its end (or would
-        block, for a non-blocking `fd`)."""
+        block, for a non-blocking `fd`), or once `stream` is dead (`is_dead`)."""
         if self._can_splice(stream):
             moved = self._splice(fd, stream)
             if moved is not None:
-                return moved > 0
+                return moved > 0 and not self._dead[stream]
         try:
             data = os.read(fd, READ_SIZE)
         except BlockingIOError:
@@ -196,7 +228,7 @@ class OutputSink:
         if self._relay is not None:  # leaving the zero-copy path: what it holds comes first
             self.end_attempt()
         self.write(stream, data)
-        return True
+        return not self._dead[stream]
 
     def _can_splice(self, stream: int) -> bool:
         """Zero copy only for big output: once the heads are full nothing but the tails
@@ -241,7 +273,7 @@ class OutputSink:
                     rest = _read_exactly(fd, n)
                     self._write_through(stream, rest)
                 else:
-                    self._give_up(stream, err)
+                    self._failed(stream, err)
                     _read_exactly(fd, n - sent)  # consume what the scratch pipe has seen
                 break
         self.total += n

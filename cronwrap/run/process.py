@@ -240,7 +240,7 @@ def run_attempt(
     one pipe for both, so the order of its stdout and stderr lines is kept."""
     started = time.monotonic()
     dog = watchdog()
-    merged = _same_file(1, 2)
+    merged = sink.one_pipe = _same_file(1, 2)
     pipes = [_job_pipe()] if merged else [_job_pipe(), _job_pipe()]
     out_w, err_w = pipes[0][1], pipes[-1][1]
     try:
@@ -300,7 +300,7 @@ def _supervise(
         wait_ms = None if not waits else max(0, int(min(waits) * 1000) + 1)
         for fd, _ev in poller.poll(wait_ms):
             if fd in open_fds:
-                if not sink.pump(fd, streams[fd]):
+                if not _pump(fd, streams, sink):
                     poller.unregister(fd)
                     open_fds.discard(fd)
             elif fd == pidfd:
@@ -327,7 +327,7 @@ def _supervise(
             kill_at = None
         if exited:
             for fd in list(open_fds):  # what is already in the pipes, without waiting on
-                _drain(fd, streams[fd], sink)  # descendants that keep them open
+                _drain(fd, streams, sink)  # descendants that keep them open
             break
 
     dog = watchdog()
@@ -386,10 +386,23 @@ def _result(
     return AttemptResult("failed", code, sig, duration, reason)
 
 
-def _drain(fd: int, stream: int, sink: OutputSink) -> None:
+def _pump(fd: int, streams: dict[int, int], sink: OutputSink) -> bool:
+    """sink.pump; once the reader of our stdout/stderr has gone away, our end of the job's
+    pipe for that stream is closed at once (and forgotten), so the job's next write to it
+    gets SIGPIPE (or EPIPE) as it would have bare, and so does anything of the job's in the
+    background that still holds it."""
+    if sink.pump(fd, streams[fd]):
+        return True
+    if sink.is_dead(streams[fd]):
+        os.close(fd)
+        del streams[fd]
+    return False
+
+
+def _drain(fd: int, streams: dict[int, int], sink: OutputSink) -> None:
     os.set_blocking(fd, False)
     for _ in range(4096):  # bounded: a descendant could write forever
-        if not sink.pump(fd, stream):
+        if not _pump(fd, streams, sink):
             return
 
 
@@ -404,7 +417,9 @@ def _hand_off(fd: int, stream: int, sink: OutputSink) -> None:
         return
     if events & select.POLLHUP:  # no writer is left: nothing to keep alive
         return
-    target = stream if sink.passthrough and not sink.is_dead(stream) else None
+    # where our own output fails (a full disk), cat would stop at its first write error and
+    # that process would then die of SIGPIPE: it gets /dev/null, as under --quiet
+    target = stream if sink.is_relayed(stream) else None
     null = None
     if target is None:
         null = target = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)

@@ -1,0 +1,291 @@
+"""When the reader of cronwrap's stdout or stderr goes away, the job sees what it would have
+seen bare (run/output.py, run/process.py): each case runs the bare command and the wrapped one
+side by side, with real pipes, a real `head` and real /dev/full."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cronwrap.state.store import Store
+from tests.conftest import cw_env, wait_for
+
+PY = sys.executable
+CUT = "cannot pass output through"
+
+
+def wrapped(name: str, *args: str) -> list[str]:
+    return [PY, "-m", "cronwrap", "run", "--name", name, *args]
+
+
+def exit_code(returncode: int) -> int:
+    """A Popen return code as the shell (and cronwrap) reports it: 128+N for signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def into_head(
+    argv: list[str], home: Path, *, stream: str = "stdout", timeout: float = 60
+) -> tuple[int, float, bytes, bytes]:
+    """Run argv with its `stream` ("stdout", "stderr" or "both": one pipe) into `head -1`;
+    its exit code, how long it took, what head printed and argv's own stderr."""
+    reader = subprocess.Popen(["head", "-1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert reader.stdin is not None
+    ends = {
+        "stdout": (reader.stdin, subprocess.PIPE),
+        "stderr": (subprocess.DEVNULL, reader.stdin),
+        "both": (reader.stdin, subprocess.STDOUT),
+    }
+    out, err = ends[stream]
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=out, stderr=err, env=cw_env(home))
+    reader.stdin.close()
+    try:
+        _, said = proc.communicate(timeout=timeout)
+    finally:
+        proc.kill()
+    took = time.monotonic() - started
+    assert reader.stdout is not None
+    head_said = reader.stdout.read()
+    reader.stdout.close()
+    reader.wait(10)
+    return exit_code(proc.returncode), took, head_said, said or b""
+
+
+def the_run(home: Path, job: str):  # type: ignore[no-untyped-def]
+    with Store.open(home / "runs.db") as store:
+        [run] = store.runs(job, limit=10)
+    return run
+
+
+def cut_lines(stderr: bytes) -> list[str]:
+    return [line for line in stderr.decode().splitlines() if CUT in line]
+
+
+def line_producer(marker: Path, *, to: str = "") -> str:
+    """20 lines, 0.2 s apart, then a marker: present only if the loop ran to its end."""
+    return (
+        f"i=0; while [ $i -lt 20 ]; do echo line $i {to}; i=$((i+1)); sleep 0.2; done; "
+        f"touch {marker}"
+    )
+
+
+# ---------------------------------------------------------------- the reader goes away
+
+
+def test_yes_into_head_ends_at_once_with_the_bare_exit_code(home: Path) -> None:
+    bare, _, _, _ = into_head(["yes"], home)
+    code, took, said, stderr = into_head(wrapped("y", "--", "yes"), home, timeout=60)
+    assert bare == 141
+    assert code == bare, stderr
+    assert took < 20, f"took {took:.1f}s"  # bare: at once; before the fix: never
+    assert said == b"y\n"
+    [line] = cut_lines(stderr)
+    assert line.startswith("cronwrap: y: ") and "Broken pipe" in line, stderr
+    assert b"Traceback" not in stderr
+    run = the_run(home, "y")
+    assert (run.status, run.exit_code, run.signal) == ("failed", 141, 13)
+    assert run.reason == "killed by SIGPIPE"
+    assert run.warnings.count(CUT) == 1
+
+
+def test_a_line_producer_into_head_is_stopped_as_bare(home: Path, tmp_path: Path) -> None:
+    bare_marker, marker = tmp_path / "bare-done", tmp_path / "done"
+    bare, _, _, _ = into_head(["sh", "-c", line_producer(bare_marker)], home)
+    code, took, said, stderr = into_head(
+        wrapped("lines", "--", "sh", "-c", line_producer(marker)), home
+    )
+    assert bare == 141 and not bare_marker.exists()
+    assert code == bare, stderr
+    assert said == b"line 0\n"
+    assert took < 3.5, f"took {took:.1f}s: the loop ran on"  # all 20 lines: 4 s
+    time.sleep(0.5)
+    assert not marker.exists(), "the job ran to its end"
+    assert len(cut_lines(stderr)) == 1, stderr
+    run = the_run(home, "lines")
+    assert (run.exit_code, run.signal) == (141, 13)
+    assert Path(run.log_path).read_bytes().startswith(b"line 0\n")  # what came before stays
+
+
+def test_one_pipe_for_stdout_and_stderr_is_closed_as_bare(home: Path, tmp_path: Path) -> None:
+    """2>&1 | head: the job's one pipe carries both streams, and both see the broken pipe."""
+    bare_marker, marker = tmp_path / "bare-done", tmp_path / "done"
+    bare, _, _, _ = into_head(
+        ["sh", "-c", line_producer(bare_marker, to=">&2")], home, stream="both"
+    )
+    code, _, said, _ = into_head(
+        wrapped("both", "--", "sh", "-c", line_producer(marker, to=">&2")), home, stream="both"
+    )
+    assert bare == 141 and not bare_marker.exists()
+    assert code == bare
+    assert said == b"line 0\n"
+    time.sleep(0.5)
+    assert not marker.exists()
+    run = the_run(home, "both")
+    assert run.exit_code == 141 and "stdout and stderr: Broken pipe" in run.warnings
+
+
+def test_a_broken_stderr_stops_the_job_as_bare_and_cronwrap_stays_quiet(
+    home: Path, tmp_path: Path
+) -> None:
+    """Its own warning would go to the broken stderr too: cronwrap neither dies of it nor loops."""
+    bare_marker, marker = tmp_path / "bare-done", tmp_path / "done"
+    bare, _, _, _ = into_head(
+        ["sh", "-c", line_producer(bare_marker, to=">&2")], home, stream="stderr"
+    )
+    code, took, said, _ = into_head(
+        wrapped("err", "--", "sh", "-c", line_producer(marker, to=">&2")), home, stream="stderr"
+    )
+    assert bare == 141
+    assert code == bare
+    assert said == b"line 0\n"
+    assert took < 3.5, f"took {took:.1f}s"
+    time.sleep(0.5)
+    assert not marker.exists()
+    run = the_run(home, "err")
+    assert (run.status, run.exit_code) == ("failed", 141)
+    assert "stderr: Broken pipe" in run.warnings
+
+
+def test_reader_going_away_mid_big_output_ends_the_job_as_bare(home: Path, tmp_path: Path) -> None:
+    """Past the heads the relay is zero-copy (tee + splice): the broken pipe shows there too.
+    A Python job ignores SIGPIPE, so it gets EPIPE (BrokenPipeError) and exits 1, as bare."""
+    script = (
+        "import sys\n"
+        "for i in range(200000): sys.stdout.buffer.write(b'%09d ' % i + b'x' * 90 + b'\\n')\n"
+        "open(sys.argv[1], 'w').close()\n"
+    )
+
+    def run_into_reader(argv: list[str]) -> int:
+        reader = subprocess.Popen(
+            ["head", "-c", "5000000"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+        )
+        assert reader.stdin is not None
+        proc = subprocess.Popen(argv, stdout=reader.stdin, stderr=subprocess.PIPE, env=cw_env(home))
+        reader.stdin.close()
+        try:
+            proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+        reader.wait(10)
+        return exit_code(proc.returncode)
+
+    bare_marker, marker = tmp_path / "bare-done", tmp_path / "done"
+    bare = run_into_reader([PY, "-c", script, str(bare_marker)])
+    args = ("--max-log-size", "1M", "--", PY, "-c", script, str(marker))
+    code = run_into_reader(wrapped("big", *args))
+    assert bare != 0 and not bare_marker.exists()
+    assert code == bare
+    assert not marker.exists()
+    run = the_run(home, "big")
+    assert run.exit_code == bare and run.warnings.count(CUT) == 1
+    assert Path(run.log_path).read_bytes().startswith(b"000000000 ")
+
+
+def test_background_writers_see_the_broken_pipe_as_bare(home: Path, tmp_path: Path) -> None:
+    """The job exits at once; what it left in the background still writes to the pipe."""
+
+    def script(tag: str) -> str:
+        loop = (
+            f"echo $$ > {tmp_path / tag}.pid; i=0; "
+            f"while [ $i -lt 30 ]; do echo bg $i; i=$((i+1)); sleep 0.1; done; "
+            f"touch {tmp_path / tag}.done"
+        )
+        return f"sh -c '{loop}' & echo fg; sleep 1"
+
+    results = {}
+    for tag, argv in (("bare", ["sh", "-c", script("bare")]),
+                      ("wrapped", wrapped("bg", "--", "sh", "-c", script("wrapped")))):  # fmt: skip
+        code, _, said, _ = into_head(argv, home)
+        pid = int((tmp_path / f"{tag}.pid").read_text())
+        wait_for(lambda pid=pid: not _alive(pid), timeout=20)
+        results[tag] = (code, (tmp_path / f"{tag}.done").exists())
+        assert said in (b"fg\n", b"bg 0\n")
+    assert results["bare"] == (0, False)
+    assert results["wrapped"] == results["bare"]
+    assert the_run(home, "bg").exit_code == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- other write errors
+
+
+def test_stdout_on_dev_full_keeps_the_job_running_and_says_so(home: Path, tmp_path: Path) -> None:
+    """Not a reader that left: bare, the job gets ENOSPC on its own write and may ignore it;
+    a SIGPIPE would kill it. So the job runs to its end, its output goes to the log, and
+    cronwrap says why once. A job that checks its writes exits 0 here where bare it would
+    not: the one difference, and the warning on the run says so."""
+    script = f"echo one; echo two; touch {tmp_path / 'done'}"
+    with open("/dev/full", "wb") as full:
+        bare = subprocess.run(
+            ["sh", "-ec", script], stdout=full, stderr=subprocess.PIPE, check=False
+        )
+        assert bare.returncode == 1 and not (tmp_path / "done").exists()
+        result = subprocess.run(
+            wrapped("full", "--", "sh", "-ec", script),
+            stdout=full, stderr=subprocess.PIPE, env=cw_env(home), timeout=60, check=False,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "done").exists()
+    [line] = cut_lines(result.stderr)
+    assert line.startswith("cronwrap: full: ") and "No space left on device" in line
+    run = the_run(home, "full")
+    assert (run.status, run.exit_code) == ("success", 0)
+    assert "No space left on device" in run.warnings
+    assert Path(run.log_path).read_text() == "one\ntwo\n"
+
+
+def test_a_closed_stderr_keeps_the_job_running(home: Path, tmp_path: Path) -> None:
+    """cron started us with stderr closed (2>&-): the bare job's writes to it fail and it goes
+    on; the wrapped job goes on too, and the run records why its stderr went nowhere."""
+    script = f"echo to stderr >&2; echo out; touch {tmp_path / 'done'}"
+    argv = ["sh", "-c", 'exec "$@" 2>&-', "sh", *wrapped("closed", "--", "sh", "-c", script)]
+    result = subprocess.run(argv, capture_output=True, env=cw_env(home), timeout=60, check=False)
+    assert result.returncode == 0
+    assert result.stdout == b"out\n" and result.stderr == b""
+    assert (tmp_path / "done").exists()
+    run = the_run(home, "closed")
+    assert run.exit_code == 0 and "stderr: Bad file descriptor" in run.warnings
+
+
+def test_quiet_relays_nothing_so_a_gone_reader_changes_nothing(home: Path, tmp_path: Path) -> None:
+    """--quiet holds the output until the end: the job runs to its own end and exit code,
+    and printing what was held into the broken pipe then fails quietly."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the job starts
+    script = f"echo a; sleep 0.3; echo b; touch {tmp_path / 'done'}; exit 3"
+    try:
+        result = subprocess.run(
+            wrapped("q", "--quiet", "--", "sh", "-c", script),
+            stdout=write_end, stderr=subprocess.PIPE, env=cw_env(home), timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert result.returncode == 3, result.stderr
+    assert (tmp_path / "done").exists()
+    assert b"Traceback" not in result.stderr
+    run = the_run(home, "q")
+    assert (run.status, run.exit_code) == ("failed", 3)
+
+
+@pytest.mark.parametrize("code", [0, 7])
+def test_a_job_that_never_writes_after_the_reader_left_keeps_its_code(
+    home: Path, code: int
+) -> None:
+    """Nothing to cut: the job's own exit code stands, whatever happened downstream."""
+    got, _, said, stderr = into_head(
+        wrapped("late", "--", "sh", "-c", f"echo one; echo two; exit {code}"), home
+    )
+    assert got == code, stderr
+    assert said == b"one\n"
