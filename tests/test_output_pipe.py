@@ -96,14 +96,12 @@ def test_yes_into_head_ends_at_once_with_the_bare_exit_code(home: Path) -> None:
 def test_a_line_producer_into_head_is_stopped_as_bare(home: Path, tmp_path: Path) -> None:
     bare_marker, marker = tmp_path / "bare-done", tmp_path / "done"
     bare, _, _, _ = into_head(["sh", "-c", line_producer(bare_marker)], home)
-    code, took, said, stderr = into_head(
+    code, _, said, stderr = into_head(
         wrapped("lines", "--", "sh", "-c", line_producer(marker)), home
     )
     assert bare == 141 and not bare_marker.exists()
     assert code == bare, stderr
     assert said == b"line 0\n"
-    assert took < 3.5, f"took {took:.1f}s: the loop ran on"  # all 20 lines: 4 s
-    time.sleep(0.5)
     assert not marker.exists(), "the job ran to its end"
     assert len(cut_lines(stderr)) == 1, stderr
     run = the_run(home, "lines")
@@ -123,7 +121,6 @@ def test_one_pipe_for_stdout_and_stderr_is_closed_as_bare(home: Path, tmp_path: 
     assert bare == 141 and not bare_marker.exists()
     assert code == bare
     assert said == b"line 0\n"
-    time.sleep(0.5)
     assert not marker.exists()
     run = the_run(home, "both")
     assert run.exit_code == 141 and "stdout and stderr: Broken pipe" in run.warnings
@@ -137,14 +134,12 @@ def test_a_broken_stderr_stops_the_job_as_bare_and_cronwrap_stays_quiet(
     bare, _, _, _ = into_head(
         ["sh", "-c", line_producer(bare_marker, to=">&2")], home, stream="stderr"
     )
-    code, took, said, _ = into_head(
+    code, _, said, _ = into_head(
         wrapped("err", "--", "sh", "-c", line_producer(marker, to=">&2")), home, stream="stderr"
     )
     assert bare == 141
     assert code == bare
     assert said == b"line 0\n"
-    assert took < 3.5, f"took {took:.1f}s"
-    time.sleep(0.5)
     assert not marker.exists()
     run = the_run(home, "err")
     assert (run.status, run.exit_code) == ("failed", 141)
@@ -187,7 +182,8 @@ def test_reader_going_away_mid_big_output_ends_the_job_as_bare(home: Path, tmp_p
 
 
 def test_background_writers_see_the_broken_pipe_as_bare(home: Path, tmp_path: Path) -> None:
-    """The job exits at once; what it left in the background still writes to the pipe."""
+    """What the job started in the background writes on after the reader has gone: it gets
+    its SIGPIPE (and never finishes its loop), as bare; the job's own exit code stands."""
 
     def script(tag: str) -> str:
         loop = (
@@ -195,7 +191,7 @@ def test_background_writers_see_the_broken_pipe_as_bare(home: Path, tmp_path: Pa
             f"while [ $i -lt 30 ]; do echo bg $i; i=$((i+1)); sleep 0.1; done; "
             f"touch {tmp_path / tag}.done"
         )
-        return f"sh -c '{loop}' & echo fg; sleep 1"
+        return f"echo fg; sh -c '{loop}' & sleep 1"
 
     results = {}
     for tag, argv in (("bare", ["sh", "-c", script("bare")]),
@@ -204,7 +200,7 @@ def test_background_writers_see_the_broken_pipe_as_bare(home: Path, tmp_path: Pa
         pid = int((tmp_path / f"{tag}.pid").read_text())
         wait_for(lambda pid=pid: not _alive(pid), timeout=20)
         results[tag] = (code, (tmp_path / f"{tag}.done").exists())
-        assert said in (b"fg\n", b"bg 0\n")
+        assert said == b"fg\n"
     assert results["bare"] == (0, False)
     assert results["wrapped"] == results["bare"]
     assert the_run(home, "bg").exit_code == 0
