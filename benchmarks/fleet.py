@@ -289,6 +289,11 @@ def main() -> int:
         " runs with the same sizes (default: a fresh cluster in a temp dir each time)",
     )
     args = parser.parse_args()
+    # bytecode as a real install has it (as bench.py does): otherwise, with
+    # PYTHONDONTWRITEBYTECODE set, every measured run would compile the package from source
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "cronwrap"), quiet=1)
     server, reuse = cluster(args)
     print(
         f"PostgreSQL {server.sql('SHOW server_version')[0][0]}, {os.cpu_count()} cores, "
