@@ -257,7 +257,7 @@ def test_a_closed_stderr_keeps_the_job_running(home: Path, tmp_path: Path) -> No
 
 def test_quiet_relays_nothing_so_a_gone_reader_changes_nothing(home: Path, tmp_path: Path) -> None:
     """--quiet holds the output until the end: the job runs to its own end and exit code,
-    and printing what was held into the broken pipe then fails quietly."""
+    and printing what was held into the broken pipe then is one warning."""
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before the job starts
     script = f"echo a; sleep 0.3; echo b; touch {tmp_path / 'done'}; exit 3"
@@ -271,8 +271,10 @@ def test_quiet_relays_nothing_so_a_gone_reader_changes_nothing(home: Path, tmp_p
     assert result.returncode == 3, result.stderr
     assert (tmp_path / "done").exists()
     assert b"Traceback" not in result.stderr
+    assert result.stderr.decode().count("cannot print the output held by --quiet") == 1
     run = the_run(home, "q")
     assert (run.status, run.exit_code) == ("failed", 3)
+    assert "cannot print the output held by --quiet: stdout: Broken pipe" in run.warnings
 
 
 @pytest.mark.parametrize("code", [0, 7])

@@ -251,9 +251,12 @@ class CronMailReporter:
         # chronic mode (--quiet): what the job printed, each stream back where it was headed
         for fd, data in ((1, outcome.output), (2, outcome.output_err)):
             view = memoryview(data)
-            with contextlib.suppress(OSError):
+            try:
                 while view:
                     view = view[os.write(fd, view) :]
+            except OSError as err:  # the job has ended: nothing to pass on to it, just say so
+                name = ("stdout", "stderr")[fd - 1]
+                run.warn(f"cannot print the output held by --quiet: {name}: {err.strerror}")
         line = what_happened(outcome)
         if line is not None:
             with contextlib.suppress(OSError):  # stderr closed: nobody to tell
