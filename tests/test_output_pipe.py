@@ -287,3 +287,24 @@ def test_a_job_that_never_writes_after_the_reader_left_keeps_its_code(
     )
     assert got == code, stderr
     assert said == b"one\n"
+
+
+def test_a_non_blocking_stdout_with_a_slow_reader_gets_everything(home: Path) -> None:
+    """Our stdout's file description is shared and non-blocking (O_NONBLOCK set by whoever
+    holds the other end): a full pipe is EAGAIN, not a reader gone; cronwrap waits, as a
+    blocking write would, and nothing is lost or cut."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    proc = subprocess.Popen(
+        wrapped("nb", "--", "head", "-c", "3000000", "/dev/zero"),
+        stdout=write_end, stderr=subprocess.PIPE, env=cw_env(home),
+    )  # fmt: skip
+    os.close(write_end)
+    got = 0
+    with os.fdopen(read_end, "rb", buffering=0) as reader:
+        while data := reader.read(65536):
+            got += len(data)
+            time.sleep(0.001)  # slower than the job: the pipe fills
+    assert proc.wait(60) == 0
+    assert proc.stderr is not None and CUT not in proc.stderr.read().decode()
+    assert got == 3_000_000
