@@ -143,7 +143,10 @@ def flush_cmd(ctx: click.Context, budget: str, fleet_store: str | None) -> None:
         parts.append(
             f"{len(done.refused)} refused by the server ({reasons}; kept in {outbox.dir}/rejected)"
         )
-    parts.append(f"{done.left} still queued")
+    parts.append(
+        f"{done.left} still queued"
+        + (" (another cronwrap is replaying the outbox now)" if done.busy else "")
+    )
     click.echo(", ".join(parts))
     queued = 0
     url = fleet_store_url(ctx, fleet_store)

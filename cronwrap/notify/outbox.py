@@ -4,6 +4,7 @@ ping or by `cronwrap flush`."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 
@@ -86,10 +87,14 @@ def _split_ping_url(url: str) -> tuple[str, str, str | None]:
     return base, "", rid
 
 
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+
+
 class ReplayResult:
-    __slots__ = ("left", "quarantined", "refused", "sent")
+    __slots__ = ("busy", "left", "quarantined", "refused", "sent")
 
     def __init__(self) -> None:
+        self.busy = False  # another process was replaying: it sends what is queued
         self.sent = 0
         self.refused: list[str] = []  # "HTTP 404 'not found'" per ping the server refused
         self.quarantined: list[str] = []  # names of malformed records moved aside
@@ -148,28 +153,58 @@ class Outbox(Spool):
 
     def replay(self, send: Callable[[str, bytes], Delivery], *, deadline: float) -> ReplayResult:
         """Send queued pings in order. A check whose ping is still not taken keeps the rest
-        of its pings queued (order per check); a server that does not answer, all of its."""
+        of its pings queued (order per check); a server that does not answer, all of its.
+
+        One process replays at a time (an flock on `outbox.lock` beside it, let go when it ends or
+        dies): another run finding it held leaves the queue to that one, so no ping is sent
+        twice and none overtakes an older one of its check."""
+        import fcntl
+
         out = ReplayResult()
-        # a check with a ping in flight in another process is that process's to go on with:
-        # sending its later pings from here could overtake it
-        blocked_checks = set(self._checks(self.in_flight()))
+        if not self.entries(held=True):
+            return out
+        try:  # beside the outbox, not in it: the outbox holds records only
+            fd = os.open(self.dir_path.rstrip("/") + ".lock", _LOCK_FLAGS, 0o600)
+        except OSError:
+            out.left = len(self.entries())
+            return out
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # another run is replaying
+                out.busy = True
+                out.left = len(self.entries())
+                return out
+            self._replay(send, deadline, out)
+        finally:
+            os.close(fd)
+        return out
+
+    def _replay(
+        self, send: Callable[[str, bytes], Delivery], deadline: float, out: ReplayResult
+    ) -> None:
+        blocked_checks: set[str] = set()
         blocked_servers: set[str] = set()
-        for path in self.entries():
-            if time.monotonic() >= deadline:
+        halted = False
+        for path in self.entries(held=True):
+            claimed = None if halted or self.is_held(path) else self.claim(path)
+            if claimed is None or time.monotonic() >= deadline:
+                # a record another run holds just now (it is rewriting it: a newer result of
+                # its check was delivered): the rest waits for the next replay, in order
+                halted = True
                 out.left += 1
+                if claimed is not None:
+                    self.unclaim(claimed)
                 continue
             try:
-                queued = self.load(path)
+                queued = self.load(claimed)
             except (OSError, ValueError, UnicodeError, RecursionError):
-                out.quarantined.append(self.move(path, "quarantine"))
+                out.quarantined.append(self.move(claimed, "quarantine"))
                 continue
             server = PingTarget(queued.check).server
             if queued.check in blocked_checks or server in blocked_servers:
+                self.unclaim(claimed)
                 out.left += 1
-                continue
-            claimed = self.claim(path)
-            if claimed is None:  # another replay took it: that one sends it
-                blocked_checks.add(queued.check)
                 continue
             url, body = queued.render()
             result = send(url, body)
@@ -185,13 +220,3 @@ class Outbox(Spool):
             else:
                 self.move(claimed, "rejected")
                 out.refused.append(result.reason)
-        return out
-
-    def _checks(self, paths: list[Path]) -> list[str]:
-        checks = []
-        for path in paths:
-            try:
-                checks.append(self.load(path).check)
-            except (OSError, ValueError, UnicodeError, RecursionError):
-                continue
-        return checks

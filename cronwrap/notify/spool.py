@@ -2,9 +2,9 @@
 of undelivered pings (outbox.Outbox) and alerts (alerts.AlertQueue). A record that is
 not one of ours is moved aside, never fatal.
 
-Many runs may replay one spool at once (a burst after an outage). A process takes a record
-before sending it by renaming it out of the queue (`claim`), so no record is sent twice; a
-claim whose process is gone (killed mid-send) goes back to the queue at the next listing."""
+A process takes a record before sending or rewriting it by renaming it out of the queue
+(`claim`), so two processes never both send it; a claim whose process is gone (killed
+mid-send) goes back to the queue at the next listing."""
 
 from __future__ import annotations
 
@@ -80,8 +80,9 @@ class Spool:
             json.dump(record, f)
         os.replace(tmp, path)
 
-    def entries(self) -> list[Path]:
-        """The queued records, oldest first (claims of processes that are gone go back)."""
+    def entries(self, *, held: bool = False) -> list[Path]:
+        """The queued records, oldest first (claims of processes that are gone go back);
+        with `held`, the records live processes have claimed too, in their places."""
         try:
             names = os.listdir(self.dir_path)
         except OSError:
@@ -93,17 +94,16 @@ class Spool:
                 with contextlib.suppress(OSError):
                     os.rename(self.dir / name, self.dir / _record_name(name))
         try:
-            return sorted(p for p in self.dir.iterdir() if p.suffix == ".json")
+            names = os.listdir(self.dir_path)
         except OSError:
             return []
+        keep = [n for n in names if n.endswith(".json") or (held and _CLAIMED in n)]
+        return [self.dir / n for n in sorted(keep, key=_record_name)]
 
-    def in_flight(self) -> list[Path]:
-        """Records another live process has claimed and is sending now."""
-        try:
-            names = [n for n in os.listdir(self.dir_path) if _CLAIMED in n]
-        except OSError:
-            return []
-        return [self.dir / n for n in sorted(names) if self._in_flight(n)]
+    @staticmethod
+    def is_held(path: Path) -> bool:
+        """A record another process has claimed (from `entries(held=True)`)."""
+        return _CLAIMED in path.name
 
     def _in_flight(self, name: str) -> bool:
         try:
@@ -119,6 +119,10 @@ class Spool:
             os.rename(path, claimed)
         except OSError:
             return None
+        # a claim's age is counted from now, not from when the record was queued: a ping
+        # queued hours ago (a long outage) must not look abandoned while it is being sent
+        with contextlib.suppress(OSError):
+            os.utime(claimed)
         return claimed
 
     def unclaim(self, claimed: Path) -> None:
