@@ -38,13 +38,9 @@ def _claimer_alive(name: str, age_s: float) -> bool:
         return False
     if age_s > _ABANDONED_S or pid == os.getpid():
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, another user's
-    return True
+    from cronwrap.pids import pid_alive
+
+    return pid_alive(pid)
 
 
 class Spool:

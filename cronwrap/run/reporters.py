@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 
+from cronwrap.pids import pid_alive
 from cronwrap.run.reporting import Attempt, Outcome, Run
 from cronwrap.state.records import result_of
 
@@ -154,25 +155,13 @@ class StoreReporter:
 def _mark_crashed(store: Store, run: Run) -> None:
     """Runs of this job left 'running' by a cronwrap that died on this host are crashed."""
     for rec in store.runs(run.job.name, limit=5):
-        if rec.status == "running" and rec.host == run.host and not _pid_alive(rec.pid):
+        if rec.status == "running" and rec.host == run.host and not pid_alive(rec.pid):
             store.mark_crashed(
                 rec.run_id,
                 reason=f"cronwrap (pid {rec.pid}) died during the run",
                 queue_fleet=bool(run.job.fleet_store),
             )
             run.crashed.append(rec)
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # the event log's level of a run's end, by its status: a failure is an error, a run that

@@ -8,6 +8,7 @@ import os
 from enum import Enum
 from pathlib import Path
 
+from cronwrap.pids import pid_alive
 from cronwrap.run.lock import is_locked
 from cronwrap.run.process import signal_name
 from cronwrap.state.records import RunRecord
@@ -118,12 +119,8 @@ def result_text(run: RunRecord, state: RunState) -> str:
 
 
 def _alive(run: RunRecord, lock_dir: Path) -> bool:
-    try:
-        os.kill(run.pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(run.pid):
         return False
-    except PermissionError:
-        pass
     return is_locked(lock_dir / f"{run.job}.lock") or _is_cronwrap(run.pid)
 
 
