@@ -69,6 +69,10 @@ def printable(text: str, *, multiline: bool = False, keep: str = "") -> str:
     terminal: escape sequences and control characters removed, tabs as spaces; newlines kept
     only for `multiline` text shown as lines on purpose. `keep`: one control character the
     caller uses itself (the table's unbreakable space) that stays."""
+    # most text has nothing to remove: no control character at all (str.isprintable is
+    # False for every one, tab and newline included), found in C
+    if (text.replace(keep, " ") if keep and keep in text else text).isprintable():
+        return text
     text = text.expandtabs(8) if "\t" in text else text
     if not multiline and "\n" in text:
         text = " ".join(text.splitlines())
