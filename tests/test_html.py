@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import struct
 import subprocess
 from html.parser import HTMLParser
@@ -227,3 +228,28 @@ def test_the_page_shows_every_job_that_needs_attention_and_a_cancelled_run(
     assert "2 need attention" in text
     failures = text.split('<h2 id="failures">', 1)[1].split("</section>", 1)[0]
     assert "stopped" in failures and "cancelled" in failures
+
+
+def test_html_to_a_device_or_through_a_symlink_writes_there(home: Path, tmp_path: Path) -> None:
+    """`--html /dev/stdout` prints the page; as root, renaming a new file over /dev/null
+    would have replaced the device (it did, once, in this project's own tests). A symlink
+    keeps pointing at the page, which is replaced."""
+    cronwrap(home, "run", "--name", "pg", "--", "true")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    import threading
+
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    result = cronwrap(home, "status", "--crontab", "/dev/null", "--html", str(fifo))
+    reader.join(30)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and b"<!DOCTYPE html>" in got[0]
+    page, link = tmp_path / "page.html", tmp_path / "link.html"
+    page.write_text("old")
+    link.symlink_to(page)
+    assert cronwrap(home, "status", "--crontab", "/dev/null", "--html", str(link)).returncode == 0
+    assert link.is_symlink() and "<!DOCTYPE html>" in page.read_text()
+    out = cronwrap(home, "status", "--crontab", "/dev/null", "--html", "/dev/stdout")
+    assert "<!DOCTYPE html>" in out.stdout

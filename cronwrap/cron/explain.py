@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
 
 from cronwrap.cron.schedule import (
@@ -106,7 +107,7 @@ def _runs(values: list[int]) -> list[tuple[int, int]]:
     return out
 
 
-def _numbers(values: list[int], fmt=str) -> str:  # type: ignore[no-untyped-def]
+def _numbers(values: list[int], fmt: Callable[[int], str] = str) -> str:
     """Name the values: '0, 7, …, 56' for long progressions, '9-17' for runs, else a list."""
     if len(values) > 4:
         steps = {b - a for a, b in itertools.pairwise(values)}

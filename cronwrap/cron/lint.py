@@ -178,8 +178,9 @@ def _lint_job(
         if w.code == "no-name":
             continue  # decided below from the parsed run options
         col = ln.command_col + 1
-        if w.code == "percent":
-            col += re.search(r"(?<!\\)%", ln.command).start()  # type: ignore[union-attr]
+        percent = re.search(r"(?<!\\)%", ln.command) if w.code == "percent" else None
+        if percent is not None:
+            col += percent.start()
         add(ln.number, col, w.severity, w.code, w.message + (f"; {w.fix}" if w.fix else ""))
     if check_programs:
         for col, code, message in programs.problems(tab, ln, run):

@@ -33,7 +33,7 @@ def lock_key(job: str) -> int:
 def _bounded(fn: Callable[[], Any], timeout_s: float) -> tuple[bool, Any]:
     """Run fn in a helper thread and wait at most timeout_s: (done, result or exception).
     A server that stopped answering leaves the helper blocked; it is a daemon and is dropped."""
-    box: list[Any] = []
+    box: list[tuple[bool, Any]] = []
 
     def call() -> None:
         try:
@@ -46,7 +46,7 @@ def _bounded(fn: Callable[[], Any], timeout_s: float) -> tuple[bool, Any]:
     worker.join(timeout_s)
     if not box:
         return False, TimeoutError(f"no answer within {timeout_s:g}s")
-    return box[0]  # type: ignore[no-any-return]
+    return box[0]
 
 
 class PgLease:

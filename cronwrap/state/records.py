@@ -8,6 +8,10 @@ import collections
 import sqlite3
 from datetime import datetime, timezone
 
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 
 def iso(dt: datetime) -> str:
     """Aware datetime -> ISO 8601 UTC with microseconds (sorts as text)."""
@@ -129,7 +133,7 @@ def attempt_row(
     return (run_id, attempt, iso(started_at), iso(ended_at), status, exit_code, signal, duration)
 
 
-def row_to_run(row: sqlite3.Row) -> RunRecord:
+def row_to_run(row: Sequence[object]) -> RunRecord:
     """A stored row as a RunRecord; a value of the wrong type reads as missing."""
     d = dict(zip(RUN_COLUMNS, row, strict=True))
     d["started_at"] = from_iso(d["started_at"]) or EPOCH

@@ -476,7 +476,7 @@ class Store(Database):
         out: dict[int, RunRecord] = {}
         for marks, chunk in _in_chunks(ids):
             rows = self._query(f"SELECT id, {cols} FROM runs WHERE id IN ({marks})", chunk)
-            out.update((int(r[0]), row_to_run(r[1:])) for r in rows)  # type: ignore[arg-type]
+            out.update((int(r[0]), row_to_run(r[1:])) for r in rows)
         return out
 
     @contextmanager

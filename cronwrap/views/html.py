@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from html import escape
 from pathlib import Path
 
@@ -82,8 +82,17 @@ tr:target, article:target { outline: 3px solid #0b4a7a; }
 
 def write_atomic(path: str | Path, text: str) -> None:
     """Write next to the target and rename over it: a reader sees the old page or the new
-    one, never half of one."""
-    target = Path(path)
+    one, never half of one. Through a symlink, the file it points at is replaced; a target
+    that is not a regular file (/dev/stdout, /dev/null, a FIFO) is written to as it is —
+    renaming over it would replace the device itself."""
+    import stat
+
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            return
+    target = Path(os.path.realpath(path))
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
@@ -98,7 +107,7 @@ def write_atomic(path: str | Path, text: str) -> None:
         raise
 
 
-def _zone(name: str | None) -> object:
+def _zone(name: str | None) -> tzinfo:
     from cronwrap.cron.schedule import zone
     from cronwrap.errors import CronwrapError
 
@@ -111,7 +120,7 @@ def _zone(name: str | None) -> object:
 def _when(at: datetime | None, tz_name: str | None, now: datetime) -> str:
     if at is None:
         return "-"
-    local = at.astimezone(_zone(tz_name))  # type: ignore[arg-type]
+    local = at.astimezone(_zone(tz_name))
     iso = at.astimezone(timezone.utc).isoformat(timespec="seconds")
     return (
         f'<time datetime="{iso}">{escape(local.strftime("%a %Y-%m-%d %H:%M %Z"))}</time>'

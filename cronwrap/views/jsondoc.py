@@ -110,9 +110,9 @@ def dumps(value: object) -> str:
     def write(v: object, pad: str) -> None:
         kind = type(v)
         inner = pad + "  "
-        if kind is dict and v:
+        if type(v) is dict and v:
             sep = "{\n" + inner
-            for key, item in v.items():  # type: ignore[attr-defined]
+            for key, item in v.items():
                 name = keys.get(key)
                 if name is None:
                     if type(key) is not str:
@@ -126,9 +126,9 @@ def dumps(value: object) -> str:
                     write(item, inner)
                 sep = ",\n" + inner
             put("\n" + pad + "}")
-        elif kind is list and v:
+        elif type(v) is list and v:
             sep = "[\n" + inner
-            for item in v:  # type: ignore[attr-defined]
+            for item in v:
                 one = scalar_of(type(item))
                 if one is not None:
                     put(sep + one(item))
