@@ -1,5 +1,6 @@
 """Entry point. `cronwrap [--config F] run ...` takes a fast path that never imports click;
-so does `cronwrap explain`. Everything else goes through the click group in cronwrap.cli.app."""
+so do `cronwrap explain` and the common forms of `status` and `history` (views.report).
+Everything else goes through the click group in cronwrap.cli.app."""
 
 from __future__ import annotations
 
@@ -50,6 +51,12 @@ def main(argv: list[str] | None = None) -> None:
         from cronwrap.views import explain
 
         sys.exit(explain.main(args[1:]))
+    if args[:1] in (["status"], ["history"]):
+        from cronwrap.views import report
+
+        code = report.main(args)
+        if code is not None:
+            sys.exit(code)
     from cronwrap.cli.app import cli
 
     cli.main(args=args, prog_name="cronwrap")

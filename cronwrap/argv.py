@@ -132,6 +132,15 @@ def _take_option(parsed: RunArgv, args: Sequence[str], i: int, stop: int) -> int
     return after
 
 
+def option_value(args: Sequence[str], i: int) -> tuple[str, int] | None:
+    """The value of the long option at args[i], given as `--opt=V` or `--opt V`, and where
+    the next word is; None when the words end before its value."""
+    _, eq, inline = args[i].partition("=")
+    if eq:
+        return inline, i + 1
+    return (args[i + 1], i + 2) if i + 1 < len(args) else None
+
+
 def split_group_options(args: Sequence[str]) -> tuple[dict[str, str | bool], list[str]] | None:
     """`[--config F] [--debug] run ARGS...` → ({"config": F, "debug": True}, ARGS), or None
     when the words are not a `run` invocation."""

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cronwrap.errors import CronwrapError
+from cronwrap.views.report import hc_zones as hc_zones  # noqa: PLC0414
+from cronwrap.views.report import open_fleet_store as open_fleet_store  # noqa: PLC0414
+from cronwrap.views.report import read_crontabs as read_crontabs  # noqa: PLC0414
 
 if TYPE_CHECKING:
     from cronwrap.options import Option
@@ -48,60 +50,14 @@ def state_paths(ctx: click.Context) -> Any:
 
 
 def parse_now(value: str | None) -> Any:
-    from datetime import datetime, timezone
+    from cronwrap.views.report import parse_instant
 
-    if not value:
-        return datetime.now(timezone.utc)
     try:
-        at = datetime.fromisoformat(value)
+        return parse_instant(value)
     except ValueError:
         raise click.BadParameter(
             f"{value!r} is not an ISO 8601 date-time", param_hint="--now"
         ) from None
-    return at if at.tzinfo else at.astimezone()
-
-
-def read_crontabs(files: tuple[str, ...]) -> list[Any]:
-    """The crontabs to look in: --crontab files, else the user's (and the system's for root)."""
-    import shutil
-
-    from cronwrap.cron.crontab import (
-        is_system_path,
-        parse_crontab,
-        read_source,
-        system_crontab_paths,
-    )
-
-    sources = list(files)
-    if not sources:
-        if shutil.which("crontab"):
-            sources.append("")
-        if os.geteuid() == 0:
-            sources += system_crontab_paths()
-    tabs = []
-    for source in sources:
-        try:
-            text = read_source(source)
-        except CronwrapError:
-            if source in files:
-                raise
-            continue  # an unreadable system file: the others still count
-        tabs.append(
-            parse_crontab(text, source=source or "crontab -l", system=is_system_path(source))
-        )
-    return tabs
-
-
-def hc_zones() -> dict[str, str] | None:
-    """slug -> zone of the Healthchecks checks, when an API key is configured (for the
-    time-zone sanity check of status and lint); None without a key or on errors."""
-    from cronwrap.notify.hcsync import fetch_zones
-
-    try:
-        return fetch_zones(environment())
-    except CronwrapError as err:
-        click.echo(f"cronwrap: warning: cannot compare zones with Healthchecks: {err}", err=True)
-        return None
 
 
 def complete_path(incomplete: str, kind: str) -> list[Any]:
@@ -177,15 +133,6 @@ host_option = click.option("--host", "host", metavar="NAME", help="Only runs of 
 
 def fleet_store_url(ctx: click.Context, flag: str | None) -> str | None:
     """--fleet-store, else CRONWRAP_FLEET_STORE, else `fleet_store` in the config defaults."""
-    from cronwrap.config import load_config, read_secret
+    from cronwrap.views.report import fleet_store_url
 
-    value = flag or environment().get("CRONWRAP_FLEET_STORE")
-    if not value:
-        value = load_config(state_paths(ctx).config_file).defaults.get("fleet_store")
-    return read_secret(str(value)) if value else None
-
-
-def open_fleet_store(url: str) -> Any:
-    from cronwrap.state.fleetstore import FleetStore
-
-    return FleetStore.open(url, timeout_s=10.0, statement_timeout_s=60.0)
+    return fleet_store_url(state_paths(ctx), flag)

@@ -15,7 +15,6 @@ from cronwrap.cli.common import (
     environment,
     fleet_store_option,
     fleet_store_url,
-    hc_zones,
     host_option,
     open_fleet_store,
     parse_now,
@@ -23,7 +22,7 @@ from cronwrap.cli.common import (
     state_paths,
 )
 from cronwrap.errors import CronwrapError
-from cronwrap.views.jsondoc import attempt_json, run_json, status_json
+from cronwrap.views.jsondoc import run_json
 
 
 @click.command("status")
@@ -88,19 +87,12 @@ from cronwrap.views.jsondoc import attempt_json, run_json, status_json
 @click.pass_context
 def status_cmd(
     ctx: click.Context,
-    job_names: tuple[str, ...],
-    failed: bool,
-    include_all: bool,
-    crontab_files: tuple[str, ...],
+    /,
     grace: str,
-    host_ids: tuple[str, ...],
-    as_json: bool,
     watch: str | None,
     fleet_store: str | None,
-    host: str | None,
-    html_file: str | None,
-    color: str,
     now_text: str | None,
+    **options: Any,
 ) -> None:
     """Show every job: last run, result, duration, next run, and missed runs.
 
@@ -133,21 +125,12 @@ def status_cmd(
         raise click.BadParameter("expected a duration above 0", param_hint="--watch")
 
     def once() -> int:
-        return _status_once(
-            ctx,
-            job_names=job_names,
-            failed=failed,
-            include_all=include_all,
-            crontab_files=crontab_files,
-            grace=grace_td,
-            host_ids=host_ids,
-            as_json=as_json,
-            color=color,
-            now_text=now_text,
-            clear=every is not None and sys.stdout.isatty(),
-            fleet_url=fleet_url,
-            host=host,
-            html_file=html_file,
+        from cronwrap.views.report import status_once
+
+        now = parse_now(now_text)
+        clear = every is not None and sys.stdout.isatty()
+        return status_once(
+            state_paths(ctx), now=now, grace=grace_td, clear=clear, fleet_url=fleet_url, **options
         )
 
     fleet_url = fleet_store_url(ctx, fleet_store)
@@ -167,196 +150,6 @@ def status_cmd(
     sys.exit(code)
 
 
-def _warn_zones(jobs: list[Any]) -> None:
-    """One warning per job whose zone differs from its Healthchecks check or from cron's."""
-    from cronwrap.notify.hcsync import zone_mismatch
-
-    zones = hc_zones()
-    for j in jobs:
-        mismatch = zone_mismatch(j.name, j.tz, zones) if j.schedule else None
-        if mismatch:
-            j.zone_note = mismatch
-            click.echo(f"cronwrap: warning: {j.name} {mismatch}", err=True)
-        if j.tz_warning:
-            click.echo(f"cronwrap: warning: {j.name}: {j.tz_warning}", err=True)
-
-
-def _warn_fleet_backlog(ctx: click.Context, now: Any) -> None:
-    """One warning when this host's runs wait to be shipped to the fleet store (and why)."""
-    from cronwrap.run.ship import backlog_note
-    from cronwrap.views.runstate import open_store_readonly
-
-    paths = state_paths(ctx)
-    try:
-        store = open_store_readonly(paths)
-        if store is None:
-            return
-        with store:
-            note = backlog_note(store, paths.state_path, now=now)
-    except CronwrapError:
-        return  # an unreadable store is reported by the status itself
-    if note:
-        click.echo(f"cronwrap: warning: {note}", err=True)
-
-
-def _show(
-    jobs: list[Any],
-    failures: list[Any],
-    now: Any,
-    *,
-    html_file: str | None,
-    fleet: bool,
-    as_json: bool,
-    color: str,
-    clear: bool,
-) -> None:
-    """The jobs as the HTML page, JSON or the table."""
-    if html_file:
-        from cronwrap.views.html import render_page, write_atomic
-
-        try:
-            write_atomic(html_file, render_page(jobs, failures, now=now, fleet=fleet))
-        except OSError as err:
-            raise CronwrapError(f"cannot write {html_file}: {err.strerror}") from None
-    elif as_json:
-        from cronwrap.views.jsondoc import dumps
-
-        click.echo(dumps([status_json(j) for j in jobs]))
-    else:
-        from cronwrap.views.table import render_status, terminal_width, use_color
-
-        out = sys.stdout
-        if clear:
-            out.write("\x1b[H\x1b[2J")
-        # not click.echo: it strips colour codes when stdout is not a terminal, and
-        # --color always must keep them
-        text = render_status(
-            jobs,
-            now,
-            width=terminal_width(out),
-            color=use_color(color, out),
-            terminal=out.isatty(),
-        )
-        out.write(text)
-
-
-def _status_once(
-    ctx: click.Context,
-    *,
-    job_names: tuple[str, ...],
-    failed: bool,
-    include_all: bool,
-    crontab_files: tuple[str, ...],
-    grace: Any,
-    host_ids: tuple[str, ...],
-    as_json: bool,
-    color: str,
-    now_text: str | None,
-    clear: bool,
-    fleet_url: str | None = None,
-    host: str | None = None,
-    html_file: str | None = None,
-) -> int:
-    """Print the status once (or write the HTML page); returns the exit status."""
-    from cronwrap.views.status import exit_code_for
-
-    now = parse_now(now_text)
-    jobs, failures, problem = _load_jobs(
-        ctx,
-        now=now,
-        grace=grace,
-        job_names=job_names,
-        include_all=include_all,
-        crontab_files=crontab_files,
-        host_ids=host_ids,
-        fleet_url=fleet_url,
-        host=host,
-        with_failures=bool(html_file),
-    )
-    judged = list(jobs)
-    _warn_zones(jobs)
-    _warn_fleet_backlog(ctx, now)
-    if failed:
-        jobs = [j for j in jobs if not j.healthy]
-    _show(
-        jobs,
-        failures,
-        now,
-        html_file=html_file,
-        fleet=bool(fleet_url),
-        as_json=as_json,
-        color=color,
-        clear=clear,
-    )
-    return exit_code_for(judged, problem=problem)
-
-
-def _load_jobs(
-    ctx: click.Context,
-    *,
-    now: Any,
-    grace: Any,
-    job_names: tuple[str, ...],
-    include_all: bool,
-    crontab_files: tuple[str, ...],
-    host_ids: tuple[str, ...],
-    fleet_url: str | None,
-    host: str | None,
-    with_failures: bool,
-) -> tuple[list[Any], list[Any], str | None]:
-    """Every job's status (from the fleet store, or this host's store and crontabs), for the
-    HTML page the recent failed runs, and what kept status from reading the store, if any."""
-    from cronwrap.views.runstate import configured_host_ids, open_store_readonly
-    from cronwrap.views.status import fleet_statuses, load_status
-
-    paths = state_paths(ctx)
-    failures: list[Any] = []
-    problem = None
-    if fleet_url:
-        with open_fleet_store(fleet_url) as fleet:
-            jobs = fleet_statuses(fleet.jobs(host=host), now=now, grace=grace)
-            if with_failures:
-                failures = fleet.failures(host=host)
-        if job_names:
-            jobs = [j for j in jobs if j.name in job_names]
-    else:
-        report = load_status(
-            paths,
-            read_crontabs(crontab_files),
-            now=now,
-            grace=grace,
-            include_unmonitored=include_all,
-            host_ids=set(host_ids) | configured_host_ids(paths, environment()),
-            names=job_names,
-        )
-        jobs, problem = report.jobs, report.problem
-        if report.problem:
-            click.echo(f"cronwrap: status unknown: {report.problem}", err=True)
-        if host:
-            jobs = [j for j in jobs if j.last is not None and j.last.host == host]
-        if with_failures and not report.problem:
-            store = open_store_readonly(paths)
-            if store is not None:
-                with store:
-                    failures = [f for f in store.failures() if host is None or f.host == host]
-    return jobs, failures, problem
-
-
-def _history_source(ctx: click.Context, fleet_store: str | None) -> tuple[Any, Any, Any]:
-    """(fleet URL or None, the store to read, how its runs are judged)."""
-    from cronwrap.errors import JobNotFoundError
-    from cronwrap.views.runstate import local_host, open_store_readonly, remote_host
-
-    url = fleet_store_url(ctx, fleet_store)
-    if url:
-        return url, open_fleet_store(url), remote_host()
-    paths = state_paths(ctx)
-    store = open_store_readonly(paths)
-    if store is None:
-        raise JobNotFoundError(f"no runs recorded yet (no run store at {paths.db_file})")
-    return None, store, local_host(paths, environment())
-
-
 @click.command("history")
 @click.argument("name", required=False, shell_complete=lambda c, p, i: complete_jobs(i))
 @click.option(
@@ -371,15 +164,7 @@ def _history_source(ctx: click.Context, fleet_store: str | None) -> tuple[Any, A
 @host_option
 @color_option
 @click.pass_context
-def history_cmd(
-    ctx: click.Context,
-    name: str | None,
-    limit: int,
-    as_json: bool,
-    fleet_store: str | None,
-    host: str | None,
-    color: str,
-) -> None:
+def history_cmd(ctx: click.Context, /, name: str | None, **options: Any) -> None:
     """Show the last runs of job NAME (or of every job): start, duration, result, attempts,
     exit code. A run whose cronwrap died shows `crashed`, as in `status`. With
     --fleet-store, the runs of every host (or of --host) from the shared store, as their
@@ -391,45 +176,9 @@ def history_cmd(
       cronwrap history
       cronwrap history backup --fleet-store "$URL" --host db1
     """
-    from cronwrap.errors import JobNotFoundError
-    from cronwrap.views.runstate import run_state
+    from cronwrap.views.report import history
 
-    url, store, local = _history_source(ctx, fleet_store)
-    with store:
-        if url:
-            runs = store.runs(name, host=host, limit=limit)
-        else:
-            runs = store.runs(name, limit=limit) if name else store.recent_runs(limit=limit)
-            runs = [r for r in runs if host is None or r.host == host]
-        if not runs:
-            if name:
-                raise JobNotFoundError(f"no runs recorded for job {name!r} (see cronwrap status)")
-            raise JobNotFoundError("no runs recorded yet")
-        states = [run_state(r, local) for r in runs]
-        if as_json:
-            docs = []
-            for r, state in zip(runs, states, strict=True):
-                doc = run_json(r, state)
-                doc["attempts_detail"] = [attempt_json(a) for a in store.attempts(r.run_id)]
-                docs.append(doc)
-            click.echo(json.dumps(docs, indent=2))
-            return
-    from datetime import datetime, timezone
-
-    from cronwrap.views.table import render_history, terminal_width, use_color
-
-    out = sys.stdout
-    out.write(
-        render_history(
-            runs,
-            datetime.now(timezone.utc),
-            width=terminal_width(out),
-            color=use_color(color, out),
-            terminal=out.isatty(),
-            states=states,
-            show_job=not name,
-        )
-    )
+    history(state_paths(ctx), name, **options)
 
 
 @click.command("logs")
@@ -540,7 +289,7 @@ def forget_cmd(ctx: click.Context, name: str, yes: bool, crontab_files: tuple[st
     """
     import contextlib
 
-    from cronwrap.errors import CronwrapError, JobNotFoundError
+    from cronwrap.errors import JobNotFoundError
     from cronwrap.state.store import Store
     from cronwrap.views.runstate import RunState, local_host, run_state
     from cronwrap.views.status import crontab_jobs

@@ -1,0 +1,483 @@
+"""`status` and `history` without click: the command bodies that the click commands in
+cli/status.py call, and the parser of their common forms that `python -m cronwrap` uses to
+skip importing click (about 40 ms). Anything the parser does not know goes to click."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime, timedelta, timezone
+
+from cronwrap.errors import CronwrapError
+from cronwrap.views.jsondoc import attempt_json, run_json, status_json
+
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+    from cronwrap.paths import Paths
+
+
+def warn(message: str) -> None:
+    """One line on stderr (as click.echo(..., err=True) writes it)."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def _echo(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def parse_instant(value: str | None) -> datetime:
+    """--now: an ISO 8601 date-time (local time when it has no zone), else now; ValueError."""
+    if not value:
+        return datetime.now(timezone.utc)
+    at = datetime.fromisoformat(value)
+    return at if at.tzinfo else at.astimezone()
+
+
+def read_crontabs(files: tuple[str, ...]) -> list[Any]:
+    """The crontabs to look in: --crontab files, else the user's (and the system's for root)."""
+    import shutil
+
+    from cronwrap.cron.crontab import (
+        is_system_path,
+        parse_crontab,
+        read_source,
+        system_crontab_paths,
+    )
+
+    sources = list(files)
+    if not sources:
+        if shutil.which("crontab"):
+            sources.append("")
+        if os.geteuid() == 0:
+            sources += system_crontab_paths()
+    tabs = []
+    for source in sources:
+        try:
+            text = read_source(source)
+        except CronwrapError:
+            if source in files:
+                raise
+            continue  # an unreadable system file: the others still count
+        tabs.append(
+            parse_crontab(text, source=source or "crontab -l", system=is_system_path(source))
+        )
+    return tabs
+
+
+def hc_zones() -> dict[str, str] | None:
+    """slug -> zone of the Healthchecks checks, when an API key is configured (for the
+    time-zone sanity check of status and lint); None without a key or on errors."""
+    from cronwrap.notify.hcsync import fetch_zones
+
+    try:
+        return fetch_zones(dict(os.environ))
+    except CronwrapError as err:
+        warn(f"cronwrap: warning: cannot compare zones with Healthchecks: {err}")
+        return None
+
+
+def fleet_store_url(paths: Paths, flag: str | None) -> str | None:
+    """--fleet-store, else CRONWRAP_FLEET_STORE, else `fleet_store` in the config defaults."""
+    from cronwrap.config import load_config, read_secret
+
+    value = flag or os.environ.get("CRONWRAP_FLEET_STORE")
+    if not value:
+        value = load_config(paths.config_file).defaults.get("fleet_store")
+    return read_secret(str(value)) if value else None
+
+
+def open_fleet_store(url: str) -> Any:
+    from cronwrap.state.fleetstore import FleetStore
+
+    return FleetStore.open(url, timeout_s=10.0, statement_timeout_s=60.0)
+
+
+def _warn_zones(jobs: list[Any]) -> None:
+    """One warning per job whose zone differs from its Healthchecks check or from cron's."""
+    from cronwrap.notify.hcsync import zone_mismatch
+
+    zones = hc_zones()
+    for j in jobs:
+        mismatch = zone_mismatch(j.name, j.tz, zones) if j.schedule else None
+        if mismatch:
+            j.zone_note = mismatch
+            warn(f"cronwrap: warning: {j.name} {mismatch}")
+        if j.tz_warning:
+            warn(f"cronwrap: warning: {j.name}: {j.tz_warning}")
+
+
+def _warn_fleet_backlog(paths: Paths, now: datetime) -> None:
+    """One warning when this host's runs wait to be shipped to the fleet store (and why)."""
+    from cronwrap.run.ship import backlog_note
+    from cronwrap.views.runstate import open_store_readonly
+
+    try:
+        store = open_store_readonly(paths)
+        if store is None:
+            return
+        with store:
+            note = backlog_note(store, paths.state_path, now=now)
+    except CronwrapError:
+        return  # an unreadable store is reported by the status itself
+    if note:
+        warn(f"cronwrap: warning: {note}")
+
+
+def _show(
+    jobs: list[Any],
+    failures: list[Any],
+    now: datetime,
+    *,
+    html_file: str | None,
+    fleet: bool,
+    as_json: bool,
+    color: str,
+    clear: bool,
+) -> None:
+    """The jobs as the HTML page, JSON or the table."""
+    if html_file:
+        from cronwrap.views.html import render_page, write_atomic
+
+        try:
+            write_atomic(html_file, render_page(jobs, failures, now=now, fleet=fleet))
+        except OSError as err:
+            raise CronwrapError(f"cannot write {html_file}: {err.strerror}") from None
+    elif as_json:
+        from cronwrap.views.jsondoc import dumps
+
+        _echo(dumps([status_json(j) for j in jobs]))
+    else:
+        from cronwrap.views.table import render_status, terminal_width, use_color
+
+        out = sys.stdout
+        if clear:
+            out.write("\x1b[H\x1b[2J")
+        text = render_status(
+            jobs,
+            now,
+            width=terminal_width(out),
+            color=use_color(color, out),
+            terminal=out.isatty(),
+        )
+        out.write(text)
+
+
+def status_once(
+    paths: Paths,
+    *,
+    now: datetime,
+    job_names: tuple[str, ...],
+    failed: bool,
+    include_all: bool,
+    crontab_files: tuple[str, ...],
+    grace: timedelta,
+    host_ids: tuple[str, ...],
+    as_json: bool,
+    color: str,
+    clear: bool,
+    fleet_url: str | None = None,
+    host: str | None = None,
+    html_file: str | None = None,
+) -> int:
+    """Print the status once (or write the HTML page); returns the exit status."""
+    from cronwrap.views.status import exit_code_for
+
+    jobs, failures, problem = _load_jobs(
+        paths,
+        now=now,
+        grace=grace,
+        job_names=job_names,
+        include_all=include_all,
+        crontab_files=crontab_files,
+        host_ids=host_ids,
+        fleet_url=fleet_url,
+        host=host,
+        with_failures=bool(html_file),
+    )
+    judged = list(jobs)
+    _warn_zones(jobs)
+    _warn_fleet_backlog(paths, now)
+    if failed:
+        jobs = [j for j in jobs if not j.healthy]
+    _show(
+        jobs,
+        failures,
+        now,
+        html_file=html_file,
+        fleet=bool(fleet_url),
+        as_json=as_json,
+        color=color,
+        clear=clear,
+    )
+    return exit_code_for(judged, problem=problem)
+
+
+def _load_jobs(
+    paths: Paths,
+    *,
+    now: datetime,
+    grace: timedelta,
+    job_names: tuple[str, ...],
+    include_all: bool,
+    crontab_files: tuple[str, ...],
+    host_ids: tuple[str, ...],
+    fleet_url: str | None,
+    host: str | None,
+    with_failures: bool,
+) -> tuple[list[Any], list[Any], str | None]:
+    """Every job's status (from the fleet store, or this host's store and crontabs), for the
+    HTML page the recent failed runs, and what kept status from reading the store, if any."""
+    from cronwrap.views.runstate import configured_host_ids, open_store_readonly
+    from cronwrap.views.status import fleet_statuses, load_status
+
+    failures: list[Any] = []
+    problem = None
+    if fleet_url:
+        with open_fleet_store(fleet_url) as fleet:
+            jobs = fleet_statuses(fleet.jobs(host=host), now=now, grace=grace)
+            if with_failures:
+                failures = fleet.failures(host=host)
+        if job_names:
+            jobs = [j for j in jobs if j.name in job_names]
+    else:
+        report = load_status(
+            paths,
+            read_crontabs(crontab_files),
+            now=now,
+            grace=grace,
+            include_unmonitored=include_all,
+            host_ids=set(host_ids) | configured_host_ids(paths, dict(os.environ)),
+            names=job_names,
+        )
+        jobs, problem = report.jobs, report.problem
+        if report.problem:
+            warn(f"cronwrap: status unknown: {report.problem}")
+        if host:
+            jobs = [j for j in jobs if j.last is not None and j.last.host == host]
+        if with_failures and not report.problem:
+            store = open_store_readonly(paths)
+            if store is not None:
+                with store:
+                    failures = [f for f in store.failures() if host is None or f.host == host]
+    return jobs, failures, problem
+
+
+def _history_source(paths: Paths, fleet_store: str | None) -> tuple[Any, Any, Any]:
+    """(fleet URL or None, the store to read, how its runs are judged)."""
+    from cronwrap.errors import JobNotFoundError
+    from cronwrap.views.runstate import local_host, open_store_readonly, remote_host
+
+    url = fleet_store_url(paths, fleet_store)
+    if url:
+        return url, open_fleet_store(url), remote_host()
+    store = open_store_readonly(paths)
+    if store is None:
+        raise JobNotFoundError(f"no runs recorded yet (no run store at {paths.db_file})")
+    return None, store, local_host(paths, dict(os.environ))
+
+
+def history(
+    paths: Paths,
+    name: str | None,
+    *,
+    limit: int,
+    as_json: bool,
+    fleet_store: str | None,
+    host: str | None,
+    color: str,
+) -> None:
+    """Print the last runs of job NAME (or of every job) as a table or JSON."""
+    import json
+
+    from cronwrap.errors import JobNotFoundError
+    from cronwrap.views.runstate import run_state
+
+    url, store, local = _history_source(paths, fleet_store)
+    with store:
+        if url:
+            runs = store.runs(name, host=host, limit=limit)
+        else:
+            runs = store.runs(name, limit=limit) if name else store.recent_runs(limit=limit)
+            runs = [r for r in runs if host is None or r.host == host]
+        if not runs:
+            if name:
+                raise JobNotFoundError(f"no runs recorded for job {name!r} (see cronwrap status)")
+            raise JobNotFoundError("no runs recorded yet")
+        states = [run_state(r, local) for r in runs]
+        if as_json:
+            docs = []
+            for r, state in zip(runs, states, strict=True):
+                doc = run_json(r, state)
+                doc["attempts_detail"] = [attempt_json(a) for a in store.attempts(r.run_id)]
+                docs.append(doc)
+            _echo(json.dumps(docs, indent=2))
+            return
+    from cronwrap.views.table import render_history, terminal_width, use_color
+
+    out = sys.stdout
+    out.write(
+        render_history(
+            runs,
+            datetime.now(timezone.utc),
+            width=terminal_width(out),
+            color=use_color(color, out),
+            terminal=out.isatty(),
+            states=states,
+            show_job=not name,
+        )
+    )
+
+
+_COLORS = ("auto", "always", "never")
+_REPEATED = ("job_names", "crontab_files", "host_ids")
+_STATUS_VALUES = {
+    "--job": "job_names",
+    "--crontab": "crontab_files",
+    "--host-id": "host_ids",
+    "--grace": "grace",
+    "--fleet-store": "fleet_store",
+    "--host": "host",
+    "--color": "color",
+    "--now": "now_text",
+}
+_STATUS_FLAGS = {"--failed": "failed", "--all": "include_all", "--json": "as_json"}
+_HISTORY_VALUES = {
+    "--limit": "limit",
+    "--fleet-store": "fleet_store",
+    "--host": "host",
+    "--color": "color",
+}
+_HISTORY_FLAGS = {"--json": "as_json"}
+
+
+def _parse(
+    args: Sequence[str], values: dict[str, str], flags: dict[str, str]
+) -> tuple[dict[str, Any], list[str]] | None:
+    """The options as click reads them, and the other words; None for anything else (an
+    option it does not know, --help, `--`, a value that looks like an option), which click
+    then reads and reports as it always does."""
+    from cronwrap.argv import option_value
+
+    opts: dict[str, Any] = {}
+    words: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        dest = values.get(arg.partition("=")[0])
+        if dest is not None:
+            found = option_value(args, i)
+            if found is None or found[0].startswith("-"):
+                return None
+            value, i = found
+            # repeated: every value in order; otherwise the last one wins, as in click
+            opts[dest] = (*opts.get(dest, ()), value) if dest in _REPEATED else value
+            continue
+        if arg in flags:
+            opts[flags[arg]] = True
+        elif arg.startswith("-"):
+            return None
+        else:
+            words.append(arg)
+        i += 1
+    if opts.get("color", "auto") not in _COLORS:
+        return None
+    return opts, words
+
+
+_STATUS_DEFAULTS: dict[str, Any] = {
+    "job_names": (),
+    "failed": False,
+    "include_all": False,
+    "crontab_files": (),
+    "host_ids": (),
+    "as_json": False,
+    "color": "auto",
+    "host": None,
+}
+_HISTORY_DEFAULTS: dict[str, Any] = {
+    "as_json": False,
+    "fleet_store": None,
+    "host": None,
+    "color": "auto",
+}
+
+
+def _fast_status(args: Sequence[str]) -> int | None:
+    """`status` as the click command runs it without --watch or --html; None: ask click."""
+    from cronwrap.config import parse_duration
+    from cronwrap.paths import resolve_paths
+
+    parsed = _parse(args, _STATUS_VALUES, _STATUS_FLAGS)
+    if parsed is None or parsed[1]:
+        return None
+    options = _STATUS_DEFAULTS | parsed[0]
+    now_text = options.pop("now_text", None)
+    try:
+        grace = timedelta(seconds=parse_duration(options.pop("grace", "5m")))
+        parse_instant(now_text)
+    except (ValueError, OverflowError):
+        return None  # click says what is wrong with it
+    paths = resolve_paths(dict(os.environ))
+    fleet_url = fleet_store_url(paths, options.pop("fleet_store", None))
+    now = parse_instant(now_text)
+    return status_once(paths, now=now, grace=grace, clear=False, fleet_url=fleet_url, **options)
+
+
+def _fast_history(args: Sequence[str]) -> int | None:
+    """`history [NAME]` as the click command runs it; None: ask click."""
+    from cronwrap.paths import resolve_paths
+
+    parsed = _parse(args, _HISTORY_VALUES, _HISTORY_FLAGS)
+    if parsed is None or len(parsed[1]) > 1:
+        return None
+    options = _HISTORY_DEFAULTS | parsed[0]
+    limit = options.pop("limit", "20")
+    if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= 100000):
+        return None
+    name = parsed[1][0] if parsed[1] else None
+    history(resolve_paths(dict(os.environ)), name, limit=int(limit), **options)
+    return 0
+
+
+def main(args: Sequence[str]) -> int | None:
+    """Run `status ...` or `history ...` without click, with the click group's handling of
+    errors, ^C and a closed pipe; None when click must run it (then nothing was printed)."""
+    if os.environ.get("CRONWRAP_DEBUG") or os.environ.get("_CRONWRAP_COMPLETE"):
+        return None  # tracebacks and shell completion are click's
+    command = _fast_status if args[0] == "status" else _fast_history
+    try:
+        return command(args[1:])
+    except CronwrapError as err:
+        warn(f"cronwrap: {err}")
+        caret = getattr(err, "caret", None)
+        if callable(caret) and caret():
+            warn(caret())
+        return int(err.exit_code)
+    except (EOFError, KeyboardInterrupt):
+        warn("")
+        warn("Aborted!")
+        return 1
+    except OSError as err:
+        import errno
+
+        if err.errno != errno.EPIPE:
+            raise
+        _quiet_closed_pipes()
+        return 1
+
+
+def _quiet_closed_pipes() -> None:
+    """What click does on EPIPE: exit 1 without a second error when the buffers are flushed
+    at exit (the output still buffered goes nowhere, as the reader has gone)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
