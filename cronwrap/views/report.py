@@ -40,8 +40,6 @@ def parse_instant(value: str | None) -> datetime:
 
 def read_crontabs(files: tuple[str, ...]) -> list[Any]:
     """The crontabs to look in: --crontab files, else the user's (and the system's for root)."""
-    import shutil
-
     from cronwrap.cron.crontab import (
         is_system_path,
         parse_crontab,
@@ -51,6 +49,8 @@ def read_crontabs(files: tuple[str, ...]) -> list[Any]:
 
     sources = list(files)
     if not sources:
+        import shutil
+
         if shutil.which("crontab"):
             sources.append("")
         if os.geteuid() == 0:
