@@ -154,6 +154,7 @@ def _status_forms(tab: str) -> list[list[str]]:
         [*c, "--host", "nohost"],
         ["--crontab", "/dev/null", "--job", "ok"],
         ["--crontab", "/nonexistent/crontab"],
+        ["--crontab", "/nonexistent/\x1b[31mred\x1b[0m"],  # click strips it off a pipe
         [*c, "--fleet-store", "file:/nonexistent/url"],
     ]
 

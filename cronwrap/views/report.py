@@ -19,15 +19,23 @@ if TYPE_CHECKING:
     from cronwrap.paths import Paths
 
 
+def _line(stream: Any, text: str) -> None:
+    """Write one line as click.echo does: escape sequences only to a terminal, then flush."""
+    if "\x1b" in text and not stream.isatty():
+        import re
+
+        text = re.sub("\033\\[[0-?]*[ -/]*[@-~]", "", text)
+    stream.write(text + "\n")
+    stream.flush()
+
+
 def warn(message: str) -> None:
     """One line on stderr (as click.echo(..., err=True) writes it)."""
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
+    _line(sys.stderr, message)
 
 
 def _echo(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+    _line(sys.stdout, text)
 
 
 def parse_instant(value: str | None) -> datetime:
