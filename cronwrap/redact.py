@@ -21,6 +21,14 @@ TOKEN_SHAPES = (
     r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)",  # user:password@ in URLs
     r"https?://hooks\.slack\.com/services/[A-Za-z0-9/]+",
     r"https?://discord(?:app)?\.com/api/webhooks/[A-Za-z0-9/_-]+",
+    r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}\b",  # Stripe
+    r"\bAIza[0-9A-Za-z_-]{35}\b",  # Google API key
+    r"(?i:authorization:\s*basic\s+)[A-Za-z0-9+/]{8,}=*",  # Authorization: Basic …
+    # a PEM private key, whole, or up to the end of what was kept of the output
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
+    # the value of password=…, secret=…, token=…, api_key=… (the name stays, to tell what it was)
+    r"(?i:(?<=password=)|(?<=passwd=)|(?<=secret=)|(?<=token=)|(?<=api_key=)|(?<=apikey=)"
+    r"|(?<=password: )|(?<=passwd: ))[^\s&\"',;]+",
 )
 
 
@@ -48,7 +56,11 @@ def redact_url(url: str) -> str:
 
 # a token shape can only match text holding one of these; without them the regex (whose
 # compilation costs start-up time on every run) is never built
-_TRIGGERS = ("gh", "glpat-", "xox", "AKIA", "sk-", "eyJ", "earer", "://")
+_TRIGGERS = (
+    *("gh", "glpat-", "xox", "AKIA", "sk-", "eyJ", "earer", "://", "k_live_", "k_test_", "AIza"),
+    *("PRIVATE KEY", "uthorization", "UTHORIZATION", "assw", "ASSW", "ecret=", "ECRET="),
+    *("oken=", "OKEN=", "pi_key=", "PI_KEY=", "pikey=", "PIKEY="),
+)
 _shapes: list[re.Pattern[str]] = []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +45,29 @@ def test_a_record_is_one_line_of_json() -> None:
     line = encode(record, "json")
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert json.loads(line) == record
+
+
+def _append_records(path: str, n: int) -> None:
+    from cronwrap.state.events import EventLog
+
+    log = EventLog(path, fmt="json", job="j", run_id="r", host="h")
+    for _ in range(n):
+        log.emit("run.start", "x" * 3000)
+
+
+def test_runs_appending_at_once_leave_no_blank_lines(tmp_path: Path) -> None:
+    """Four processes append 1,500 records each, as a burst of runs does: every line is a
+    whole record. Without the lock around the look back, 525 of 6,000 came after an empty
+    line (the look saw another run's record half written)."""
+    import multiprocessing
+
+    path = str(tmp_path / "events.log")
+    procs = [multiprocessing.Process(target=_append_records, args=(path, 1500)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    lines = Path(path).read_text().split("\n")
+    assert lines[-1] == "" and len(lines) - 1 == 6000
+    assert all(json.loads(line)["event"] == "run.start" for line in lines[:-1])

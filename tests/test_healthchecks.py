@@ -696,3 +696,33 @@ def test_a_ping_claimed_by_a_process_that_died_is_sent_by_the_next_replay(home: 
     finally:
         alive.kill()
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("Authorization: Basic dXNlcjpodW50ZXIy", "dXNlcjpodW50ZXIy"),
+        ("curl https://x/?password=hunter2&x=1", "hunter2"),
+        ("DB_PASSWORD: hunter2", "hunter2"),
+        ("token=abc123def, secret=s3cr3t", "abc123def"),
+        ("token=abc123def, secret=s3cr3t", "s3cr3t"),
+        ("API_KEY=k3yk3yk3y", "k3yk3yk3y"),
+        ("stripe sk_live_" + "a1" * 12, "sk_live_"),
+        ("google AIza" + "B" * 35, "AIza"),
+        (
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+            "MIIE",
+        ),
+        ("tail cut mid-key: -----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE", "b3Bl"),
+    ],
+)
+def test_redactor_masks_more_credential_shapes(text: str, secret: str) -> None:
+    """Shapes the reviewer found passing through: basic auth, key=value secrets, PEM keys
+    (whole, or cut off by the tail), Stripe and Google keys."""
+    out = Redactor().text(text)
+    assert secret not in out and "[REDACTED]" in out, out
+
+
+def test_redactor_leaves_ordinary_words_alone() -> None:
+    text = "a basic configuration; the password policy; tokens used: 12"
+    assert Redactor().text(text) == text

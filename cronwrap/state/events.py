@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
+import time
 from datetime import datetime, timezone
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
@@ -84,14 +86,36 @@ def encode(record: dict[str, Any], fmt: str) -> bytes:
 def _append(fd: int, data: bytes) -> None:
     """One write per record: O_APPEND keeps concurrent lines whole. After a torn line (a
     full disk cut an earlier record short) the record starts on a fresh line, so it is
-    never glued onto the torn one; a short write of our own raises ENOSPC."""
-    size = os.fstat(fd).st_size
-    with contextlib.suppress(OSError):  # not a regular file: nothing to look back at
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            data = b"\n" + data
-    written = os.write(fd, data)
+    never glued onto the torn one; a short write of our own raises ENOSPC.
+
+    The look back and the write happen under an flock of the log: without it, a look at the
+    end of a record another run is writing just then saw no newline yet, and the record
+    went in after an empty line. A lock not had within 0.1 s is done without (fail open)."""
+    locked = _lock(fd)
+    try:
+        size = os.fstat(fd).st_size
+        with contextlib.suppress(OSError):  # not a regular file: nothing to look back at
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data
+        written = os.write(fd, data)
+    finally:
+        if locked:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
     if written < len(data):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _lock(fd: int) -> bool:
+    for _ in range(100):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            time.sleep(0.001)
+        except OSError:
+            return False  # a file that cannot be locked: written as before
+    return False
 
 
 class EventLog:
