@@ -133,3 +133,61 @@ def wait_shipped(home: Path, timeout: float = 60.0) -> None:
             db.close()
 
     wait_for(done, timeout)
+
+
+def history(home: Path, job: str) -> list[dict[str, object]]:
+    import json
+
+    out = cronwrap(home, "history", job, "--json", "--limit", "100")
+    return json.loads(out.stdout) if out.returncode == 0 else []
+
+
+def slot_this_minute() -> list[str]:
+    """A daily schedule firing at the current UTC minute, with a tolerance that covers the
+    test: every run of the test has the same nearest slot (an every-minute schedule would
+    flip to the next slot half-way through a minute, and runs either side are two slots)."""
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc)
+    return [
+        "--schedule",
+        f"{now.minute} {now.hour} * * *",
+        "--tz",
+        "UTC",
+        "--slot-tolerance",
+        "10m",
+    ]
+
+
+def assert_one_slot_run_across_hosts(home: Path, ran: Path, lock_url: str) -> str:
+    """Six hosts start job `report` for the same slot through `lock_url` at once: exactly one
+    runs it, the others record a skip naming the winner. Returns the winner."""
+    slot = slot_this_minute()
+    procs = [
+        popen_cronwrap(
+            home,
+            "run",
+            "--name",
+            "report",
+            "--host-id",
+            f"host{i}",
+            "--lock-url",
+            lock_url,
+            *slot,
+            "--",
+            "sh",
+            "-c",
+            f"echo host{i} >> {ran}; sleep 0.5",
+        )
+        for i in range(6)
+    ]
+    for p in procs:
+        assert p.wait(60) == 0
+    winners = ran.read_text().split()
+    assert len(winners) == 1
+    runs = history(home, "report")
+    assert sorted(str(r["status"]) for r in runs) == ["skipped"] * 5 + ["success"]
+    for r in runs:
+        if r["status"] == "skipped":
+            assert str(r["reason"]).startswith(f"ran on {winners[0]}")
+    return winners[0]

@@ -9,12 +9,18 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import cronwrap, events, popen_cronwrap, wait_for
+from tests.conftest import (
+    assert_one_slot_run_across_hosts,
+    cronwrap,
+    events,
+    history,
+    popen_cronwrap,
+    wait_for,
+)
 
 REDIS = shutil.which("redis-server")
 if REDIS is None:
@@ -97,50 +103,10 @@ def on_host_b(home: Path, server: RedisServer, job: str) -> subprocess.Completed
     )
 
 
-def history(home: Path, job: str) -> list[dict]:
-    out = cronwrap(home, "history", job, "--json", "--limit", "100")
-    return json.loads(out.stdout) if out.returncode == 0 else []
-
-
 def test_one_run_per_slot_across_hosts(
     home: Path, tmp_path: Path, redis_server: RedisServer
 ) -> None:
-    ran = tmp_path / "ran"
-    now = datetime.now(timezone.utc)
-    procs = [
-        popen_cronwrap(
-            home,
-            "run",
-            "--name",
-            "report",
-            "--host-id",
-            f"host{i}",
-            "--lock-url",
-            redis_server.url,
-            # a daily slot at this minute: an every-minute one flips to the next slot
-            # half-way through a minute, and runs either side of it are two slots
-            "--schedule",
-            f"{now.minute} {now.hour} * * *",
-            "--tz",
-            "UTC",
-            "--slot-tolerance",
-            "10m",
-            "--",
-            "sh",
-            "-c",
-            f"echo host{i} >> {ran}; sleep 0.5",
-        )
-        for i in range(6)
-    ]
-    for p in procs:
-        assert p.wait(60) == 0
-    winners = ran.read_text().split()
-    assert len(winners) == 1
-    runs = history(home, "report")
-    assert sorted(r["status"] for r in runs) == ["skipped"] * 5 + ["success"]
-    for r in runs:
-        if r["status"] == "skipped":
-            assert r["reason"].startswith(f"ran on {winners[0]}")
+    assert_one_slot_run_across_hosts(home, tmp_path / "ran", redis_server.url)
     status = json.loads(cronwrap(home, "status", "--crontab", "/dev/null", "--json").stdout)
     row = next(s for s in status if s["name"] == "report")
     assert row["last_run"]["host"].startswith("host")

@@ -3,7 +3,6 @@ several "hosts" (--host-id) sharing one CRONWRAP_HOME for their history, real pr
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import time
@@ -12,32 +11,18 @@ from pathlib import Path
 import pytest
 
 from cronwrap.run.lease_pg import LOCK_CLASS, lock_key
-from tests.conftest import cronwrap, events, popen_cronwrap, wait_for
+from tests.conftest import (
+    assert_one_slot_run_across_hosts,
+    cronwrap,
+    events,
+    history,
+    popen_cronwrap,
+    slot_this_minute,
+    wait_for,
+)
 from tests.pgserver import PASSWORD, BlackHole, PgServer, require_postgres
 
 require_postgres()
-
-
-def history(home: Path, job: str) -> list[dict]:
-    out = cronwrap(home, "history", job, "--json", "--limit", "100")
-    return json.loads(out.stdout) if out.returncode == 0 else []
-
-
-def this_minute() -> list[str]:
-    """A daily schedule firing at the current UTC minute, with a tolerance that covers the
-    test: every run of the test has the same nearest slot (an every-minute schedule would
-    flip to the next slot half-way through a minute)."""
-    from datetime import datetime, timezone
-
-    now = datetime.now(timezone.utc)
-    return [
-        "--schedule",
-        f"{now.minute} {now.hour} * * *",
-        "--tz",
-        "UTC",
-        "--slot-tolerance",
-        "10m",
-    ]
 
 
 def lease_held(cluster: PgServer, db: str, job: str) -> bool:
@@ -51,35 +36,7 @@ def lease_held(cluster: PgServer, db: str, job: str) -> bool:
 
 
 def test_one_run_per_slot_across_hosts(home: Path, tmp_path: Path, pg_url: str) -> None:
-    ran = tmp_path / "ran"
-    slot = this_minute()
-    procs = [
-        popen_cronwrap(
-            home,
-            "run",
-            "--name",
-            "report",
-            "--host-id",
-            f"host{i}",
-            "--lock-url",
-            pg_url,
-            *slot,
-            "--",
-            "sh",
-            "-c",
-            f"echo host{i} >> {ran}; sleep 0.5",
-        )
-        for i in range(6)
-    ]
-    for p in procs:
-        assert p.wait(60) == 0
-    winners = ran.read_text().split()
-    assert len(winners) == 1
-    runs = history(home, "report")
-    assert sorted(r["status"] for r in runs) == ["skipped"] * 5 + ["success"]
-    for r in runs:
-        if r["status"] == "skipped":
-            assert r["reason"].startswith(f"ran on {winners[0]}")
+    assert_one_slot_run_across_hosts(home, tmp_path / "ran", pg_url)
 
 
 def test_a_held_lease_skips_and_a_killed_holder_frees_it(
@@ -189,7 +146,7 @@ def test_lease_survives_a_server_restart(
     skipped; the holder reconnects and takes its advisory lock again within --lock-ttl."""
     db = pg_url.rsplit("/", 1)[1]
     marker, done, release = tmp_path / "m", tmp_path / "done", tmp_path / "release"
-    common = ["--lock-url", pg_url, "--lock-ttl", "6s", *this_minute()]
+    common = ["--lock-url", pg_url, "--lock-ttl", "6s", *slot_this_minute()]
     first = popen_cronwrap(
         home,
         "run",
