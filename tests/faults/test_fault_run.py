@@ -41,6 +41,29 @@ def hold(body: str, *, python: str = PY, **kwargs: object) -> subprocess.Popen[s
     return proc
 
 
+def start_job(home: Path, marker: Path, *options: str) -> subprocess.Popen[str]:
+    """`cronwrap run --name job OPTIONS -- sh -c 'touch MARKER; exit 3'` in the background,
+    its stderr piped."""
+    return subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "cronwrap",
+            "run",
+            "--name",
+            "job",
+            *options,
+            "--",
+            "sh",
+            "-c",
+            f"touch {marker}; exit {EXIT}",
+        ],
+        env=cw_env(home),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def stop(proc: subprocess.Popen[str]) -> None:
     proc.kill()
     proc.wait()
@@ -62,23 +85,7 @@ def test_a_store_held_by_another_writer_does_not_delay_the_start(
     try:
         t0 = time.monotonic()
         marker = tmp_path / "started"
-        proc = subprocess.Popen(
-            [
-                PY,
-                "-m",
-                "cronwrap",
-                "run",
-                "--name",
-                "job",
-                "--",
-                "sh",
-                "-c",
-                f"touch {marker}; exit {EXIT}",
-            ],
-            env=cw_env(home),
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = start_job(home, marker)
         wait_for(marker.exists, timeout=30)
         started = time.monotonic() - t0
         _, stderr = proc.communicate(timeout=120)
@@ -172,24 +179,7 @@ def _cancel_while_waiting(
     home: Path, tmp_path: Path, *options: str, wait: float = 1.5
 ) -> tuple[int, str, float, Path]:
     marker = tmp_path / "ran"
-    proc = subprocess.Popen(
-        [
-            PY,
-            "-m",
-            "cronwrap",
-            "run",
-            "--name",
-            "job",
-            *options,
-            "--",
-            "sh",
-            "-c",
-            f"touch {marker}; exit {EXIT}",
-        ],
-        env=cw_env(home),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_job(home, marker, *options)
     time.sleep(wait)  # long enough to be inside the wait (a behavioural, not a speed bound)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
