@@ -727,3 +727,17 @@ def test_a_tz_line_in_a_crontab_does_not_move_the_schedule(home: Path, tmp_path:
         cronwrap(home, "status", "--crontab", str(tab), "--json", *now, env=env).stdout
     )
     assert row["tz"] == "Asia/Tokyo" and row["next_run"] == "2026-06-02T09:00:00+09:00"
+
+
+def test_a_config_problem_does_not_change_what_status_says(home: Path) -> None:
+    """`run` keeps the valid part of a config with a typo in it; status reads it the same way
+    (it exited 78, outside its 0/1/3, over one unknown key)."""
+    home.mkdir(exist_ok=True)
+    (home / "config.yaml").write_text("defaults:\n  timout: 1s\n  host_id: box-a\n")
+    assert cronwrap(home, "run", "--name", "t", "--", "true").returncode == 0
+    # the run said so and is degraded: status exits 1 for it, as for any degraded job
+    result = cronwrap(home, "status", "--crontab", "/dev/null")
+    assert result.returncode == 1 and "DEGRADED" in result.stdout, result.stderr
+    assert cronwrap(home, "history", "t").returncode == 0
+    [row] = json.loads(cronwrap(home, "status", "--crontab", "/dev/null", "--json").stdout)
+    assert row["host"] == "box-a" and row["degraded"] and "timout" in row["warnings"][0]

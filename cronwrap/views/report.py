@@ -95,7 +95,8 @@ def fleet_store_url(paths: Paths, flag: str | None) -> str | None:
 
     value = flag or os.environ.get("CRONWRAP_FLEET_STORE")
     if not value:
-        value = load_config(paths.config_file).defaults.get("fleet_store")
+        # as `run` reads it: a problem elsewhere in the file leaves the valid keys in force
+        value = load_config(paths.config_file, strict=False).defaults.get("fleet_store")
     return read_secret(str(value)) if value else None
 
 

@@ -153,7 +153,7 @@ def configured_host_ids(paths: Paths, env: Mapping[str, str]) -> frozenset[str]:
 
     ids = {env["CRONWRAP_HOST_ID"]} if env.get("CRONWRAP_HOST_ID") else set()
     try:
-        config = load_config(paths.config_file)
+        config = load_config(paths.config_file, strict=False)  # the part `run` uses too
     except CronwrapError:
         return frozenset(ids)
     for section in (config.defaults, *config.jobs.values()):

@@ -552,7 +552,7 @@ def config_zones(paths: Paths) -> dict[str, str]:
     from cronwrap.config import load_config
 
     try:
-        config = load_config(paths.config_file)
+        config = load_config(paths.config_file, strict=False)  # the part `run` uses too
     except CronwrapError:
         return {}
     out = {"": str(config.defaults["tz"])} if config.defaults.get("tz") else {}
