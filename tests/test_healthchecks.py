@@ -726,3 +726,33 @@ def test_redactor_masks_more_credential_shapes(text: str, secret: str) -> None:
 def test_redactor_leaves_ordinary_words_alone() -> None:
     text = "a basic configuration; the password policy; tokens used: 12"
     assert Redactor().text(text) == text
+
+
+def test_a_failure_nobody_can_count_is_not_tolerated(home: Path) -> None:
+    """--alert-after 2 tolerates a first failure as a success ping; with the run store
+    unusable the streak is unknown, and the failure must go out as one, every time (it was
+    taken for a first failure, and three failures in a row pinged success)."""
+    server = HCServer().start()
+    try:
+        check = server.new_check()
+        home.mkdir(exist_ok=True)
+        (home / "runs.db").mkdir()
+        for _ in range(2):
+            result = cronwrap(
+                home,
+                "run",
+                "--name",
+                "nc",
+                "--ping",
+                server.url(check),
+                "--alert-after",
+                "2",
+                "--",
+                "sh",
+                "-c",
+                "exit 3",
+            )
+            assert result.returncode == 3
+        assert server.kinds() == ["start", "3", "start", "3"]
+    finally:
+        server.stop()

@@ -100,9 +100,7 @@ class AlertReporter:
             facts = {**base_facts(run), "reason": outcome.slow, "status": "slow"}
             facts["duration_s"] = outcome.duration_s
             send_alert(run, "slow", facts)
-        streak = 1 if outcome.bad else 0
-        if outcome.bad:
-            streak = run.query("the failure streak", lambda s: s.streak(job.name)) or 1
+        streak = run.failure_streak(outcome)
         state = run.query("alert state", lambda s: s.alert_state(job.name))
         is_open, last_at = state if state is not None else (False, None)
         assert outcome.ended_at is not None

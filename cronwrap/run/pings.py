@@ -113,9 +113,7 @@ class PingReporter:
         from cronwrap.notify.healthchecks import finish_kind
 
         job = run.job
-        streak = 0
-        if outcome.bad:
-            streak = run.query("the failure streak", lambda s: s.streak(job.name)) or 1
+        streak = run.failure_streak(outcome)
         tolerated = outcome.bad and streak < job.alert_after
         status = outcome.status
         if tolerated:

@@ -154,6 +154,7 @@ class Run:
         self.events = EventLog(log_path, fmt=job.log_format, job=job.name, run_id=run_id, host=host)
         self._store: Store | None = None
         self._store_tried = False
+        self._streak: int | None = None
 
     def warn(self, message: str) -> None:
         """Say a problem of cronwrap's own once, as one `cronwrap: <job>: …` line on stderr
@@ -187,6 +188,19 @@ class Run:
             self._store_tried = True
             self._store = guard(self, "run history is not recorded", _open_store, self)
         return self._store
+
+    def failure_streak(self, outcome: Outcome) -> int:
+        """Consecutive failed runs up to this one (0 for a good one), read once for pings and
+        alerts alike. Unknown (no store) counts as --alert-after: a failure nobody can count
+        is never tolerated, it is told."""
+        if not outcome.bad:
+            return 0
+        if self._streak is None:
+            job = self.job
+            self._streak = self.query("the failure streak", lambda s: s.streak(job.name))
+            if self._streak is None:
+                self._streak = max(job.alert_after, 1)
+        return max(self._streak, 1)
 
     def query(self, what: str, fn: Callable[[Store], T]) -> T | None:
         """fn(store) through the guard: None when there is no store or it failed."""
