@@ -47,7 +47,6 @@ class StoreReporter:
         self.last_attempt: Attempt | None = None  # written with the end
 
     def start(self, run: Run) -> None:
-        from cronwrap.run.reporting import END_BUSY_S
         from cronwrap.state.database import StoreBusyError
 
         self.started = True
@@ -60,7 +59,6 @@ class StoreReporter:
             self.start_written = True
         except StoreBusyError:
             pass  # written late, with the end, so the job starts on time
-        store.set_busy_timeout(END_BUSY_S)
 
     def _record_start(self, store: Store, run: Run, *, status: str) -> None:
         assert run.started_at is not None
@@ -103,8 +101,14 @@ class StoreReporter:
         )
 
     def end(self, run: Run, outcome: Outcome) -> None:
+        from cronwrap.run.reporting import END_BUSY_S
+
         assert outcome.ended_at is not None
         ended_at = outcome.ended_at
+        # the job is done: the end record may wait longer for a busy store than anything
+        # written while the job's attempts go on (START_BUSY_S), so a retry is never held up
+        if run.store is not None:
+            run.store.set_busy_timeout(END_BUSY_S)
         if not self.start_written:  # never started, or the store was busy then
             status = "running" if self.started else outcome.status
             run.query("the run start", lambda s: self._record_start(s, run, status=status))
