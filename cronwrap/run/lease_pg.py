@@ -100,7 +100,9 @@ class PgLease:
         if done:
             return value
         if isinstance(value, ConfigError):
-            raise value
+            # no psycopg, or not a postgresql:// URL: as unavailable as a dead server, so the
+            # --lock-unavailable policy decides (as for Redis), not a blanket 125
+            raise LockUnavailableError(str(value)) from None
         if isinstance(value, FleetStoreError | LockUnavailableError):
             raise LockUnavailableError(str(value).replace("fleet store", "lock server")) from None
         raise self._unavailable(value)

@@ -105,12 +105,14 @@ class FleetStoreError(CronwrapError):
     """The fleet store could not be reached or refused a statement."""
 
 
-def _psycopg() -> Any:
+def _psycopg(what: str = "--fleet-store") -> Any:
     try:
         import psycopg
     except ImportError:
         raise ConfigError(
-            "--fleet-store needs psycopg: pip install 'cronwrap-cli[postgres]'"
+            f"{what} needs psycopg, cronwrap's postgres extra: reinstall cronwrap from its "
+            "checkout with pip install '.[postgres]' (or from its wheel: "
+            "pip install 'cronwrap_cli-VERSION-py3-none-any.whl[postgres]')"
         ) from None
     return psycopg
 
@@ -131,8 +133,9 @@ def connect(
     """A psycopg connection whose connect and statements are bounded (connect_timeout is at
     least 2 s in libpq; statement_timeout is enforced by the server; tcp_user_timeout and
     keepalives end a connection whose server stopped answering)."""
-    check_url(url, "--lock-url" if what == "lock server" else "--fleet-store")
-    psycopg = _psycopg()
+    option = "--lock-url" if what == "lock server" else "--fleet-store"
+    check_url(url, option)
+    psycopg = _psycopg(option)
     budget_ms = max(1, int(statement_timeout_s * 1000))
     try:
         return psycopg.connect(

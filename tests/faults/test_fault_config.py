@@ -68,7 +68,7 @@ def _without_extras(tmp_path: Path) -> Path:
     site = tmp_path / "no-extras"
     site.mkdir()
     (site / "sitecustomize.py").write_text(
-        "import sys\nsys.modules['apprise'] = None\nsys.modules['redis'] = None\n"
+        "import sys\nfor name in ('apprise', 'redis', 'psycopg'):\n    sys.modules[name] = None\n"
     )
     return site
 
@@ -79,11 +79,19 @@ def test_an_alert_url_without_its_extra_is_left_out(home: Path, tmp_path: Path) 
     job.assert_failed_open("ntfys://", "needs Apprise", "left out")
 
 
-def test_a_lock_url_without_its_extra_follows_lock_unavailable(home: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("redis://127.0.0.1:9/0", "needs the redis client"),
+        ("postgresql://cw@127.0.0.1:9/cw", "--lock-url needs psycopg"),  # it was exit 125
+    ],
+)
+def test_a_lock_url_without_its_extra_follows_lock_unavailable(
+    home: Path, tmp_path: Path, url: str, said: str
+) -> None:
     env = cw_env(home, PYTHONPATH=str(_without_extras(tmp_path)))
-    url = "redis://127.0.0.1:9/0"
     job = run_job(home, tmp_path, "--lock-url", url, "--lock-unavailable", "run", env=env)
-    job.assert_failed_open("needs the redis client", "running without the fleet lock")
+    job.assert_failed_open(said, "running without the fleet lock")
     # the documented fail-closed default: skip (so no two hosts run it), said in one line
     skipped = run_job(home, tmp_path, "--lock-url", url, env=env)
     assert not skipped.ran and skipped.result.returncode == 0, skipped.result.stderr
