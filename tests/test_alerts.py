@@ -348,3 +348,27 @@ def test_flushes_at_once_send_each_kept_alert_once(home: Path) -> None:
         assert not list((home / "alert-outbox").glob("*.json*"))
     finally:
         hook.close()
+
+
+def test_a_kept_alert_another_run_took_is_not_called_malformed(tmp_path: Path) -> None:
+    """Listed, then claimed by another run before it is read: that run sends it. It was
+    moved to quarantine as malformed, a warning that made the run degraded."""
+    from cronwrap.notify.alerts import AlertQueue
+
+    queue = AlertQueue(tmp_path / "alert-outbox")
+    queue.spool.add(
+        {"v": 1, "job": "j", "channel": "webhook", "at": "x", "event": "failure", "facts": {}}
+    )
+    listing = queue.spool.entries
+
+    def taken_meanwhile() -> list[Path]:
+        paths = listing()
+        for path in paths:  # what another run's claim does between listing and reading
+            path.rename(path.with_name(f"{path.name}.sending-1"))
+        return paths
+
+    queue.spool.entries = taken_meanwhile  # type: ignore[method-assign]
+    errors = queue.replay(
+        "j", ["http://127.0.0.1:9/"], None, deadline=time.monotonic() + 1, env={}, blocked=set()
+    )
+    assert errors == [] and not (tmp_path / "alert-outbox" / "quarantine").exists()

@@ -251,6 +251,8 @@ class AlertQueue:
                 if not isinstance(facts, dict) or event not in QUEUED_EVENTS:
                     raise ValueError("not an alert")
                 targets, cmd = (urls, command) if job is not None else _targets(record, channel)
+            except FileNotFoundError:
+                continue  # another run took it since the listing: that one sends it
             except (OSError, ValueError, KeyError, TypeError, UnicodeError):
                 self.spool.move(path, "quarantine")
                 errors.append(f"a malformed kept alert was moved to {self.spool.dir}/quarantine")
