@@ -211,7 +211,7 @@ class AlertQueue:
     and sent again before the job's next alert, like undelivered pings. Only to channels the
     job still has; a malformed record is moved to quarantine/."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: str | Path) -> None:
         from cronwrap.notify.spool import Spool
 
         self.spool = Spool(directory)

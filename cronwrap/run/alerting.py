@@ -4,6 +4,8 @@ sent while a run is under way (max runtime, a lost or unavailable fleet lease)."
 
 from __future__ import annotations
 
+import os
+
 from cronwrap.run.reporting import Attempt, Outcome, Run, guard
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
@@ -47,7 +49,7 @@ def alert_queue(run: Run) -> AlertQueue:
     """Where failure and recovery alerts a channel did not take wait for the next run."""
     from cronwrap.notify.alerts import AlertQueue
 
-    return AlertQueue(run.paths.state_dir / "alert-outbox")
+    return AlertQueue(os.path.join(run.paths.state_path, "alert-outbox"))  # no pathlib
 
 
 def send_kept_alerts(run: Run) -> None:
