@@ -360,3 +360,21 @@ def test_catch_up_leaves_a_job_taken_out_of_the_crontab(home: Path, tmp_path: Pa
     assert forgot.returncode == 0, forgot.stderr
     quiet = cronwrap(home, "catch-up", "--crontab", str(elsewhere), "--now", back)
     assert quiet.returncode == 0 and quiet.stderr == "" and len(dumps(out)) == 1
+
+
+def test_rerun_with_a_relative_config_reads_it_from_where_cronwrap_started(
+    home: Path, tmp_path: Path
+) -> None:
+    """rerun enters the original run's directory; a relative --config is still the file
+    next to where cronwrap was started (it was looked up in the job's directory, found
+    missing, and the run went on without its timeout)."""
+    jobdir, confdir = tmp_path / "job", tmp_path / "conf"
+    jobdir.mkdir()
+    confdir.mkdir()
+    (confdir / "cfg.yaml").write_text("defaults:\n  timeout: 1s\n")
+    args = ["run", "--name", "rel", "--", "sleep", "5"]
+    first = cronwrap(home, "--config", str(confdir / "cfg.yaml"), *args, cwd=jobdir)
+    assert first.returncode == 124, first.stderr
+    [original] = runs(home, "rel")
+    again = cronwrap(home, "--config", "cfg.yaml", "rerun", original.run_id, cwd=confdir)
+    assert again.returncode == 124, again.stderr  # the config's timeout applied again

@@ -244,6 +244,9 @@ def _run_again(
     parsed.flags = dict(spec.flags)
     parsed.command = list(spec.command)
     config_path = (ctx.obj.get("config_path") if ctx.obj else None) or spec.config
+    if config_path:  # named from where cronwrap was started, before entering the job's dir
+        config_path = os.path.abspath(os.path.expanduser(str(config_path)))
+    here = os.getcwd()
     if spec.cwd:
         try:
             os.chdir(spec.cwd)
@@ -262,7 +265,10 @@ def _run_again(
         cwd=spec.cwd,
         needs_lock_url=any(d in ("--lock-url", "CRONWRAP_LOCK_URL") for d in spec.dropped),
     )
-    return entry.execute(parsed, env, config_path=config_path, origin=origin)
+    try:
+        return entry.execute(parsed, env, config_path=config_path, origin=origin)
+    finally:
+        os.chdir(here)  # `catch-up` runs several jobs: the next starts where cronwrap did
 
 
 @click.command("rerun")
