@@ -3,6 +3,7 @@ several "hosts" (--host-id) sharing one CRONWRAP_HOME for their history, real pr
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -230,3 +231,29 @@ def test_server_gone_for_longer_than_the_ttl_loses_the_lease(
     [run] = history(home, "gone")
     assert run["status"] == "failed" and "--on-lock-lost kill" in run["reason"]
     assert "lock-lost" in (run["flags"] or "")
+
+
+def test_sigterm_ends_a_wait_for_the_lease_at_once(home: Path, tmp_path: Path, pg_url: str) -> None:
+    """--on-overlap wait on a fleet lease stops waiting when SIGTERM comes, as it does on
+    the local lock: the job is not started and the run is cancelled (it waited out the
+    whole --lock-wait)."""
+    marker, ran = tmp_path / "m", tmp_path / "ran"
+    common = ["run", "--name", "w", "--lock-url", pg_url]
+    holder = popen_cronwrap(
+        home, *common, "--host-id", "a", "--", "sh", "-c", f"touch {marker}; exec sleep 60"
+    )
+    try:
+        wait_for(marker.exists, 30)
+        waiter = popen_cronwrap(
+            home, *common, "--host-id", "b", "--on-overlap", "wait", "--lock-wait", "50s",
+            "--", "touch", str(ran),
+        )  # fmt: skip
+        time.sleep(2)  # inside the wait (a behavioural bound, not a speed one)
+        t0 = time.monotonic()
+        waiter.send_signal(signal.SIGTERM)
+        code = waiter.wait(40)
+        assert code == 143 and time.monotonic() - t0 < 20
+        assert not ran.exists()
+    finally:
+        holder.kill()
+        holder.wait()

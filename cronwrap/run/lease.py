@@ -137,25 +137,18 @@ class Fleet:
         return other.decode() if isinstance(other, bytes) else str(other)
 
     def acquire(self, *, wait_s: float = 0.0, sleep: Callable[[float], bool] | None = None) -> bool:
-        """Take the lease, waiting up to `wait_s`; `sleep` as for JobLock.acquire."""
-        deadline = time.monotonic() + wait_s
-        pause = 0.05
-        while True:
+        """Take the lease, waiting up to `wait_s` (see lock.keep_trying)."""
+        from cronwrap.run.lock import keep_trying
+
+        def try_once() -> bool:
             try:
-                if self.client.set(self.key, self.token, nx=True, px=self.ttl_ms):
-                    return True
+                return bool(self.client.set(self.key, self.token, nx=True, px=self.ttl_ms))
             except self._redis_error() as err:
                 raise LockUnavailableError(
                     f"lock server {redact_url(self.url)}: {type(err).__name__}"
                 ) from None
-            if time.monotonic() >= deadline:
-                return False
-            left = min(pause, max(0.0, deadline - time.monotonic()))
-            if sleep is None:
-                time.sleep(left)
-            elif not sleep(left):
-                return False
-            pause = min(pause * 1.5, 1.0)
+
+        return keep_trying(try_once, wait_s, sleep)
 
     def holder(self) -> str | None:
         try:

@@ -146,17 +146,12 @@ class PgLease:
             return True
         return False
 
-    def acquire(self, *, wait_s: float = 0.0) -> bool:
-        deadline = time.monotonic() + wait_s
-        pause = 0.05
-        while True:
-            if self._try_lock():
-                self.held = True
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-            pause = min(pause * 1.5, 1.0)
+    def acquire(self, *, wait_s: float = 0.0, sleep: Callable[[float], bool] | None = None) -> bool:
+        """Take the lease, waiting up to `wait_s` (see lock.keep_trying)."""
+        from cronwrap.run.lock import keep_trying
+
+        self.held = keep_trying(self._try_lock, wait_s, sleep)
+        return self.held
 
     def holder(self) -> str | None:
         """The host that took the lease last (as it recorded itself)."""

@@ -8,7 +8,6 @@ import errno
 import fcntl
 import os
 import time
-from collections.abc import Callable
 
 from cronwrap.errors import CronwrapError
 
@@ -29,6 +28,26 @@ if TYPE_CHECKING:
         def keep_alive(self, on_lost: Callable[[str], None]) -> None: ...
 
         def release(self) -> None: ...
+
+
+def keep_trying(
+    try_once: Callable[[], bool], wait_s: float, sleep: Callable[[float], bool] | None = None
+) -> bool:
+    """try_once() until it is True or `wait_s` is over, pausing 50 ms growing to 1 s between
+    tries; `sleep(seconds)` waits and returns False to stop waiting (a signal arrived:
+    --on-overlap wait must not outlast a SIGTERM). The flock and both fleet leases wait so."""
+    deadline = time.monotonic() + wait_s
+    pause = 0.05
+    while not try_once():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        if sleep is None:
+            time.sleep(min(pause, left))
+        elif not sleep(min(pause, left)):
+            return False
+        pause = min(pause * 1.5, 1.0)
+    return True
 
 
 class LockError(CronwrapError):
@@ -80,40 +99,28 @@ class JobLock:
                 raise LockError(msg) from err
             raise LockError(f"cannot open lock file {self.path}: {err.strerror}") from err
 
-    def acquire(
-        self,
-        *,
-        wait_s: float = 0.0,
-        poll_s: float = 0.05,
-        sleep: Callable[[float], bool] | None = None,
-    ) -> bool:
-        """Take the lock, waiting up to `wait_s`; False if another process still holds it.
-        `sleep(seconds)` waits between tries and returns False to stop waiting (a signal
-        arrived: --on-overlap wait must not outlast a SIGTERM)."""
+    def acquire(self, *, wait_s: float = 0.0, sleep: Callable[[float], bool] | None = None) -> bool:
+        """Take the lock, waiting up to `wait_s` (see keep_trying); False if another process
+        still holds it."""
         fd = self._open()
-        deadline = time.monotonic() + wait_s
-        while True:
+
+        def try_once() -> bool:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    return False
-                pause = min(poll_s, max(0.0, deadline - time.monotonic()))
-                if sleep is None:
-                    time.sleep(pause)
-                elif not sleep(pause):
-                    os.close(fd)
-                    return False
-                poll_s = min(poll_s * 1.5, 1.0)
-                continue
-            self.fd = fd
-            try:  # who holds it, for humans looking at the file
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-            except OSError:
-                pass
+                return False
             return True
+
+        if not keep_trying(try_once, wait_s, sleep):
+            os.close(fd)
+            return False
+        self.fd = fd
+        try:  # who holds it, for humans looking at the file
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass
+        return True
 
     def keep_alive(self, on_lost: Callable[[str], None]) -> None:
         """Nothing to renew: the kernel holds an flock until its last holder is gone."""

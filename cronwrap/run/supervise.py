@@ -198,7 +198,7 @@ def _acquire_lock(
     if job.on_overlap == "allow":
         return None, None
     if job.lock_url:
-        return _take_fleet_lock(run, now)
+        return _take_fleet_lock(run, canceller, now)
     from cronwrap.run.lock import JobLock, safe_lock_dir
 
     lock_dir, problem = safe_lock_dir(run.paths.lock_path, _private_lock_dir(run.paths))
@@ -225,7 +225,9 @@ def _private_lock_dir(paths: Paths) -> str:
     )
 
 
-def _take_fleet_lock(run: Run, now: Callable[[], datetime]) -> tuple[Lock | None, str | None]:
+def _take_fleet_lock(
+    run: Run, canceller: runner.Canceller, now: Callable[[], datetime]
+) -> tuple[Lock | None, str | None]:
     """Claim the scheduled slot and take the lease: (lease, None) to run, (None, reason) to
     skip, (None, None) to run unlocked (--lock-unavailable run)."""
     from cronwrap.redact import redact_url
@@ -264,7 +266,8 @@ def _take_fleet_lock(run: Run, now: Callable[[], datetime]) -> tuple[Lock | None
                 if winner is not None:
                     return None, f"ran on {winner} (slot {slot.isoformat()})"
                 run.slot = slot  # the claimed slot is the run's CRONWRAP_SLOT
-        if not lease.acquire(wait_s=job.lock_wait if job.on_overlap == "wait" else 0.0):
+        wait = job.lock_wait if job.on_overlap == "wait" else 0.0
+        if not lease.acquire(wait_s=wait, sleep=canceller.sleep):
             holder = lease.holder()
             return None, "previous run still holds the lease" + (f" on {holder}" if holder else "")
         return lease, None
