@@ -15,8 +15,6 @@ TYPE_CHECKING = False  # typing costs start-up time; these names are for the typ
 if TYPE_CHECKING:
     from cronwrap.state.store import Store
 
-TAIL_IN_STORE = 4096
-
 
 def command_text(run: Run) -> str:
     job = run.job

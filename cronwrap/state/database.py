@@ -204,7 +204,7 @@ class Database:
                     self._migrate()
                 break
             except sqlite3.OperationalError as err:
-                if "locked" not in str(err) and "busy" not in str(err):
+                if not _is_busy(err):
                     raise
                 if time.monotonic() > deadline:
                     raise

@@ -201,8 +201,7 @@ class Store(Database):
                         "ON CONFLICT (job, result) DO UPDATE SET n = n + 1",
                         (row[0], count_as),
                     )
-                if queue_fleet:
-                    conn.execute("INSERT INTO fleet_outbox (run_id) VALUES (?)", (run_id,))
+                _queue_fleet(conn, run_id, queue_fleet)
         except sqlite3.Error as err:
             raise self._failed(err) from err
 
