@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -300,3 +301,42 @@ def test_releases_the_lease_for_the_next_run(home: Path, redis_server: RedisServ
             == 0
         )
     assert [r["status"] for r in history(home, "seq")] == ["success"] * 3
+
+
+def test_jitter_does_not_move_a_run_out_of_its_slot(
+    home: Path, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """The slot is the one of the moment cron started cronwrap: after up to 10 s of
+    --jitter, two hosts still claim the same slot and one runs (the slot was worked out
+    after the jitter, past a tolerance that held at the start, so both hosts ran)."""
+    now = datetime.now(timezone.utc)
+    tolerance = now.second + now.microsecond / 1e6 + 2  # the start is inside it, +10 s is not
+    ran = tmp_path / "ran"
+    procs = [
+        popen_cronwrap(
+            home,
+            "run",
+            "--name",
+            "jit",
+            "--host-id",
+            f"host{i}",
+            "--lock-url",
+            redis_server.url,
+            "--schedule",
+            f"{now.minute} {now.hour} * * *",
+            "--tz",
+            "UTC",
+            "--slot-tolerance",
+            f"{tolerance:.3f}s",
+            "--jitter",
+            "10s",
+            "--",
+            "sh",
+            "-c",
+            f"echo host{i} >> {ran}",
+        )
+        for i in range(2)
+    ]
+    for p in procs:
+        assert p.wait(60) == 0
+    assert len(ran.read_text().split()) == 1

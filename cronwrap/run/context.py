@@ -128,6 +128,7 @@ def begin(run: Run, origin: RunOrigin | None, env: Mapping[str, str], invoked_at
 
     if origin is not None:
         run.origin = origin
+    run.invoked_at = invoked_at
     run.slot = slot_of(run, invoked_at)
     run.spec = guard(run, "the command is not stored for rerun", spec_of, run, env)
 

@@ -144,6 +144,7 @@ class Run:
         self.canceller: Canceller | None = None
         self.origin = RunOrigin()  # how the run came about: cron, a rerun, a catch-up
         self.slot: datetime | None = None  # the scheduled slot it belongs to (CRONWRAP_SLOT)
+        self.invoked_at: datetime | None = None  # when cron started cronwrap (before jitter)
         self.spec: str | None = None  # how to run it again (stored for rerun and catch-up)
         # called once the run's last write is done (the fleet store's hand-off to its shipper)
         self.at_close: list[Callable[[], None]] = []

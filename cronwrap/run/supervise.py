@@ -252,8 +252,10 @@ def _take_fleet_lock(
                 url=url,
             )
         if job.schedule:
+            # the slot of the moment cron started us, not of now: after --jitter or a lock
+            # wait, now may be past the tolerance, and each host would then run it
             slot = run.origin.slot or fleet.slot_for(
-                job.schedule, job.tz, now(), job.slot_tolerance
+                job.schedule, job.tz, run.invoked_at or now(), job.slot_tolerance
             )
             if slot is not None:
                 from cronwrap.run.reporters import expected_interval
