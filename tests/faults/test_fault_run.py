@@ -41,26 +41,27 @@ def hold(body: str, *, python: str = PY, **kwargs: object) -> subprocess.Popen[s
     return proc
 
 
-def start_job(home: Path, marker: Path, *options: str) -> subprocess.Popen[str]:
-    """`cronwrap run --name job OPTIONS -- sh -c 'touch MARKER; exit 3'` in the background,
-    its stderr piped."""
+def start_job(
+    home: Path, marker: Path, *options: str, name: str = "job", command: str | None = None
+) -> subprocess.Popen[str]:
+    """`cronwrap run --name NAME OPTIONS -- sh -c COMMAND` in the background (by default
+    `touch MARKER; exit 3`), its stderr piped."""
+    script = command or f"touch {marker}; exit {EXIT}"
     return subprocess.Popen(
-        [
-            PY,
-            "-m",
-            "cronwrap",
-            "run",
-            "--name",
-            "job",
-            *options,
-            "--",
-            "sh",
-            "-c",
-            f"touch {marker}; exit {EXIT}",
-        ],
+        [PY, "-m", "cronwrap", "run", "--name", name, *options, "--", "sh", "-c", script],
         env=cw_env(home),
         stderr=subprocess.PIPE,
         text=True,
+    )
+
+
+def hold_store(home: Path) -> subprocess.Popen[str]:
+    """Another process holding the run store's write lock (a store that exists first)."""
+    db = home / "runs.db"
+    return hold(
+        "import sqlite3\n"
+        f"conn = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
+        "conn.execute('BEGIN IMMEDIATE')"
     )
 
 
@@ -77,37 +78,12 @@ def test_a_busy_store_does_not_hold_up_a_retry(home: Path, tmp_path: Path) -> No
     not the end's 30 s: the second attempt follows the first at once (it came 10.5 s later
     under a 12 s lock), and the end is still recorded once the store is free."""
     run_job(home, tmp_path)  # the store exists
-    db = home / "runs.db"
-    holder = hold(
-        "import sqlite3\n"
-        f"conn = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
-        "conn.execute('BEGIN IMMEDIATE')"
-    )
+    holder = hold_store(home)
     stamps = tmp_path / "stamps"
     try:
-        proc = subprocess.Popen(
-            [
-                PY,
-                "-m",
-                "cronwrap",
-                "run",
-                "--name",
-                "retry",
-                "--retries",
-                "1",
-                "--retry-delay",
-                "0",
-                "--retry-on",
-                str(EXIT),
-                "--",
-                "sh",
-                "-c",
-                f"date +%s.%N >> {stamps}; exit {EXIT}",
-            ],
-            env=cw_env(home),
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        retry = ["--retries", "1", "--retry-delay", "0", "--retry-on", str(EXIT)]
+        command = f"date +%s.%N >> {stamps}; exit {EXIT}"
+        proc = start_job(home, stamps, *retry, name="retry", command=command)
         wait_for(lambda: stamps.exists() and len(stamps.read_text().split()) == 2, timeout=60)
     finally:
         stop(holder)
@@ -123,12 +99,7 @@ def test_a_store_held_by_another_writer_does_not_delay_the_start(
     home: Path, tmp_path: Path
 ) -> None:
     run_job(home, tmp_path)  # the store exists
-    db = home / "runs.db"
-    holder = hold(
-        "import sqlite3\n"
-        f"conn = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
-        "conn.execute('BEGIN IMMEDIATE')"
-    )
+    holder = hold_store(home)
     try:
         t0 = time.monotonic()
         marker = tmp_path / "started"
