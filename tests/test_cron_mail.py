@@ -92,6 +92,9 @@ def test_a_cancelled_run_says_so_and_logs_a_warning(home: Path, tmp_path: Path) 
     assert line.startswith("cronwrap: c: cancelled, exit 143"), line
     [end] = [e for e in events(home) if e["event"] == "run.end"]
     assert end["level"] == "warning" and end["status"] == "cancelled"
+    # the attempt the signal stopped says the same as the run: not an error of the job's
+    [attempt] = [e for e in events(home) if e["event"] == "attempt.end"]
+    assert attempt["level"] == "warning" and attempt["status"] == "cancelled", attempt
 
 
 def test_a_failed_attempt_that_is_retried_is_a_warning_the_last_an_error(home: Path) -> None:

@@ -189,7 +189,7 @@ class EventReporter:
 
     def attempt(self, run: Run, attempt: Attempt) -> None:
         r = attempt.result
-        level = "info" if r.status == "success" else "warning" if attempt.retrying else "error"
+        level = "warning" if attempt.retrying else END_LEVELS.get(r.status, "error")
         run.emit(
             "attempt.end",
             r.reason or "",
