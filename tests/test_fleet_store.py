@@ -101,6 +101,13 @@ def test_two_hosts_one_store(tmp_path: Path, pg_url: str) -> None:
     only_a = fleet(b, pg_url, "status", "--json", "--host", "alpha")
     assert only_a.returncode == 0, only_a.stderr
     assert {j["host"] for j in json.loads(only_a.stdout)} == {"alpha"}
+    # a host no job ran on (a typo) is unknown, not an empty healthy fleet
+    typo = fleet(b, pg_url, "status", "--json", "--host", "alpah")
+    assert typo.returncode == 3, typo.stderr
+    assert json.loads(typo.stdout) == []
+    assert typo.stderr.strip() == (
+        "cronwrap: status unknown: no job's last run was on host 'alpah' (hosts: alpha, beta)"
+    )
 
     hist = fleet(a, pg_url, "history", "backup", "--json")
     assert hist.returncode == 0, hist.stderr

@@ -741,3 +741,16 @@ def test_a_config_problem_does_not_change_what_status_says(home: Path) -> None:
     assert cronwrap(home, "history", "t").returncode == 0
     [row] = json.loads(cronwrap(home, "status", "--crontab", "/dev/null", "--json").stdout)
     assert row["host"] == "box-a" and row["degraded"] and "timout" in row["warnings"][0]
+
+
+def test_a_host_no_job_ran_on_is_unknown_not_healthy(home: Path) -> None:
+    """`status --host` with a typo must not read as a host whose jobs are all fine."""
+    assert cronwrap(home, "run", "--name", "a", "--host-id", "web1", "--", "true").returncode == 0
+    good = cronwrap(home, "status", "--crontab", "/dev/null", "--host", "web1", "--json")
+    assert good.returncode == 0, good.stderr
+    assert [j["name"] for j in json.loads(good.stdout)] == ["a"]
+    typo = cronwrap(home, "status", "--crontab", "/dev/null", "--host", "wbe1")
+    assert typo.returncode == ExitCode.UNKNOWN, typo.stderr
+    assert typo.stderr.strip() == (
+        "cronwrap: status unknown: no job's last run was on host 'wbe1' (hosts: web1)"
+    )

@@ -100,7 +100,7 @@ def status_cmd(
     --fleet-store, every job of every host from the shared PostgreSQL store, each host's job
     judged by that host's own records. --html FILE writes a static dashboard instead. Exits 0
     when every job is healthy, 1 when any is failing or missed a run, and 3 when status
-    cannot know (an unknown --job, a store it cannot read, a state dir cronwrap refuses, a
+    cannot know (an unknown --job or --host, a store it cannot read, a state dir cronwrap refuses, a
     run that did not start because the fleet lock was unavailable), so this command can
     itself be monitored.
 

@@ -398,6 +398,13 @@ class FleetStore:
         rows = self._run(lambda c: c.execute(sql, (host, host, limit)).fetchall())
         return [RunRecord(*r) for r in rows]
 
+    def hosts(self) -> list[str]:
+        """Every host that has shipped a run."""
+        rows = self._run(
+            lambda c: c.execute("SELECT DISTINCT host FROM cronwrap_jobs ORDER BY host").fetchall()
+        )
+        return [str(r[0]) for r in rows]
+
     def count_runs(self) -> int:
         return int(
             self._run(lambda c: c.execute("SELECT count(*) FROM cronwrap_runs").fetchone()[0])

@@ -251,6 +251,8 @@ def _load_jobs(
             jobs = fleet_statuses(fleet.jobs(host=host), now=now, grace=grace)
             if with_failures:
                 failures = fleet.failures(host=host)
+            if host and not jobs:
+                problem = _unknown_host(host, fleet.hosts())
         if job_names:
             jobs = [j for j in jobs if j.name in job_names]
     else:
@@ -267,13 +269,27 @@ def _load_jobs(
         if report.problem:
             warn(f"cronwrap: status unknown: {report.problem}")
         if host:
+            hosts = {j.last.host for j in jobs if j.last is not None}
             jobs = [j for j in jobs if j.last is not None and j.last.host == host]
+            if not jobs and not problem:
+                problem = _unknown_host(host, hosts)
         if with_failures and not report.problem:
             store = open_store_readonly(paths)
             if store is not None:
                 with store:
                     failures = [f for f in store.failures() if host is None or f.host == host]
     return jobs, failures, problem
+
+
+def _unknown_host(host: str, known: set[str] | list[str]) -> str:
+    """What `status --host` says of a host no job's last run came from (a typo must not read
+    as a healthy, empty host), and warns it on stderr."""
+    from cronwrap.views.humanize import printable
+
+    names = ", ".join(printable(h) for h in sorted(known)[:10]) or "none"
+    why = f"no job's last run was on host {printable(host)!r} (hosts: {names})"
+    warn(f"cronwrap: status unknown: {why}")
+    return why
 
 
 def _history_source(paths: Paths, fleet_store: str | None) -> tuple[Any, Any, Any]:
