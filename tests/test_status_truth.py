@@ -754,3 +754,29 @@ def test_a_host_no_job_ran_on_is_unknown_not_healthy(home: Path) -> None:
     assert typo.stderr.strip() == (
         "cronwrap: status unknown: no job's last run was on host 'wbe1' (hosts: web1)"
     )
+
+
+def test_history_and_logs_of_one_host_read_that_hosts_runs_not_the_newest_filtered(
+    home: Path,
+) -> None:
+    """--host picks the host's runs before --limit cuts: with the newest runs from another
+    host, the host's older runs are still found (they were cut first, then filtered away)."""
+    for host in ("web1", "web2", "web2", "web2"):
+        done = cronwrap(home, "run", "--name", "h", "--host-id", host, "--", "echo", host)
+        assert done.returncode == 0, done.stderr
+    hist = cronwrap(home, "history", "h", "--host", "web1", "--limit", "2", "--json")
+    assert hist.returncode == 0, hist.stderr
+    assert [d["host"] for d in json.loads(hist.stdout)] == ["web1"]
+    every = cronwrap(home, "history", "--host", "web1", "--limit", "1", "--json")
+    assert [d["host"] for d in json.loads(every.stdout)] == ["web1"], every.stderr
+    logs = cronwrap(home, "logs", "h", "--host", "web1")
+    assert (logs.returncode, logs.stdout) == (0, "web1\n"), logs.stderr
+    none = cronwrap(home, "history", "h", "--host", "web3")
+    assert none.returncode == 1
+    assert none.stderr.strip() == (
+        "cronwrap: no runs recorded for job 'h' on host 'web3' (see cronwrap status)"
+    )
+    nojob = cronwrap(home, "logs", "nosuch")
+    assert nojob.stderr.strip() == (
+        "cronwrap: no runs recorded for job 'nosuch' (see cronwrap status)"
+    )

@@ -444,12 +444,13 @@ class Store(Database):
 
     # ---------------------------------------------------------- reading
 
-    def runs(self, job: str, *, limit: int = 20) -> list[RunRecord]:
-        """The job's newest runs first."""
+    def runs(self, job: str, *, limit: int = 20, host: str | None = None) -> list[RunRecord]:
+        """The job's newest runs first (those recorded under `host`, if given)."""
         cols = ", ".join(RUN_COLUMNS)
         rows = self._query(
-            f"SELECT {cols} FROM runs WHERE job=? ORDER BY id DESC LIMIT ?",
-            (job, limit),
+            f"SELECT {cols} FROM runs WHERE job=? AND (? IS NULL OR host=?) "
+            "ORDER BY id DESC LIMIT ?",
+            (job, host, host, limit),
         )
         return [row_to_run(r) for r in rows]
 
@@ -490,10 +491,13 @@ class Store(Database):
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("COMMIT")
 
-    def recent_runs(self, *, limit: int = 20) -> list[RunRecord]:
-        """The newest runs of every job, newest first."""
+    def recent_runs(self, *, limit: int = 20, host: str | None = None) -> list[RunRecord]:
+        """The newest runs of every job (recorded under `host`, if given), newest first."""
         cols = ", ".join(RUN_COLUMNS)
-        rows = self._query(f"SELECT {cols} FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+        rows = self._query(
+            f"SELECT {cols} FROM runs WHERE ? IS NULL OR host=? ORDER BY id DESC LIMIT ?",
+            (host, host, limit),
+        )
         return [row_to_run(r) for r in rows]
 
     def forget(self, job: str) -> list[str]:

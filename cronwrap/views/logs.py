@@ -20,14 +20,16 @@ POLL_S = 0.2
 def find_run(store: Store, name: str, run_id: str | None, *, host: str | None = None) -> RunRecord:
     """job name's newest run with captured output (on `host`, if given), or the one whose id
     starts with run_id."""
-    runs = [
-        r for r in store.runs(name, limit=500) if r.log_path and (host is None or r.host == host)
-    ]
+    recorded = store.runs(name, limit=500, host=host)
+    on = f" on host {host!r}" if host else ""
+    if not recorded and not run_id:
+        raise JobNotFoundError(f"no runs recorded for job {name!r}{on} (see cronwrap status)")
+    runs = [r for r in recorded if r.log_path]
     if run_id:
         runs = [r for r in runs if r.run_id.startswith(run_id)]
     if not runs:
         raise JobNotFoundError(
-            f"no captured output for job {name!r}" + (f" run {run_id!r}" if run_id else "")
+            f"no captured output for job {name!r}{on}" + (f" run {run_id!r}" if run_id else "")
         )
     return runs[0]
 

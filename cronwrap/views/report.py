@@ -327,12 +327,18 @@ def history(
         if url:
             runs = store.runs(name, host=host, limit=limit)
         else:
-            runs = store.runs(name, limit=limit) if name else store.recent_runs(limit=limit)
-            runs = [r for r in runs if host is None or r.host == host]
+            runs = (
+                store.runs(name, limit=limit, host=host)
+                if name
+                else store.recent_runs(limit=limit, host=host)
+            )
         if not runs:
+            on = f" on host {host!r}" if host else ""
             if name:
-                raise JobNotFoundError(f"no runs recorded for job {name!r} (see cronwrap status)")
-            raise JobNotFoundError("no runs recorded yet")
+                raise JobNotFoundError(
+                    f"no runs recorded for job {name!r}{on} (see cronwrap status)"
+                )
+            raise JobNotFoundError(f"no runs recorded{on} yet")
         states = [run_state(r, local) for r in runs]
         if as_json:
             docs = []
