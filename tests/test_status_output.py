@@ -1,0 +1,142 @@
+"""The status table and `status --json` say, byte for byte, what they said before their fast
+paths: a varied set of jobs (every state, long and odd names, notes, wrapped cells, colour,
+fleet hosts) drawn at many widths against golden files made by the code before."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from cronwrap.state.records import RunRecord
+from cronwrap.views.jsondoc import dumps, status_json
+from cronwrap.views.runstate import RunState
+from cronwrap.views.status import JobStatus
+from cronwrap.views.table import render_status
+
+GOLDEN = Path(__file__).parent / "golden"
+NOW = datetime(2026, 3, 29, 0, 30, tzinfo=timezone.utc)  # the night Europe/Berlin goes to CEST
+WIDTHS = (0, 30, 60, 80, 100, 139, 140, 160, 220)
+
+
+def _run(n: int, job: str, status: str, **kw: object) -> RunRecord:
+    started = NOW - timedelta(minutes=17 * n + 3, seconds=n)
+    fields: dict[str, object] = {f: None for f in RunRecord._fields}
+    fields.update(
+        run_id=f"{n:04d}abcdef{n:06d}",
+        job=job,
+        host="web1",
+        pid=100 + n,
+        command="true",
+        started_at=started,
+        ended_at=None if status == "running" else started + timedelta(seconds=n * 7.25),
+        status=status,
+        exit_code=None if status in ("running", "skipped") else (0 if status == "success" else 2),
+        attempts=1,
+        duration_s=None if status in ("running", "skipped") else n * 7.25,
+        exit_origin="child",
+        dead=False,
+    )
+    fields.update(kw)
+    return RunRecord(**fields)
+
+
+def jobs(*, fleet: bool = False) -> list[JobStatus]:
+    """Jobs of every shape status draws."""
+    out = []
+    shapes: list[tuple[str, str, RunState | None, dict[str, object]]] = [
+        ("backup", "success", RunState.SUCCESS, {}),
+        ("db.vacuum-nightly_with.a-very_long.name-that-folds", "failed", RunState.FAILED, {}),
+        ("killed", "failed", RunState.FAILED, {"signal": 9, "exit_code": None}),
+        ("slow-one", "success", RunState.SUCCESS, {"flags": "slow max-runtime"}),
+        ("timeout", "timeout", RunState.TIMEOUT, {}),
+        ("crash", "running", RunState.CRASHED, {}),
+        ("now-running", "running", RunState.RUNNING, {"host": "elsewhere"}),
+        ("skip", "skipped", RunState.SKIPPED, {"reason": "the previous run held the lock"}),
+        ("fleet-skip", "skipped", RunState.RAN_ELSEWHERE, {"reason": "ran on web2 (slot x)"}),
+        ("noisy", "success", RunState.SUCCESS, {"warnings": "ping to https://hc/x failed: 503\nb"}),
+        ("evil\x1b]0;t\x07name", "success", RunState.SUCCESS, {"host": "h\n\x1b[31mx"}),
+        ("zoné ☃", "cancelled", RunState.CANCELLED, {}),
+    ]
+    schedules = ["*/5 * * * *", "0 2 * * *", "30 2 * * 1-5", "@daily", "bad sched", None]
+    for n, (name, status, state, kw) in enumerate(shapes, start=1):
+        run = _run(n, name, status, **kw)
+        st = JobStatus(name, schedule=schedules[n % len(schedules)], tz="Europe/Berlin")
+        st.last, st.last_state = run, state
+        st.current, st.run_state = run, state
+        st.result = {
+            RunState.SUCCESS: "ok",
+            RunState.FAILED: "failed (SIGKILL)" if kw.get("signal") else "failed (exit 2)",
+            RunState.RUNNING: "running 5m on elsewhere",
+            RunState.RAN_ELSEWHERE: "skipped (ran on web2)",
+        }.get(state, str(state.value) if state else "never run")  # type: ignore[union-attr]
+        st.state = {
+            RunState.SUCCESS: "ok",
+            RunState.RUNNING: "running",
+            RunState.SKIPPED: "skipped",
+            RunState.RAN_ELSEWHERE: "ok",
+        }.get(state, "failing")  # type: ignore[arg-type]
+        st.durations = [n * 1.5 + (i % 4) * 0.25 for i in range(n)] if n % 3 else [2.0] * n
+        st.next_run = NOW + timedelta(minutes=7 * n)
+        st.expected = NOW - timedelta(minutes=5 * n)
+        st.description = "At 02:00 every day" if n % 2 else None
+        st.dead_letters = 2 if n % 3 == 0 else 0
+        if n % 4 == 1:
+            st.missed, st.missed_first, st.missed_count = True, NOW - timedelta(hours=n), n
+        if n == 5:
+            st.missed_count = 10
+        if n == 6:
+            st.zone_note = "Healthchecks expects UTC"
+        if n == 7:
+            st.tz_warning = "tz UTC is not the zone cron fires this line in"
+        if fleet:
+            st.host = f"host{n % 3}"
+        out.append(st)
+    out.append(JobStatus("never-ran", schedule="0 0 1 1 *", next_run=NOW + timedelta(days=300)))
+    out.append(JobStatus("cron-only", source="crontab", state="unmonitored", unmonitored=True))
+    gone = JobStatus("gone", source="none", state="unknown", result="unknown job")
+    gone.reason = "no job named 'gone' in the run store or the crontabs (known: a, b)"
+    out.append(gone)
+    bad = JobStatus("bad", schedule="61 * * * *", schedule_error="bad minute")
+    out.append(bad)
+    return out
+
+
+def _tables(fleet: bool) -> str:
+    out = []
+    for width in WIDTHS:
+        for color in (False, True):
+            for terminal in (False, True):
+                text = render_status(
+                    jobs(fleet=fleet), NOW, width=width, color=color, terminal=terminal
+                )
+                out.append(f"=== width={width} color={color} terminal={terminal}\n{text}")
+    return "".join(out)
+
+
+@pytest.fixture(autouse=True)
+def _berlin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+
+
+def _golden(name: str, text: str) -> str:
+    path = GOLDEN / name
+    if os.environ.get("CRONWRAP_WRITE_GOLDEN"):  # only ever from the code before a fast path
+        path.write_text(text, encoding="utf-8")
+    return path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("fleet", [False, True], ids=["local", "fleet"])
+def test_status_table_is_byte_identical(fleet: bool) -> None:
+    text = _tables(fleet)
+    assert text == _golden(f"status-table-{'fleet' if fleet else 'local'}.txt", text)
+
+
+def test_status_json_is_byte_identical() -> None:
+    docs = [status_json(j) for j in jobs()]
+    text = dumps(docs)
+    assert text == json.dumps(docs, indent=2)
+    assert text == _golden("status.json", text)
