@@ -116,16 +116,15 @@ def _words(text: str) -> list[str]:
     return text.replace(KEEP, " ").split(" ")
 
 
-def _fit(cols: list[_Col], rows: list[list[tuple[str, str]]], width: int) -> list[int]:
+def _fit(cols: list[_Col], texts: list[set[str]], width: int) -> list[int]:
     """Column widths: natural sizes, capped, then the widest shrunk until the row fits
     (width 0: no limit). Shrinking keeps every group of words whole (a cron expression, a
-    time) while it can, and never breaks a word except in a fold column."""
-    texts = [[r[i][0] for r in rows] for i in range(len(cols))]
+    time) while it can, and never breaks a word except in a fold column. `texts`: each
+    column's distinct texts."""
+    natural = [max([len(c.header), *map(len, texts[i])]) for i, c in enumerate(cols)]
     if not width:
-        return [max([len(c.header)] + [len(t) for t in texts[i]]) for i, c in enumerate(cols)]
-    widths = [
-        min(c.max, max([len(c.header)] + [len(t) for t in texts[i]])) for i, c in enumerate(cols)
-    ]
+        return natural
+    widths = [min(c.max, n) for c, n in zip(cols, natural, strict=True)]
     least = [max(c.min, len(c.header)) for c in cols]  # never narrower than the header
     words = [max(least[i], _longest(texts[i], groups=False)) for i in range(len(cols))]
     groups = [max(words[i], _longest(texts[i], groups=True)) for i in range(len(cols))]
@@ -188,37 +187,58 @@ def render_table(
 ) -> list[str]:
     """The lines of a table: a bold header, a rule on a terminal, then the rows, whose cells are
     (text, style) pairs; columns shrink to fit width (0: no limit), wrapped between words.
-    Cells hold stored text (names, host ids, reasons): made printable here, once for all."""
-    rows = [[(printable(text, keep=KEEP), style) for text, style in row] for row in rows]
-    widths = _fit(cols, rows, width)
+    Cells hold stored text (names, host ids, reasons): made printable here, once for all.
+    Thousands of rows share a few cells per column (schedules, results, times), so each
+    distinct cell is made printable, wrapped and padded once."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in cols]
+    clean: dict[str, str] = {}
+    for column in columns:
+        for text, _ in set(column):
+            if text not in clean:
+                clean[text] = printable(text, keep=KEEP)
+    widths = _fit(cols, [{clean[t] for t, _ in set(column)} for column in columns], width)
     header = "  ".join(c.header.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()
     out = [paint(header, "bold", color=color)]
     if terminal:
         out.append(paint("─" * min(width, sum(widths) + 2 * (len(cols) - 1)), "dim", color=color))
-    for row in rows:
-        cells = [
-            [text] if len(text) <= w else _cell_lines(text, w, c.fold)
-            for (text, _), w, c in zip(row, widths, cols, strict=True)
-        ]
-        height = max(len(c) for c in cells)
-        if not color:  # plain: each line's cells padded to their width, no escape codes
-            for n in range(height):
-                line = "  ".join(
-                    (c[n] if n < len(c) else "").ljust(w)
-                    for c, w in zip(cells, widths, strict=True)
-                )
-                out.append(line.replace(KEEP, " ").rstrip())
+    last = len(cols) - 1
+    drawn_columns = []
+    for i, column in enumerate(columns):
+        # the cell's lines as they stand in the row, the last column unpadded
+        drawn = {
+            (text, style): _draw_cell(
+                clean[text], style, widths[i], cols[i].fold, color=color, pad=i < last
+            )
+            for text, style in set(column)
+        }
+        drawn_columns.append([drawn[cell] for cell in column])
+    blanks = [" " * w if i < last else "" for i, w in enumerate(widths)]
+    for cells in zip(*drawn_columns, strict=True):
+        height = max(map(len, cells))
+        if height == 1:
+            out.append("  ".join([c[0] for c in cells]).rstrip())
             continue
         for n in range(height):
-            parts = []
-            for i, ((_, style), w) in enumerate(zip(row, widths, strict=True)):
-                part = (cells[i][n] if n < len(cells[i]) else "").replace(KEEP, " ")
-                last = i == len(row) - 1
-                # pad outside the colour so the escape codes do not count as width
-                parts.append(
-                    paint(part, style, color=color) + ("" if last else " " * (w - len(part)))
-                )
-            out.append("  ".join(parts).rstrip())
+            line = "  ".join([c[n] if n < len(c) else blanks[i] for i, c in enumerate(cells)])
+            out.append(line.rstrip())
+    return out
+
+
+def _draw_cell(
+    text: str, style: str, width: int, fold: bool, *, color: bool, pad: bool
+) -> list[str]:
+    """A cell's lines as they stand in the row: wrapped to `width`, KEEP printed as a space,
+    painted when `color` and padded to the width (outside the colour: escape codes take no
+    room), except in the last column."""
+    lines = [text] if len(text) <= width else _cell_lines(text, width, fold)
+    out = []
+    for line in lines:
+        part = line.replace(KEEP, " ")
+        if not color:
+            out.append(part.ljust(width) if pad else part)
+            continue
+        painted = paint(part, style, color=color)
+        out.append(painted + " " * (width - len(part)) if pad else painted)
     return out
 
 
@@ -263,8 +283,8 @@ def render_status(
     )
     if any_notes:
         cols.append(_Col("NOTE", min=8, max=30, shrink=3))
-    clock = _Clock()
-    rows = [_status_row(st, now, clock, wide=wide, notes=any_notes, fleet=fleet) for st in jobs]
+    draw = _StatusRows(now, wide=wide, notes=any_notes, fleet=fleet)
+    rows = [draw(st) for st in jobs]
     out = render_table(cols, rows, width=width, color=color, terminal=terminal)
     failing = sum(1 for s in jobs if not s.healthy and s.state != "unknown")
     unknown = sum(1 for s in jobs if s.state == "unknown")
@@ -398,45 +418,61 @@ def _whole(text: str) -> str:
     return text.replace(" ", KEEP)
 
 
-def _status_row(
-    st: Any, now: datetime, clock: _Clock, *, wide: bool, notes: bool, fleet: bool = False
-) -> list[tuple[str, str]]:
-    sched = _whole(st.schedule or "-")
-    if wide and st.description:
-        sched = f"{sched}  {st.description}"
-    last = "-"
-    if st.last is not None:
-        last = _whole(relative(st.last.started_at, now))
-        if wide:
-            last += f" ({_whole(clock(st.last.started_at))})"
-    result = f"{STATE_SYMBOL.get(st.state, '')}{KEEP}{st.result}"
-    dur = short_duration(st.last.duration_s if st.last else None)
-    spark = sparkline(st.durations)
-    if spark and wide:
-        dur = f"{dur} {spark}"
-    nxt = "-"
-    if st.next_run is not None:
-        nxt = _whole(relative(st.next_run, now))
-        if wide:
-            nxt += f" ({_whole(clock(st.next_run))})"
-    row = [
-        (st.name, ""),
-        *([(st.host or "-", "")] if fleet else []),
-        (sched, ""),
-        (last, ""),
-        (result, STATE_STYLE.get(st.state, "")),
-        (dur, ""),
-        (nxt, ""),
-    ]
-    if wide and not fleet:
-        row.append((st.last.host if st.last else "-", ""))
-    if notes:
+class _StatusRows:
+    """The cells of status rows, for one table: what thousands of jobs share (a relative
+    time, a drawn instant, a duration) is worked out once."""
+
+    __slots__ = ("cap", "clock", "fleet", "notes", "now", "relative", "wide")
+
+    def __init__(self, now: datetime, *, wide: bool, notes: bool, fleet: bool) -> None:
+        self.now, self.wide, self.notes, self.fleet = now, wide, notes, fleet
+        self.clock = _Clock()
+        self.relative: dict[float, str] = {}  # instant -> "in 8m", "6 years ago"
+        from cronwrap.views.status import MISSED_COUNT_CAP
+
+        self.cap = MISSED_COUNT_CAP
+
+    def _when(self, at: datetime) -> str:
+        """A time as the LAST RUN and NEXT RUN cells show it."""
+        key = at.timestamp()
+        text = self.relative.get(key)
+        if text is None:
+            text = _whole(relative(at, self.now))
+            if self.wide:
+                text += f" ({_whole(self.clock(at))})"
+            self.relative[key] = text
+        return text
+
+    def __call__(self, st: Any) -> list[tuple[str, str]]:
+        wide = self.wide
+        sched = _whole(st.schedule or "-")
+        if wide and st.description:
+            sched = f"{sched}  {st.description}"
+        last_run = st.last
+        result = f"{STATE_SYMBOL.get(st.state, '')}{KEEP}{st.result}"
+        dur = short_duration(last_run.duration_s if last_run is not None else None)
+        if wide and len(st.durations) > 1:
+            dur = f"{dur} {sparkline(st.durations)}"
+        row = [
+            (st.name, ""),
+            *([(st.host or "-", "")] if self.fleet else []),
+            (sched, ""),
+            (self._when(last_run.started_at) if last_run is not None else "-", ""),
+            (result, STATE_STYLE.get(st.state, "")),
+            (dur, ""),
+            (self._when(st.next_run) if st.next_run is not None else "-", ""),
+        ]
+        if wide and not self.fleet:
+            row.append((last_run.host if last_run is not None else "-", ""))
+        if self.notes:
+            row.append(self._note(st))
+        return row
+
+    def _note(self, st: Any) -> tuple[str, str]:
         parts = []
         if st.missed and st.missed_first is not None:
-            first = _whole(clock(st.missed_first))
-            from cronwrap.views.status import MISSED_COUNT_CAP
-
-            count = f"{st.missed_count}{'+' if st.missed_count >= MISSED_COUNT_CAP else ''}"
+            first = _whole(self.clock(st.missed_first))
+            count = f"{st.missed_count}{'+' if st.missed_count >= self.cap else ''}"
             parts.append(
                 f"MISSED {first}" if st.missed_count == 1 else f"MISSED {count} since {first}"
             )
@@ -451,8 +487,8 @@ def _status_row(
         if st.tz_warning:
             parts.append("tz is not cron's zone")
         parts += _flags(st)
-        if st.degraded:
+        degraded = st.degraded
+        if degraded:
             parts.append(f"DEGRADED: {st.warnings[0]}")
-        alarm = st.missed or st.schedule_error or st.state == "unknown" or st.degraded
-        row.append(("; ".join(parts), "bold red" if alarm else "dim"))
-    return row
+        alarm = st.missed or st.schedule_error or st.state == "unknown" or degraded
+        return ("; ".join(parts), "bold red" if alarm else "dim")
