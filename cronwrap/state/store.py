@@ -364,9 +364,8 @@ class Store(Database):
         return [float(r[0]) for r in rows if as_number(r[0]) is not None]
 
     def last_success_at(self, job: str) -> datetime | None:
-        rows = self._query(
-            "SELECT max(ended_at) FROM runs WHERE job=? AND status='success'", (job,)
-        )
+        sql = "SELECT max(ended_at) FROM runs WHERE job=? AND status='success'"
+        rows = self._query(sql, (job,))
         return from_iso(rows[0][0]) if rows else None
 
     def last_failure_at(self, job: str) -> datetime | None:
