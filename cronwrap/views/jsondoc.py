@@ -42,6 +42,8 @@ def run_json(r: RunRecord, state: RunState | None = None) -> dict[str, Any]:
 
 def status_json(j: JobStatus) -> dict[str, Any]:
     """One job of `status --json`."""
+    current = run_json(j.current, j.run_state) if j.current else None
+    same = j.current is not None and j.current is j.last and j.run_state is j.last_state
     return {
         "name": j.name,
         "host": j.host or (j.last.host if j.last else None),
@@ -68,8 +70,9 @@ def status_json(j: JobStatus) -> dict[str, Any]:
         "degraded": j.degraded,
         "warnings": j.warnings,
         "run_state": j.run_state.value if j.run_state is not None else None,
-        "current_run": run_json(j.current, j.run_state) if j.current else None,
-        "last_run": run_json(j.last, j.last_state) if j.last else None,
+        "current_run": current,
+        # often the same run: one dict for both, which dumps writes once
+        "last_run": current if same else run_json(j.last, j.last_state) if j.last else None,
     }
 
 
@@ -123,7 +126,7 @@ def dumps(value: object) -> str:
                     put(sep + name + one(item))
                 else:
                     put(sep + name)
-                    write(item, inner)
+                    write_once(item, inner)
                 sep = ",\n" + inner
             put("\n" + pad + "}")
         elif type(v) is list and v:
@@ -144,6 +147,20 @@ def dumps(value: object) -> str:
             if one is None:
                 raise _Unusual
             put(one(v))
+
+    written: dict[tuple[int, str], tuple[object, str]] = {}
+
+    def write_once(v: object, pad: str) -> None:
+        """A dict's value; one met again at the same indent is written once (by identity)."""
+        done = written.get((id(v), pad))
+        if done is not None and done[0] is v:
+            put(done[1])
+            return
+        start = len(out)
+        write(v, pad)
+        if type(v) is dict:
+            out[start:] = ["".join(out[start:])]
+            written[(id(v), pad)] = (v, out[start])
 
     try:
         write(value, "")
