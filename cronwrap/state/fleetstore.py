@@ -94,10 +94,74 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE cronwrap_runs ADD COLUMN warnings text;
     """,
+    # 3: what status reads of each (host, job), kept beside its runs by every upsert: the
+    # newest run, the newest that was not a skip, and the newest finished runs' durations
+    # (oldest first), so that status reads one row per host-job instead of walking its runs.
+    # Filled here for the runs already stored (the same statement upsert runs per key). And
+    # the failures the dashboard lists get an index that holds every one of them: cancelled
+    # runs count since schema 2's cronwrap, and the old index left them out (a full scan).
+    """
+    DROP INDEX IF EXISTS cronwrap_runs_problems;
+    CREATE INDEX cronwrap_runs_dead ON cronwrap_runs (started_at DESC)
+        WHERE status IN ('failed', 'timeout', 'crashed', 'cancelled', 'error');
+    ALTER TABLE cronwrap_jobs
+        ADD COLUMN last_run_id text,
+        ADD COLUMN ran_run_id text,
+        ADD COLUMN durations double precision[] NOT NULL DEFAULT '{}';
+    UPDATE cronwrap_jobs j SET
+        (last_run_id, last_started_at) = (
+            SELECT r.run_id, r.started_at FROM cronwrap_runs r
+            WHERE r.host = j.host AND r.job = j.job
+            ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1),
+        ran_run_id = (
+            SELECT r.run_id FROM cronwrap_runs r
+            WHERE r.host = j.host AND r.job = j.job AND r.status <> 'skipped'
+            ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1),
+        durations = coalesce((
+            SELECT array_agg(y.duration_s ORDER BY y.started_at, y.run_id) FROM (
+                SELECT r.duration_s, r.started_at, r.run_id FROM cronwrap_runs r
+                WHERE r.host = j.host AND r.job = j.job AND r.duration_s IS NOT NULL
+                AND r.status NOT IN ('skipped', 'running')
+                ORDER BY r.started_at DESC, r.run_id DESC LIMIT 12) y), '{}');
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+SUMMARY_DURATIONS = 12  # durations kept per (host, job): status's sparkline and trend
+# One (host, job)'s summary from its runs as they are now (so it cannot drift from them,
+# whatever order runs arrive in): the newest run, the newest that was not a skip, the newest
+# finished runs' durations, and the newest schedule and zone a run gave. Migration 3 fills the
+# first three alike.
+SUMMARY_SQL = f"""
+    UPDATE cronwrap_jobs j SET
+        last_run_id = l.run_id,
+        last_started_at = l.started_at,
+        schedule = coalesce((
+            SELECT r.schedule FROM cronwrap_runs r
+            WHERE r.host = j.host AND r.job = j.job AND r.schedule IS NOT NULL
+            ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1), j.schedule),
+        tz = coalesce((
+            SELECT r.tz FROM cronwrap_runs r
+            WHERE r.host = j.host AND r.job = j.job AND r.tz IS NOT NULL
+            ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1), j.tz),
+        ran_run_id = (
+            SELECT r.run_id FROM cronwrap_runs r
+            WHERE r.host = j.host AND r.job = j.job AND r.status <> 'skipped'
+            ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1),
+        durations = coalesce((
+            SELECT array_agg(y.duration_s ORDER BY y.started_at, y.run_id) FROM (
+                SELECT r.duration_s, r.started_at, r.run_id FROM cronwrap_runs r
+                WHERE r.host = j.host AND r.job = j.job AND r.duration_s IS NOT NULL
+                AND r.status NOT IN ('skipped', 'running')
+                ORDER BY r.started_at DESC, r.run_id DESC LIMIT {SUMMARY_DURATIONS}) y), '{{}}')
+    FROM (
+        SELECT r.run_id, r.started_at FROM cronwrap_runs r
+        WHERE r.host = %s AND r.job = %s
+        ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1) l
+    WHERE j.host = %s AND j.job = %s
+"""
 # one advisory lock key for schema changes, so hosts upgrading at once take turns
 _MIGRATE_LOCK = 0x63726F6E  # "cron"
+_MIGRATE_TIMEOUT_MS = 300_000
 _PROBLEMS = DEAD_STATUSES  # the failures a dashboard lists: cancelled runs are failures too
 
 
@@ -232,6 +296,9 @@ class FleetStore:
 
         def upgrade(conn: Any) -> None:
             with conn.transaction():
+                # an upgrade may fill what it adds from millions of runs (schema 3: about 3 s
+                # for 5M): more than a shipper's --fleet-budget allows each statement
+                conn.execute(f"SET LOCAL statement_timeout = {_MIGRATE_TIMEOUT_MS}")
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS cronwrap_schema "
@@ -248,9 +315,12 @@ class FleetStore:
     # ---------------------------------------------------------- writing
 
     def upsert(self, runs: Sequence[RunRecord], attempts: Sequence[AttemptRecord]) -> None:
-        """Write runs and attempts in one transaction; running again writes nothing new.
-        A run's newer state replaces an older one, never the reverse (two hosts' shippers
-        may race), and rows are taken in key order so concurrent shippers cannot deadlock."""
+        """Write runs and attempts in one transaction, with the summary of each (host, job)
+        they belong to; running again writes nothing new. A run's newer state replaces an
+        older one, never the reverse (two hosts' shippers may race), and a run id already
+        stored under another host or job is left alone (a run never moves). The job rows are
+        taken first, in key order: a second shipper writing the same job waits for this one
+        and then sums up its runs with this one's, and none can deadlock another."""
         runs = sorted(runs, key=lambda r: r.run_id)
         jobs: dict[tuple[str, str], RunRecord] = {}
         for r in runs:
@@ -263,7 +333,8 @@ class FleetStore:
         run_sql = (
             f"INSERT INTO cronwrap_runs ({cols}) VALUES ({marks}) "
             f"ON CONFLICT (run_id) DO UPDATE SET {updates}, shipped_at = now() "
-            "WHERE cronwrap_runs.status = 'running' OR excluded.status <> 'running'"
+            "WHERE cronwrap_runs.host = excluded.host AND cronwrap_runs.job = excluded.job "
+            "AND (cronwrap_runs.status = 'running' OR excluded.status <> 'running')"
         )
         attempt_sql = (
             "INSERT INTO cronwrap_attempts VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
@@ -271,17 +342,19 @@ class FleetStore:
             "status = excluded.status, exit_code = excluded.exit_code, "
             "signal = excluded.signal, duration_s = excluded.duration_s"
         )
+        # the row is locked (inserted or updated) until the commit; its summary follows below
         job_sql = (
-            "INSERT INTO cronwrap_jobs (host, job, schedule, tz, last_started_at) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (host, job) DO UPDATE SET "
-            "schedule = coalesce(excluded.schedule, cronwrap_jobs.schedule), "
-            "tz = coalesce(excluded.tz, cronwrap_jobs.tz), "
-            "last_started_at = greatest(cronwrap_jobs.last_started_at, excluded.last_started_at)"
+            "INSERT INTO cronwrap_jobs (host, job, schedule, tz) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (host, job) DO UPDATE SET host = excluded.host"
         )
+        keys = sorted(jobs)
 
         def write(conn: Any) -> None:
             with conn.transaction(), conn.cursor() as cur:
-                if runs:
+                if keys:
+                    cur.executemany(
+                        job_sql, [(h, j, jobs[h, j].schedule, jobs[h, j].tz) for h, j in keys]
+                    )
                     cur.executemany(run_sql, [_run_params(r) for r in runs])
                 atts = sorted(attempts, key=lambda a: (a.run_id, a.attempt))
                 if atts:
@@ -301,62 +374,49 @@ class FleetStore:
                             for a in atts
                         ],
                     )
-                cur.executemany(
-                    job_sql,
-                    [
-                        (h, j, r.schedule, r.tz, _ts(r.started_at))
-                        for (h, j), r in sorted(jobs.items())
-                    ],
-                )
+                if keys:
+                    cur.executemany(SUMMARY_SQL, [(h, j, h, j) for h, j in keys])
 
         self._run(write)
 
     # ---------------------------------------------------------- reading
 
-    def jobs(self, *, host: str | None = None, durations: int = 12) -> list[FleetJob]:
-        """Every (host, job) with its newest run, its newest run that was not a skip, and the
-        durations of its last finished runs (oldest first): what status needs, in one query.
-        Of the runs only what status shows is read (no command, output tail or dead-letter
-        columns), and the newest run that was not a skip only when the newest was one."""
-        cols = ", ".join(_SHOWN)
-        picked = ", ".join(f"l.{c}" for c in _SHOWN) + ", " + ", ".join(f"x.{c}" for c in _SHOWN)
+    def jobs(
+        self, *, host: str | None = None, names: Sequence[str] | None = None
+    ) -> list[FleetJob]:
+        """Every (host, job) (or those of one host, or of the jobs named) with its newest run,
+        its newest run that was not a skip and the durations of its last finished runs (oldest
+        first): the summary rows upsert keeps, and the runs they name read by key. Of the runs
+        only what status shows is read (no command, output tail or dead-letter columns), and
+        the newest run that was not a skip only when the newest was a skip."""
         sql = f"""
-            SELECT j.host, j.job, j.schedule, j.tz, l.run_id IS NOT NULL, x.run_id IS NOT NULL,
-                   {picked}, d.durations
+            SELECT j.host, j.job, j.schedule, j.tz, j.durations,
+                   {", ".join(f"l.{c}" for c in _SHOWN)}, {", ".join(f"x.{c}" for c in _SHOWN)}
             FROM cronwrap_jobs j
-            LEFT JOIN LATERAL (
-                SELECT {cols} FROM cronwrap_runs r WHERE r.host = j.host AND r.job = j.job
-                ORDER BY r.started_at DESC LIMIT 1) l ON true
-            LEFT JOIN LATERAL (
-                SELECT {cols} FROM cronwrap_runs r WHERE l.status = 'skipped'
-                AND r.host = j.host AND r.job = j.job AND r.status <> 'skipped'
-                ORDER BY r.started_at DESC LIMIT 1) x ON true
-            LEFT JOIN LATERAL (
-                SELECT array_agg(y.duration_s ORDER BY y.started_at) AS durations FROM (
-                    SELECT r.duration_s, r.started_at FROM cronwrap_runs r
-                    WHERE r.host = j.host AND r.job = j.job AND r.duration_s IS NOT NULL
-                    AND r.status NOT IN ('skipped', 'running')
-                    ORDER BY r.started_at DESC LIMIT %s) y) d ON true
-            WHERE %s::text IS NULL OR j.host = %s
+            LEFT JOIN cronwrap_runs l ON l.run_id = j.last_run_id
+            -- a key that is NULL unless needed: as a join filter, the planner would look
+            -- every such run up and then drop it
+            LEFT JOIN cronwrap_runs x
+                ON x.run_id = CASE WHEN j.ran_run_id <> j.last_run_id THEN j.ran_run_id END
+            WHERE (%s::text IS NULL OR j.host = %s) AND (%s::text[] IS NULL OR j.job = ANY(%s))
             ORDER BY j.job, j.host
         """
+        wanted = list(names) if names is not None else None
 
         def fetch(conn: Any) -> list[Any]:
             # binary: 5,000 rows of times and numbers decode faster than their text
             with conn.cursor(binary=True) as cur:
-                return list(cur.execute(sql, (durations, host, host)).fetchall())
+                return list(cur.execute(sql, (host, host, wanted, wanted)).fetchall())
 
         rows = self._run(fetch)
         n = len(_SHOWN)
         out = []
         for row in rows:
-            last = _shown_record(row[6 : 6 + n]) if row[4] else None
-            ran = _shown_record(row[6 + n : 6 + 2 * n]) if row[5] else None
+            last = _shown_record(row[5 : 5 + n]) if row[5] is not None else None
+            ran = _shown_record(row[5 + n : 5 + 2 * n]) if row[5 + n] is not None else None
             if last is not None and last.status != "skipped":
                 ran = last  # the newest run was not a skip: it is the newest that ran
-            out.append(
-                FleetJob(row[0], row[1], row[2], row[3], last, ran, list(row[6 + 2 * n] or []))
-            )
+            out.append(FleetJob(row[0], row[1], row[2], row[3], last, ran, list(row[4])))
         return out
 
     def runs(self, job: str | None, *, host: str | None = None, limit: int = 20) -> list[RunRecord]:
@@ -390,11 +450,7 @@ class FleetStore:
 
     def failures(self, *, host: str | None = None, limit: int = 20) -> list[RunRecord]:
         """The newest failed runs on every host (with their redacted output tails)."""
-        cols = ", ".join(RUN_COLUMNS)
-        sql = (
-            f"SELECT {cols} FROM cronwrap_runs WHERE status IN {_PROBLEMS!r} "
-            "AND (%s::text IS NULL OR host = %s) ORDER BY started_at DESC LIMIT %s"
-        )
+        sql = failures_sql()
         rows = self._run(lambda c: c.execute(sql, (host, host, limit)).fetchall())
         return [RunRecord(*r) for r in rows]
 
@@ -405,10 +461,28 @@ class FleetStore:
         )
         return [str(r[0]) for r in rows]
 
+    def job_names(self, *, host: str | None = None, limit: int = 10) -> list[str]:
+        """The first job names in the store (of one host, or of all), in order."""
+        sql = (
+            "SELECT DISTINCT job FROM cronwrap_jobs WHERE %s::text IS NULL OR host = %s "
+            "ORDER BY job LIMIT %s"
+        )
+        rows = self._run(lambda c: c.execute(sql, (host, host, limit)).fetchall())
+        return [str(r[0]) for r in rows]
+
     def count_runs(self) -> int:
         return int(
             self._run(lambda c: c.execute("SELECT count(*) FROM cronwrap_runs").fetchone()[0])
         )
+
+
+def failures_sql() -> str:
+    """The newest failed runs, of one host (the first two parameters) or all, at most the
+    third; cronwrap_runs_dead holds exactly these statuses."""
+    return (
+        f"SELECT {', '.join(RUN_COLUMNS)} FROM cronwrap_runs WHERE status IN {_PROBLEMS!r} "
+        "AND (%s::text IS NULL OR host = %s) ORDER BY started_at DESC LIMIT %s"
+    )
 
 
 # what status shows of a run; the other columns of a RunRecord read as None (dead as False)
