@@ -242,19 +242,20 @@ def _load_jobs(
     """Every job's status (from the fleet store, or this host's store and crontabs), for the
     HTML page the recent failed runs, and what kept status from reading the store, if any."""
     from cronwrap.views.runstate import configured_host_ids, open_store_readonly
-    from cronwrap.views.status import fleet_statuses, load_status
+    from cronwrap.views.status import load_fleet_status, load_status
 
     failures: list[Any] = []
     problem = None
     if fleet_url:
         with open_fleet_store(fleet_url) as fleet:
-            jobs = fleet_statuses(fleet.jobs(host=host), now=now, grace=grace)
+            report = load_fleet_status(fleet, now=now, grace=grace, host=host, names=job_names)
             if with_failures:
                 failures = fleet.failures(host=host)
-            if host and not jobs:
-                problem = _unknown_host(host, fleet.hosts())
-        if job_names:
-            jobs = [j for j in jobs if j.name in job_names]
+            if host and not job_names and not report.jobs:
+                report.problem = _unknown_host(host, fleet.hosts())
+            elif report.problem:
+                warn(f"cronwrap: status unknown: {report.problem}")
+        jobs, problem = report.jobs, report.problem
     else:
         report = load_status(
             paths,

@@ -32,7 +32,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from cronwrap.state.fleetstore import FleetJob
+    from cronwrap.state.fleetstore import FleetJob, FleetStore
 
 UTC = timezone.utc
 MISSED_COUNT_CAP = 10  # counted up to this, then shown as "10+": status must stay quick
@@ -468,6 +468,39 @@ def _count_missed(
     missed = schedule.runs_between(last_start, due_by, tz, MISSED_COUNT_CAP)
     st.missed_first = missed[0] if missed else None
     st.missed_count, st.missed = len(missed), bool(missed)
+
+
+def load_fleet_status(
+    fleet: FleetStore,
+    *,
+    now: datetime,
+    grace: timedelta,
+    host: str | None = None,
+    names: Iterable[str] = (),
+) -> StatusReport:
+    """Every job on every host (or on `host`, or only the jobs named) from the fleet store; a
+    name it does not hold is an `unknown` job and the report's problem, as in load_status."""
+    wanted = list(dict.fromkeys(names))
+    jobs = fleet_statuses(fleet.jobs(host=host, names=wanted or None), now=now, grace=grace)
+    if not wanted:
+        return StatusReport(jobs)
+    by_name: dict[str, list[JobStatus]] = {}
+    for st in jobs:
+        by_name.setdefault(st.name, []).append(st)
+    problem = None
+    jobs = []
+    for name in wanted:
+        if name in by_name:
+            jobs += by_name[name]
+            continue
+        known = ", ".join(fleet.job_names(host=host, limit=10)) or "none"
+        where = f" on host {host!r}" if host is not None else ""
+        why = f"no job named {name!r} in the fleet store{where} (known: {known})"
+        missing = JobStatus(name, source="none", state="unknown", result="unknown job")
+        missing.reason, missing.host = why, host
+        problem = problem or why
+        jobs.append(missing)
+    return StatusReport(jobs, problem)
 
 
 def fleet_statuses(
