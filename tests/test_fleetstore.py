@@ -171,7 +171,7 @@ def test_only_postgresql_urls() -> None:
 def test_a_skip_on_top_is_judged_by_the_run_under_it(tmp_path: Path, pg_url: str) -> None:
     """jobs() reads the newest run that ran only when the newest row is a skip; either way
     status judges a host's job by the run that ran."""
-    from cronwrap.views.status import fleet_statuses
+    from cronwrap.views.fleet import fleet_statuses
 
     local = Store.open(tmp_path / "runs.db")
     record(local, "f1", "nightly", "a")

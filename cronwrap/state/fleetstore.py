@@ -390,8 +390,7 @@ class FleetStore:
         only what status shows is read (no command, output tail or dead-letter columns), and
         the newest run that was not a skip only when the newest was a skip."""
         sql = f"""
-            SELECT j.host, j.job, j.schedule, j.tz, j.durations,
-                   {", ".join(f"l.{c}" for c in _SHOWN)}, {", ".join(f"x.{c}" for c in _SHOWN)}
+            SELECT j.host, j.job, j.schedule, j.tz, j.durations, {_shown("l")}, {_shown("x")}
             FROM cronwrap_jobs j
             LEFT JOIN cronwrap_runs l ON l.run_id = j.last_run_id
             -- a key that is NULL unless needed: as a join filter, the planner would look
@@ -399,7 +398,6 @@ class FleetStore:
             LEFT JOIN cronwrap_runs x
                 ON x.run_id = CASE WHEN j.ran_run_id <> j.last_run_id THEN j.ran_run_id END
             WHERE (%s::text IS NULL OR j.host = %s) AND (%s::text[] IS NULL OR j.job = ANY(%s))
-            ORDER BY j.job, j.host
         """
         wanted = list(names) if names is not None else None
 
@@ -409,14 +407,15 @@ class FleetStore:
                 return list(cur.execute(sql, (host, host, wanted, wanted)).fetchall())
 
         rows = self._run(fetch)
-        n = len(_SHOWN)
+        n = len(RUN_COLUMNS)
+        make = RunRecord._make
         out = []
         for row in rows:
-            last = _shown_record(row[5 : 5 + n]) if row[5] is not None else None
-            ran = _shown_record(row[5 + n : 5 + 2 * n]) if row[5 + n] is not None else None
+            last = make(row[5 : 5 + n]) if row[5] is not None else None
+            ran = make(row[5 + n :]) if row[5 + n] is not None else None
             if last is not None and last.status != "skipped":
                 ran = last  # the newest run was not a skip: it is the newest that ran
-            out.append(FleetJob(row[0], row[1], row[2], row[3], last, ran, list(row[4])))
+            out.append(FleetJob(row[0], row[1], row[2], row[3], last, ran, row[4]))
         return out
 
     def runs(self, job: str | None, *, host: str | None = None, limit: int = 20) -> list[RunRecord]:
@@ -486,16 +485,21 @@ def failures_sql() -> str:
 
 
 # what status shows of a run; the other columns of a RunRecord read as None (dead as False)
-_SHOWN = tuple(
-    c
-    for c in RUN_COLUMNS
-    if c not in ("command", "output_tail", "slot", "rerun_of", "dead", "resolved_at", "resolved_by")
-)
-_BLANK = dict.fromkeys(RUN_COLUMNS, None) | {"dead": False}
+_NOT_SHOWN = {
+    "command": "NULL",
+    "output_tail": "NULL",
+    "slot": "NULL",
+    "rerun_of": "NULL",
+    "dead": "false",
+    "resolved_at": "NULL",
+    "resolved_by": "NULL",
+}
 
 
-def _shown_record(values: Sequence[object]) -> RunRecord:
-    return RunRecord(**(_BLANK | dict(zip(_SHOWN, values, strict=True))))
+def _shown(alias: str) -> str:
+    """A run's columns in RunRecord's order, those status does not show as constants: the
+    rows then become RunRecords as they are (no per-row mapping of names)."""
+    return ", ".join(_NOT_SHOWN.get(c, f"{alias}.{c}") for c in RUN_COLUMNS)
 
 
 class FleetJob:

@@ -241,8 +241,9 @@ def _load_jobs(
 ) -> tuple[list[Any], list[Any], str | None]:
     """Every job's status (from the fleet store, or this host's store and crontabs), for the
     HTML page the recent failed runs, and what kept status from reading the store, if any."""
+    from cronwrap.views.fleet import load_fleet_status
     from cronwrap.views.runstate import configured_host_ids, open_store_readonly
-    from cronwrap.views.status import load_fleet_status, load_status
+    from cronwrap.views.status import load_status
 
     failures: list[Any] = []
     problem = None

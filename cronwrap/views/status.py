@@ -23,7 +23,6 @@ from cronwrap.views.runstate import (
     RunState,
     is_verified,
     open_store_readonly,
-    remote_host,
     result_text,
     run_state,
 )
@@ -32,7 +31,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from cronwrap.state.fleetstore import FleetJob, FleetStore
 
 UTC = timezone.utc
 MISSED_COUNT_CAP = 10  # counted up to this, then shown as "10+": status must stay quick
@@ -279,7 +277,7 @@ def job_statuses(
     if wanted:
         jobs = {name: st for name, st in jobs.items() if name in wanted}
     local = LocalHost(paths.lock_dir, frozenset(ids))
-    seen: dict[tuple[str | None, str | None], _Timing] = {}
+    seen: dict[tuple[str | None, str | None], Timing] = {}
     # one snapshot: a run recorded meanwhile must not leave a job half read
     with store.reading() if store is not None else contextlib.nullcontext():
         dead = store.dead_letter_counts() if store is not None else {}
@@ -354,7 +352,7 @@ def _fill(
     *,
     now: datetime,
     grace: timedelta,
-    seen: dict[tuple[str | None, str | None], _Timing],
+    seen: dict[tuple[str | None, str | None], Timing],
 ) -> None:
     """The job's state from its newest rows (heads, and whole those _newest_rows read)."""
     if st.unmonitored:
@@ -377,20 +375,20 @@ def _fill(
             st.schedule = store.recent_schedule(st.name, limit=HISTORY_DEPTH)
         ran = next((h[0] for h in heads if str(h[1]) != "skipped"), None)
         current = (whole[ran], states[ran]) if ran is not None else None
-        _judge(st, (st.last, st.last_state), current, local, now)
-    _fill_schedule(st, now=now, grace=grace, seen=seen)
+        judge(st, (st.last, st.last_state), current, local, now)
+    fill_schedule(st, now=now, grace=grace, seen=seen)
 
 
 # what one (schedule, zone) gives at a given now: schedule, zone, description, next, expected
-_Timing = tuple[Schedule, tzinfo, "str | None", "datetime | None", "datetime | None"]
+Timing = tuple[Schedule, tzinfo, "str | None", "datetime | None", "datetime | None"]
 
 
-def _fill_schedule(
+def fill_schedule(
     st: JobStatus,
     *,
     now: datetime,
     grace: timedelta,
-    seen: dict[tuple[str | None, str | None], _Timing] | None = None,
+    seen: dict[tuple[str | None, str | None], Timing] | None = None,
 ) -> None:
     """Next run, the description, and the runs the schedule expected that never started.
     `seen` keeps what one (schedule, zone) gives at `now`, for views of thousands of jobs
@@ -422,7 +420,7 @@ def _fill_schedule(
         _count_missed(st, schedule, tz, st.last.started_at, due_by)
 
 
-def _judge(
+def judge(
     st: JobStatus,
     newest: tuple[RunRecord, RunState],
     ran: tuple[RunRecord, RunState] | None,
@@ -468,78 +466,6 @@ def _count_missed(
     missed = schedule.runs_between(last_start, due_by, tz, MISSED_COUNT_CAP)
     st.missed_first = missed[0] if missed else None
     st.missed_count, st.missed = len(missed), bool(missed)
-
-
-def load_fleet_status(
-    fleet: FleetStore,
-    *,
-    now: datetime,
-    grace: timedelta,
-    host: str | None = None,
-    names: Iterable[str] = (),
-) -> StatusReport:
-    """Every job on every host (or on `host`, or only the jobs named) from the fleet store; a
-    name it does not hold is an `unknown` job and the report's problem, as in load_status."""
-    wanted = list(dict.fromkeys(names))
-    jobs = fleet_statuses(fleet.jobs(host=host, names=wanted or None), now=now, grace=grace)
-    if not wanted:
-        return StatusReport(jobs)
-    by_name: dict[str, list[JobStatus]] = {}
-    for st in jobs:
-        by_name.setdefault(st.name, []).append(st)
-    problem = None
-    jobs = []
-    for name in wanted:
-        if name in by_name:
-            jobs += by_name[name]
-            continue
-        known = ", ".join(fleet.job_names(host=host, limit=10)) or "none"
-        where = f" on host {host!r}" if host is not None else ""
-        why = f"no job named {name!r} in the fleet store{where} (known: {known})"
-        missing = JobStatus(name, source="none", state="unknown", result="unknown job")
-        missing.reason, missing.host = why, host
-        problem = problem or why
-        jobs.append(missing)
-    return StatusReport(jobs, problem)
-
-
-def fleet_statuses(
-    jobs: list[FleetJob],
-    *,
-    now: datetime,
-    grace: timedelta,
-    default_tz: str | None = None,
-) -> list[JobStatus]:
-    """Every job on every host from the fleet store. Each host's job is judged by that host's
-    own records: a pid or lock cannot be checked from here, so a run recorded as running is
-    shown as `running ... on HOST` until that host records its end (or, when its cronwrap
-    died, marks it crashed on its next run and ships that)."""
-    now = now.astimezone(UTC)
-    elsewhere = remote_host()
-    system_tz = default_tz or zone_name(local_zone())
-    out = []
-    seen: dict[tuple[str | None, str | None], _Timing] = {}
-    for fj in jobs:
-        st = JobStatus(fj.name, schedule=fj.schedule, tz=fj.tz or system_tz, source="fleet")
-        st.host = fj.host
-        st.durations = fj.durations
-        newest = fj.last or fj.last_ran
-        if newest is not None:
-            state = run_state(newest, elsewhere)
-            st.last, st.last_state = newest, state
-            ran = None
-            if not state.is_skip:
-                ran = (newest, state)
-            elif fj.last_ran is not None:
-                ran_state = run_state(fj.last_ran, elsewhere)
-                ran = None if ran_state.is_skip else (fj.last_ran, ran_state)
-            st.schedule = st.schedule or next(
-                (r.schedule for r in (fj.last, fj.last_ran) if r is not None and r.schedule), None
-            )
-            _judge(st, (newest, state), ran, elsewhere, now)
-        _fill_schedule(st, now=now, grace=grace, seen=seen)
-        out.append(st)
-    return sorted(out, key=lambda s: (s.next_run is None, _utc(s.next_run), s.name, s.host or ""))
 
 
 def _schedule(st: JobStatus) -> Schedule | None:
