@@ -289,14 +289,20 @@ def test_a_job_that_never_writes_after_the_reader_left_keeps_its_code(
     assert said == b"one\n"
 
 
-def test_a_non_blocking_stdout_with_a_slow_reader_gets_everything(home: Path) -> None:
-    """Our stdout's file description is shared and non-blocking (O_NONBLOCK set by whoever
-    holds the other end): a full pipe is EAGAIN, not a reader gone; cronwrap waits, as a
-    blocking write would, and nothing is lost or cut."""
+@pytest.mark.parametrize(
+    ("blocking", "size"),
+    [(False, 3_000_000), (True, 3_000_000), (True, 12_000_000)],
+    ids=["non-blocking", "blocking", "blocking-zero-copy"],
+)
+def test_a_slow_reader_gets_everything(home: Path, blocking: bool, size: int) -> None:
+    """A reader slower than the job: the pipe fills, the job waits for the reader (as bare),
+    and nothing is lost or cut; also when our stdout's file description is shared and
+    non-blocking (O_NONBLOCK set by whoever holds the other end: EAGAIN, not a reader gone),
+    and past the heads, where the relay is zero-copy."""
     read_end, write_end = os.pipe()
-    os.set_blocking(write_end, False)
+    os.set_blocking(write_end, blocking)
     proc = subprocess.Popen(
-        wrapped("nb", "--", "head", "-c", "3000000", "/dev/zero"),
+        wrapped("nb", "--", "head", "-c", str(size), "/dev/zero"),
         stdout=write_end, stderr=subprocess.PIPE, env=cw_env(home),
     )  # fmt: skip
     os.close(write_end)
@@ -307,4 +313,128 @@ def test_a_non_blocking_stdout_with_a_slow_reader_gets_everything(home: Path) ->
             time.sleep(0.001)  # slower than the job: the pipe fills
     assert proc.wait(60) == 0
     assert proc.stderr is not None and CUT not in proc.stderr.read().decode()
-    assert got == 3_000_000
+    assert got == size
+
+
+# ---------------------------------------------------------------- the reader stops reading
+
+NUMBERED = (
+    "import signal, sys\n"
+    "if sys.argv[1] == 'trap': signal.signal(signal.SIGTERM, lambda *a: None)\n"
+    "out = sys.stdout.buffer\n"
+    "for i in range(int(sys.argv[2])): out.write(b'%09d ' % i + b'x' * 90 + b'\\n')\n"
+    "out.write(b'END\\n'); out.flush()\n"
+)
+
+
+def numbered(lines: int) -> bytes:
+    """What NUMBERED prints."""
+    return b"".join(b"%09d " % i + b"x" * 90 + b"\n" for i in range(lines)) + b"END\n"
+
+
+NUMBERED_OUTPUT = numbered(30000)
+
+
+def into_stalled_reader(
+    argv: list[str], home: Path, *, both: bool, timeout: float = 60
+) -> tuple[int, float, bytes]:
+    """Run argv with its stdout (and with `both` its stderr too: cron's one mail pipe) into a
+    pipe whose reader never reads; its exit code, how long it took and its stderr."""
+    read_end, write_end = os.pipe()
+    err_path = home.parent / "stderr.txt"
+    try:
+        with open(err_path, "wb") as err:
+            started = time.monotonic()
+            proc = subprocess.Popen(
+                argv, stdout=write_end, stderr=write_end if both else err, env=cw_env(home)
+            )
+            os.close(write_end)
+            write_end = -1
+            try:
+                proc.wait(timeout)
+            finally:
+                proc.kill()
+            took = time.monotonic() - started
+    finally:
+        if write_end >= 0:
+            os.close(write_end)
+        os.close(read_end)
+    return proc.wait(), took, err_path.read_bytes()
+
+
+@pytest.mark.parametrize("both", [False, True], ids=["stdout", "stdout-and-stderr"])
+def test_a_reader_that_never_reads_does_not_hold_off_the_timeout(
+    home: Path, tmp_path: Path, both: bool
+) -> None:
+    """`cronwrap run --timeout 2s -- yes | sleep 1000`: the job's writes wait for the reader
+    as they would bare, but cronwrap's never hold up its own clock: the timeout fires, the
+    whole tree is killed, and the run ends with 124 and its history row."""
+    pid_file = tmp_path / "bg.pid"
+    script = f"sleep 1000 & echo $! > {pid_file}; exec yes"
+    args = ("--timeout", "2s", "--kill-after", "30s", "--", "sh", "-c", script)
+    code, took, stderr = into_stalled_reader(wrapped("stall", *args), home, both=both)
+    assert code == 124, stderr
+    assert took < 32, f"took {took:.1f}s"  # 2s, then SIGTERM; before the fix: never
+    wait_for(lambda: not _alive(int(pid_file.read_text())), timeout=20)
+    run = the_run(home, "stall")
+    assert (run.status, run.exit_code) == ("timeout", 124)
+    assert run.reason == "timed out after 2s"
+    name = "stdout and stderr" if both else "stdout"
+    [dropped] = [w for w in run.warnings.splitlines() if CUT in w]
+    assert f"{name}: its reader took nothing more" in dropped, run.warnings
+    if not both:  # cronwrap's own lines go to the stderr that is read
+        assert b"cronwrap: stall: timed out, exit 124" in stderr, stderr
+    assert Path(run.log_path).read_bytes().startswith(b"y\ny\ny\n")
+
+
+@pytest.mark.parametrize("log_size", ["8M", "1M"], ids=["copy", "zero-copy"])
+def test_output_nobody_reads_after_the_timeout_still_goes_to_the_log_and_tail(
+    home: Path, log_size: str
+) -> None:
+    """The job catches SIGTERM and prints on to its end: from the timeout on cronwrap no
+    longer holds it back for a reader that takes nothing, so all of it reaches the log and
+    the stored tail, through the copy loop (heads not full) and the zero-copy relay alike."""
+    args = ("--timeout", "2s", "--kill-after", "60s", "--max-log-size", log_size)
+    argv = wrapped("late", *args, "--", PY, "-c", NUMBERED, "trap", "30000")
+    code, took, stderr = into_stalled_reader(argv, home, both=False)
+    assert code == 124, stderr
+    assert took < 60, f"took {took:.1f}s"
+    run = the_run(home, "late")
+    assert (run.status, run.exit_code, run.signal) == ("timeout", 124, None)
+    log = Path(run.log_path).read_bytes()
+    if log_size == "8M":
+        assert log == NUMBERED_OUTPUT
+    else:  # the head, what was cut, then the newest bytes
+        assert log.startswith(NUMBERED_OUTPUT[:500_000]) and log.endswith(b"x\nEND\n")
+        assert b"bytes omitted here]" in log
+    assert run.output_tail is not None and run.output_tail.endswith("x\nEND\n")
+    assert NUMBERED_OUTPUT.decode().endswith(run.output_tail)
+
+
+def test_a_job_that_ended_waits_for_the_reader_until_its_timeout_only(home: Path) -> None:
+    """The job printed more than our stdout's pipe holds, but not more than the pipes between
+    hold, and exited 0; nobody reads. cronwrap passes the rest on as the reader takes it,
+    but not past the attempt's --timeout: then the rest goes to the log only, and the run is
+    the job's own success."""
+    argv = wrapped("ended", "--timeout", "3s", "--", PY, "-c", NUMBERED, "plain", "1000")
+    code, _, stderr = into_stalled_reader(argv, home, both=False)
+    assert code == 0, stderr
+    run = the_run(home, "ended")
+    assert (run.status, run.exit_code) == ("success", 0)
+    assert f"{CUT}: stdout: its reader took nothing more" in run.warnings
+    assert Path(run.log_path).read_bytes() == numbered(1000)
+
+
+def test_quiet_output_for_a_reader_that_takes_nothing_is_dropped_in_time(home: Path) -> None:
+    """--quiet prints what it held once the job has failed: a reader that takes none of it
+    is waited for a moment (cronwrap's own words share one second), not for ever."""
+    argv = wrapped("qs", "--quiet", "--", PY, "-c", NUMBERED + "sys.exit(3)", "plain", "3000")
+    code, took, stderr = into_stalled_reader(argv, home, both=False)
+    assert code == 3, stderr
+    assert took < 60, f"took {took:.1f}s"  # before: never
+    run = the_run(home, "qs")
+    assert (run.status, run.exit_code) == ("failed", 3)
+    assert "cannot print the output held by --quiet: stdout: its reader takes nothing" in (
+        run.warnings
+    )
+    assert Path(run.log_path).read_bytes() == numbered(3000)

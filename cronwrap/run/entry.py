@@ -56,8 +56,10 @@ def execute(
 
 
 def _say(message: str) -> None:
-    with contextlib.suppress(OSError):
-        os.write(2, (message + "\n").encode("utf-8", "replace"))
+    from cronwrap.run.output import write_own
+
+    with contextlib.suppress(OSError):  # stderr closed, or nobody reads it
+        write_own(2, (message + "\n").encode("utf-8", "replace"))
 
 
 def main(args: Sequence[str], env: Mapping[str, str], *, config_path: str | None = None) -> int:

@@ -2,7 +2,8 @@
 log (head and tail, written as it comes), and a small in-memory head and tail for pings, alerts
 and the store; in --quiet mode held per stream until the end. Big output is relayed without
 copying it through Python (tee(2) + splice(2)); memory stays bounded whatever the job prints.
-Standard library only."""
+Writes to our own stdout/stderr never wait: a reader that is behind holds the job back (as
+bare), never cronwrap's clock. Standard library only."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import collections
 import contextlib
 import errno
 import os
+import stat
+import time
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
@@ -23,6 +26,13 @@ _F_SETPIPE_SZ = 1031
 _F_GETPIPE_SZ = 1032
 _SPLICE_F_NONBLOCK = 2
 _ZERO_COPY_PIPE = 1 << 20
+_PIPE_BUF = 4096  # a write this small into a pipe that polls writable never waits
+_RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
+_PLAIN, _NOWAIT, _POLLED = 0, 1, 2  # how a write to one of our descriptors is kept from waiting
+# how long, in all, cronwrap's own words (its lines, --quiet's held output) may wait for a
+# reader of our stdout/stderr that takes nothing; then what does not fit at once is dropped
+OWN_WAIT_S = 1.0
+_own_wait_left = [OWN_WAIT_S]
 # a write error that means the reader of our stdout/stderr is gone (a socket's peer resets)
 _READER_GONE = (errno.EPIPE, errno.ECONNRESET)
 
@@ -118,6 +128,14 @@ class OutputSink:
         self._held: dict[int, _Held] = {}
         self._relay: _Relay | None = None
         self._no_splice: set[int] = set()  # our output fds that splice(2) cannot write to
+        self._splice_to: dict[int, bool] = {}  # our fd is a pipe or a file: splice never waits
+        self._modes: dict[int, int] = {}  # how each of our fds is written without waiting
+        # output read from the job that our fd has not taken yet (the job's pipe is not read
+        # meanwhile), and bytes tee'd but not yet spliced on: (the job's pipe, how many)
+        self._waiting: dict[int, memoryview] = {}
+        self._unspliced: dict[int, tuple[int, int]] = {}
+        self._patient = True  # False once the attempt is being killed or is over
+        self._dropped: dict[int, int] = {}  # this attempt: bytes nobody read, passed no more
 
     # ---------------------------------------------------------- the copy path
 
@@ -126,27 +144,78 @@ class OutputSink:
         self.total += len(data)
         if not self.passthrough:
             self._held.setdefault(fd, _Held()).push(data)
+        elif fd in self._dropped:
+            self._dropped[fd] += len(data)
         elif not self._dead[fd]:
-            self._write_through(fd, data)
+            self._write_through(fd, memoryview(data))
         if len(self.head) < self.keep:
             self.head += data[: self.keep - len(self.head)]
         self._tail.push(data)
         self._write_log(data)
 
-    def _write_through(self, fd: int, data: bytes | memoryview) -> None:
-        view = memoryview(data)
+    def _write_through(self, fd: int, view: memoryview) -> None:
+        """Pass on what our `fd` takes now; the rest waits (see backlog) or, once the
+        attempt no longer waits for readers, is dropped with all that follows."""
         while view:
             try:
-                n = os.write(fd, view)
-            except InterruptedError:
-                continue
-            except BlockingIOError:  # a non-blocking description we share: wait, as a job would
-                _wait_writable(fd)
-                continue
+                n = write_nowait(fd, view, self._modes)
             except OSError as err:
                 self._failed(fd, err)
                 return
+            if n == 0:
+                if self._patient:
+                    self._waiting[fd] = view
+                else:
+                    self._dropped[fd] = self._dropped.get(fd, 0) + len(view)
+                return
             view = view[n:]
+
+    # ---------------------------------------------------------- a reader that is behind
+
+    def backlog(self, fd: int) -> bool:
+        """True while output of the job waits for our `fd` (1 or 2) to take it: the job's
+        pipe for it is not read meanwhile, so the job waits for our reader as it would bare,
+        and the supervisor polls `fd` for room and calls `flush`."""
+        return fd in self._waiting or fd in self._unspliced
+
+    def flush(self, fd: int) -> None:
+        """Pass on what waits for our `fd`, as far as it takes it now."""
+        unspliced = self._unspliced.pop(fd, None)
+        if unspliced is not None:
+            self._splice_on(unspliced[0], fd, unspliced[1])
+            if fd in self._unspliced:
+                return
+        view = self._waiting.pop(fd, None)
+        if view is not None:
+            self._write_through(fd, view)
+
+    def stop_waiting(self) -> None:
+        """The attempt is being killed (a timeout, a cancel) or is over: from now on output
+        goes through only as far as our readers take it at once. What waits is dropped from
+        the pass-through, with all that follows on its stream until the attempt ends; the
+        log and the tails have it all (see finish_attempt)."""
+        self._patient = False
+        for fd, view in self._waiting.items():
+            self._dropped[fd] = self._dropped.get(fd, 0) + len(view)
+        for fd, (job_fd, count) in self._unspliced.items():
+            _read_exactly(job_fd, count)  # already in the scratch pipe: the tails have it
+            self._dropped[fd] = self._dropped.get(fd, 0) + count
+        self._waiting.clear()
+        self._unspliced.clear()
+
+    def finish_attempt(self) -> None:
+        """Say what of this attempt's output our readers never took; the next attempt
+        waits for them again."""
+        for fd, count in sorted(self._dropped.items()):
+            name = "stdout and stderr" if self.one_pipe else ("stdout", "stderr")[fd - 1]
+            message = (
+                f"cannot pass output through: {name}: its reader took nothing more before the "
+                f"attempt ended; its last {count} bytes went only to the run's log and tail"
+            )
+            if message not in self.errors:
+                self.errors.append(message)
+        self._dropped.clear()
+        self._patient = True
 
     def is_dead(self, fd: int) -> bool:
         """True once the reader of our `fd` (1 or 2) has gone away: nothing more is passed
@@ -155,7 +224,12 @@ class OutputSink:
 
     def is_relayed(self, fd: int) -> bool:
         """True while what the job prints on `fd` reaches our own `fd` without a failure."""
-        return self.passthrough and not self._dead[fd] and fd not in self._failing
+        return (
+            self.passthrough
+            and not self._dead[fd]
+            and fd not in self._failing
+            and fd not in self._dropped
+        )
 
     def _failed(self, fd: int, err: OSError) -> None:
         """A write to our own stdout/stderr failed. A reader that went away (EPIPE) is what
@@ -232,14 +306,29 @@ class OutputSink:
 
     def _can_splice(self, stream: int) -> bool:
         """Zero copy only for big output: once the heads are full nothing but the tails
-        needs the bytes, and those a scratch pipe can keep (see _Relay)."""
+        needs the bytes, and those a scratch pipe can keep (see _Relay). Only into a pipe
+        (SPLICE_F_NONBLOCK keeps both ends from waiting) or a file, and only while the
+        attempt waits for its readers."""
         return (
             self.passthrough
+            and self._patient
             and not self._dead[stream]
             and stream not in self._no_splice
+            and stream not in self._dropped
             and len(self.head) >= self.keep
             and (self.log_file is None or self.log_head_left <= 0)
+            and self._splices_without_waiting(stream)
         )
+
+    def _splices_without_waiting(self, stream: int) -> bool:
+        known = self._splice_to.get(stream)
+        if known is None:
+            try:
+                st_mode = os.fstat(stream).st_mode
+            except OSError:
+                st_mode = 0
+            known = self._splice_to[stream] = stat.S_ISFIFO(st_mode) or stat.S_ISREG(st_mode)
+        return known
 
     def _splice(self, fd: int, stream: int) -> int | None:
         """Bytes moved (0 at the end), or None: use the copy path instead."""
@@ -258,28 +347,32 @@ class OutputSink:
             return None
         if n == 0:
             return 0
-        sent = 0
-        while sent < n:
-            try:
-                sent += os.splice(fd, stream, n - sent)
-            except InterruptedError:
-                continue
-            except BlockingIOError:  # a non-blocking end makes splice non-blocking: wait
-                _wait_writable(stream)
-                continue
-            except OSError as err:
-                if sent == 0 and err.errno == errno.EINVAL:  # a tty, an O_APPEND file...
-                    self._no_splice.add(stream)
-                    rest = _read_exactly(fd, n)
-                    self._write_through(stream, rest)
-                else:
-                    self._failed(stream, err)
-                    _read_exactly(fd, n - sent)  # consume what the scratch pipe has seen
-                break
+        self._splice_on(fd, stream, n)
         self.total += n
         self._logged += n
         relay.keep_at_most(max(self.keep, self._log_tail.cap))
         return n
+
+    def _splice_on(self, fd: int, stream: int, n: int) -> None:
+        """Move the `n` bytes at the head of the job's pipe `fd` (the scratch pipe has seen
+        them) on to our `stream`; what it does not take now waits there (backlog)."""
+        sent = 0
+        while sent < n:
+            try:
+                sent += os.splice(fd, stream, n - sent, flags=_SPLICE_F_NONBLOCK)
+            except InterruptedError:
+                continue
+            except BlockingIOError:  # our reader is behind: the rest stays in the job's pipe
+                self._unspliced[stream] = (fd, n - sent)
+                return
+            except OSError as err:
+                if sent == 0 and err.errno == errno.EINVAL:  # an O_APPEND file...
+                    self._no_splice.add(stream)
+                    self._write_through(stream, memoryview(_read_exactly(fd, n)))
+                else:
+                    self._failed(stream, err)
+                    _read_exactly(fd, n - sent)  # consume what the scratch pipe has seen
+                return
 
     def end_attempt(self) -> None:
         """Take what the zero-copy relay kept into the tails (it is the newest output)."""
@@ -437,9 +530,70 @@ class _Relay:
             os.close(fd)
 
 
-def _wait_writable(fd: int) -> None:
+def write_nowait(fd: int, data: memoryview, modes: dict[int, int]) -> int:
+    """Write what our `fd` takes now, without waiting for its reader: the bytes written, 0
+    when it would have to wait. Other errors (EPIPE, ENOSPC) raise OSError. The file
+    description is shared (with cron, a shell, a terminal), so its O_NONBLOCK is never set:
+    a pipe or socket gets RWF_NOWAIT per write (recent Linux), else a poll for room and
+    one write of at most PIPE_BUF; a regular file never waits for a reader. `modes` caches
+    the way per descriptor."""
+    mode = modes.get(fd)
+    if mode is None:
+        mode = modes[fd] = _write_mode(fd)
+    while True:
+        try:
+            if mode == _NOWAIT:
+                return os.pwritev(fd, [data], -1, _RWF_NOWAIT)
+            if mode == _POLLED:
+                if not _poll_out(fd, 0):
+                    return 0
+                return os.write(fd, data[:_PIPE_BUF])
+            return os.write(fd, data)
+        except InterruptedError:
+            continue
+        except BlockingIOError:  # full, or a description someone else made non-blocking
+            return 0
+        except OSError as err:
+            if mode == _NOWAIT and err.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                mode = modes[fd] = _POLLED  # an older kernel, a terminal
+                continue
+            raise
+
+
+def _write_mode(fd: int) -> int:
+    try:
+        st_mode = os.fstat(fd).st_mode
+    except OSError:
+        return _PLAIN  # the write says what is wrong (EBADF)
+    if stat.S_ISREG(st_mode) or stat.S_ISBLK(st_mode):
+        return _PLAIN
+    return _NOWAIT if _RWF_NOWAIT else _POLLED
+
+
+def _poll_out(fd: int, timeout_s: float) -> bool:
+    """True when `fd` has room (or an error to report) within `timeout_s`."""
     import select
 
     poller = select.poll()
     poller.register(fd, select.POLLOUT)
-    poller.poll(1000)
+    return bool(poller.poll(max(0, int(timeout_s * 1000))))
+
+
+def write_own(fd: int, data: bytes) -> None:
+    """cronwrap's own words to our stdout/stderr (a `cronwrap: <job>: …` line, --quiet's held
+    output). A reader that is behind is waited for, one that takes nothing is not: all such
+    waits of this process share OWN_WAIT_S, and once that is spent what does not fit at once
+    is dropped (OSError EAGAIN: the run's record and event log still have it)."""
+    view = memoryview(data)
+    modes: dict[int, int] = {}
+    while view:
+        n = write_nowait(fd, view, modes)
+        if n:
+            view = view[n:]
+            continue
+        left = _own_wait_left[0]
+        if left <= 0:
+            raise OSError(errno.EAGAIN, "its reader takes nothing")
+        started = time.monotonic()
+        _poll_out(fd, left)
+        _own_wait_left[0] = left - max(time.monotonic() - started, 0.001)

@@ -285,24 +285,22 @@ def _supervise(
     cancel_seen = False
     status: int | None = None  # the wait status, once the child has exited
     exited = False
-    open_fds = set(streams)
+    relay = _Relay(poller, streams, sink)
 
     while True:
         now = time.monotonic()
         watch_at = watch[0] if watch is not None else None
-        waits = [
-            t - now
-            for t in (deadline if not timed_out else None, kill_at, watch_at)
-            if t is not None
-        ]
+        moments = (deadline if not timed_out else None, kill_at, watch_at)
+        waits = [t - now for t in moments[: 1 if exited else 3] if t is not None]
         if pidfd is None and not exited:
             waits.append(0.1)
         wait_ms = None if not waits else max(0, int(min(waits) * 1000) + 1)
+        relay.hold_back()
         for fd, _ev in poller.poll(wait_ms):
-            if fd in open_fds:
-                if not _pump(fd, streams, sink):
-                    poller.unregister(fd)
-                    open_fds.discard(fd)
+            if fd in relay.reading:
+                relay.pump(fd)
+            elif fd in relay.writing:
+                relay.flush(fd)
             elif fd == pidfd:
                 exited = True
                 poller.unregister(pidfd)
@@ -315,10 +313,12 @@ def _supervise(
         if canceller.signum is not None and not cancel_seen:
             cancel_seen = True  # the handler forwarded the signal already
             kill_at = now + kill_after_s
+            sink.stop_waiting()  # a job being stopped is not held back for its readers
         if deadline is not None and not timed_out and now >= deadline and not exited:
             timed_out = True
             kill_tree(pid, signal.SIGTERM)
             kill_at = now + kill_after_s
+            sink.stop_waiting()
         if watch is not None and now >= watch[0] and not exited:
             watch[1]()
             watch = None
@@ -326,10 +326,30 @@ def _supervise(
             kill_tree(pid, signal.SIGKILL)
             kill_at = None
         if exited:
-            for fd in list(open_fds):  # what is already in the pipes, without waiting on
-                _drain(fd, streams, sink)  # descendants that keep them open
-            break
+            # what the job left in cronwrap's hands is passed on as its reader takes it, up
+            # to the attempt's deadline or a signal (a killed job's stopped waiting already)
+            if deadline is not None and now >= deadline:
+                sink.stop_waiting()
+            if relay.drain():  # what is already in the pipes, without waiting on
+                break  # descendants that keep them open
 
+    killed = timed_out or cancel_seen
+    status = _reap(pid, pidfd, status, killed=killed)
+    for fd, stream in streams.items():
+        if not killed:
+            _hand_off(fd, stream, sink)
+        os.close(fd)
+    sink.end_attempt()
+    sink.finish_attempt()
+    reap_orphans()
+    duration = time.monotonic() - started
+    cancelled_by = canceller.signum if cancel_seen else None
+    return _result(status, duration, timeout_s if timed_out else None, cancelled_by)
+
+
+def _reap(pid: int, pidfd: int | None, status: int | None, *, killed: bool) -> int:
+    """The child's wait status, once the watchdog no longer guards its pid; a killed job's
+    descendants get a SIGKILL too."""
     dog = watchdog()
     if dog is not None:
         dog.say("ok")  # before the reap: until then the pid cannot be reused
@@ -337,17 +357,9 @@ def _supervise(
         _, status = os.waitpid(pid, 0)
     if pidfd is not None:
         os.close(pidfd)
-    if timed_out or cancel_seen:
+    if killed:
         kill_tree(pid, signal.SIGKILL)  # leave nothing of a killed job behind
-    for fd, stream in streams.items():
-        if not (timed_out or cancel_seen):
-            _hand_off(fd, stream, sink)
-        os.close(fd)
-    sink.end_attempt()
-    reap_orphans()
-    duration = time.monotonic() - started
-    cancelled_by = canceller.signum if cancel_seen else None
-    return _result(status, duration, timeout_s if timed_out else None, cancelled_by)
+    return status
 
 
 def _poller(
@@ -386,24 +398,86 @@ def _result(
     return AttemptResult("failed", code, sig, duration, reason)
 
 
-def _pump(fd: int, streams: dict[int, int], sink: OutputSink) -> bool:
-    """sink.pump; once the reader of our stdout/stderr has gone away, our end of the job's
-    pipe for that stream is closed at once (and forgotten), so the job's next write to it
-    gets SIGPIPE (or EPIPE) as it would have bare, and so does anything of the job's in the
-    background that still holds it."""
-    if sink.pump(fd, streams[fd]):
-        return True
-    if sink.is_dead(streams[fd]):
-        os.close(fd)
-        del streams[fd]
-    return False
+class _Relay:
+    """The job's output pipes in the poll set: each is read while our own fd for its stream
+    takes what the job prints, and left unread while that fd has a backlog (the job then
+    waits for our reader as it would bare); our fd is polled for room meanwhile."""
 
+    def __init__(self, poller: select.poll, streams: dict[int, int], sink: OutputSink) -> None:
+        self.poller = poller
+        self.streams = streams  # the job's pipe -> our stream (1 or 2)
+        self.sink = sink
+        self.reading = set(streams)  # registered for POLLIN
+        self.held: set[int] = set()  # open, not read while their stream has a backlog
+        self.writing: set[int] = set()  # our streams registered for POLLOUT
+        self.drained = 0  # pumps after the exit: bounded, a descendant could write forever
 
-def _drain(fd: int, streams: dict[int, int], sink: OutputSink) -> None:
-    os.set_blocking(fd, False)
-    for _ in range(4096):  # bounded: a descendant could write forever
-        if not _pump(fd, streams, sink):
-            return
+    def hold_back(self) -> None:
+        """Poll each job pipe, or its stream's fd for room, as the backlog says."""
+        for fd in [*self.reading, *self.held]:
+            stream = self.streams[fd]
+            backed = self.sink.backlog(stream)
+            if backed and fd in self.reading:
+                self.poller.unregister(fd)
+                self.reading.discard(fd)
+                self.held.add(fd)
+            elif not backed and fd in self.held:
+                self.poller.register(fd, select.POLLIN)
+                self.held.discard(fd)
+                self.reading.add(fd)
+            if backed and stream not in self.writing:
+                self.poller.register(stream, select.POLLOUT)
+                self.writing.add(stream)
+        for stream in list(self.writing):
+            if not self.sink.backlog(stream):
+                self.poller.unregister(stream)
+                self.writing.discard(stream)
+
+    def pump(self, fd: int) -> bool:
+        """sink.pump; False once `fd` is at its end (or would block), or its stream is dead
+        or backed up. Once the reader of our stdout/stderr has gone away, our end of the
+        job's pipe for that stream is closed at once (and forgotten), so the job's next write
+        to it gets SIGPIPE (or EPIPE) as it would have bare, and so does anything of the
+        job's in the background that still holds it."""
+        stream = self.streams[fd]
+        if self.sink.pump(fd, stream):
+            return not self.sink.backlog(stream)
+        if self.sink.backlog(stream):
+            return False
+        self._forget(fd)
+        if self.sink.is_dead(stream):
+            os.close(fd)
+            del self.streams[fd]
+        return False
+
+    def flush(self, stream: int) -> None:
+        self.sink.flush(stream)
+        if self.sink.is_dead(stream):
+            for fd in [fd for fd, s in self.streams.items() if s == stream]:
+                self._forget(fd)
+                os.close(fd)
+                del self.streams[fd]
+
+    def _forget(self, fd: int) -> None:
+        if fd in self.reading:
+            self.poller.unregister(fd)
+        self.reading.discard(fd)
+        self.held.discard(fd)
+
+    def drain(self) -> bool:
+        """After the exit: pump what is in the job's pipes without waiting for more; True
+        when done, False while a backlog waits for our reader (poll on, then call again)."""
+        for fd in [*self.reading, *self.held]:
+            os.set_blocking(fd, False)
+            while self.drained < 4096 and not self.sink.backlog(self.streams[fd]):
+                self.drained += 1
+                if not self.pump(fd):
+                    break
+            else:
+                if self.drained >= 4096:
+                    self._forget(fd)
+        self.hold_back()
+        return not self.writing
 
 
 def _hand_off(fd: int, stream: int, sink: OutputSink) -> None:

@@ -8,6 +8,7 @@ import contextlib
 import os
 
 from cronwrap.pids import pid_alive
+from cronwrap.run.output import write_own
 from cronwrap.run.reporting import Attempt, Outcome, Run
 from cronwrap.state.records import result_of
 
@@ -241,17 +242,15 @@ class CronMailReporter:
     def end(self, run: Run, outcome: Outcome) -> None:
         # chronic mode (--quiet): what the job printed, each stream back where it was headed
         for fd, data in ((1, outcome.output), (2, outcome.output_err)):
-            view = memoryview(data)
             try:
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_own(fd, data)
             except OSError as err:  # the job has ended: nothing to pass on to it, just say so
                 name = ("stdout", "stderr")[fd - 1]
                 run.warn(f"cannot print the output held by --quiet: {name}: {err.strerror}")
         line = what_happened(outcome)
         if line is not None:
-            with contextlib.suppress(OSError):  # stderr closed: nobody to tell
-                os.write(2, f"cronwrap: {run.job.name}: {line}\n".encode("utf-8", "replace"))
+            with contextlib.suppress(OSError):  # stderr closed, or nobody reads it
+                write_own(2, f"cronwrap: {run.job.name}: {line}\n".encode("utf-8", "replace"))
 
 
 def what_happened(outcome: Outcome) -> str | None:

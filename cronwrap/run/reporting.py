@@ -9,6 +9,7 @@ import os
 
 from cronwrap.redact import Redactor
 from cronwrap.run.context import RunOrigin
+from cronwrap.run.output import write_own
 from cronwrap.state.events import EventLog
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
@@ -163,8 +164,8 @@ class Run:
         if message in self.warnings:
             return
         self.warnings.append(message)
-        with contextlib.suppress(OSError):
-            os.write(2, f"cronwrap: {self.job.name}: {message}\n".encode("utf-8", "replace"))
+        with contextlib.suppress(OSError):  # stderr closed, or nobody reads it
+            write_own(2, f"cronwrap: {self.job.name}: {message}\n".encode("utf-8", "replace"))
 
     def emit(self, event: str, message: str = "", **fields: object) -> None:
         """An event log record, redacted; any failure becomes a warning (through the guard)."""
