@@ -253,3 +253,25 @@ def test_html_to_a_device_or_through_a_symlink_writes_there(home: Path, tmp_path
     assert link.is_symlink() and "<!DOCTYPE html>" in page.read_text()
     out = cronwrap(home, "status", "--crontab", "/dev/null", "--html", "/dev/stdout")
     assert "<!DOCTYPE html>" in out.stdout
+
+
+def test_the_page_of_one_host_lists_that_hosts_failures(home: Path, tmp_path: Path) -> None:
+    """--host H asks the store for H's failures: the 20 newest of every host, filtered
+    afterwards, left out H's older ones whenever other hosts failed more recently."""
+    from datetime import datetime, timedelta, timezone
+
+    from tests.test_status_truth import Recorder
+
+    rec = Recorder(home)
+    at = datetime.now(timezone.utc) - timedelta(hours=3)
+    rec.run("mine", at, schedule=None, tz=None, status="failed", host="h1")
+    for n in range(25):
+        later = at + timedelta(minutes=n + 1)
+        rec.run("theirs", later, schedule=None, tz=None, status="failed", host="h2")
+    rec.close()
+    out = tmp_path / "h1.html"
+    args = ("status", "--crontab", "/dev/null", "--host", "h1", "--html", str(out))
+    result = cronwrap(home, *args)
+    assert result.returncode == 1, result.stderr  # h1's job is failing
+    failures = out.read_text().split('<h2 id="failures">', 1)[1].split("</section>", 1)[0]
+    assert "mine" in failures and "theirs" not in failures

@@ -551,14 +551,14 @@ class Store(Database):
             ]
         return {r[0]: (r[1], r[2]) for r in rows}
 
-    def failures(self, *, limit: int = 20) -> list[RunRecord]:
-        """The newest failed runs of every job (for the HTML dashboard): every status that
-        makes a dead letter, cancelled included, as `cronwrap failed` lists them."""
+    def failures(self, *, limit: int = 20, host: str | None = None) -> list[RunRecord]:
+        """The newest failed runs of every job (of `host`'s, if given) for the HTML dashboard:
+        every status that makes a dead letter, cancelled included, as `cronwrap failed` does."""
         cols = ", ".join(RUN_COLUMNS)
         rows = self._query(
             f"SELECT {cols} FROM runs WHERE status IN {DEAD_STATUSES!r} "
-            "ORDER BY started_at DESC LIMIT ?",
-            (limit,),
+            "AND (? IS NULL OR host = ?) ORDER BY started_at DESC LIMIT ?",
+            (host, host, limit),
         )
         return [row_to_run(r) for r in rows]
 

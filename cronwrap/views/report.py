@@ -279,7 +279,7 @@ def _load_jobs(
             store = open_store_readonly(paths)
             if store is not None:
                 with store:
-                    failures = [f for f in store.failures() if host is None or f.host == host]
+                    failures = store.failures(host=host)
     return jobs, failures, problem
 
 
