@@ -191,7 +191,7 @@ def test_atomic_write_replaces_the_page_whole(tmp_path: Path) -> None:
 
 def test_alerts_link_to_the_jobs_entry() -> None:
     link = dashboard_link("https://ops.example/cron.html", "db 1", "backup")
-    assert link == "https://ops.example/cron.html#job-db_1--backup"
+    assert link == "https://ops.example/cron.html#job-db_201--backup"
     alert = Alert("failure", {"job": "backup", "host": "db 1", "dashboard_url": link})
     assert f"Dashboard: {link}" in alert.text
     assert alert.payload()["dashboard_url"] == link
@@ -275,3 +275,29 @@ def test_the_page_of_one_host_lists_that_hosts_failures(home: Path, tmp_path: Pa
     assert result.returncode == 1, result.stderr  # h1's job is failing
     failures = out.read_text().split('<h2 id="failures">', 1)[1].split("</section>", 1)[0]
     assert "mine" in failures and "theirs" not in failures
+
+
+def test_job_anchors_are_unique_and_keep_plain_names_as_they_are() -> None:
+    """Job names may hold `. _ @ + -` and hosts anything: each (host, job) gets its own id."""
+    names = ["a@b", "a+b", "a_b", "a.b", "a-b", "a--b", "-a", "a-", "a b", "a_40b", "é", ""]
+    pairs = [(h, j) for h in ["db-1", "db", "db-", "-1", "db--1", "d_b", "", "ü"] for j in names]
+    ids = {job_anchor(h, j) for h, j in pairs}
+    assert len(ids) == len(pairs)
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", i) for i in ids)  # valid, and no escaping
+    assert job_anchor("db-1", "nightly-dump") == "job-db-1--nightly-dump"
+    assert job_anchor("web1", "a@b") == "job-web1--a_40b"
+    assert job_anchor("web1", "a_b") == "job-web1--a_5Fb"
+
+
+def test_the_page_gives_jobs_with_look_alike_names_their_own_entries(
+    home: Path, tmp_path: Path
+) -> None:
+    for name in ("a@b", "a+b", "a_b"):
+        assert cronwrap(home, "run", "--name", name, "--", "true").returncode == 0
+    out = tmp_path / "p.html"
+    assert cronwrap(home, "status", "--crontab", "/dev/null", "--html", str(out)).returncode == 0
+    ids = [a["id"] for _, a in Page(out.read_text()).tags if a.get("id")]
+    assert len(ids) == len(set(ids))
+    host = os.uname().nodename
+    rows = {job_anchor(host, name) for name in ("a@b", "a+b", "a_b")}
+    assert rows <= set(ids) and len(rows) == 3

@@ -20,15 +20,29 @@ if TYPE_CHECKING:
     from typing import Any
 
 WEBHOOK_SCHEMES = ("http://", "https://")
-_ANCHOR_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+_ANCHOR_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.")
 
 
 def anchor_slug(text: str) -> str:
-    return "".join(c if c in _ANCHOR_CHARS else "_" for c in text) or "_"
+    """`text` as part of an HTML id that no other text gives: letters, digits and `.` as they
+    are, a `-` between two other characters too, and every other byte of the text's UTF-8 as
+    `_XX` (`a@b` is `a_40b`, `a_b` is `a_5Fb`). A slug never starts or ends with `-` and
+    never holds `--`, so `--` joins two of them unambiguously."""
+    out = []
+    last = len(text) - 1
+    for i, c in enumerate(text):
+        if c in _ANCHOR_CHARS or (
+            c == "-" and 0 < i < last and text[i - 1] != "-" and text[i + 1] != "-"
+        ):
+            out.append(c)
+        else:  # surrogatepass: a lone surrogate is its own bytes, unlike any real character's
+            out.append("".join(f"_{b:02X}" for b in c.encode("utf-8", "surrogatepass")))
+    return "".join(out) or "_"
 
 
 def job_anchor(host: str, job: str) -> str:
-    """The id of a job's entry in the `status --html` page, so alerts can link to it."""
+    """The id of a job's entry in the `status --html` page, so alerts can link to it: one
+    per (host, job), the same on every page."""
     return f"job-{anchor_slug(host)}--{anchor_slug(job)}"
 
 
