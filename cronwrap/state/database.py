@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from cronwrap.errors import StoreError
-from cronwrap.state.schema import MIGRATIONS, SCHEMA_VERSION
+from cronwrap.state.schema import MIGRATIONS, READABLE_SINCE, SCHEMA_VERSION
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ class Database:
             store = cls(conn, path)
             store._writable = False
             version = store.schema_version
-            if version != SCHEMA_VERSION:
+            if not READABLE_SINCE <= version <= SCHEMA_VERSION:
                 conn.close()
                 if version > SCHEMA_VERSION:
                     raise StoreError(
@@ -216,9 +216,18 @@ class Database:
         with self._write():
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
             for number in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        self._conn.execute(statement)
+                statement = ""
+                # one statement at a time (a trigger's body holds semicolons of its own)
+                for piece in MIGRATIONS[number].split(";"):
+                    statement += piece + ";"
+                    if sqlite3.complete_statement(statement):
+                        if statement.strip(" \n;"):
+                            self._conn.execute(statement)
+                        statement = ""
+            if version < 8:  # schema 8: the summaries of the runs recorded before it
+                from cronwrap.state import heads
+
+                heads.refresh_all(self._conn)
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @property

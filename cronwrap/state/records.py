@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 
 def iso(dt: datetime) -> str:
@@ -131,6 +131,14 @@ def attempt_row(
 ) -> tuple[object, ...]:
     duration = (ended_at - started_at).total_seconds()
     return (run_id, attempt, iso(started_at), iso(ended_at), status, exit_code, signal, duration)
+
+
+def in_chunks(values: Sequence[object]) -> Iterator[tuple[str, tuple[object, ...]]]:
+    """`values` in pieces for `IN (...)`, each well under SQLite's limit of bound values:
+    (the placeholders, the piece)."""
+    for at in range(0, len(values), 500):
+        chunk = tuple(values[at : at + 500])
+        yield ",".join("?" * len(chunk)), chunk
 
 
 def row_to_run(row: Sequence[object]) -> RunRecord:

@@ -106,7 +106,26 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN warnings TEXT;
     """,
+    # 8: each job's newest runs in brief (state/heads.py), so status reads one row per job;
+    # the store's writers keep it in their transactions, and any other change to a job's
+    # runs (a hand edit, another tool) clears it, so it is missing rather than wrong: the
+    # migration fills it in afterwards (state/heads.py: refresh_all)
+    """
+    ALTER TABLE jobs ADD COLUMN heads TEXT;
+    CREATE TRIGGER runs_heads_insert AFTER INSERT ON runs BEGIN
+        UPDATE jobs SET heads = NULL WHERE name = NEW.job AND heads IS NOT NULL;
+    END;
+    CREATE TRIGGER runs_heads_update AFTER UPDATE OF id, job, status, duration_s ON runs BEGIN
+        UPDATE jobs SET heads = NULL WHERE name IN (OLD.job, NEW.job) AND heads IS NOT NULL;
+    END;
+    CREATE TRIGGER runs_heads_delete AFTER DELETE ON runs BEGIN
+        UPDATE jobs SET heads = NULL WHERE name = OLD.job AND heads IS NOT NULL;
+    END;
+    """,
 )
+# A store of this version or later is read as it is, without migrating it first: what came
+# after it (the summaries of schema 8) a reader can do without, only more slowly.
+READABLE_SINCE = 7
 # Runs that end like this did not do their work: each stays a dead letter (listed by
 # `cronwrap failed`, never pruned) until a rerun succeeds or someone resolves it.
 DEAD_STATUSES = ("failed", "timeout", "crashed", "cancelled", "error")

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 from cronwrap.errors import StoreError
+from cronwrap.state import heads
 from cronwrap.state.database import Database
 from cronwrap.state.records import (
     EPOCH,
@@ -24,6 +25,7 @@ from cronwrap.state.records import (
     as_text,
     attempt_row,
     from_iso,
+    in_chunks,
     iso,
     row_to_job,
     row_to_run,
@@ -36,14 +38,6 @@ def _queue_fleet(conn: sqlite3.Connection, run_id: str, queue: bool) -> None:
     """Queue the run for the fleet store, in the caller's transaction (--fleet-store)."""
     if queue:
         conn.execute("INSERT INTO fleet_outbox (run_id) VALUES (?)", (run_id,))
-
-
-def _in_chunks(values: Sequence[object]) -> Iterator[tuple[str, tuple[object, ...]]]:
-    """`values` in pieces for `IN (...)`, each well under SQLite's limit of bound values:
-    (the placeholders, the piece)."""
-    for at in range(0, len(values), 500):
-        chunk = tuple(values[at : at + 500])
-        yield ",".join("?" * len(chunk)), chunk
 
 
 class Store(Database):
@@ -116,6 +110,7 @@ class Store(Database):
                         spec,
                     ),
                 )
+                heads.refresh(conn, job)
                 _queue_fleet(conn, run_id, queue_fleet)
         except sqlite3.Error as err:
             raise self._failed(err) from err
@@ -194,6 +189,7 @@ class Store(Database):
                     "SELECT job, rerun_of, started_at, slot FROM runs WHERE run_id=?", (run_id,)
                 ).fetchone()
                 if row:
+                    heads.refresh(conn, row[0])
                     self._settle(conn, run_id, row, status, ended_at, resolve_on_success)
                 if count_as and row:
                     conn.execute(
@@ -402,6 +398,8 @@ class Store(Database):
                         "ON CONFLICT (job, result) DO UPDATE SET n = n + 1",
                         (run_id,),
                     )
+                    job = conn.execute("SELECT job FROM runs WHERE run_id=?", (run_id,))
+                    heads.refresh(conn, job.fetchone()[0])
                 _queue_fleet(conn, run_id, queue_fleet)
         except sqlite3.Error as err:
             raise self._failed(err) from err
@@ -437,6 +435,7 @@ class Store(Database):
                 if gone:
                     conn.executemany("DELETE FROM attempts WHERE run_id=?", [(r[0],) for r in gone])
                     conn.execute(f"DELETE FROM runs WHERE {where}", params)
+                    heads.refresh(conn, job)
         except sqlite3.Error as err:
             raise self._failed(err) from err
         return [r[1] for r in gone if r[1]]
@@ -453,13 +452,12 @@ class Store(Database):
         )
         return [row_to_run(r) for r in rows]
 
-    def run_heads(self, job: str, *, limit: int) -> list[sqlite3.Row]:
-        """The job's newest rows first, as (id, status, duration_s) as stored: enough to
-        judge a job and draw its durations without decoding every run whole."""
-        return self._query(
-            "SELECT id, status, duration_s FROM runs WHERE job=? ORDER BY id DESC LIMIT ?",
-            (job, limit),
-        )
+    def newest_heads(self, names: list[str]) -> dict[str, tuple[heads.Heads, heads.Rows | None]]:
+        """Each named job's newest rows in brief (state/heads.py), and the rows if read."""
+        try:
+            return heads.read(self._conn, names, kept=self.schema_version >= 8)
+        except sqlite3.Error as err:
+            raise self._failed(err) from err
 
     def recent_schedule(self, job: str, *, limit: int) -> str | None:
         """The schedule of the newest of the job's last `limit` runs that recorded one."""
@@ -473,7 +471,7 @@ class Store(Database):
         leaves them out, and a job's tail may be large)."""
         cols = ", ".join("NULL" if c == "output_tail" else c for c in RUN_COLUMNS)
         out: dict[int, RunRecord] = {}
-        for marks, chunk in _in_chunks(ids):
+        for marks, chunk in in_chunks(ids):
             rows = self._query(f"SELECT id, {cols} FROM runs WHERE id IN ({marks})", chunk)
             out.update((int(r[0]), row_to_run(r[1:])) for r in rows)
         return out
@@ -544,7 +542,7 @@ class Store(Database):
         else:
             rows = [
                 r
-                for marks, chunk in _in_chunks(names)
+                for marks, chunk in in_chunks(names)
                 for r in self._query(
                     f"SELECT name, schedule, tz FROM jobs WHERE name IN ({marks})", chunk
                 )

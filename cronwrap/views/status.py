@@ -15,6 +15,7 @@ from cronwrap.config import Paths, derive_name, dir_refusal
 from cronwrap.cron.crontab import Crontab, wrapped_run
 from cronwrap.cron.schedule import Schedule, local_zone, parse, same_zone, zone, zone_name
 from cronwrap.errors import CronwrapError, ScheduleError, StoreError
+from cronwrap.state.heads import DEPTH, Heads, Rows, from_rows
 from cronwrap.state.records import RunRecord
 from cronwrap.state.store import Store
 from cronwrap.views.humanize import duration
@@ -27,14 +28,9 @@ from cronwrap.views.runstate import (
     run_state,
 )
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-
-
 UTC = timezone.utc
 MISSED_COUNT_CAP = 10  # counted up to this, then shown as "10+": status must stay quick
-HISTORY_DEPTH = 12  # runs read per job: the duration sparkline and the current run
+HISTORY_DEPTH = DEPTH  # runs read per job: the duration sparkline and the current run
 
 
 @dataclass(slots=True)
@@ -287,9 +283,7 @@ def job_statuses(
             heads, whole = _newest_rows(store, [st.name for st in batch if not st.unmonitored])
             for st in batch:
                 _zone_of(st, declared.get(st.name), cron_zone.get(st.name), system_tz)
-                _fill(
-                    st, heads.get(st.name, []), whole, store, local, now=now, grace=grace, seen=seen
-                )
+                _fill(st, heads.get(st.name), whole, store, local, now=now, grace=grace, seen=seen)
                 st.dead_letters = dead.get(st.name, 0)
     return sorted(
         jobs.values(),
@@ -324,28 +318,25 @@ def _zone_of(st: JobStatus, declared: str | None, cron: str | None, system_tz: s
 
 def _newest_rows(
     store: Store | None, names: list[str]
-) -> tuple[dict[str, list[Any]], dict[int, RunRecord]]:
-    """Each job's newest rows as (id, status, duration_s), and whole the rows status shows:
+) -> tuple[dict[str, tuple[Heads, Rows | None]], dict[int, RunRecord]]:
+    """Each job's newest rows in brief (state/heads.py), and whole the rows status shows:
     the newest, the newest that ran (not a skip) and running ones (whether they still run is
     checked against their host, pid and lock). The others are never decoded."""
     if store is None:
         return {}, {}
-    heads = {name: store.run_heads(name, limit=HISTORY_DEPTH) for name in names}
+    found = store.newest_heads(names)
     wanted: set[int] = set()
-    for rows in heads.values():
-        if not rows:
-            continue
-        wanted.add(rows[0][0])
-        ran = next((h[0] for h in rows if str(h[1]) != "skipped"), None)
-        if ran is not None:
-            wanted.add(ran)
-        wanted.update(h[0] for h in rows if str(h[1]) == "running")
-    return heads, store.runs_by_id(sorted(wanted))
+    for brief, _ in found.values():
+        wanted.add(brief.newest)
+        if brief.ran is not None:
+            wanted.add(brief.ran)
+        wanted.update(brief.running)
+    return found, store.runs_by_id(sorted(wanted))
 
 
 def _fill(
     st: JobStatus,
-    heads: list[Any],
+    found: tuple[Heads, Rows | None] | None,
     whole: dict[int, RunRecord],
     store: Store | None,
     local: LocalHost,
@@ -354,26 +345,23 @@ def _fill(
     grace: timedelta,
     seen: dict[tuple[str | None, str | None], Timing],
 ) -> None:
-    """The job's state from its newest rows (heads, and whole those _newest_rows read)."""
+    """The job's state from its newest rows (in brief, and whole those _newest_rows read)."""
     if st.unmonitored:
         st.state, st.result = "unmonitored", "unmonitored"
-    if heads and store is not None:
-        states = {h[0]: run_state(whole[h[0]], local) for h in heads if h[0] in whole}
-        durations = []
-        for row_id, status, took in reversed(heads):
-            # a skip never ran, and a run still going has no duration yet; a duration of
-            # another type (a row edited by hand) reads as missing, as in records.as_number
-            if type(took) is not float and type(took) is not int:
-                continue
-            if str(status) == "skipped" or states.get(row_id) is RunState.RUNNING:
-                continue
-            durations.append(took)
-        st.durations = durations[-HISTORY_DEPTH:]
-        newest = heads[0][0]
-        st.last, st.last_state = whole[newest], states[newest]
+    if found is not None and store is not None:
+        brief, rows = found
+        ids = {brief.newest, *brief.running} | ({brief.ran} if brief.ran is not None else set())
+        states = {i: run_state(whole[i], local) for i in ids if i in whole}
+        st.durations = brief.durations
+        still = frozenset(i for i in brief.running if states.get(i) is RunState.RUNNING)
+        if rows is not None and still:
+            # a run still going has no duration yet; one written by hand is left out while
+            # its cronwrap lives (a kept summary never holds such a row)
+            st.durations = from_rows(rows, still_running=still).durations  # type: ignore[union-attr]
+        st.last, st.last_state = whole[brief.newest], states[brief.newest]
         if not st.schedule:
             st.schedule = store.recent_schedule(st.name, limit=HISTORY_DEPTH)
-        ran = next((h[0] for h in heads if str(h[1]) != "skipped"), None)
+        ran = brief.ran
         current = (whole[ran], states[ran]) if ran is not None else None
         judge(st, (st.last, st.last_state), current, local, now)
     fill_schedule(st, now=now, grace=grace, seen=seen)
