@@ -780,3 +780,42 @@ def test_history_and_logs_of_one_host_read_that_hosts_runs_not_the_newest_filter
     assert nojob.stderr.strip() == (
         "cronwrap: no runs recorded for job 'nosuch' (see cronwrap status)"
     )
+
+
+@pytest.mark.parametrize(
+    ("schedule", "zone", "around"),
+    [
+        ("*/15 * * * *", "UTC", datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)),
+        ("30 2 * * *", "Europe/Berlin", datetime(2026, 3, 28, 1, 0, tzinfo=timezone.utc)),
+        ("*/5 1-3 * * *", "Europe/Berlin", datetime(2026, 10, 25, 0, 0, tzinfo=timezone.utc)),
+        ("0 0 * * *", "America/Sao_Paulo", datetime(2018, 2, 18, 1, 0, tzinfo=timezone.utc)),
+        # offsets of seconds: fire times fall mid-minute in UTC, local midnights too
+        ("* * * * *", "Africa/Monrovia", datetime(1971, 1, 1, 0, 40, tzinfo=timezone.utc)),
+        ("0 * * * *", "Europe/Amsterdam", datetime(1935, 6, 1, 23, 0, tzinfo=timezone.utc)),
+    ],
+    ids=["utc", "berlin-spring", "berlin-autumn", "sao-paulo-midnight", "monrovia", "amsterdam"],
+)
+def test_missed_runs_counted_once_per_minute_are_those_counted_per_job(
+    schedule: str, zone: str, around: datetime
+) -> None:
+    """status counts the missed runs once for every start in the same minute: for starts
+    all over the minutes around fire times, the count and the first missed run are what
+    counting from each start itself gives."""
+    from zoneinfo import ZoneInfo
+
+    from cronwrap.cron.schedule import parse
+    from cronwrap.views.status import JobStatus, _count_missed
+
+    parsed, tz = parse(schedule), ZoneInfo(zone)
+    for due_hours in (0.2, 1, 5, 30):
+        due_by = around + timedelta(hours=due_hours)
+        memo: dict = {}  # type: ignore[type-arg]
+        for step in range(0, 6 * 3600, 7):  # every 7 s over six hours, seconds and all
+            start = around - timedelta(hours=3) + timedelta(seconds=step, microseconds=step % 3)
+            once, each = JobStatus("a"), JobStatus("b")
+            _count_missed(once, parsed, tz, start, due_by, memo)
+            _count_missed(each, parsed, tz, start, due_by)
+            assert (once.missed_count, once.missed_first) == (each.missed_count, each.missed_first)
+            assert once.missed_first is None or once.missed_first.utcoffset() == (
+                each.missed_first.utcoffset()  # type: ignore[union-attr]
+            )

@@ -6,9 +6,10 @@ prints."""
 from __future__ import annotations
 
 import contextlib
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 
 from cronwrap.config import Paths, derive_name, dir_refusal
@@ -367,8 +368,10 @@ def _fill(
     fill_schedule(st, now=now, grace=grace, seen=seen)
 
 
-# what one (schedule, zone) gives at a given now: schedule, zone, description, next, expected
-Timing = tuple[Schedule, tzinfo, "str | None", "datetime | None", "datetime | None"]
+# what one (schedule, zone) gives at a given now: schedule, zone, description, next, expected,
+# and the runs missed since each minute a last start fell in (_count_missed)
+_Missed = dict[datetime, tuple[list[datetime], list[datetime], date]]
+Timing = tuple[Schedule, tzinfo, "str | None", "datetime | None", "datetime | None", _Missed]
 
 
 def fill_schedule(
@@ -382,8 +385,9 @@ def fill_schedule(
     `seen` keeps what one (schedule, zone) gives at `now`, for views of thousands of jobs
     that share a few schedules (the fleet store)."""
     key = (st.schedule, st.tz)
+    missed: _Missed | None = None
     if seen is not None and key in seen:
-        schedule, tz, st.description, st.next_run, st.expected = seen[key]
+        schedule, tz, st.description, st.next_run, st.expected, missed = seen[key]
     else:
         parsed = _schedule(st)
         if parsed is None or parsed.reboot:
@@ -400,12 +404,13 @@ def fill_schedule(
         prev = schedule.prev_runs(now - grace, tz, 1)
         st.expected = prev[0] if prev else None
         if seen is not None:
-            seen[key] = (schedule, tz, st.description, st.next_run, st.expected)
+            missed = {}
+            seen[key] = (schedule, tz, st.description, st.next_run, st.expected, missed)
     due_by = now - grace
     if st.last is not None and not st.unmonitored and st.state not in ("running", "unknown"):
         # while a run is going on, a later slot may be waiting for its lock (--on-overlap
         # wait) without a row yet: it is not missed
-        _count_missed(st, schedule, tz, st.last.started_at, due_by)
+        _count_missed(st, schedule, tz, st.last.started_at, due_by, missed)
 
 
 def judge(
@@ -444,14 +449,41 @@ def judge(
 
 
 def _count_missed(
-    st: JobStatus, schedule: Schedule, tz: tzinfo, last_start: datetime, due_by: datetime
+    st: JobStatus,
+    schedule: Schedule,
+    tz: tzinfo,
+    last_start: datetime,
+    due_by: datetime,
+    memo: _Missed | None = None,
 ) -> None:
     """The scheduled runs after the one the last start answered, due by `due_by`.
 
     A start answers the latest fire time at or before it: cron starts a job a moment
     after its minute, and --jitter or a lock wait only delay it further, so the tolerance
-    runs after a fire time and never before it. All in UTC instants."""
-    missed = schedule.runs_between(last_start, due_by, tz, MISSED_COUNT_CAP)
+    runs after a fire time and never before it. All in UTC instants.
+
+    `memo` (one schedule and zone, one due_by): the fire times after the start of the
+    minute a last start fell in, so thousands of jobs started in one minute are counted
+    once. Those after the start itself are the ones after it in that list, as the search
+    yields later instants in the same order from the same local day on: so the list is
+    used only when the start and its minute fall on one local day, and when it holds enough
+    (one more than counted, or all there are)."""
+    missed = None
+    if memo is not None:
+        start = last_start.astimezone(UTC)
+        minute = start.replace(second=0, microsecond=0)
+        found = memo.get(minute)
+        if found is None:
+            later = schedule.runs_between(minute, due_by, tz, MISSED_COUNT_CAP + 1)
+            utc = [at.astimezone(UTC) for at in later]
+            found = memo[minute] = (later, utc, minute.astimezone(tz).date())
+        later, utc, day = found
+        if start.astimezone(tz).date() == day:
+            first = bisect_right(utc, start)  # the ones after the start, compared in UTC
+            if len(later) <= MISSED_COUNT_CAP or len(later) - first >= MISSED_COUNT_CAP:
+                missed = later[first : first + MISSED_COUNT_CAP]
+    if missed is None:
+        missed = schedule.runs_between(last_start, due_by, tz, MISSED_COUNT_CAP)
     st.missed_first = missed[0] if missed else None
     st.missed_count, st.missed = len(missed), bool(missed)
 
