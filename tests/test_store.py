@@ -258,3 +258,24 @@ def test_a_successful_run_writes_the_store_twice(tmp_path: Path) -> None:
         [newest, _] = store.runs("w")
         assert newest.status == "success"
         assert [a.status for a in store.attempts(newest.run_id)] == ["success"]
+
+
+def test_a_row_of_odd_values_reads_as_missing_not_as_an_error() -> None:
+    """A row edited by hand or written by a broken tool: every value of the wrong type reads
+    as missing (text stored as bytes comes back as the str it was)."""
+    from cronwrap.state.records import EPOCH, RUN_COLUMNS, row_to_run
+
+    row: dict[str, object] = {c: None for c in RUN_COLUMNS}
+    row.update(
+        run_id="r", job="j", host="h", pid="x", command=b"caf\xc3\xa9 \xff", started_at=7,
+        ended_at="not a time", status="success", exit_code=2.0, signal=True, attempts=b"3",
+        duration_s="1.5", output_tail=5, reason=b"why", slot="2026-01-01T00:00:00",
+        dead="yes", resolved_at=3.5, warnings=1.0,
+    )  # fmt: skip
+    run = row_to_run(tuple(row[c] for c in RUN_COLUMNS))
+    assert (run.pid, run.started_at, run.ended_at, run.exit_code, run.signal) == (
+        0, EPOCH, None, 2, None,
+    )  # fmt: skip
+    assert (run.attempts, run.duration_s, run.dead, run.resolved_at) == (0, None, False, None)
+    assert run.command == "café \udcff" and run.reason == "why" and run.output_tail == "5"
+    assert run.warnings == "1.0" and run.slot == datetime(2026, 1, 1, tzinfo=timezone.utc)
