@@ -301,3 +301,20 @@ def test_the_page_gives_jobs_with_look_alike_names_their_own_entries(
     host = os.uname().nodename
     rows = {job_anchor(host, name) for name in ("a@b", "a+b", "a_b")}
     assert rows <= set(ids) and len(rows) == 3
+
+
+def test_the_page_is_byte_identical(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page says, byte for byte, what it said before its caches (texts, times, trends and
+    anchors made once per page): the golden status jobs, local and fleet, and failures."""
+    from cronwrap.views.html import render_page
+    from tests.test_status_output import NOW, _golden, _run, jobs
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    failures = [
+        _run(3, "backup", "failed", output_tail="disk <full>\n", reason="exit 2"),
+        _run(4, "db<b>", "timeout", host="web2", signal=15),
+    ]
+    page = render_page(
+        [*jobs(), *jobs(fleet=True)], failures, now=NOW, fleet=True, default_host="web1"
+    )
+    assert page == _golden("status-page.html", page)

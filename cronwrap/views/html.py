@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone, tzinfo
+from functools import lru_cache
 from html import escape
 from pathlib import Path
 
@@ -107,6 +108,7 @@ def write_atomic(path: str | Path, text: str) -> None:
         raise
 
 
+@lru_cache(maxsize=256)
 def _zone(name: str | None) -> tzinfo:
     from cronwrap.cron.schedule import zone
     from cronwrap.errors import CronwrapError
@@ -128,28 +130,79 @@ def _when(at: datetime | None, tz_name: str | None, now: datetime) -> str:
     )
 
 
+class _Page:
+    """What one page writes many times, made once: the escaped (and redacted) text of each
+    distinct string, each instant in each zone, each trend and each anchor. Thousands of jobs
+    share their hosts, results, schedules and next runs."""
+
+    __slots__ = ("anchors", "clean", "now", "texts", "times", "trends")
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.clean = Redactor()  # token shapes once more: nothing secret-looking reaches the page
+        self.texts: dict[str, str] = {}
+        self.times: dict[tuple[datetime | None, str | None], str] = {}
+        self.trends: dict[tuple[float, ...], str] = {}
+        self.anchors: dict[tuple[str, str], str] = {}
+
+    def text(self, text: object) -> str:
+        key = str(text)
+        out = self.texts.get(key)
+        if out is None:
+            out = self.texts[key] = escape(self.clean.text(key))
+        return out
+
+    def when(self, at: datetime | None, tz_name: str | None) -> str:
+        # an instant's text depends on the instant and the zone shown, not on at's tzinfo
+        key = (at, tz_name)
+        out = self.times.get(key)
+        if out is None:
+            out = self.times[key] = _when(at, tz_name, self.now)
+        return out
+
+    def trend(self, durations: Sequence[float]) -> str:
+        key = tuple(durations)
+        out = self.trends.get(key)
+        if out is None:
+            out = self.trends[key] = trend_svg(key)
+        return out
+
+    def anchor(self, host: str, job: str) -> str:
+        out = self.anchors.get((host, job))
+        if out is None:
+            out = self.anchors[host, job] = job_anchor(host, job)
+        return out
+
+
 def trend_svg(durations: Sequence[float], *, width: int = 120, height: int = 32) -> str:
     """The last runs' durations as a small inline line chart, with a text alternative."""
     if len(durations) < 2:
         return "<span>-</span>"
     lo, hi = min(durations), max(durations)
     span = hi - lo or 1.0
-    step = (width - 4) / (len(durations) - 1)
     points = " ".join(
-        f"{2 + i * step:.1f},{height - 3 - (d - lo) / span * (height - 6):.1f}"
-        for i, d in enumerate(durations)
+        f"{x},{height - 3 - (d - lo) / span * (height - 6):.1f}"
+        for x, d in zip(_xs(len(durations), width), durations, strict=True)
     )
-    label = f"Duration of the last {len(durations)} runs, oldest first: " + ", ".join(
-        short_duration(d) for d in durations
+    label = escape(
+        f"Duration of the last {len(durations)} runs, oldest first: "
+        + ", ".join(map(short_duration, durations))
     )
     last_x, last_y = points.rsplit(" ", 1)[-1].split(",")
     return (
-        f'<svg class="trend" role="img" aria-label="{escape(label)}" width="{width}" '
+        f'<svg class="trend" role="img" aria-label="{label}" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
-        f"<title>{escape(label)}</title>"
+        f"<title>{label}</title>"
         f'<polyline fill="none" stroke="#0b4a7a" stroke-width="2" points="{points}"/>'
         f'<circle cx="{last_x}" cy="{last_y}" r="2.5" fill="#0b4a7a"/></svg>'
     )
+
+
+@lru_cache(maxsize=64)
+def _xs(count: int, width: int) -> tuple[str, ...]:
+    """The x of each of `count` points across `width`: the same for every chart of that many."""
+    step = (width - 4) / (count - 1)
+    return tuple(f"{2 + i * step:.1f}" for i in range(count))
 
 
 def _host_of(st: JobStatus, default_host: str) -> str:
@@ -172,11 +225,8 @@ def render_page(
     import socket
 
     host_default = default_host or socket.gethostname()
-    clean = Redactor()  # token shapes once more: nothing secret-looking reaches the page
-
-    def t(text: object) -> str:
-        return escape(clean.text(str(text)))
-
+    page = _Page(now)
+    t = page.text
     by_host: dict[str, list[JobStatus]] = {}
     for st in jobs:
         by_host.setdefault(_host_of(st, host_default), []).append(st)
@@ -221,26 +271,25 @@ def render_page(
             "<tbody>",
         ]
         for st in sorted(rows, key=lambda s: (s.healthy, s.name)):
-            out.append(_job_row(st, host, now, t))
+            out.append(_job_row(st, host, page))
         out += ["</tbody>", "</table>", "</section>"]
-    out += _failures(failures, now, t)
-    out += _missed(missed, host_default, now, t)
+    out += _failures(failures, page)
+    out += _missed(missed, host_default, page)
     out += ["</main>", "</body>", "</html>", ""]
     return "\n".join(out)
 
 
-def _missed(
-    missed: Sequence[JobStatus], host_default: str, now: datetime, t: Callable[[object], str]
-) -> list[str]:
+def _missed(missed: Sequence[JobStatus], host_default: str, page: _Page) -> list[str]:
     """The section that lists the jobs with a missed slot."""
     out = ['<section aria-labelledby="missed"><h2 id="missed">Missed slots</h2>']
     if missed:
         out.append("<ul>")
+        t = page.text
         for st in missed:
-            anchor = job_anchor(_host_of(st, host_default), st.name)
+            host = _host_of(st, host_default)
             out.append(
-                f'<li><a href="#{anchor}">{t(st.name)} on {t(_host_of(st, host_default))}</a>: '
-                f"expected {_when(st.expected, st.tz, now)}</li>"
+                f'<li><a href="#{page.anchor(host, st.name)}">{t(st.name)} on {t(host)}</a>: '
+                f"expected {page.when(st.expected, st.tz)}</li>"
             )
         out.append("</ul>")
     else:
@@ -249,7 +298,8 @@ def _missed(
     return out
 
 
-def _job_row(st: JobStatus, host: str, now: datetime, esc: Callable[[object], str]) -> str:
+def _job_row(st: JobStatus, host: str, page: _Page) -> str:
+    esc = page.text
     state = st.state if st.state in STATE_LABEL else "never"
     badge = (
         f'<span class="badge st-{state}">{STATE_SYMBOL.get(state, "")} '
@@ -268,10 +318,10 @@ def _job_row(st: JobStatus, host: str, now: datetime, esc: Callable[[object], st
     last = st.last
     cells = [
         ("Result", badge),
-        ("Last run", _when(last.started_at if last else None, st.tz, now)),
+        ("Last run", page.when(last.started_at if last else None, st.tz)),
         ("Duration", esc(short_duration(last.duration_s if last else None))),
-        ("Trend", trend_svg(st.durations)),
-        ("Next run", _when(st.next_run, st.tz, now)),
+        ("Trend", page.trend(st.durations)),
+        ("Next run", page.when(st.next_run, st.tz)),
         (
             "Schedule",
             (esc(st.schedule) if st.schedule else "-")
@@ -280,18 +330,17 @@ def _job_row(st: JobStatus, host: str, now: datetime, esc: Callable[[object], st
         ),
         (
             "Missed",
-            f'<span class="missed">missed {_when(st.expected, st.tz, now)}</span>'
+            f'<span class="missed">missed {page.when(st.expected, st.tz)}</span>'
             if st.missed
             else "no",
         ),
     ]
     tds = "".join(f'<td data-label="{label}">{html}</td>' for label, html in cells)
-    return f'<tr id="{job_anchor(host, st.name)}"><th scope="row">{esc(st.name)}</th>{tds}</tr>'
+    return f'<tr id="{page.anchor(host, st.name)}"><th scope="row">{esc(st.name)}</th>{tds}</tr>'
 
 
-def _failures(
-    failures: Sequence[RunRecord], now: datetime, esc: Callable[[object], str]
-) -> list[str]:
+def _failures(failures: Sequence[RunRecord], page: _Page) -> list[str]:
+    esc = page.text
     out = ['<section aria-labelledby="failures">', '<h2 id="failures">Recent failures</h2>']
     if not failures:
         return [*out, "<p>No recent failures.</p>", "</section>"]
@@ -300,8 +349,8 @@ def _failures(
         what = f"{r.status}, exit code {code}" + (f", signal {r.signal}" if r.signal else "")
         out.append(
             f'<article id="run-{esc(r.run_id)}"><h3>'
-            f'<a href="#{job_anchor(r.host, r.job)}">{esc(r.job)}</a> on {esc(r.host)}</h3>'
-            f"<p>{_when(r.started_at, r.tz, now)} {esc(what)}</p>"
+            f'<a href="#{page.anchor(r.host, r.job)}">{esc(r.job)}</a> on {esc(r.host)}</h3>'
+            f"<p>{page.when(r.started_at, r.tz)} {esc(what)}</p>"
         )
         if r.reason:
             out.append(f"<p>Reason: {esc(r.reason)}</p>")
