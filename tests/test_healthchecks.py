@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cronwrap.notify import healthchecks
 from cronwrap.notify.healthchecks import PingTarget, fit_body, join_url, target_from
 from cronwrap.redact import Redactor, redact_url
 from tests.conftest import cronwrap, cw_env, events, popen_cronwrap, wait_for
@@ -38,7 +39,10 @@ def started_marker_cmd(marker: Path, code: int = 0) -> list[str]:
 
 def test_a_run_with_a_ping_loads_no_pathlib(home: Path, hc: HCServer) -> None:
     """Start-up (issue 21): the ping path keeps paths as strings too, with the outbox and the
-    body-limit cache in play (this run reads what the first one learnt)."""
+    body-limit cache in play (this run reads what the first one learnt); and it loads neither
+    json (the cache is plain lines), urllib.parse with ipaddress (URLs are split by
+    notify.http for the common forms) nor the socket module (a plain http ping speaks through
+    _socket)."""
     check = hc.new_check()
     assert (
         cronwrap(home, "run", "--name", "p", "--ping", hc.url(check), "--", "true").returncode == 0
@@ -48,13 +52,37 @@ def test_a_run_with_a_ping_loads_no_pathlib(home: Path, hc: HCServer) -> None:
         "from cronwrap.run import entry\n"
         "args = ['--name', 'p', '--ping', sys.argv[2], '--', 'true']\n"
         "assert entry.main(args, os.environ) == 0\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pathlib', 'typing')))\n"
+        "heavy = ('pathlib', 'typing', 'json', 'urllib', 'ipaddress', 'socket', 'selectors')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
     )
     out = subprocess.run(
         [PY, "-c", code, str(home), hc.url(check)], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr
     assert hc.kinds() == ["start", "0", "start", "0"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "5b5f1a2e-8c3d-4e6f-9a0b-1c2d3e4f5a6b",
+        "5B5F1A2E-8C3D-4E6F-9A0B-1C2D3E4F5A6B\n",
+        "5b5f1a2e-8c3d-4e6f-9a0b-1c2d3e4f5a6",
+        "5b5f1a2e-8c3d-4e6f-9a0b-1c2d3e4f5a6bb",
+        "5b5f1a2e8c3d-4e6f-9a0b-1c2d3e4f5a6b-",
+        "5b5f1a2g-8c3d-4e6f-9a0b-1c2d3e4f5a6b",
+        "5b5f1a2e-8c3d-4e6f-9a0b-1c2d3e4f5a6b\n\n",
+        "\n5b5f1a2e-8c3d-4e6f-9a0b-1c2d3e4f5a6b",
+        "٣b5f1a2e-8c3d-4e6f-9a0b-1c2d3e4f5a6b",
+        "",
+    ],
+)
+def test_uuid_check_agrees_with_the_regex_it_replaced(text: str) -> None:
+    """A UUID (and a slug) are checked without compiling a regex on every pinging run."""
+    uuid_re = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    assert healthchecks._is_uuid(text) == bool(re.match(uuid_re, text))
+    for slug in (text, text[:5], text.lower()[-6:], "a b", "a_b-\n", "-", "\n"):
+        assert healthchecks._is_slug(slug) == bool(re.match(r"^[a-z0-9_-]+$", slug))
 
 
 # ---------------------------------------------------------------- the sequence
@@ -462,9 +490,8 @@ def test_body_keeps_head_and_tail_within_the_advertised_limit(home: Path) -> Non
         assert b"line 0000" in body and b"line 4999" in body
         assert b"bytes omitted here" in body
         # the limit is cached per server: a later run's log ping uses it too
-        assert json.loads((home / "ping-limits.json").read_text()) == {
-            f"http://127.0.0.1:{server.port}": 2000
-        }
+        limits = home / "ping-limits"
+        assert limits.read_text() == f"http://127.0.0.1:{server.port} 2000\n"
     finally:
         server.stop()
 

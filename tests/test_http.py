@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import base64
 import os
+import random
 import shutil
 import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
-from cronwrap.notify.http import proxy_for, request
+from cronwrap.notify.http import URLParts, proxy_for, request, split_url
 from tests.conftest import cronwrap, cw_env
 from tests.hcserver import HCServer, Proxy, SilentResolver
 
@@ -263,3 +265,87 @@ def test_user_and_password_in_the_url_are_basic_auth_and_never_shown(
     bad = cronwrap(home, "run", "--name", "auth", "--ping", missing, "--", "true")
     assert "HTTP 404" in bad.stderr and secret not in bad.stderr and "pinger" not in bad.stderr
     assert secret not in (home / "cronwrap.log").read_text()
+
+
+# ---------------------------------------------------------------- URLs
+
+
+def _urlsplit_view(split: object) -> list[object]:
+    """What callers read of a split URL; a port urlsplit cannot read is its ValueError."""
+    out: list[object] = []
+    for name in ("scheme", "netloc", "path", "query", "fragment", "username", "password"):
+        out.append(getattr(split, name))
+    for name in ("hostname", "port"):
+        try:
+            out.append(getattr(split, name))
+        except ValueError as err:
+            out.append(("ValueError", str(err)))
+    return out
+
+
+def _both(url: str) -> tuple[object, object]:
+    def view(split: Callable[[str], object]) -> object:
+        try:
+            return _urlsplit_view(split(url))
+        except ValueError as err:
+            return ("ValueError", str(err))
+
+    return view(urlsplit), view(split_url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hc-ping.com/5b5f1a2e-8c3d-4e6f-9a0b-1c2d3e4f5a6b",
+        "http://127.0.0.1:8000/ping/key/slug-1?create=1&rid=abc",
+        "https://user:p@ss@Hc.Example.COM:8443/ping/x#frag",
+        "http://u@h:/p",
+        "http://h:0080",
+        "http://h:65535",
+        "http://@h",
+        "http://h?q=/x#y?z",
+        "http://h#f/x?y",
+        "https://hc.example.com",
+    ],
+)
+def test_common_urls_are_split_without_urllib_but_exactly_as_it_does(url: str) -> None:
+    want, got = _both(url)
+    assert got == want
+    assert isinstance(split_url(url), URLParts)  # the fast path
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1]:8000/p",
+        "http://h:99999/p",
+        "http://h:8a/p",
+        "http://h:1:2/p",
+        "http://h%25eth0/p",
+        "http://[::1/p",
+        "HTTP://H/p",
+        " http://h/p",
+        "http://h/p q",
+        "http://h/p\n",
+        "http://hé/p",
+        "ftp://h/p",
+        "http:/h/p",
+        "//h/p",
+    ],
+)
+def test_odd_urls_are_left_to_urllib(url: str) -> None:
+    want, got = _both(url)
+    assert got == want
+    if want[0] != "ValueError":
+        assert not isinstance(split_url(url), URLParts)
+
+
+def test_split_url_agrees_with_urlsplit_on_random_urls() -> None:
+    """Strings built from the characters that matter to a split (a fixed seed)."""
+    rng = random.Random(20261201)
+    alphabet = "aZ09-._~:/?#@!$&'()*+,;=%[] \té"
+    for _ in range(20000):
+        body = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
+        for prefix in ("http://", "https://", "HTTP://", "http:/"):
+            want, got = _both(prefix + body)
+            assert got == want, prefix + body

@@ -6,14 +6,13 @@ Speaks HTTP through notify.http (stdlib sockets): requests costs ~100 ms of star
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from urllib.parse import urlencode, urlsplit
 
 from cronwrap.errors import ConfigError
+from cronwrap.notify.http import split_url
 from cronwrap.notify.spool import quarantine_note
 from cronwrap.redact import redact_url
 
@@ -27,11 +26,25 @@ if TYPE_CHECKING:
 DEFAULT_BODY_LIMIT = 10_000
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 REDACT_MARGIN = 4096  # output read around each cut, so a secret across it is still matched
-_SLUG_RE = re.compile(r"^[a-z0-9_-]+$")
-_UUID_RE = re.compile(
-    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-)
+_SLUG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+_HEX = frozenset("0123456789abcdefABCDEF")
 USER_AGENT = "cronwrap"
+# what urlencode leaves as it is
+_PLAIN_QUERY = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.~-")
+
+
+def _is_uuid(text: str) -> bool:
+    """A check UUID (8-4-4-4-12 hex digits): what `^…$` matched, a final newline allowed.
+    Without a regex, whose compiling costs every pinging run start-up time."""
+    text = text[:-1] if text.endswith("\n") else text
+    groups = text.split("-")
+    return [len(g) for g in groups] == [8, 4, 4, 4, 12] and all(_HEX.issuperset(g) for g in groups)
+
+
+def _is_slug(text: str) -> bool:
+    """What `^[a-z0-9_-]+$` matched, a final newline allowed."""
+    text = text[:-1] if text.endswith("\n") else text
+    return bool(text) and _SLUG_CHARS.issuperset(text)
 
 
 def slug_for(job: str) -> str:
@@ -63,17 +76,17 @@ class PingTarget:
 
     @property
     def server(self) -> str:
-        parts = urlsplit(self.url)
+        parts = split_url(self.url)
         return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
     def secrets(self) -> list[str]:
         """What must never be shown: the URL, the check UUID or ping key in its path, and a
         password in it (anyone who has them can ping the check)."""
-        parts = urlsplit(self.url)
+        parts = split_url(self.url)
         out = [self.url]
-        out += [seg for seg in parts.path.split("/") if _UUID_RE.match(seg)]
+        out += [seg for seg in parts.path.split("/") if _is_uuid(seg)]
         segs = [s for s in parts.path.split("/") if s]
-        if len(segs) >= 2 and not any(_UUID_RE.match(s) for s in segs):
+        if len(segs) >= 2 and not any(_is_uuid(s) for s in segs):
             out.append(segs[-2])  # BASE/<ping-key>/<slug>
         if parts.password:
             out.append(parts.password)
@@ -86,7 +99,17 @@ class PingTarget:
             query["rid"] = rid
         if self.create:
             query["create"] = "1"
-        return path + ("?" + urlencode(query) if query else "")
+        return path + ("?" + _urlencode(query) if query else "")
+
+
+def _urlencode(query: dict[str, str]) -> str:
+    """urlencode(query): our own run ids and flags need no quoting, and urllib.parse costs
+    start-up time (it imports ipaddress)."""
+    if all(_PLAIN_QUERY.issuperset(k + v) for k, v in query.items()):
+        return "&".join(f"{k}={v}" for k, v in query.items())
+    from urllib.parse import urlencode
+
+    return urlencode(query)
 
 
 def join_url(base: str, *parts: str) -> str:
@@ -106,18 +129,18 @@ def target_from(
 ) -> PingTarget | None:
     """The ping target from the job's options, or None when no ping is configured."""
     if ping:
-        parts = urlsplit(ping)
+        parts = split_url(ping)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"--ping {redact_url(ping)}: expected an http(s):// URL")
         return PingTarget(ping.split("?", 1)[0], create=create)
     if uuid:
-        if not _UUID_RE.match(uuid.strip()):
+        if not _is_uuid(uuid.strip()):
             raise ConfigError(
                 "--ping-uuid is not a check UUID (like 5b5f1a2e-8c3d-4e6f-9a0b-1c2d3e4f5a6b)"
             )
         return PingTarget(join_url(base, uuid.strip()))
     if key:
-        if slug and not _SLUG_RE.match(slug):
+        if slug and not _is_slug(slug):
             raise ConfigError(
                 f"--ping-slug {slug!r} is not a Healthchecks slug (lower-case a-z 0-9 - _)"
             )
@@ -357,32 +380,39 @@ class Pinger:
 # ------------------------------------------------------------------ limits cache
 
 
-def _read_bytes(path: str) -> bytes:
+# one line per server, `<scheme>://<host[:port]> <limit>` (no json: its import costs every
+# pinging run start-up time, and a server has no spaces)
+LIMITS_FILE = "ping-limits"
+
+
+def _read_limits(path: str) -> dict[str, int]:
     with open(path, "rb") as f:
-        return f.read()
+        text = f.read().decode("utf-8")
+    limits = {}
+    for line in text.splitlines():
+        server, _, value = line.rpartition(" ")
+        if server and value.isdigit() and value.isascii():
+            limits[server] = int(value)
+    return limits
 
 
 def cached_limit(state_dir: StrPath, server: str) -> int | None:
     try:
-        data = json.loads(_read_bytes(os.path.join(state_dir, "ping-limits.json")))
-        value = data.get(server)
-        return int(value) if value else None
-    except (OSError, ValueError, AttributeError, TypeError):
+        return _read_limits(os.path.join(state_dir, LIMITS_FILE)).get(server) or None
+    except (OSError, ValueError):
         return None
 
 
 def remember_limit(state_dir: StrPath, server: str, limit: int) -> None:
-    path = os.path.join(state_dir, "ping-limits.json")
+    path = os.path.join(state_dir, LIMITS_FILE)
     try:
-        data = json.loads(_read_bytes(path)) if os.path.exists(path) else {}
-        if not isinstance(data, dict):
-            data = {}
-        if data.get(server) == limit:
+        limits = _read_limits(path) if os.path.exists(path) else {}
+        if limits.get(server) == limit or any(c.isspace() for c in server):
             return
-        data[server] = limit
-        tmp = os.path.join(state_dir, f".ping-limits.{os.getpid()}")
-        with open(tmp, "w") as f:
-            f.write(json.dumps(data))
+        limits[server] = limit
+        tmp = os.path.join(state_dir, f".{LIMITS_FILE}.{os.getpid()}")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("".join(f"{name} {value}\n" for name, value in limits.items()))
         os.replace(tmp, path)
     except (OSError, ValueError):
         pass  # a cache: losing it only means the default limit next time

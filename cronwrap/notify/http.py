@@ -5,19 +5,24 @@ ping needs over a plain socket, and loads ssl only for https URLs.
 Every request has one total time budget that covers everything: name resolution (run in a
 thread, since getaddrinfo has no timeout), connecting, the proxy's CONNECT, TLS and the answer.
 HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY are honoured as curl does (lower case first);
-`user:pass@` in a URL becomes Basic authentication and is never shown."""
+`user:pass@` in a URL becomes Basic authentication and is never shown.
+
+Start-up: a plain http ping speaks through `_socket` (the socket module adds selectors, enum
+classes and array, ~2 ms), and common URLs are split without urllib.parse (which imports
+ipaddress, ~3 ms together); https loads ssl, and ssl socket."""
 
 from __future__ import annotations
 
-import socket
+import _socket
 import time
 from collections.abc import Mapping
-from urllib.parse import unquote, urlsplit
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from socket import socket as Socket
     from typing import Any
+    from urllib.parse import SplitResult
 
     Resolver = Callable[..., list[Any]]  # socket.getaddrinfo's shape
 
@@ -30,6 +35,61 @@ _resolved: dict[tuple[str, int], list[Any]] = {}
 
 class HTTPError(OSError):
     """A malformed or truncated answer, or a proxy that refused the tunnel."""
+
+
+# ------------------------------------------------------------------ URLs
+
+# what the fast split accepts: printable ASCII that urlsplit neither strips nor rejects
+_URL_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~:/?#@!$&'()*+,;=%"
+)
+
+
+class URLParts:
+    """What urllib.parse.urlsplit says of a URL (the same attributes), split here."""
+
+    __slots__ = (
+        "fragment",
+        "hostname",
+        "netloc",
+        "password",
+        "path",
+        "port",
+        "query",
+        "scheme",
+        "username",
+    )
+
+    def __init__(self, scheme: str, netloc: str, path: str, query: str, fragment: str) -> None:
+        self.scheme, self.netloc, self.path = scheme, netloc, path
+        self.query, self.fragment = query, fragment
+        userinfo, at, hostport = netloc.rpartition("@")
+        user, has_password, password = userinfo.partition(":")
+        self.username = user if at else None
+        self.password = password if has_password else None
+        host, _, port = hostport.partition(":")
+        self.hostname = host.lower() or None
+        self.port = int(port) if port else None
+
+
+def split_url(url: str) -> URLParts | SplitResult:
+    """urlsplit(url), exactly: common http(s) URLs (lower-case scheme, plain ASCII, a host
+    name or IPv4 address, a decimal port in range) are split here, anything else by
+    urllib.parse itself, whose errors (ValueError) are then its own."""
+    scheme, sep, rest = url.partition("://")
+    if scheme in ("http", "https") and sep and _URL_CHARS.issuperset(rest):
+        rest, _, fragment = rest.partition("#")
+        rest, _, query = rest.partition("?")
+        netloc, slash, path = rest.partition("/")
+        hostport = netloc.rpartition("@")[2]
+        port = hostport.partition(":")[2]
+        plain_port = not port or (port.isdigit() and int(port) <= 65535)
+        ipv6 = "[" in netloc or "]" in netloc
+        if plain_port and not ipv6 and "%" not in hostport:  # (an IPv6 zone, an odd host)
+            return URLParts(scheme, netloc, slash + path, query, fragment)
+    from urllib.parse import urlsplit
+
+    return urlsplit(url)
 
 
 def tls_context() -> object:
@@ -84,7 +144,7 @@ def request(
     import os
 
     deadline = time.monotonic() + timeout
-    parts = urlsplit(url)
+    parts = split_url(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HTTPError(f"not an http(s) URL: {parts.scheme}://")
     host = parts.hostname
@@ -95,14 +155,15 @@ def request(
         extra["Authorization"] = _basic(parts.username, parts.password or "")
     proxy = proxy_for(parts.scheme, host, port, os.environ if env is None else env)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    resolver: Resolver = resolve or socket.getaddrinfo
+    resolver: Resolver = resolve or _socket.getaddrinfo
+    tls = parts.scheme == "https"
     if proxy is None:
-        sock = connect(host, port, deadline, resolver)
+        sock = connect(host, port, deadline, resolver, tls=tls)
     else:
-        pparts = urlsplit(proxy)
+        pparts = split_url(proxy)
         if pparts.scheme != "http" or not pparts.hostname:
             raise HTTPError(f"unsupported proxy {pparts.scheme}://{pparts.hostname or ''}")
-        sock = connect(pparts.hostname, pparts.port or 80, deadline, resolver)
+        sock = connect(pparts.hostname, pparts.port or 80, deadline, resolver, tls=tls)
         proxy_auth = (
             {"Proxy-Authorization": _basic(pparts.username, pparts.password or "")}
             if pparts.username is not None
@@ -139,6 +200,7 @@ def _host_port(host: str, port: int | None) -> str:
 
 def _basic(user: str, password: str) -> str:
     import base64
+    from urllib.parse import unquote  # only with credentials in the URL
 
     token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
     return f"Basic {token}"
@@ -193,7 +255,7 @@ def _in_network(host: str, cidr: str) -> bool:
         return False
 
 
-def _tunnel(sock: socket.socket, authority: str, auth: dict[str, str], deadline: float) -> None:
+def _tunnel(sock: Socket, authority: str, auth: dict[str, str], deadline: float) -> None:
     lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
     lines += [f"{k}: {v}" for k, v in auth.items()]
     try:
@@ -219,11 +281,20 @@ def _tunnel(sock: socket.socket, authority: str, auth: dict[str, str], deadline:
 # ------------------------------------------------------------------ connecting
 
 
-def connect(host: str, port: int, deadline: float, resolve: Resolver) -> socket.socket:
-    """A TCP connection to host:port, name resolution included, before `deadline`."""
+def connect(
+    host: str, port: int, deadline: float, resolve: Resolver, *, tls: bool = False
+) -> Socket:
+    """A TCP connection to host:port, name resolution included, before `deadline`. With
+    `tls` a socket.socket (what ssl wraps), else the bare `_socket.socket` (same methods)."""
     last: OSError = OSError("no address")
+    if tls:
+        import socket
+
+        new: Any = socket.socket
+    else:
+        new = _socket.socket
     for family, socktype, proto, _, address in _addresses(host, port, deadline, resolve):
-        sock = socket.socket(family, socktype, proto)
+        sock: Socket = new(family, socktype, proto)
         try:
             sock.settimeout(_left(deadline))
             sock.connect(address)
@@ -238,8 +309,8 @@ def connect(host: str, port: int, deadline: float, resolve: Resolver) -> socket.
 
 def _addresses(host: str, port: int, deadline: float, resolve: Resolver) -> list[Any]:
     if _is_ip(host):
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return [(family, socket.SOCK_STREAM, 0, "", (host, port))]
+        family = _socket.AF_INET6 if ":" in host else _socket.AF_INET
+        return [(family, _socket.SOCK_STREAM, 0, "", (host, port))]
     key = (host, port)
     if key in _resolved:  # the start ping resolved it: the finish ping need not wait again
         return _resolved[key]
@@ -250,7 +321,7 @@ def _addresses(host: str, port: int, deadline: float, resolve: Resolver) -> list
 
     def work() -> None:
         try:
-            box.append(resolve(host, port, 0, socket.SOCK_STREAM))
+            box.append(resolve(host, port, 0, _socket.SOCK_STREAM))
         except OSError as err:
             box.append(err)
         finally:
@@ -271,9 +342,9 @@ def _addresses(host: str, port: int, deadline: float, resolve: Resolver) -> list
 
 
 def _is_ip(host: str) -> bool:
-    for family in (socket.AF_INET, socket.AF_INET6):
+    for family in (_socket.AF_INET, _socket.AF_INET6):
         try:
-            socket.inet_pton(family, host)
+            _socket.inet_pton(family, host)
             return True
         except OSError:
             continue
@@ -287,13 +358,13 @@ def _left(deadline: float) -> float:
     return left
 
 
-def _recv(sock: socket.socket, deadline: float, size: int = 65536) -> bytes:
+def _recv(sock: Socket, deadline: float, size: int = 65536) -> bytes:
     sock.settimeout(_left(deadline))
     return sock.recv(size)
 
 
 def _read_response(
-    sock: socket.socket, deadline: float, max_body: int
+    sock: Socket, deadline: float, max_body: int
 ) -> tuple[int, dict[str, str], bytes]:
     data = b""
     while b"\r\n\r\n" not in data:
@@ -325,7 +396,7 @@ def _read_response(
     return status, headers, rest[:want]
 
 
-def _dechunk(sock: socket.socket, data: bytes, deadline: float, max_body: int) -> bytes:
+def _dechunk(sock: Socket, data: bytes, deadline: float, max_body: int) -> bytes:
     out = b""
     while len(out) < max_body:
         while b"\r\n" not in data:

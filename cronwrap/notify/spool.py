@@ -9,7 +9,6 @@ mid-send) goes back to the queue at the next listing."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from collections.abc import Mapping
@@ -58,6 +57,8 @@ class Spool:
 
     def add(self, record: Mapping[str, object]) -> None:
         """A new record, after all others; the oldest beyond MAX_RECORDS are dropped."""
+        import json  # only with something to queue: its import costs every run start-up time
+
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         name = f"{time.time_ns():020d}-{os.getpid()}.json"
         fd = os.open(self.dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -70,6 +71,8 @@ class Spool:
 
     def rewrite(self, path: Path, record: Mapping[str, object]) -> None:
         """Replace a (claimed) record in place: it keeps its place in the order."""
+        import json
+
         tmp = self.dir / f".{path.name}.{os.getpid()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -128,6 +131,8 @@ class Spool:
 
     def read(self, path: Path) -> dict[str, object]:
         """One record; ValueError (or OSError) when it is not a JSON object of sane size."""
+        import json
+
         with open(path, "rb") as f:
             data = f.read(MAX_RECORD + 1)
         if len(data) > MAX_RECORD:
