@@ -89,6 +89,17 @@ def summaries(fleet: FleetStore) -> dict[tuple[str, str], tuple[object, ...]]:
 
 def assert_agrees(fleet: FleetStore) -> None:
     assert summaries(fleet) == expected(fleet)
+    assert_runs_as_stored(fleet)
+
+
+def assert_runs_as_stored(fleet: FleetStore) -> None:
+    """What jobs() gives of a job's newest run (and of the run that ran, under a skip) is that
+    run as stored, but for the columns status never shows."""
+    hidden = ("command", "output_tail", "slot", "rerun_of", "dead", "resolved_at", "resolved_by")
+    for job in fleet.jobs():
+        for got in {job.last, job.last_ran} - {None}:
+            stored = fleet.run(got.run_id)._replace(**dict.fromkeys(hidden))
+            assert got._replace(dead=None) == stored, got.run_id
 
 
 def test_runs_arriving_out_of_order_leave_the_newest_on_top(pg_url: str) -> None:
@@ -238,8 +249,12 @@ def test_concurrent_shippers_lose_no_update_and_never_deadlock(pg_url: str) -> N
         assert_agrees(fleet)
 
 
-def test_migration_3_fills_the_summary_of_a_store_written_before_it(pg_url: str) -> None:
-    """A schema-2 store, written as cronwrap wrote it then, upgraded on open."""
+@pytest.mark.parametrize("version", [2, 3], ids=["schema-2", "schema-3"])
+def test_migrations_fill_the_summary_of_a_store_written_before_them(
+    pg_url: str, version: int
+) -> None:
+    """A store of an older schema, with runs written as cronwrap wrote them then, upgraded on
+    open: the summary (schema 3) and the newest run's columns in it (schema 4) are filled."""
     import psycopg
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
@@ -247,27 +262,37 @@ def test_migration_3_fills_the_summary_of_a_store_written_before_it(pg_url: str)
             "CREATE TABLE cronwrap_schema "
             "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        for number in range(2):
-            conn.execute(fleetstore.MIGRATIONS[number])
-            conn.execute("INSERT INTO cronwrap_schema (version) VALUES (%s)", (number + 1,))
+
+        def upgrade(to: int) -> None:
+            for number in range(int(conn.execute("SELECT count(*) FROM cronwrap_schema")
+                                    .fetchone()[0]), to):  # fmt: skip
+                conn.execute(fleetstore.MIGRATIONS[number])
+                conn.execute("INSERT INTO cronwrap_schema (version) VALUES (%s)", (number + 1,))
+
+        upgrade(2)
         for n in range(20):
             status = ("success", "skipped", "failed", "running")[n % 4] if n < 19 else "skipped"
             r = rec(f"r{n:02}", host="ab"[n % 2], at=n, status=status, took=float(n))
             conn.execute(
-                "INSERT INTO cronwrap_runs (run_id, host, job, started_at, status, duration_s, "
-                "schedule, tz) VALUES (%s, %s, %s, %s, %s, %s, %s, 'UTC')",
-                (r.run_id, r.host, r.job, r.started_at, r.status, r.duration_s, r.schedule),
-            )
+                "INSERT INTO cronwrap_runs (run_id, host, job, started_at, ended_at, status, "
+                "exit_code, duration_s, schedule, tz, reason) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'UTC', 'why')",
+                (r.run_id, r.host, r.job, r.started_at, r.ended_at, r.status, n, r.duration_s,
+                 r.schedule),
+            )  # fmt: skip
         conn.execute(
             "INSERT INTO cronwrap_jobs (host, job, schedule, tz, last_started_at) "
             "SELECT host, job, max(schedule), 'UTC', max(started_at) FROM cronwrap_runs "
             "GROUP BY 1, 2"
         )
+        upgrade(version)
     with FleetStore.open(pg_url) as fleet:
-        assert fleet.schema_version == 3
+        assert fleet.schema_version == fleetstore.SCHEMA_VERSION
         got = summaries(fleet)
         assert got == expected(fleet)
         assert got["b", "backup"][:2] == ("r19", "r15")  # skips on top of a running run
+        assert_runs_as_stored(fleet)
+        assert {j.last.reason for j in fleet.jobs()} == {"why"}
 
 
 @pytest.mark.parametrize("names", [["backup"], ["backup", "nope"], []], ids=["one", "two", "none"])

@@ -124,17 +124,45 @@ MIGRATIONS: tuple[str, ...] = (
                 AND r.status NOT IN ('skipped', 'running')
                 ORDER BY r.started_at DESC, r.run_id DESC LIMIT 12) y), '{}');
     """,
+    # 4: the summary also holds what status shows of the newest run (its columns but the
+    # command, output tail and dead-letter ones), so status reads no run for most jobs: 5,000
+    # lookups by run id were most of its query. Filled here from each job's newest run.
+    """
+    ALTER TABLE cronwrap_jobs
+        ADD COLUMN last_pid integer, ADD COLUMN last_ended_at timestamptz,
+        ADD COLUMN last_status text, ADD COLUMN last_exit_code integer,
+        ADD COLUMN last_signal integer, ADD COLUMN last_attempts integer,
+        ADD COLUMN last_duration_s double precision, ADD COLUMN last_reason text,
+        ADD COLUMN last_schedule text, ADD COLUMN last_tz text, ADD COLUMN last_log_path text,
+        ADD COLUMN last_exit_origin text, ADD COLUMN last_flags text,
+        ADD COLUMN last_warnings text;
+    UPDATE cronwrap_jobs j SET
+        (last_pid, last_ended_at, last_status, last_exit_code, last_signal, last_attempts,
+        last_duration_s, last_reason, last_schedule, last_tz, last_log_path,
+        last_exit_origin, last_flags, last_warnings) = (
+            SELECT r.pid, r.ended_at, r.status, r.exit_code, r.signal, r.attempts,
+            r.duration_s, r.reason, r.schedule, r.tz, r.log_path, r.exit_origin, r.flags,
+            r.warnings
+            FROM cronwrap_runs r WHERE r.run_id = j.last_run_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 SUMMARY_DURATIONS = 12  # durations kept per (host, job): status's sparkline and trend
+# the newest run's columns the summary holds (as last_<column>), beside last_run_id and
+# last_started_at: what status shows of a run, less what the job's key already says
+LAST_COPIED = (
+    "pid", "ended_at", "status", "exit_code", "signal", "attempts", "duration_s", "reason",
+    "schedule", "tz", "log_path", "exit_origin", "flags", "warnings",
+)  # fmt: skip
 # One (host, job)'s summary from its runs as they are now (so it cannot drift from them,
 # whatever order runs arrive in): the newest run, the newest that was not a skip, the newest
-# finished runs' durations, and the newest schedule and zone a run gave. Migration 3 fills the
-# first three alike.
+# finished runs' durations, and the newest schedule and zone a run gave. Migrations 3 and 4
+# fill the rest alike.
 SUMMARY_SQL = f"""
     UPDATE cronwrap_jobs j SET
         last_run_id = l.run_id,
         last_started_at = l.started_at,
+        {", ".join(f"last_{c} = l.{c}" for c in LAST_COPIED)},
         schedule = coalesce((
             SELECT r.schedule FROM cronwrap_runs r
             WHERE r.host = j.host AND r.job = j.job AND r.schedule IS NOT NULL
@@ -154,8 +182,8 @@ SUMMARY_SQL = f"""
                 AND r.status NOT IN ('skipped', 'running')
                 ORDER BY r.started_at DESC, r.run_id DESC LIMIT {SUMMARY_DURATIONS}) y), '{{}}')
     FROM (
-        SELECT r.run_id, r.started_at FROM cronwrap_runs r
-        WHERE r.host = %s AND r.job = %s
+        SELECT r.run_id, r.started_at, {", ".join(f"r.{c}" for c in LAST_COPIED)}
+        FROM cronwrap_runs r WHERE r.host = %s AND r.job = %s
         ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1) l
     WHERE j.host = %s AND j.job = %s
 """
@@ -386,37 +414,38 @@ class FleetStore:
     ) -> list[FleetJob]:
         """Every (host, job) (or those of one host, or of the jobs named) with its newest run,
         its newest run that was not a skip and the durations of its last finished runs (oldest
-        first): the summary rows upsert keeps, and the runs they name read by key. Of the runs
-        only what status shows is read (no command, output tail or dead-letter columns), and
-        the newest run that was not a skip only when the newest was a skip."""
+        first), from the summary rows upsert keeps: only what status shows of a run, and the
+        run that ran read by its id only under a skip."""
         sql = f"""
-            SELECT j.host, j.job, j.schedule, j.tz, j.durations, {_shown("l")}, {_shown("x")}
+            SELECT j.host, j.job, j.schedule, j.tz, j.durations, j.ran_run_id, {_LAST}
             FROM cronwrap_jobs j
-            LEFT JOIN cronwrap_runs l ON l.run_id = j.last_run_id
-            -- a key that is NULL unless needed: as a join filter, the planner would look
-            -- every such run up and then drop it
-            LEFT JOIN cronwrap_runs x
-                ON x.run_id = CASE WHEN j.ran_run_id <> j.last_run_id THEN j.ran_run_id END
             WHERE (%s::text IS NULL OR j.host = %s) AND (%s::text[] IS NULL OR j.job = ANY(%s))
         """
         wanted = list(names) if names is not None else None
-
-        def fetch(conn: Any) -> list[Any]:
-            # binary: 5,000 rows of times and numbers decode faster than their text
-            with conn.cursor(binary=True) as cur:
-                return list(cur.execute(sql, (host, host, wanted, wanted)).fetchall())
-
-        rows = self._run(fetch)
-        n = len(RUN_COLUMNS)
+        # binary: 5,000 rows of times and numbers decode faster than their text
+        rows = self._run(
+            lambda c: c.cursor(binary=True).execute(sql, (host, host, wanted, wanted)).fetchall()
+        )
         make = RunRecord._make
+        lasts = [make(row[6:]) if row[6] is not None else None for row in rows]
+        # the run that ran under a skip, read a moment later: a run's state only moves on
+        skipped = [
+            row[5]
+            for row, last in zip(rows, lasts, strict=True)
+            if last and last.status == "skipped"
+        ]
+        ran_by_id = self._runs_by_id(skipped) if skipped else {}
         out = []
-        for row in rows:
-            last = make(row[5 : 5 + n]) if row[5] is not None else None
-            ran = make(row[5 + n :]) if row[5 + n] is not None else None
-            if last is not None and last.status != "skipped":
-                ran = last  # the newest run was not a skip: it is the newest that ran
+        for row, last in zip(rows, lasts, strict=True):
+            ran = last if last is None or last.status != "skipped" else ran_by_id.get(row[5])
             out.append(FleetJob(row[0], row[1], row[2], row[3], last, ran, row[4]))
         return out
+
+    def _runs_by_id(self, run_ids: list[str]) -> dict[str, RunRecord]:
+        """What status shows of these runs, by id."""
+        sql = f"SELECT {_shown('r')} FROM cronwrap_runs r WHERE r.run_id = ANY(%s)"
+        rows = self._run(lambda c: c.cursor(binary=True).execute(sql, (run_ids,)).fetchall())
+        return {row[0]: RunRecord._make(row) for row in rows}
 
     def runs(self, job: str | None, *, host: str | None = None, limit: int = 20) -> list[RunRecord]:
         """The job's (or every job's) newest runs first, on every host or one."""
@@ -500,6 +529,11 @@ def _shown(alias: str) -> str:
     """A run's columns in RunRecord's order, those status does not show as constants: the
     rows then become RunRecords as they are (no per-row mapping of names)."""
     return ", ".join(_NOT_SHOWN.get(c, f"{alias}.{c}") for c in RUN_COLUMNS)
+
+
+# the same of the newest run, from the summary in cronwrap_jobs j
+_FROM_KEY = {"run_id": "j.last_run_id", "job": "j.job", "host": "j.host"}
+_LAST = ", ".join(_NOT_SHOWN.get(c) or _FROM_KEY.get(c) or f"j.last_{c}" for c in RUN_COLUMNS)
 
 
 class FleetJob:
