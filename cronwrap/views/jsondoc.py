@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
+    from typing import Any
+
     from cronwrap.state.records import AttemptRecord, RunRecord
     from cronwrap.views.runstate import RunState
     from cronwrap.views.status import JobStatus
@@ -93,82 +95,75 @@ def dumps(value: object) -> str:
     """`json.dumps(value, indent=2)`, the same text, written faster for what the documents
     hold (dicts with str keys, lists, str, int, float, bool, None): with an indent, json's C
     encoder is not used, and `status --json` of thousands of jobs spent its time there.
-    Anything else is left to json."""
-    from json.encoder import encode_basestring_ascii as text
-
-    out: list[str] = []
-    put = out.append
-    keys: dict[str, str] = {}  # each key encoded once: every job has the same ones
-
-    # by exact type: a subclass (an IntEnum, a str subclass) is json's to write
-    scalars: dict[type, Any] = {
-        str: text,
-        type(None): _null,
-        bool: _bool,
-        int: int.__repr__,
-        float: _number,
-    }
-    scalar_of = scalars.get
-
-    def write(v: object, pad: str) -> None:
-        kind = type(v)
-        inner = pad + "  "
-        if type(v) is dict and v:
-            sep = "{\n" + inner
-            for key, item in v.items():
-                name = keys.get(key)
-                if name is None:
-                    if type(key) is not str:
-                        raise _Unusual
-                    name = keys[key] = text(key) + ": "
-                one = scalar_of(type(item))
-                if one is not None:
-                    put(sep + name + one(item))
-                else:
-                    put(sep + name)
-                    write_once(item, inner)
-                sep = ",\n" + inner
-            put("\n" + pad + "}")
-        elif type(v) is list and v:
-            sep = "[\n" + inner
-            for item in v:
-                one = scalar_of(type(item))
-                if one is not None:
-                    put(sep + one(item))
-                else:
-                    put(sep)
-                    write(item, inner)
-                sep = ",\n" + inner
-            put("\n" + pad + "]")
-        elif kind is dict or kind is list:
-            put("{}" if kind is dict else "[]")
-        else:
-            one = scalar_of(kind)
-            if one is None:
-                raise _Unusual
-            put(one(v))
-
-    written: dict[tuple[int, str], tuple[object, str]] = {}
-
-    def write_once(v: object, pad: str) -> None:
-        """A dict's value; one met again at the same indent is written once (by identity)."""
-        done = written.get((id(v), pad))
-        if done is not None and done[0] is v:
-            put(done[1])
-            return
-        start = len(out)
-        write(v, pad)
-        if type(v) is dict:
-            out[start:] = ["".join(out[start:])]
-            written[(id(v), pad)] = (v, out[start])
-
+    Each dict is written through a template of its keys at its indent (thousands of jobs
+    and runs share a few), and a dict met again (a job's current and last run are often
+    one) is written once. Anything else is left to json."""
     try:
-        write(value, "")
+        return _Writer().write(value, "")
     except _Unusual:
         import json
 
         return json.dumps(value, indent=2)
-    return "".join(out)
+
+
+class _Writer:
+    __slots__ = ("scalar_of", "templates", "text", "written")
+
+    def __init__(self) -> None:
+        from json.encoder import encode_basestring_ascii
+
+        self.text = encode_basestring_ascii
+        # by exact type: a subclass (an IntEnum, a str subclass) is json's to write
+        scalars: dict[type, Any] = {
+            str: encode_basestring_ascii,
+            type(None): _null,
+            bool: _bool,
+            int: int.__repr__,
+            float: _number,
+        }
+        self.scalar_of = scalars.get
+        self.templates: dict[tuple[tuple[object, ...], str], str] = {}
+        self.written: dict[tuple[int, str], tuple[object, str]] = {}
+
+    def write(self, v: object, pad: str) -> str:
+        one = self.scalar_of(type(v))
+        if one is not None:
+            return str(one(v))
+        if type(v) is dict:
+            return self._dict(v, pad) if v else "{}"
+        if type(v) is list:
+            return self._list(v, pad) if v else "[]"
+        raise _Unusual
+
+    def _dict(self, v: dict[object, object], pad: str) -> str:
+        done = self.written.get((id(v), pad))
+        if done is not None and done[0] is v:
+            return done[1]
+        keys = tuple(v)
+        template = self.templates.get((keys, pad))
+        if template is None:
+            if any(type(k) is not str for k in keys):
+                raise _Unusual
+            inner = pad + "  "
+            items = [self.text(k).replace("%", "%%") + ": %s" for k in keys]  # type: ignore[arg-type]
+            template = "{\n" + inner + (",\n" + inner).join(items) + "\n" + pad + "}"
+            self.templates[(keys, pad)] = template
+        scalar_of, inner = self.scalar_of, pad + "  "
+        text = template % tuple(
+            [
+                one(x) if (one := scalar_of(type(x))) is not None else self.write(x, inner)
+                for x in v.values()
+            ]
+        )
+        self.written[(id(v), pad)] = (v, text)
+        return text
+
+    def _list(self, v: list[object], pad: str) -> str:
+        scalar_of, inner = self.scalar_of, pad + "  "
+        items = [
+            one(x) if (one := scalar_of(type(x))) is not None else self.write(x, inner) for x in v
+        ]
+        return "[\n" + inner + (",\n" + inner).join(items) + "\n" + pad + "]"
 
 
 def _null(v: None) -> str:
