@@ -80,6 +80,8 @@ def read_crontabs(files: tuple[str, ...]) -> list[Any]:
 def hc_zones() -> dict[str, str] | None:
     """slug -> zone of the Healthchecks checks, when an API key is configured (for the
     time-zone sanity check of status and lint); None without a key or on errors."""
+    if not os.environ.get("CRONWRAP_HC_API_KEY"):
+        return None  # what fetch_zones says without one, and status need not import it
     from cronwrap.notify.hcsync import fetch_zones
 
     try:
@@ -108,11 +110,11 @@ def open_fleet_store(url: str) -> Any:
 
 def _warn_zones(jobs: list[Any]) -> None:
     """One warning per job whose zone differs from its Healthchecks check or from cron's."""
-    from cronwrap.notify.hcsync import zone_mismatch
-
     zones = hc_zones()
+    if zones:
+        from cronwrap.notify.hcsync import zone_mismatch
     for j in jobs:
-        mismatch = zone_mismatch(j.name, j.tz, zones) if j.schedule else None
+        mismatch = zone_mismatch(j.name, j.tz, zones) if zones and j.schedule else None
         if mismatch:
             j.zone_note = mismatch
             warn(f"cronwrap: warning: {j.name} {mismatch}")
