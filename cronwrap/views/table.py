@@ -137,15 +137,20 @@ def _fit(cols: list[_Col], texts: list[set[str]], width: int) -> list[int]:
     widths = [max(w, f) for w, f in zip(widths, floors[1], strict=True)]
     gaps = 2 * (len(cols) - 1)
     for floor in floors:
-        while sum(widths) + gaps > width:
+        while (excess := sum(widths) + gaps - width) > 0:
             shrinkable = [i for i, w in enumerate(widths) if w > floor[i]]
             if not shrinkable:
                 break
             first = min(cols[i].shrink for i in shrinkable)
-            widest = max(
-                (i for i in shrinkable if cols[i].shrink == first), key=lambda i: widths[i]
-            )
-            widths[widest] -= 1
+            group = [i for i in shrinkable if cols[i].shrink == first]
+            widest = max(group, key=lambda i: widths[i])  # the first of the widest
+            # one column at a time, the widest of the group, until it is no longer the
+            # widest: taken at once, as the steps of one would take it
+            others = [widths[i] for i in group if i != widest]
+            step = min(excess, widths[widest] - floor[widest])
+            if others:
+                step = min(step, max(1, widths[widest] - max(others)))
+            widths[widest] -= step
     return widths
 
 
@@ -218,9 +223,8 @@ def render_table(
         if height == 1:
             out.append("  ".join([c[0] for c in cells]).rstrip())
             continue
-        for n in range(height):
-            line = "  ".join([c[n] if n < len(c) else blanks[i] for i, c in enumerate(cells)])
-            out.append(line.rstrip())
+        padded = [c + [blanks[i]] * (height - len(c)) for i, c in enumerate(cells)]
+        out += ["  ".join(line).rstrip() for line in zip(*padded, strict=True)]
     return out
 
 
