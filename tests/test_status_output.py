@@ -140,3 +140,35 @@ def test_status_json_is_byte_identical() -> None:
     text = dumps(docs)
     assert text == json.dumps(docs, indent=2)
     assert text == _golden("status.json", text)
+
+
+def _odd_jobs() -> list[JobStatus]:
+    """Values a hand-edited store can hold: an int status, bytes-free odd text, a host that
+    is a number, NaN and infinite durations, an int duration, warnings on a run."""
+    out = jobs() + jobs(fleet=True)
+    odd = out[0]
+    odd.last = odd.current = odd.last._replace(  # type: ignore[union-attr]
+        status=7, host=42, duration_s=float("nan"), warnings="a\nb\u2028c", reason='q"\\'
+    )
+    out[1].durations = [float("inf"), -0.0, 3, 1e300, float("-inf")]
+    out[2].last = out[2].last._replace(run_id="é\x00", flags="")  # type: ignore[union-attr]
+    out[3].current = None
+    return out
+
+
+@pytest.mark.parametrize("case", ["corpus", "fleet", "odd", "none"])
+def test_the_status_document_is_dumps_of_status_json(case: str) -> None:
+    from cronwrap.views.jsondoc import status_document
+
+    chosen = {"corpus": jobs(), "fleet": jobs(fleet=True), "odd": _odd_jobs(), "none": []}[case]
+    assert status_document(chosen) == dumps([status_json(j) for j in chosen])
+    assert status_document(chosen) == json.dumps([status_json(j) for j in chosen], indent=2)
+
+
+def test_a_value_the_documents_do_not_hold_is_left_to_json() -> None:
+    from cronwrap.views.jsondoc import status_document
+
+    odd = jobs()
+    odd[0].missed_count = True  # a bool where a count goes: written as json writes it
+    odd[1].name = type("Name", (str,), {})("sub")  # a str subclass
+    assert status_document(odd) == json.dumps([status_json(j) for j in odd], indent=2)

@@ -8,6 +8,7 @@ from datetime import datetime
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from typing import Any
 
     from cronwrap.state.records import AttemptRecord, RunRecord
@@ -76,6 +77,102 @@ def status_json(j: JobStatus) -> dict[str, Any]:
         # often the same run: one dict for both, which dumps writes once
         "last_run": current if same else run_json(j.last, j.last_state) if j.last else None,
     }
+
+
+def status_document(jobs: Sequence[JobStatus]) -> str:
+    """`dumps([status_json(j) for j in jobs])`, the same text (a test holds it), written
+    straight from the jobs: `status --json` of thousands of jobs spent most of its time
+    building and walking those dicts. A run shown twice (a job's current and last run are
+    often one) is written once. A value of a type the documents do not hold is left to
+    the general path."""
+    from json.encoder import encode_basestring_ascii
+
+    v = _scalar_writer(encode_basestring_ascii)
+    try:
+        texts = [_job_text(j, v) for j in jobs]
+    except _Unusual:
+        return dumps([status_json(j) for j in jobs])
+    return "[\n" + ",\n".join(texts) + "\n]" if texts else "[]"
+
+
+def _job_text(j: JobStatus, v: Callable[[object], str]) -> str:
+    when = _when
+    current = _run_text(j.current, j.run_state, v) if j.current else "null"
+    same = j.current is not None and j.current is j.last and j.run_state is j.last_state
+    last = current if same else _run_text(j.last, j.last_state, v) if j.last else "null"
+    state = j.run_state.value if j.run_state is not None else None
+    return (
+        f'  {{\n    "name": {v(j.name)},\n'
+        f'    "host": {v(j.host or (j.last.host if j.last else None))},\n'
+        f'    "schedule": {v(j.schedule)},\n    "tz": {v(j.tz)},\n'
+        f'    "description": {v(j.description)},\n    "source": {v(j.source)},\n'
+        f'    "location": {v(j.location)},\n    "result": {v(j.result)},\n'
+        f'    "state": {v(j.state)},\n    "reason": {v(j.reason)},\n'
+        f'    "healthy": {v(j.healthy)},\n    "missed": {v(j.missed)},\n'
+        f'    "missed_first_at": {when(j.missed_first)},\n'
+        f'    "missed_count": {v(j.missed_count)},\n'
+        f'    "expected_at": {when(j.expected)},\n    "next_run": {when(j.next_run)},\n'
+        f'    "durations_s": {_list(j.durations, "    ", v)},\n'
+        f'    "unmonitored": {v(j.unmonitored)},\n    "zone_note": {v(j.zone_note)},\n'
+        f'    "tz_warning": {v(j.tz_warning)},\n'
+        f'    "schedule_error": {v(j.schedule_error)},\n'
+        f'    "dead_letters": {v(j.dead_letters)},\n    "degraded": {v(j.degraded)},\n'
+        f'    "warnings": {_list(j.warnings, "    ", v)},\n    "run_state": {v(state)},\n'
+        f'    "current_run": {current},\n    "last_run": {last}\n  }}'
+    )
+
+
+def _run_text(r: RunRecord, state: RunState | None, v: Callable[[object], str]) -> str:
+    """run_json(r, state) as dumps writes it inside a job."""
+    when = _when
+    warnings = r.warnings.splitlines() if r.warnings else []
+    return (
+        f'{{\n      "run_id": {v(r.run_id)},\n      "job": {v(r.job)},\n'
+        f'      "host": {v(r.host)},\n      "pid": {v(r.pid)},\n'
+        f'      "started_at": {when(r.started_at)},\n      "ended_at": {when(r.ended_at)},\n'
+        f'      "status": {v(r.status)},\n'
+        f'      "state": {v(state.value if state is not None else None)},\n'
+        f'      "exit_code": {v(r.exit_code)},\n      "signal": {v(r.signal)},\n'
+        f'      "attempts": {v(r.attempts)},\n      "duration_s": {v(r.duration_s)},\n'
+        f'      "reason": {v(r.reason)},\n      "exit_origin": {v(r.exit_origin)},\n'
+        f'      "flags": {v(r.flags)},\n      "warnings": {_list(warnings, "      ", v)},\n'
+        f'      "log_path": {v(r.log_path)}\n    }}'
+    )
+
+
+def _scalar_writer(text: Callable[[str], str]) -> Callable[[object], str]:
+    """A function writing one scalar as dumps writes it, by exact type (`text`: json's
+    string encoder)."""
+
+    def value(v: object) -> str:
+        kind = type(v)
+        if kind is str:
+            return text(v)  # type: ignore[arg-type]
+        if v is None:
+            return "null"
+        if kind is bool:
+            return "true" if v else "false"
+        if kind is int:
+            return int.__repr__(v)
+        if kind is float:
+            return _number(v)  # type: ignore[arg-type]
+        raise _Unusual
+
+    return value
+
+
+def _when(at: datetime | None) -> str:
+    # isoformat writes digits, signs, T, : and . only: nothing JSON escapes
+    return "null" if at is None else '"' + at.isoformat() + '"'
+
+
+def _list(values: list[Any], pad: str, v: Callable[[object], str]) -> str:
+    if type(values) is not list:
+        raise _Unusual
+    if not values:
+        return "[]"
+    inner = ",\n  " + pad
+    return "[\n  " + pad + inner.join([v(x) for x in values]) + "\n" + pad + "]"
 
 
 def attempt_json(a: AttemptRecord) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 from cronwrap.errors import CronwrapError
-from cronwrap.views.jsondoc import attempt_json, run_json, status_json
+from cronwrap.views.jsondoc import attempt_json, run_json
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
@@ -159,9 +159,9 @@ def _show(
         except OSError as err:
             raise CronwrapError(f"cannot write {html_file}: {err.strerror}") from None
     elif as_json:
-        from cronwrap.views.jsondoc import dumps
+        from cronwrap.views.jsondoc import status_document
 
-        _echo(dumps([status_json(j) for j in jobs]))
+        _echo(status_document(jobs))
     else:
         from cronwrap.views.table import render_status, terminal_width, use_color
 
