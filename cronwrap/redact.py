@@ -28,8 +28,65 @@ TOKEN_SHAPES = (
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
     # the value of password=…, secret=…, token=…, api_key=… (the name stays, to tell what it was)
     r"(?i:(?<=password=)|(?<=passwd=)|(?<=secret=)|(?<=token=)|(?<=api_key=)|(?<=apikey=)"
-    r"|(?<=password: )|(?<=passwd: ))[^\s&\"',;]+",
+    r"|(?<=mysql_pwd=)|(?<=password: )|(?<=passwd: ))[^\s&\"',;]+",
 )
+
+# Credentials given as options on a command line (in the stored command, in `set -x` traces
+# in the output): the option stays, its value (one shell word, quotes and all) is masked.
+# `-u`, `-p` and `-a` mean other things to other programs (`sort -u`, `mkdir -p`, `date -u
+# +%H:%M`), so those are read only after the program they belong to, within its command (up
+# to `|`, `;`, `&` or a new line outside quotes); `--password VALUE`, `--password=VALUE` and
+# the like (`--http-password`, `--passwd`, not `--password-file` or `--no-password`) are a
+# password whatever the program.
+_WORD = r"""(?:'[^']*'?|"(?:[^"\\]|\\.)*"?|\\.|[^\s'"\\|;&])+"""
+_PROGRAM_OPTIONS = (
+    # curl: -u/--user USER:PASSWORD (a token is often the user: `-u sk_live_…:`), and the
+    # proxy's -U/--proxy-user; lftp -u USER,PASSWORD; smbclient -U USER%PASSWORD
+    (r"\b(?:curl|lftp|smbclient)\b", r"-[uU]\s*|--(?:proxy-)?user(?:=|\s+)", 0),
+    # mysql and its tools: -pPASSWORD, attached (`-p` alone prompts; the next word is then
+    # the database)
+    (r"\b(?:mysql\w*|mariadb(?:-\w+)?)\b", r"-p(?=\S)", 0),
+    (r"\bsshpass\b", r"-p\s*", 1),  # the first -p only: ssh's own -p PORT may follow
+    (r"\bredis-cli\b", r"-a\s*|--pass(?:=|\s+)", 0),
+)
+_ANY_PASSWORD = r"--(?!no-)(?:[a-z0-9]+-)*passw(?:or)?d(?:=|\s+)"  # noqa: S105 (a pattern)
+_PROGRAM_TRIGGERS = ("curl", "lftp", "smbclient", "mysql", "mariadb", "sshpass", "redis-cli")
+_SEGMENT = r"""(?:'[^']*'|"(?:[^"\\]|\\.)*"|[^|;&\n])+"""
+_options: list[tuple[re.Pattern[str], list[tuple[re.Pattern[str], re.Pattern[str], int]]]] = []
+
+
+def _option_shapes() -> tuple[re.Pattern[str], list[tuple[re.Pattern[str], re.Pattern[str], int]]]:
+    if not _options:
+
+        def value_after(option: str, count: int) -> re.Pattern[str]:
+            # a value masked already is passed over (masking twice changes nothing), unless
+            # only the first `count` options count: then it is one of them
+            fresh = r"(?!\[REDACTED\])" if not count else ""
+            return re.compile(rf"((?<!\S)(?:{option})){fresh}{_WORD}")
+
+        programs = [
+            (re.compile(program), value_after(option, count), count)
+            for program, option, count in _PROGRAM_OPTIONS
+        ]
+        programs.append((re.compile(""), value_after(_ANY_PASSWORD, 0), 0))
+        _options.append((re.compile(_SEGMENT), programs))
+    return _options[0]
+
+
+def _mask_options(text: str) -> str:
+    """The values of credential options on command lines (see _PROGRAM_OPTIONS)."""
+    segment, programs = _option_shapes()
+
+    def mask_segment(match: re.Match[str]) -> str:
+        part = match.group(0)
+        for program, option, count in programs:
+            found = program.search(part)
+            if found is not None:
+                at = found.end()
+                part = part[:at] + option.sub(rf"\1{MASK}", part[at:], count=count)
+        return part
+
+    return segment.sub(mask_segment, text)
 
 
 def redact_url(url: str) -> str:
@@ -59,7 +116,7 @@ def redact_url(url: str) -> str:
 _TRIGGERS = (
     *("gh", "glpat-", "xox", "AKIA", "sk-", "eyJ", "earer", "://", "k_live_", "k_test_", "AIza"),
     *("PRIVATE KEY", "uthorization", "UTHORIZATION", "assw", "ASSW", "ecret=", "ECRET="),
-    *("oken=", "OKEN=", "pi_key=", "PI_KEY=", "pikey=", "PIKEY="),
+    *("oken=", "OKEN=", "pi_key=", "PI_KEY=", "pikey=", "PIKEY=", "_pwd=", "_PWD="),
 )
 _shapes: list[re.Pattern[str]] = []
 
@@ -119,6 +176,8 @@ class Redactor:
         for literal in self._literals:
             if literal in text:
                 text = text.replace(literal, MASK)
+        if "passw" in text or any(t in text for t in _PROGRAM_TRIGGERS):
+            text = _mask_options(text)
         if any(t in text for t in _TRIGGERS):
             text = _token_shapes().sub(MASK, text)
         if self._user is not None:

@@ -261,7 +261,8 @@ def job_spec(
     if "name" not in flags:
         flags["name"] = job.name  # a derived name is derived again from the same argv anyway
     command: list[str] | None = list(job.command)
-    if not all(is_clear(arg) for arg in job.command):
+    # word by word, and as one line: `-u USER:PASSWORD` is a secret only beside its option
+    if not all(is_clear(arg) for arg in job.command) or not is_clear(" ".join(job.command)):
         command = None
         dropped.append("the command")
     spec = {

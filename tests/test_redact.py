@@ -1,0 +1,179 @@
+"""Credentials on a job's command line (cronwrap/redact.py): `curl -u USER:PASSWORD` and its
+kin are masked in everything cronwrap writes or sends, and innocuous options stay as they
+are. The rules are in the README (Healthchecks: what cronwrap sends, bodies)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cronwrap.redact import MASK, Redactor
+from tests.conftest import cronwrap
+from tests.hcserver import HCServer
+
+SECRET = "S3cr3tPw"
+
+
+@pytest.fixture
+def hc() -> Iterator[HCServer]:
+    server = HCServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# (command line, what it must read as once masked)
+MASKED = [
+    (f"curl -u alice:{SECRET} https://x", "curl -u [REDACTED] https://x"),
+    (f"curl -ualice:{SECRET} https://x", "curl -u[REDACTED] https://x"),
+    (f"curl --user alice:{SECRET} https://x", "curl --user [REDACTED] https://x"),
+    (f"curl --user=alice:{SECRET} https://x", "curl --user=[REDACTED] https://x"),
+    (f"curl -u sk_{SECRET}: https://api", "curl -u [REDACTED] https://api"),
+    (f"/usr/bin/curl -sS -U proxy:{SECRET} -X POST x", "/usr/bin/curl -sS -U [REDACTED] -X POST x"),
+    (f"curl --proxy-user=p:{SECRET} x", "curl --proxy-user=[REDACTED] x"),
+    (f"curl -u 'alice:{SECRET} x;y' x | jq .", "curl -u [REDACTED] x | jq ."),
+    (f'curl -u "alice:{SECRET}" x', "curl -u [REDACTED] x"),
+    (f"curl -u 'alice:{SECRET}", "curl -u [REDACTED]"),  # cut off mid-quote: all of it goes
+    (
+        f"curl -u a:{SECRET} x && curl --user b:{SECRET} y",
+        "curl -u [REDACTED] x && curl --user [REDACTED] y",
+    ),
+    (f"mysql -uroot -p{SECRET} db", "mysql -uroot -p[REDACTED] db"),
+    (f"mysqldump -p'{SECRET}' db", "mysqldump -p[REDACTED] db"),
+    (f"mariadb-dump --password={SECRET} db", "mariadb-dump --password=[REDACTED] db"),
+    (f"wget --password {SECRET} https://x", "wget --password [REDACTED] https://x"),
+    (f"wget --http-password={SECRET} https://x", "wget --http-password=[REDACTED] https://x"),
+    (f"tool --passwd {SECRET}", "tool --passwd [REDACTED]"),
+    (f"sshpass -p {SECRET} ssh -p 2222 host", "sshpass -p [REDACTED] ssh -p 2222 host"),
+    (f"redis-cli -a {SECRET} ping", "redis-cli -a [REDACTED] ping"),
+    (f"redis-cli --pass {SECRET} ping", "redis-cli --pass [REDACTED] ping"),
+    (f"lftp -u backup,{SECRET} ftp://x", "lftp -u [REDACTED] ftp://x"),
+    (f"smbclient -U backup%{SECRET} //nas/b", "smbclient -U [REDACTED] //nas/b"),
+    (f"MYSQL_PWD={SECRET} mysql db", "MYSQL_PWD=[REDACTED] mysql db"),
+    (f"+ curl -fsS -u ci:{SECRET} https://x", "+ curl -fsS -u [REDACTED] https://x"),
+]
+
+LEFT_ALONE = [
+    "date -u +%H:%M",
+    "sort -u a:b.txt",
+    "sudo -u postgres psql",
+    "mkdir -p /srv/a:b",
+    "ssh -p 2222 host",
+    "docker run -p 8080:80 -u 1000:1000 img",
+    "mysql -p db",
+    "mysql -uroot db",
+    "curl --user-agent x/1 https://x",
+    "curl https://x; date -u +%H:%M",
+    "rsync --password-file=/etc/rsync.pw src dst",
+    "psql --no-password db",
+    "echo curl; sort -u a:b",
+]
+
+
+@pytest.mark.parametrize(("line", "masked"), MASKED, ids=[m[0][:40] for m in MASKED])
+def test_credential_options_are_masked(line: str, masked: str) -> None:
+    out = Redactor().text(line)
+    assert out == masked
+    assert SECRET not in out
+    assert Redactor().text(out) == out  # masked once, masked for good (pages mask again)
+
+
+@pytest.mark.parametrize("line", LEFT_ALONE)
+def test_innocuous_options_are_left_alone(line: str) -> None:
+    assert Redactor().text(line) == line
+
+
+def test_a_cut_never_leaves_part_of_a_masked_value() -> None:
+    """Redact before you cut: the value is masked whole, so no cut of the result shows a part
+    of it (the first and the last three characters included)."""
+    line = f"curl -sS -u alice:{SECRET} https://x"
+    out = Redactor().text(line)
+    for cut in range(len(out) + 1):
+        for part in (out[:cut], out[cut:]):
+            assert SECRET[:3] not in part and SECRET[-3:] not in part
+
+
+FORMS = [
+    ["--shell", "--", f": curl -u alice:{SECRET} https://x.invalid"],
+    ["--shell", "--", f": curl --user=alice:{SECRET} https://x.invalid"],
+    ["--shell", "--", f": curl -ualice:{SECRET} https://x.invalid"],
+    ["--", "sh", "-c", "exit 0", "curl", "--user", f"alice:{SECRET}", "https://x.invalid"],
+    ["--", "sh", "-c", "exit 0", "curl", "-u", f"al ice:{SECRET};x", "https://x.invalid"],
+    ["--", "sh", "-c", "exit 0", "mysql", f"-p{SECRET}", "db"],
+    ["--", "sh", "-c", "exit 0", "wget", "--password", SECRET, "https://x.invalid"],
+    ["--", "sh", "-c", "exit 0", "sshpass", "-p", SECRET, "ssh", "host"],
+]
+
+
+@pytest.mark.parametrize("form", FORMS, ids=[" ".join(f[-4:])[:40] for f in FORMS])
+def test_a_real_run_keeps_the_password_out_of_history_log_status_and_ping(
+    home: Path, hc: HCServer, form: list[str]
+) -> None:
+    """Through a real run: the stored command (and the rerun spec beside it), the event log,
+    `status --json`, `history --json`, the status page and the ping body (a `set -x` trace
+    of the command in the job's output) never hold the password."""
+    check = hc.new_check()
+    args = ["run", "--name", "cred", "--ping", hc.url(check), *form]
+    result = cronwrap(home, *args)
+    assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stderr
+    with sqlite3.connect(home / "runs.db") as db:
+        [(command,)] = db.execute("SELECT command FROM runs WHERE job='cred'").fetchall()
+    assert MASK in command and SECRET not in command, command
+    assert SECRET.encode() not in (home / "runs.db").read_bytes()
+    log = (home / "cronwrap.log").read_text()
+    [start] = [r for r in map(json.loads, log.splitlines()) if r["event"] == "run.start"]
+    assert start["command"] == command
+    assert SECRET not in log
+    for view in (["status", "--json"], ["history", "cred", "--json"]):
+        shown = (
+            cronwrap(home, *view, "--crontab", "/dev/null")
+            if view[0] == "status"
+            else (cronwrap(home, *view))
+        )
+        assert shown.returncode in (0, 1), shown.stderr
+        assert SECRET not in shown.stdout
+    page = home / "status.html"
+    assert cronwrap(home, "status", "--crontab", "/dev/null", "--html", str(page)).returncode in (
+        0,
+        1,
+    )
+    assert SECRET not in page.read_text()
+    assert all(SECRET.encode() not in p.body for p in hc.pings)
+
+
+def test_the_trace_of_a_command_in_the_output_is_masked_in_the_ping(
+    home: Path, hc: HCServer
+) -> None:
+    """`set -x` prints the command with its password: the ping body and the stored tail
+    mask it, while the job's own stderr passes through unchanged (as cron would mail it)."""
+    check = hc.new_check()
+    script = f"set -x; : curl -fsS -u ci:{SECRET} https://x.invalid"
+    result = cronwrap(
+        home, "run", "--name", "trace", "--ping", hc.url(check), "--", "sh", "-c", script
+    )
+    assert result.returncode == 0
+    assert SECRET in result.stderr  # the job's own output, passed through
+    body = hc.pings[-1].body
+    assert SECRET.encode() not in body and b"-u [REDACTED]" in body
+    with sqlite3.connect(home / "runs.db") as db:
+        [(tail,)] = db.execute("SELECT output_tail FROM runs WHERE job='trace'").fetchall()
+    assert SECRET not in tail and "-u [REDACTED]" in tail
+
+
+def test_masking_commands_costs_no_regex_without_a_trigger() -> None:
+    """Start-up: a plain command compiles none of the option patterns."""
+    code = (
+        "from cronwrap import redact\n"
+        "redact.Redactor().text('backup --verbose /srv/data')\n"
+        "print(len(redact._options))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0"
