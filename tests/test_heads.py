@@ -297,3 +297,38 @@ def test_a_summary_is_read_for_thousands_of_jobs_in_one_query_per_500(tmp_path: 
         store._conn.set_trace_callback(None)
     assert len(found) == 30 and all(rows is None for _, rows in found.values())
     assert not [s for s in statements if "FROM runs" in s], statements
+
+
+def test_most_jobs_are_read_in_one_scan_and_the_same(tmp_path: Path) -> None:
+    """Over 500 jobs: their rows in one scan of the jobs table, as by name."""
+    path = tmp_path / "runs.db"
+    Store.open(path).close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    for n in range(700):
+        conn.execute("INSERT INTO jobs (name) VALUES (?)", (f"job{n}",))
+        for i in range(3):
+            conn.execute(
+                "INSERT INTO runs (run_id, job, host, pid, command, started_at, status,"
+                " duration_s) VALUES (?, ?, 'h', 1, 'true', '2026-01-01T00:00:00+00:00', ?, ?)",
+                (f"{n}-{i}", f"job{n}", "skipped" if i == 2 else "success", n + i / 4),
+            )
+    heads.refresh_all(conn)
+    conn.execute("UPDATE jobs SET heads = NULL WHERE name = 'job7'")  # read from its runs
+    conn.execute("COMMIT")
+    names = [f"job{n}" for n in range(700)] + ["not-a-job"]
+    scanned = heads.read(conn, names, kept=True)
+    by_name = {}
+    for at in range(0, len(names), 100):
+        by_name.update(heads.read(conn, names[at : at + 100], kept=True))
+    assert scanned.keys() == by_name.keys() == set(names[:-1])
+    assert scanned["job7"][1] is not None and scanned["job8"][1] is None
+    for name in names[:-1]:
+        (a, _), (b, _) = scanned[name], by_name[name]
+        assert (a.newest, a.ran, a.running, a.durations) == (
+            b.newest,
+            b.ran,
+            b.running,
+            b.durations,
+        )
+    assert scanned["job8"][0].durations == [8.0, 8.25]

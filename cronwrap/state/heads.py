@@ -111,7 +111,9 @@ def read(
     if kept:
         seen: dict[str, list[float]] = {}
         texts: dict[str, object] = {}
-        for marks, chunk in in_chunks(names):
+        if len(names) > 500:  # most of the jobs: one scan of their rows
+            texts.update(conn.execute("SELECT name, heads FROM jobs").fetchall())
+        for marks, chunk in in_chunks(names if len(names) <= 500 else []):
             rows = conn.execute(f"SELECT name, heads FROM jobs WHERE name IN ({marks})", chunk)
             texts.update(rows.fetchall())
         todo = []

@@ -279,9 +279,10 @@ def job_statuses(
     with store.reading() if store is not None else contextlib.nullcontext():
         dead = store.dead_letter_counts() if store is not None else {}
         todo = list(jobs.values())
-        for at in range(0, len(todo), 500):  # a few queries per 500 jobs, their rows only
+        heads = store.newest_heads([st.name for st in todo if not st.unmonitored]) if store else {}
+        for at in range(0, len(todo), 500):  # whole rows for 500 jobs at a time, theirs only
             batch = todo[at : at + 500]
-            heads, whole = _newest_rows(store, [st.name for st in batch if not st.unmonitored])
+            whole = _shown_rows(store, [heads[st.name] for st in batch if st.name in heads])
             for st in batch:
                 _zone_of(st, declared.get(st.name), cron_zone.get(st.name), system_tz)
                 _fill(st, heads.get(st.name), whole, store, local, now=now, grace=grace, seen=seen)
@@ -317,22 +318,22 @@ def _zone_of(st: JobStatus, declared: str | None, cron: str | None, system_tz: s
         )
 
 
-def _newest_rows(
-    store: Store | None, names: list[str]
-) -> tuple[dict[str, tuple[Heads, Rows | None]], dict[int, RunRecord]]:
-    """Each job's newest rows in brief (state/heads.py), and whole the rows status shows:
-    the newest, the newest that ran (not a skip) and running ones (whether they still run is
-    checked against their host, pid and lock). The others are never decoded."""
+def _shown_rows(
+    store: Store | None, found: list[tuple[Heads, Rows | None]]
+) -> dict[int, RunRecord]:
+    """Whole, the rows status shows of jobs whose newest rows are `found` (in brief,
+    state/heads.py): the newest, the newest that ran (not a skip) and running ones (whether
+    they still run is checked against their host, pid and lock). The others are never
+    decoded."""
     if store is None:
-        return {}, {}
-    found = store.newest_heads(names)
+        return {}
     wanted: set[int] = set()
-    for brief, _ in found.values():
+    for brief, _ in found:
         wanted.add(brief.newest)
         if brief.ran is not None:
             wanted.add(brief.ran)
         wanted.update(brief.running)
-    return found, store.runs_by_id(sorted(wanted))
+    return store.runs_by_id(sorted(wanted))
 
 
 def _fill(
@@ -346,7 +347,7 @@ def _fill(
     grace: timedelta,
     seen: dict[tuple[str | None, str | None], Timing],
 ) -> None:
-    """The job's state from its newest rows (in brief, and whole those _newest_rows read)."""
+    """The job's state from its newest rows (in brief, and whole those _shown_rows read)."""
     if st.unmonitored:
         st.state, st.result = "unmonitored", "unmonitored"
     if found is not None and store is not None:
