@@ -379,6 +379,7 @@ _STATUS_VALUES = {
     "--host": "host",
     "--color": "color",
     "--now": "now_text",
+    "--html": "html_file",
 }
 _STATUS_FLAGS = {"--failed": "failed", "--all": "include_all", "--json": "as_json"}
 _HISTORY_VALUES = {
@@ -433,6 +434,7 @@ _STATUS_DEFAULTS: dict[str, Any] = {
     "as_json": False,
     "color": "auto",
     "host": None,
+    "html_file": None,
 }
 _HISTORY_DEFAULTS: dict[str, Any] = {
     "as_json": False,
@@ -443,7 +445,7 @@ _HISTORY_DEFAULTS: dict[str, Any] = {
 
 
 def _fast_status(args: Sequence[str]) -> int | None:
-    """`status` as the click command runs it without --watch or --html; None: ask click."""
+    """`status` as the click command runs it without --watch; None: ask click."""
     from cronwrap.config import parse_duration
     from cronwrap.paths import resolve_paths
 
