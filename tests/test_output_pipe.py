@@ -5,6 +5,8 @@ side by side, with real pipes, a real `head` and real /dev/full."""
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from cronwrap.run.output import write_nowait
 from cronwrap.state.store import Store
 from tests.conftest import cw_env, wait_for
 
@@ -438,3 +441,69 @@ def test_quiet_output_for_a_reader_that_takes_nothing_is_dropped_in_time(home: P
         run.warnings
     )
     assert Path(run.log_path).read_bytes() == numbered(3000)
+
+
+def test_a_signal_stops_a_job_whose_reader_takes_nothing(home: Path, tmp_path: Path) -> None:
+    """No --timeout, nobody reads: cron (or systemd) stopping cronwrap still stops the job at
+    once, and the run is recorded as cancelled."""
+    read_end, write_end = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            wrapped("sig", "--", "yes"), stdout=write_end, stderr=subprocess.DEVNULL,
+            env=cw_env(home),
+        )  # fmt: skip
+        os.close(write_end)
+        write_end = -1
+        wait_for(
+            lambda: (
+                (home / "cronwrap.log").exists()
+                and b"attempt.start" in (home / "cronwrap.log").read_bytes()
+            )
+        )
+        time.sleep(0.5)  # the pipes fill up: the relay is held back
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 128 + signal.SIGTERM
+    finally:
+        if write_end >= 0:
+            os.close(write_end)
+        os.close(read_end)
+    run = the_run(home, "sig")
+    assert (run.status, run.exit_code) == ("cancelled", 143)
+
+
+@pytest.mark.parametrize("kind", ["pipe", "socket", "terminal", "file"])
+def test_writes_to_our_own_descriptors_never_wait(kind: str, tmp_path: Path) -> None:
+    """write_nowait: whatever our stdout is, a write takes what fits now and says 0 when
+    nothing does (a pipe or socket its reader does not empty, a terminal's buffer); a file
+    takes all. The descriptor's own O_NONBLOCK is left as it was."""
+    keep: list[int] = []
+    if kind == "pipe":
+        keep[:] = os.pipe()
+        fd = keep[1]
+    elif kind == "socket":
+        a, b = socket.socketpair()
+        keep[:] = [a.detach(), b.detach()]
+        fd = keep[0]
+    elif kind == "terminal":
+        keep[:] = os.openpty()
+        fd = keep[1]
+    else:
+        fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT)
+        keep.append(fd)
+    try:
+        modes: dict[int, int] = {}
+        chunk = memoryview(b"x" * 65536)
+        total = 0
+        for _ in range(1000):  # far more than any of their buffers holds
+            n = write_nowait(fd, chunk, modes)
+            if n == 0:
+                break
+            total += n
+        assert os.get_blocking(fd)
+        if kind == "file":
+            assert total == 1000 * 65536
+        else:
+            assert 0 < total < 1000 * 65536 and n == 0
+    finally:
+        for end in keep:
+            os.close(end)

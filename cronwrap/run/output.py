@@ -26,9 +26,12 @@ _F_SETPIPE_SZ = 1031
 _F_GETPIPE_SZ = 1032
 _SPLICE_F_NONBLOCK = 2
 _ZERO_COPY_PIPE = 1 << 20
-_PIPE_BUF = 4096  # a write this small into a pipe that polls writable never waits
+# how a write to one of our descriptors is kept from waiting: a plain write (a file), a write
+# with RWF_NOWAIT, or a poll for room and then a write of at most so many bytes: PIPE_BUF
+# into a pipe or socket; into a terminal 128, which its output processing (ONLCR) may double
+# to 256, the least room a terminal that polls writable has (its buffer grows by 256)
+_PLAIN, _NOWAIT, _POLLED_PIPE, _POLLED_TTY = 0, -1, 4096, 128
 _RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
-_PLAIN, _NOWAIT, _POLLED = 0, 1, 2  # how a write to one of our descriptors is kept from waiting
 # how long, in all, cronwrap's own words (its lines, --quiet's held output) may wait for a
 # reader of our stdout/stderr that takes nothing; then what does not fit at once is dropped
 OWN_WAIT_S = 1.0
@@ -154,8 +157,7 @@ class OutputSink:
         self._write_log(data)
 
     def _write_through(self, fd: int, view: memoryview) -> None:
-        """Pass on what our `fd` takes now; the rest waits (see backlog) or, once the
-        attempt no longer waits for readers, is dropped with all that follows."""
+        """Pass on what our `fd` takes now; the rest waits (backlog) or is dropped."""
         while view:
             try:
                 n = write_nowait(fd, view, self._modes)
@@ -173,27 +175,21 @@ class OutputSink:
     # ---------------------------------------------------------- a reader that is behind
 
     def backlog(self, fd: int) -> bool:
-        """True while output of the job waits for our `fd` (1 or 2) to take it: the job's
-        pipe for it is not read meanwhile, so the job waits for our reader as it would bare,
-        and the supervisor polls `fd` for room and calls `flush`."""
+        """True while output waits for our `fd` (1 or 2): the job's pipe for it is not read
+        meanwhile (the job waits for our reader, as bare); the supervisor polls and flushes."""
         return fd in self._waiting or fd in self._unspliced
 
     def flush(self, fd: int) -> None:
         """Pass on what waits for our `fd`, as far as it takes it now."""
-        unspliced = self._unspliced.pop(fd, None)
-        if unspliced is not None:
-            self._splice_on(unspliced[0], fd, unspliced[1])
-            if fd in self._unspliced:
-                return
-        view = self._waiting.pop(fd, None)
-        if view is not None:
-            self._write_through(fd, view)
+        if fd in self._unspliced:
+            job_fd, count = self._unspliced.pop(fd)
+            self._splice_on(job_fd, fd, count)
+        elif fd in self._waiting:
+            self._write_through(fd, self._waiting.pop(fd))
 
     def stop_waiting(self) -> None:
-        """The attempt is being killed (a timeout, a cancel) or is over: from now on output
-        goes through only as far as our readers take it at once. What waits is dropped from
-        the pass-through, with all that follows on its stream until the attempt ends; the
-        log and the tails have it all (see finish_attempt)."""
+        """The attempt is being killed or is over: output passes only as far as our readers
+        take it at once; what waits, and all after it on its stream, goes to the log only."""
         self._patient = False
         for fd, view in self._waiting.items():
             self._dropped[fd] = self._dropped.get(fd, 0) + len(view)
@@ -204,8 +200,7 @@ class OutputSink:
         self._unspliced.clear()
 
     def finish_attempt(self) -> None:
-        """Say what of this attempt's output our readers never took; the next attempt
-        waits for them again."""
+        """Say what of this attempt's output our readers never took; the next one waits."""
         for fd, count in sorted(self._dropped.items()):
             name = "stdout and stderr" if self.one_pipe else ("stdout", "stderr")[fd - 1]
             message = (
@@ -323,11 +318,8 @@ class OutputSink:
     def _splices_without_waiting(self, stream: int) -> bool:
         known = self._splice_to.get(stream)
         if known is None:
-            try:
-                st_mode = os.fstat(stream).st_mode
-            except OSError:
-                st_mode = 0
-            known = self._splice_to[stream] = stat.S_ISFIFO(st_mode) or stat.S_ISREG(st_mode)
+            kind = _st_mode(stream)
+            known = self._splice_to[stream] = stat.S_ISFIFO(kind) or stat.S_ISREG(kind)
         return known
 
     def _splice(self, fd: int, stream: int) -> int | None:
@@ -535,7 +527,8 @@ def write_nowait(fd: int, data: memoryview, modes: dict[int, int]) -> int:
     when it would have to wait. Other errors (EPIPE, ENOSPC) raise OSError. The file
     description is shared (with cron, a shell, a terminal), so its O_NONBLOCK is never set:
     a pipe or socket gets RWF_NOWAIT per write (recent Linux), else a poll for room and
-    one write of at most PIPE_BUF; a regular file never waits for a reader. `modes` caches
+    one write small enough to fit (see _POLLED_PIPE); a regular file never waits for a
+    reader. `modes` caches
     the way per descriptor."""
     mode = modes.get(fd)
     if mode is None:
@@ -544,10 +537,10 @@ def write_nowait(fd: int, data: memoryview, modes: dict[int, int]) -> int:
         try:
             if mode == _NOWAIT:
                 return os.pwritev(fd, [data], -1, _RWF_NOWAIT)
-            if mode == _POLLED:
+            if mode > 0:
                 if not _poll_out(fd, 0):
                     return 0
-                return os.write(fd, data[:_PIPE_BUF])
+                return os.write(fd, data[:mode])
             return os.write(fd, data)
         except InterruptedError:
             continue
@@ -555,19 +548,27 @@ def write_nowait(fd: int, data: memoryview, modes: dict[int, int]) -> int:
             return 0
         except OSError as err:
             if mode == _NOWAIT and err.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-                mode = modes[fd] = _POLLED  # an older kernel, a terminal
+                mode = modes[fd] = _polled(fd)  # an older kernel, a terminal
                 continue
             raise
 
 
 def _write_mode(fd: int) -> int:
-    try:
-        st_mode = os.fstat(fd).st_mode
-    except OSError:
-        return _PLAIN  # the write says what is wrong (EBADF)
-    if stat.S_ISREG(st_mode) or stat.S_ISBLK(st_mode):
+    kind = _st_mode(fd)  # 0 for a closed fd: the write says what is wrong (EBADF)
+    if not kind or stat.S_ISREG(kind) or stat.S_ISBLK(kind):
         return _PLAIN
-    return _NOWAIT if _RWF_NOWAIT else _POLLED
+    return _NOWAIT if _RWF_NOWAIT else _polled(fd)
+
+
+def _polled(fd: int) -> int:
+    return _POLLED_TTY if os.isatty(fd) else _POLLED_PIPE
+
+
+def _st_mode(fd: int) -> int:
+    try:
+        return os.fstat(fd).st_mode
+    except OSError:
+        return 0
 
 
 def _poll_out(fd: int, timeout_s: float) -> bool:
