@@ -332,3 +332,22 @@ def test_most_jobs_are_read_in_one_scan_and_the_same(tmp_path: Path) -> None:
             b.durations,
         )
     assert scanned["job8"][0].durations == [8.0, 8.25]
+
+
+def test_a_summary_edited_to_name_rows_that_are_not_there_is_read_from_the_runs(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    paths = resolve_paths({"CRONWRAP_HOME": str(home)})
+    ensure_dir(paths.state_dir)
+    with Store.open(paths.db_file) as store:
+        for i in range(3):
+            add_run(
+                store, f"r{i}", at=T0 + timedelta(minutes=i), status="failed" if i else "success"
+            )
+    truth = _statuses(home)
+    conn = sqlite3.connect(paths.db_file)
+    conn.execute("UPDATE jobs SET heads = '999 998 997 1.0' WHERE name = 'j'")
+    conn.commit()
+    conn.close()
+    assert _statuses(home) == truth

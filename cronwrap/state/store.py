@@ -452,10 +452,12 @@ class Store(Database):
         )
         return [row_to_run(r) for r in rows]
 
-    def newest_heads(self, names: list[str]) -> dict[str, tuple[heads.Heads, heads.Rows | None]]:
-        """Each named job's newest rows in brief (state/heads.py), and the rows if read."""
+    def newest_heads(
+        self, names: list[str], *, kept: bool = True
+    ) -> dict[str, tuple[heads.Heads, heads.Rows | None]]:
+        """Each named job's newest rows in brief, and the rows when read (state/heads.py)."""
         try:
-            return heads.read(self._conn, names, kept=self.schema_version >= 8)
+            return heads.read(self._conn, names, kept=kept and self.schema_version >= 8)
         except sqlite3.Error as err:
             raise self._failed(err) from err
 

@@ -353,7 +353,15 @@ def _fill(
     if found is not None and store is not None:
         brief, rows = found
         ids = {brief.newest, *brief.running} | ({brief.ran} if brief.ran is not None else set())
-        states = {i: run_state(whole[i], local) for i in ids if i in whole}
+        if not ids <= whole.keys():  # a summary naming rows that are not there (edited by hand)
+            found = store.newest_heads([st.name], kept=False).get(st.name)
+            if found is None:
+                fill_schedule(st, now=now, grace=grace, seen=seen)
+                return
+            brief, rows = found
+            ids = {brief.newest, *brief.running, *([brief.ran] if brief.ran is not None else [])}
+            whole = store.runs_by_id(sorted(ids))
+        states = {i: run_state(whole[i], local) for i in ids}
         st.durations = brief.durations
         still = frozenset(i for i in brief.running if states.get(i) is RunState.RUNNING)
         if rows is not None and still:
