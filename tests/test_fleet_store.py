@@ -339,3 +339,31 @@ def test_a_bad_fleet_store_url_is_one_warning_and_the_job_still_runs(tmp_path: P
     assert r.returncode == 5
     assert "expected a postgresql:// URL" in r.stderr
     assert len([ln for ln in r.stderr.splitlines() if "--fleet-store" in ln]) == 1
+
+
+def test_status_of_a_fleet_store_it_cannot_read_is_unknown(tmp_path: Path, pg_url: str) -> None:
+    """Down, black-holed, or an upgrade it cannot make now (another session's transaction
+    holds the tables): status cannot know, so it exits 3 with one line, and the dashboard
+    says so instead of 'no jobs'. It exited 1 (down), or hung behind the upgrade."""
+    from tests.test_lease_pg import old_store_held_open
+
+    home = host_home(tmp_path, "a")
+    down = fleet(home, "postgresql://cw@127.0.0.1:1/none", "status", "--json")
+    assert (down.returncode, down.stdout.strip()) == (3, "[]"), down.stderr
+    [line] = down.stderr.splitlines()
+    assert line.startswith("cronwrap: status unknown: fleet store postgresql://"), line
+    reader = old_store_held_open(pg_url)
+    try:
+        page = tmp_path / "page.html"
+        held = cronwrap(home, "status", "--fleet-store", pg_url, "--html", str(page), timeout=60)
+        assert held.returncode == 3, held.stderr
+        [line] = held.stderr.splitlines()
+        assert line.startswith("cronwrap: status unknown: fleet store") and "lock" in line, line
+        assert PASSWORD not in held.stderr
+        text = page.read_text()
+        assert "Status unknown:" in text and "No jobs recorded yet" not in text
+        assert PASSWORD not in text
+    finally:
+        reader.close()  # type: ignore[attr-defined]
+    after = fleet(home, pg_url, "status", "--json")  # nothing holds it now: it upgrades
+    assert (after.returncode, after.stdout.strip()) == (0, "[]"), after.stderr

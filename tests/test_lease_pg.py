@@ -257,3 +257,45 @@ def test_sigterm_ends_a_wait_for_the_lease_at_once(home: Path, tmp_path: Path, p
     finally:
         holder.kill()
         holder.wait()
+
+
+def old_store_held_open(url: str) -> object:
+    """A fleet store at schema 2 (as cronwrap 2026-11 left it), and a session in the middle of
+    a transaction that has read cronwrap_jobs (a report, pg_dump): an upgrade that alters it
+    must wait for that session. Returns the session; close it to let go."""
+    import psycopg
+
+    from cronwrap.state.fleetschema import MIGRATIONS
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE cronwrap_schema "
+            "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for number in (0, 1):
+            conn.execute(MIGRATIONS[number])
+            conn.execute("INSERT INTO cronwrap_schema (version) VALUES (%s)", (number + 1,))
+    reader = psycopg.connect(url)
+    reader.execute("SELECT count(*) FROM cronwrap_jobs").fetchone()  # its transaction stays open
+    return reader
+
+
+def test_a_pending_schema_upgrade_never_holds_up_a_leased_job(
+    home: Path, tmp_path: Path, pg_url: str
+) -> None:
+    """The lease uses only tables every schema has: a store that another session keeps from
+    being upgraded must not cost the job its budget, nor its run (it waited 15 s, then the
+    lock was 'unavailable' and the run skipped, on every host at once)."""
+    reader = old_store_held_open(pg_url)
+    try:
+        marker = tmp_path / "ran"
+        done = cronwrap(
+            home, "run", "--name", "up", "--lock-url", pg_url, "--", "touch", str(marker),
+            timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert marker.exists(), done.stderr
+        assert history(home, "up")[0]["status"] == "success"
+        assert done.stderr == ""
+    finally:
+        reader.close()  # type: ignore[attr-defined]

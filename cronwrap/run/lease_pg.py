@@ -80,6 +80,7 @@ class PgLease:
     def _connect(self) -> Any:
         """A connection with the schema in place, within the time budget."""
         from cronwrap.errors import ConfigError
+        from cronwrap.state.fleetschema import LEASE_SCHEMA
         from cronwrap.state.fleetstore import FleetStore, FleetStoreError, connect
 
         def open_() -> Any:
@@ -92,7 +93,7 @@ class PgLease:
                 # server after the lease time, which releases its advisory lock
                 extra_options=f"-c idle_session_timeout={int(self.ttl_s * 1000)}",
             )
-            FleetStore(conn, self.url).migrate()
+            FleetStore(conn, self.url).migrate(lock_wait_s=self.timeout_s, needed=LEASE_SCHEMA)
             return conn
 
         # connect (libpq's 2 s at least), authenticate, check the schema: bounded as a whole

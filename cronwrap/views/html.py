@@ -220,8 +220,10 @@ def render_page(
     fleet: bool,
     title: str = "cronwrap status",
     default_host: str | None = None,
+    problem: str | None = None,
 ) -> str:
-    """The whole page: a summary, one table per host, recent failures, missed slots."""
+    """The whole page: a summary, one table per host, recent failures, missed slots; first,
+    what kept status from knowing (`problem`: a store it could not read), if anything."""
     import socket
 
     host_default = default_host or socket.gethostname()
@@ -255,7 +257,9 @@ def render_page(
         "</header>",
         "<main>",
     ]
-    if not jobs:
+    if problem:
+        out.append(f'<p role="alert"><strong>Status unknown:</strong> {t(problem)}</p>')
+    elif not jobs:
         out.append("<p>No jobs recorded yet.</p>")
     for host in sorted(by_host):
         rows = by_host[host]

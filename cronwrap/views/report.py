@@ -149,13 +149,15 @@ def _show(
     as_json: bool,
     color: str,
     clear: bool,
+    problem: str | None = None,
 ) -> None:
     """The jobs as the HTML page, JSON or the table."""
     if html_file:
         from cronwrap.views.html import render_page, write_atomic
 
         try:
-            write_atomic(html_file, render_page(jobs, failures, now=now, fleet=fleet))
+            page = render_page(jobs, failures, now=now, fleet=fleet, problem=problem)
+            write_atomic(html_file, page)
         except OSError as err:
             raise CronwrapError(f"cannot write {html_file}: {err.strerror}") from None
     elif as_json:
@@ -224,6 +226,7 @@ def status_once(
         as_json=as_json,
         color=color,
         clear=clear,
+        problem=problem,
     )
     return exit_code_for(judged, problem=problem)
 
@@ -243,14 +246,61 @@ def _load_jobs(
 ) -> tuple[list[Any], list[Any], str | None]:
     """Every job's status (from the fleet store, or this host's store and crontabs), for the
     HTML page the recent failed runs, and what kept status from reading the store, if any."""
-    from cronwrap.views.fleet import load_fleet_status
     from cronwrap.views.runstate import configured_host_ids, open_store_readonly
     from cronwrap.views.status import load_status
 
-    failures: list[Any] = []
-    problem = None
     if fleet_url:
-        with open_fleet_store(fleet_url) as fleet:
+        return _load_fleet(
+            fleet_url,
+            now=now,
+            grace=grace,
+            host=host,
+            job_names=job_names,
+            with_failures=with_failures,
+        )
+    failures: list[Any] = []
+    report = load_status(
+        paths,
+        read_crontabs(crontab_files),
+        now=now,
+        grace=grace,
+        include_unmonitored=include_all,
+        host_ids=set(host_ids) | configured_host_ids(paths, dict(os.environ)),
+        names=job_names,
+    )
+    jobs, problem = report.jobs, report.problem
+    if report.problem:
+        warn(f"cronwrap: status unknown: {report.problem}")
+    if host:
+        hosts = {j.last.host for j in jobs if j.last is not None}
+        jobs = [j for j in jobs if j.last is not None and j.last.host == host]
+        if not jobs and not problem:
+            problem = _unknown_host(host, hosts)
+    if with_failures and not report.problem:
+        store = open_store_readonly(paths)
+        if store is not None:
+            with store:
+                failures = store.failures(host=host)
+    return jobs, failures, problem
+
+
+def _load_fleet(
+    url: str,
+    *,
+    now: datetime,
+    grace: timedelta,
+    host: str | None,
+    job_names: tuple[str, ...],
+    with_failures: bool,
+) -> tuple[list[Any], list[Any], str | None]:
+    """_load_jobs from the fleet store. A store that cannot be read (down, black-holed, an
+    upgrade it could not make) is a status that cannot know: no jobs, and the problem."""
+    from cronwrap.state.fleetstore import FleetStoreError
+    from cronwrap.views.fleet import load_fleet_status
+
+    failures: list[Any] = []
+    try:
+        with open_fleet_store(url) as fleet:
             report = load_fleet_status(fleet, now=now, grace=grace, host=host, names=job_names)
             if with_failures:
                 failures = fleet.failures(host=host)
@@ -258,31 +308,10 @@ def _load_jobs(
                 report.problem = _unknown_host(host, fleet.hosts())
             elif report.problem:
                 warn(f"cronwrap: status unknown: {report.problem}")
-        jobs, problem = report.jobs, report.problem
-    else:
-        report = load_status(
-            paths,
-            read_crontabs(crontab_files),
-            now=now,
-            grace=grace,
-            include_unmonitored=include_all,
-            host_ids=set(host_ids) | configured_host_ids(paths, dict(os.environ)),
-            names=job_names,
-        )
-        jobs, problem = report.jobs, report.problem
-        if report.problem:
-            warn(f"cronwrap: status unknown: {report.problem}")
-        if host:
-            hosts = {j.last.host for j in jobs if j.last is not None}
-            jobs = [j for j in jobs if j.last is not None and j.last.host == host]
-            if not jobs and not problem:
-                problem = _unknown_host(host, hosts)
-        if with_failures and not report.problem:
-            store = open_store_readonly(paths)
-            if store is not None:
-                with store:
-                    failures = store.failures(host=host)
-    return jobs, failures, problem
+    except FleetStoreError as err:
+        warn(f"cronwrap: status unknown: {err}")
+        return [], [], str(err)
+    return report.jobs, failures, report.problem
 
 
 def _unknown_host(host: str, known: set[str] | list[str]) -> str:
