@@ -153,6 +153,8 @@ def _odd_jobs() -> list[JobStatus]:
     out[1].durations = [float("inf"), -0.0, 3, 1e300, float("-inf")]
     out[2].last = out[2].last._replace(run_id="é\x00", flags="")  # type: ignore[union-attr]
     out[3].current = None
+    out[4].durations = [float("inf"), -0.0, 1e-7]  # floats only, one not finite
+    out[5].durations = [-0.0, 1e-7, 1e22, 2.5]  # floats only, finite
     return out
 
 

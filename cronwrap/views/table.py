@@ -223,7 +223,10 @@ def render_table(
         if height == 1:
             out.append("  ".join([c[0] for c in cells]).rstrip())
             continue
-        padded = [c + [blanks[i]] * (height - len(c)) for i, c in enumerate(cells)]
+        padded = [
+            c if len(c) == height else c + [blanks[i]] * (height - len(c))
+            for i, c in enumerate(cells)
+        ]
         out += ["  ".join(line).rstrip() for line in zip(*padded, strict=True)]
     return out
 
@@ -426,12 +429,13 @@ class _StatusRows:
     """The cells of status rows, for one table: what thousands of jobs share (a relative
     time, a drawn instant, a duration) is worked out once."""
 
-    __slots__ = ("cap", "clock", "fleet", "notes", "now", "relative", "wide")
+    __slots__ = ("cap", "clock", "fleet", "notes", "now", "relative", "sparks", "wide")
 
     def __init__(self, now: datetime, *, wide: bool, notes: bool, fleet: bool) -> None:
         self.now, self.wide, self.notes, self.fleet = now, wide, notes, fleet
         self.clock = _Clock()
         self.relative: dict[float, str] = {}  # instant -> "in 8m", "6 years ago"
+        self.sparks: dict[tuple[float, ...], str] = {}  # durations -> their sparkline
         from cronwrap.views.status import MISSED_COUNT_CAP
 
         self.cap = MISSED_COUNT_CAP
@@ -456,7 +460,11 @@ class _StatusRows:
         result = f"{STATE_SYMBOL.get(st.state, '')}{KEEP}{st.result}"
         dur = short_duration(last_run.duration_s if last_run is not None else None)
         if wide and len(st.durations) > 1:
-            dur = f"{dur} {sparkline(st.durations)}"
+            key = tuple(st.durations)  # equal numbers draw the same bars
+            spark = self.sparks.get(key)
+            if spark is None:
+                spark = self.sparks[key] = sparkline(st.durations)
+            dur = f"{dur} {spark}"
         row = [
             (st.name, ""),
             *([(st.host or "-", "")] if self.fleet else []),
