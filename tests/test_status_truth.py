@@ -819,3 +819,30 @@ def test_missed_runs_counted_once_per_minute_are_those_counted_per_job(
             assert once.missed_first is None or once.missed_first.utcoffset() == (
                 each.missed_first.utcoffset()  # type: ignore[union-attr]
             )
+
+
+def test_a_run_that_outlasts_twelve_of_its_skips_still_decides_the_state(
+    home: Path, tmp_path: Path
+) -> None:
+    """An every-minute job that runs for 13 minutes has 12 skips newer than the run holding
+    the lock: status read only the newest 12 rows, so it said `skipped` (healthy) while the
+    run went on, and still after it failed."""
+    go, started = tmp_path / "go", tmp_path / "started"
+    script = f"touch {started}; while [ ! -e {go} ]; do sleep 0.05; done; exit 5"
+    holder = popen_cronwrap(home, "run", "--name", "long", "--", "sh", "-c", script)
+    try:
+        wait_for(started.exists, 30)
+        for _ in range(13):
+            skip = cronwrap(home, "run", "--name", "long", "--", "true")
+            assert skip.returncode == 0, skip.stderr
+        during = cronwrap(home, "status", "--crontab", "/dev/null", "--job", "long", "--json")
+        [doc] = json.loads(during.stdout)
+        assert doc["state"] == "running", doc
+        assert doc["last_run"]["status"] == "skipped" and doc["current_run"]["status"] == "running"
+    finally:
+        go.touch()
+        assert holder.wait(timeout=60) == 5
+    after = cronwrap(home, "status", "--crontab", "/dev/null", "--job", "long", "--json")
+    assert after.returncode == ExitCode.ERROR, after.stderr
+    [doc] = json.loads(after.stdout)
+    assert doc["state"] == "failing", doc  # the skips say the lock holder failed

@@ -128,4 +128,21 @@ def read(
         brief = from_rows(newest)
         if brief is not None:
             out[name] = (brief, newest)
+    for name, (brief, _) in out.items():
+        if brief.ran is None:
+            _ran_before(conn, name, brief)
     return out
+
+
+def _ran_before(conn: sqlite3.Connection, job: str, brief: Heads) -> None:
+    """A job whose newest rows are all skips: the run that held the lock meanwhile (or last
+    ran) is older than they are, and it says how the job is doing (a run longer than 12 of
+    its slots is still running, or failed); found by walking back past the skips."""
+    row = conn.execute(
+        "SELECT id, status FROM runs WHERE job=? AND status<>'skipped' ORDER BY id DESC LIMIT 1",
+        (job,),
+    ).fetchone()
+    if row is not None:
+        brief.ran = int(row[0])
+        if str(row[1]) == "running":
+            brief.running.append(brief.ran)
