@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -846,3 +847,22 @@ def test_a_run_that_outlasts_twelve_of_its_skips_still_decides_the_state(
     assert after.returncode == ExitCode.ERROR, after.stderr
     [doc] = json.loads(after.stdout)
     assert doc["state"] == "failing", doc  # the skips say the lock holder failed
+
+
+def test_a_live_run_is_known_by_when_its_process_began_not_by_its_name(tmp_path: Path) -> None:
+    """A run with no lock to check (--on-overlap allow, a fleet lease) is alive while its pid
+    is its process: one that began by the run's start. Looking for "cronwrap" in the command
+    line called a live run started through a link of another name crashed."""
+    from cronwrap.views.runstate import is_runs_process
+
+    proc = subprocess.Popen(["sleep", "30"])  # no "cronwrap" in its command line
+    try:
+        time.sleep(0.05)
+        began_before = datetime.now(timezone.utc)
+        assert is_runs_process(proc.pid, began_before)
+        # a pid that a process took over after the run was recorded is not the run's
+        assert not is_runs_process(proc.pid, began_before - timedelta(minutes=5))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not is_runs_process(proc.pid, began_before)

@@ -16,6 +16,7 @@ from cronwrap.state.records import RunRecord
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from datetime import datetime
 
     from cronwrap.config import Paths
     from cronwrap.state.store import Store
@@ -121,16 +122,26 @@ def result_text(run: RunRecord, state: RunState) -> str:
 def _alive(run: RunRecord, lock_dir: Path) -> bool:
     if not pid_alive(run.pid):
         return False
-    return is_locked(lock_dir / f"{run.job}.lock") or _is_cronwrap(run.pid)
+    return is_locked(lock_dir / f"{run.job}.lock") or is_runs_process(run.pid, run.started_at)
 
 
-def _is_cronwrap(pid: int) -> bool:
-    # a run with --on-overlap allow (or a fleet lease) has no local lock: a live pid must
-    # still be a cronwrap, not a process that reused the number
+def is_runs_process(pid: int, started_at: datetime) -> bool:
+    """A run with --on-overlap allow (or a fleet lease) has no local lock: its live pid must
+    still be its cronwrap, not a process that reused the number. It is when the process
+    began by the time the run was recorded (one that reused the pid began later, whatever
+    its name: another cronwrap too), or, for a clock stepped forward since, when its command
+    line names cronwrap."""
     try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            ticks = int(f.read().rsplit(b")", 1)[1].split()[19])
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+        began = boot + ticks / os.sysconf("SC_CLK_TCK")
+        if began <= started_at.timestamp() + 2:  # btime is whole seconds
+            return True
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return b"cronwrap" in f.read()
-    except OSError:
+    except (OSError, ValueError, IndexError, StopIteration):
         return False
 
 
