@@ -119,6 +119,11 @@ def test_two_hosts_one_store(tmp_path: Path, pg_url: str) -> None:
     assert tail.returncode == 0, tail.stderr
     assert "disk full" in tail.stdout and "[REDACTED]" in tail.stdout
     assert SECRET not in tail.stdout
+    nowhere = fleet(a, pg_url, "logs", "backup", "--host", "gamma")
+    assert nowhere.returncode == 1
+    assert nowhere.stderr.strip() == (
+        "cronwrap: no runs in the fleet store for job 'backup' on host 'gamma'"
+    )
 
     page = tmp_path / "fleet.html"
     html = fleet(a, pg_url, "status", "--html", str(page))

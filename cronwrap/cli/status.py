@@ -249,12 +249,16 @@ def _fleet_tail(
     from cronwrap.errors import JobNotFoundError
 
     with open_fleet_store(url) as fleet:
-        runs = [r for r in fleet.runs(name, host=host, limit=500) if r.output_tail is not None]
+        recorded = fleet.runs(name, host=host, limit=500)
+    on = f" on host {host!r}" if host else ""
+    if not recorded and not run_id:
+        raise JobNotFoundError(f"no runs in the fleet store for job {name!r}{on}")
+    runs = [r for r in recorded if r.output_tail is not None]
     if run_id:
         runs = [r for r in runs if r.run_id.startswith(run_id)]
     if not runs:
         raise JobNotFoundError(
-            f"no output tail in the fleet store for job {name!r}"
+            f"no output tail in the fleet store for job {name!r}{on}"
             + (f" run {run_id!r}" if run_id else "")
         )
     run = runs[0]
