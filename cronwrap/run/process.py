@@ -285,7 +285,7 @@ def _supervise(
     cancel_seen = False
     status: int | None = None  # the wait status, once the child has exited
     exited = False
-    relay = _Relay(poller, streams, sink)
+    relay = _OutputPoll(poller, streams, sink)
 
     while True:
         now = time.monotonic()
@@ -398,7 +398,7 @@ def _result(
     return AttemptResult("failed", code, sig, duration, reason)
 
 
-class _Relay:
+class _OutputPoll:
     """The job's output pipes in the poll set: each is read while our own fd for its stream
     takes what the job prints, and left unread while that fd has a backlog (the job then
     waits for our reader as it would bare); our fd is polled for room meanwhile."""
