@@ -196,12 +196,13 @@ def render_table(
     Thousands of rows share a few cells per column (schedules, results, times), so each
     distinct cell is made printable, wrapped and padded once."""
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in cols]
+    distinct = [set(column) for column in columns]
     clean: dict[str, str] = {}
-    for column in columns:
-        for text, _ in set(column):
+    for unique in distinct:
+        for text, _ in unique:
             if text not in clean:
                 clean[text] = printable(text, keep=KEEP)
-    widths = _fit(cols, [{clean[t] for t, _ in set(column)} for column in columns], width)
+    widths = _fit(cols, [{clean[t] for t, _ in unique} for unique in distinct], width)
     header = "  ".join(c.header.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()
     out = [paint(header, "bold", color=color)]
     if terminal:
@@ -214,7 +215,7 @@ def render_table(
             (text, style): _draw_cell(
                 clean[text], style, widths[i], cols[i].fold, color=color, pad=i < last
             )
-            for text, style in set(column)
+            for text, style in distinct[i]
         }
         drawn_columns.append([drawn[cell] for cell in column])
     blanks = [" " * w if i < last else "" for i, w in enumerate(widths)]
