@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cronwrap.run.output import write_nowait
+from cronwrap.run.nowait import write_nowait
 from cronwrap.state.store import Store
 from tests.conftest import cw_env, wait_for
 
@@ -507,3 +507,27 @@ def test_writes_to_our_own_descriptors_never_wait(kind: str, tmp_path: Path) -> 
     finally:
         for end in keep:
             os.close(end)
+
+
+def test_a_terminal_nobody_reads_does_not_hold_off_the_timeout(home: Path) -> None:
+    """A terminal that takes nothing (its reader stalled, as behind `script … | sleep`) held
+    cronwrap in a write: poll says writable with any room at all, and n_tty_write waits for
+    the rest, so --timeout 2s ran until the terminal was read."""
+    master, slave = os.openpty()  # nobody reads the master: the terminal's buffer fills
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cronwrap", "run", "--name", "tty", "--timeout", "2s",
+             "--", "yes"],
+            stdout=slave, stderr=subprocess.PIPE, env=cw_env(home),
+        )  # fmt: skip
+        try:
+            _, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+        assert proc.returncode == 124, err
+        run = the_run(home, "tty")
+        assert (run.status, run.exit_code) == ("timeout", 124)
+        assert os.get_blocking(slave)  # the shared description is left as it was
+    finally:
+        os.close(slave)
+        os.close(master)

@@ -56,7 +56,7 @@ def execute(
 
 
 def _say(message: str) -> None:
-    from cronwrap.run.output import write_own
+    from cronwrap.run.nowait import write_own
 
     with contextlib.suppress(OSError):  # stderr closed, or nobody reads it
         write_own(2, (message + "\n").encode("utf-8", "replace"))

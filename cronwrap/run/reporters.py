@@ -8,7 +8,7 @@ import contextlib
 import os
 
 from cronwrap.pids import pid_alive
-from cronwrap.run.output import write_own
+from cronwrap.run.nowait import write_own
 from cronwrap.run.reporting import Attempt, Outcome, Run
 from cronwrap.state.records import result_of
 

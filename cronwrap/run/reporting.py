@@ -9,7 +9,7 @@ import os
 
 from cronwrap.redact import Redactor
 from cronwrap.run.context import RunOrigin
-from cronwrap.run.output import write_own
+from cronwrap.run.nowait import write_own
 from cronwrap.state.events import EventLog
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
