@@ -122,7 +122,7 @@ def write_own(fd: int, data: bytes) -> None:
             continue
         left = _own_wait_left[0]
         if left <= 0:
-            raise OSError(errno.EAGAIN, "its reader takes nothing")
+            raise OSError(errno.EAGAIN, f"its reader took no more of it within {OWN_WAIT_S:g} s")
         started = time.monotonic()
         _poll_out(fd, left)
         _own_wait_left[0] = left - max(time.monotonic() - started, 0.001)

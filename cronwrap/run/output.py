@@ -196,7 +196,8 @@ class OutputSink:
             name = "stdout and stderr" if self.one_pipe else ("stdout", "stderr")[fd - 1]
             message = (
                 f"cannot pass output through: {name}: its reader took nothing more before the "
-                f"attempt ended; its last {count} bytes went only to the run's log and tail"
+                f"attempt ended; its last {count} bytes were not passed on (the run's log keeps"
+                " its head and tail)"
             )
             if message not in self.errors:
                 self.errors.append(message)
