@@ -13,7 +13,7 @@ from cronwrap.state.records import in_chunks
 
 DEPTH = 12  # the newest rows a summary covers: status's duration sparkline and current run
 
-Rows = list[tuple[object, object, object]]  # (id, status, duration_s), newest first
+Rows = list[tuple[int, object, object]]  # (id, status, duration_s), newest first
 _NEWEST = "SELECT id, status, duration_s FROM runs WHERE job=? ORDER BY id DESC LIMIT ?"
 
 
@@ -37,8 +37,8 @@ def from_rows(rows: Rows, *, still_running: frozenset[int] = frozenset()) -> Hea
     it counts once its cronwrap is known to be gone: only a reader can tell)."""
     if not rows:
         return None
-    ran = next((int(r[0]) for r in rows if str(r[1]) != "skipped"), None)  # type: ignore[call-overload]
-    running = [int(r[0]) for r in rows if str(r[1]) == "running"]  # type: ignore[call-overload]
+    ran = next((int(r[0]) for r in rows if str(r[1]) != "skipped"), None)
+    running = [int(r[0]) for r in rows if str(r[1]) == "running"]
     durations = [
         took
         for row_id, status, took in reversed(rows)
@@ -48,7 +48,7 @@ def from_rows(rows: Rows, *, still_running: frozenset[int] = frozenset()) -> Hea
         and str(status) != "skipped"
         and row_id not in still_running
     ]
-    return Heads(int(rows[0][0]), ran, running, durations)  # type: ignore[call-overload]
+    return Heads(int(rows[0][0]), ran, running, durations)
 
 
 def summary(rows: Rows) -> str | None:

@@ -367,7 +367,8 @@ def _fill(
         if rows is not None and still:
             # a run still going has no duration yet; one written by hand is left out while
             # its cronwrap lives (a kept summary never holds such a row)
-            st.durations = from_rows(rows, still_running=still).durations  # type: ignore[union-attr]
+            again = from_rows(rows, still_running=still)
+            st.durations = again.durations if again is not None else []
         st.last, st.last_state = whole[brief.newest], states[brief.newest]
         if not st.schedule:
             st.schedule = store.recent_schedule(st.name, limit=HISTORY_DEPTH)
