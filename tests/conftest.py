@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# a pytest-xdist worker is given the runner's terminal size as COLUMNS and LINES: the cronwrap
+# processes the tests start see the environment a cron job has, without them
+for _size in ("COLUMNS", "LINES"):
+    os.environ.pop(_size, None)
 
 
 @pytest.fixture
