@@ -193,12 +193,22 @@ def test_a_lock_dir_others_control_is_not_used(
 # ---------------------------------------------------------------- signals while waiting
 
 
+def _catches(pid: int, sig: int) -> bool:
+    """The process has a handler for `sig` (SigCgt in /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as f:
+        caught = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+    return bool(caught >> (sig - 1) & 1)
+
+
 def _cancel_while_waiting(
     home: Path, tmp_path: Path, *options: str, wait: float = 1.5
 ) -> tuple[int, str, float, Path]:
     marker = tmp_path / "ran"
     proc = start_job(home, marker, *options)
-    time.sleep(wait)  # long enough to be inside the wait (a behavioural, not a speed bound)
+    time.sleep(wait)  # long enough to be inside the wait on a quiet machine
+    # on a busy one, cronwrap may still be starting: the SIGTERM must find its handler
+    # (before it, the default action kills the process, which is not what is tested)
+    wait_for(lambda: _catches(proc.pid, signal.SIGTERM), 60)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
