@@ -4,6 +4,7 @@ the same with it or without it."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -351,3 +352,28 @@ def test_a_summary_edited_to_name_rows_that_are_not_there_is_read_from_the_runs(
     conn.commit()
     conn.close()
     assert _statuses(home) == truth
+
+
+def test_a_summary_naming_a_row_that_now_belongs_to_another_job_is_read_from_the_runs(
+    tmp_path: Path,
+) -> None:
+    """INSERT OR REPLACE by hand gives a row id to another job, and REPLACE's implicit delete
+    fires no trigger: the summary of the job that had it still names it. Status showed that
+    job as the other job's run (ok, while its own last run had failed)."""
+    home = tmp_path / "home"
+    paths = resolve_paths({"CRONWRAP_HOME": str(home)})
+    ensure_dir(paths.state_dir)
+    with Store.open(paths.db_file) as store:
+        add_run(store, "a1", job="ea", at=T0)
+        add_run(store, "b1", job="eb", at=T0 + timedelta(minutes=1), status="failed")
+    conn = sqlite3.connect(paths.db_file)
+    conn.execute(
+        "INSERT OR REPLACE INTO runs (id, run_id, job, host, pid, command, started_at, status,"
+        " attempts, exit_origin, dead) SELECT id, run_id || 'x', 'ea', host, pid, command,"
+        " started_at, 'success', attempts, exit_origin, 0 FROM runs WHERE run_id = 'b1'"
+    )
+    conn.commit()
+    conn.close()
+    jobs = {j["name"]: j for j in json.loads(_statuses(home))}
+    assert jobs["eb"]["last_run"] is None or jobs["eb"]["last_run"]["job"] == "eb", jobs["eb"]
+    assert jobs["ea"]["last_run"]["job"] == "ea"

@@ -353,7 +353,8 @@ def _fill(
     if found is not None and store is not None:
         brief, rows = found
         ids = {brief.newest, *brief.running} | ({brief.ran} if brief.ran is not None else set())
-        if not ids <= whole.keys():  # a summary naming rows that are not there (edited by hand)
+        # a summary naming rows that are not there, or are another job's (edited by hand)
+        if not ids <= whole.keys() or any(whole[i].job != st.name for i in ids):
             found = store.newest_heads([st.name], kept=False).get(st.name)
             if found is None:
                 fill_schedule(st, now=now, grace=grace, seen=seen)
