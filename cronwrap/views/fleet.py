@@ -9,7 +9,14 @@ from datetime import datetime, timedelta, timezone
 
 from cronwrap.cron.schedule import local_zone, zone_name
 from cronwrap.views.runstate import remote_host, run_state
-from cronwrap.views.status import JobStatus, StatusReport, Timing, fill_schedule, judge
+from cronwrap.views.status import (
+    JobStatus,
+    StatusReport,
+    Timing,
+    fill_schedule,
+    judge,
+    unknown_job,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,10 +52,8 @@ def load_fleet_status(
         known = ", ".join(fleet.job_names(host=host, limit=10)) or "none"
         where = f" on host {host!r}" if host is not None else ""
         why = f"no job named {name!r} in the fleet store{where} (known: {known})"
-        missing = JobStatus(name, source="none", state="unknown", result="unknown job")
-        missing.reason, missing.host = why, host
         problem = problem or why
-        jobs.append(missing)
+        jobs.append(unknown_job(name, why, host=host))
     return StatusReport(jobs, problem)
 
 

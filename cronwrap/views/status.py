@@ -210,11 +210,16 @@ def load_status(
                 continue
             known = ", ".join(sorted(known_names)[:10]) or "none"
             why = f"no job named {name!r} in the run store or the crontabs (known: {known})"
-            missing = JobStatus(name, source="none", state="unknown", result="unknown job")
-            missing.reason = why
             problem = problem or why
-            jobs.append(missing)
+            jobs.append(unknown_job(name, why))
     return StatusReport(jobs, problem)
+
+
+def unknown_job(name: str, why: str, *, host: str | None = None) -> JobStatus:
+    """A `--job NAME` that status does not know: shown as unknown, never left out."""
+    missing = JobStatus(name, source="none", state="unknown", result="unknown job")
+    missing.reason, missing.host = why, host
+    return missing
 
 
 def _known_names(
