@@ -14,6 +14,8 @@ and on SIGTERM (a timeout, a cancel) it finishes the item at hand, checkpoints a
 within --kill-after. CRONWRAP_SLOT, CRONWRAP_ATTEMPT and CRONWRAP_RERUN_OF are printed.
 
 Environment knobs (for the demo and the tests): BATCH_SIZE (10), ITEM_SECONDS (0),
+BATCH_MARGIN (1: seconds kept free before the deadline beyond twice the slowest batch so far;
+raise it where the machine can stall, a batch's fsyncs on a busy disk say), and
 BATCH_IGNORE_DEADLINE=1 to keep going until the timeout hits.
 """
 
@@ -56,6 +58,7 @@ def main(input_path: str, output_path: str) -> int:
     items = Path(input_path).read_text().splitlines()
     batch_size = int(os.environ.get("BATCH_SIZE", "10"))
     item_seconds = float(os.environ.get("ITEM_SECONDS", "0"))
+    margin = float(os.environ.get("BATCH_MARGIN", "1"))
     deadline = os.environ.get("CRONWRAP_DEADLINE")
     if os.environ.get("BATCH_IGNORE_DEADLINE") == "1":
         deadline = None
@@ -75,7 +78,7 @@ def main(input_path: str, output_path: str) -> int:
         out.truncate(int(checkpoint["output_size"]))  # drop what the last checkpoint missed
         slowest = 0.0
         while cursor < len(items) and not Stop.requested:
-            if deadline is not None and time.time() + 2 * slowest + 1 > int(deadline):
+            if deadline is not None and time.time() + 2 * slowest + margin > int(deadline):
                 print(f"stopping before the deadline: {len(items) - cursor} items left")
                 return 0  # progress made; the next run goes on from the checkpoint
             began = time.monotonic()

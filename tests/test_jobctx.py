@@ -126,14 +126,17 @@ def test_batch_example_resumes_after_timeouts_and_does_every_item_once(
 
 
 def test_batch_example_stops_before_the_deadline_on_its_own(home: Path, tmp_path: Path) -> None:
+    # 4 s of work under an 8 s timeout, stopping 5 s before the deadline: each run does about
+    # 2 s and leaves the rest, and a stall of up to 5 s (fsyncs on a busy CI disk) still ends
+    # before the SIGTERM; with 3 s and a 1 s margin, CI once saw a timeout
     items = tmp_path / "in.txt"
     items.write_text("".join(f"item-{i}\n" for i in range(80)))
     output = tmp_path / "out.txt"
     results = []
     for _ in range(40):
         result = cronwrap(
-            home, "run", "--name", "polite", "--timeout", "3s", "--",
-            PY, str(BATCH), str(items), str(output), env=_batch_env(home),
+            home, "run", "--name", "polite", "--timeout", "8s", "--",
+            PY, str(BATCH), str(items), str(output), env=_batch_env(home, BATCH_MARGIN="5"),
         )  # fmt: skip
         results.append(result)
         if "done: 80 items" in result.stdout:
