@@ -131,6 +131,10 @@ def test_two_hosts_one_store(tmp_path: Path, pg_url: str) -> None:
     text = page.read_text()
     assert "Host alpha" in text and "Host beta" in text and "disk full" in text
     assert SECRET not in text and PASSWORD not in text
+    # the page of one job lists that job's failures only: sync never failed
+    html = fleet(a, pg_url, "status", "--html", str(page), "--job", "sync")
+    assert html.returncode == 0, html.stderr
+    assert "No recent failures." in page.read_text() and "disk full" not in page.read_text()
 
 
 def test_password_from_a_file_and_never_shown(tmp_path: Path, pg_url: str) -> None:

@@ -310,5 +310,9 @@ def test_the_dashboards_failures_are_read_through_an_index(pg_url: str) -> None:
         assert {f.status for f in fleet.failures()} == set(FINISHED) - {"success"}
         fleet.conn.execute("SET enable_seqscan = off")
         sql = fleetstore.failures_sql()
-        plan = fleet.conn.execute("EXPLAIN " + sql, (None, None, 20)).fetchall()
+        plan = fleet.conn.execute("EXPLAIN " + sql, (None, None, None, None, 20)).fetchall()
         assert "cronwrap_runs_dead" in "\n".join(r[0] for r in plan)
+        # one host's, one job's (the page of --host H --job J): through an index too
+        args = ("h1", "h1", ["sync"], ["sync"], 20)
+        plan = fleet.conn.execute("EXPLAIN " + sql, args).fetchall()
+        assert "Index" in "\n".join(r[0] for r in plan) and "Seq Scan" not in str(plan)

@@ -318,3 +318,25 @@ def test_the_page_is_byte_identical(monkeypatch: pytest.MonkeyPatch) -> None:
         [*jobs(), *jobs(fleet=True)], failures, now=NOW, fleet=True, default_host="web1"
     )
     assert page == _golden("status-page.html", page)
+
+
+def test_the_page_of_named_jobs_lists_only_their_failures(home: Path, tmp_path: Path) -> None:
+    """--job NAME asks the store for NAME's failures: the page listed every job's, so a page
+    made for one team's jobs showed another team's failures as if they were its own."""
+    from datetime import datetime, timedelta, timezone
+
+    from tests.test_status_truth import Recorder
+
+    rec = Recorder(home)
+    at = datetime.now(timezone.utc) - timedelta(hours=3)
+    rec.run("mine", at, schedule=None, tz=None, status="failed")
+    for n in range(25):
+        later = at + timedelta(minutes=n + 1)
+        rec.run("theirs", later, schedule=None, tz=None, status="failed")
+    rec.close()
+    out = tmp_path / "mine.html"
+    args = ("status", "--crontab", "/dev/null", "--job", "mine", "--html", str(out))
+    result = cronwrap(home, *args)
+    assert result.returncode == 1, result.stderr  # the job is failing
+    failures = out.read_text().split('<h2 id="failures">', 1)[1].split("</section>", 1)[0]
+    assert "mine" in failures and "theirs" not in failures

@@ -357,10 +357,14 @@ class FleetStore:
         )
         return [AttemptRecord(*r) for r in rows]
 
-    def failures(self, *, host: str | None = None, limit: int = 20) -> list[RunRecord]:
-        """The newest failed runs on every host (with their redacted output tails)."""
+    def failures(
+        self, *, host: str | None = None, jobs: Sequence[str] = (), limit: int = 20
+    ) -> list[RunRecord]:
+        """The newest failed runs on every host, or `host`, of every job, or `jobs` (with
+        their redacted output tails)."""
         sql = failures_sql()
-        rows = self._run(lambda c: c.execute(sql, (host, host, limit)).fetchall())
+        named = list(jobs) or None
+        rows = self._run(lambda c: c.execute(sql, (host, host, named, named, limit)).fetchall())
         return [RunRecord(*r) for r in rows]
 
     def hosts(self) -> list[str]:
@@ -386,11 +390,13 @@ class FleetStore:
 
 
 def failures_sql() -> str:
-    """The newest failed runs, of one host (the first two parameters) or all, at most the
-    third; cronwrap_runs_dead holds exactly these statuses."""
+    """The newest failed runs, of one host (the first two parameters) or all, of some jobs
+    (the next two: a list) or all, at most the fifth; cronwrap_runs_dead holds exactly
+    these statuses."""
     return (
         f"SELECT {', '.join(RUN_COLUMNS)} FROM cronwrap_runs WHERE status IN {_PROBLEMS!r} "
-        "AND (%s::text IS NULL OR host = %s) ORDER BY started_at DESC LIMIT %s"
+        "AND (%s::text IS NULL OR host = %s) AND (%s::text[] IS NULL OR job = ANY(%s)) "
+        "ORDER BY started_at DESC LIMIT %s"
     )
 
 

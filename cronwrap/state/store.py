@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
@@ -480,9 +480,8 @@ class Store(Database):
 
     @contextmanager
     def reading(self) -> Iterator[None]:
-        """One read transaction around many queries: one snapshot of the store (a run
-        ending meanwhile is seen either before or after, never half), and one lock taken
-        instead of one per query."""
+        """One read transaction around many queries: one snapshot (a run ending meanwhile is
+        seen before or after, never half), one lock taken instead of one per query."""
         self._query("BEGIN")
         try:
             yield
@@ -500,8 +499,7 @@ class Store(Database):
         return [row_to_run(r) for r in rows]
 
     def forget(self, job: str) -> list[str]:
-        """Remove every trace of a job (runs, attempts, counters, its row); returns the log
-        paths of its runs so their files can be removed."""
+        """Remove every trace of a job (runs, attempts, counters, row); returns its log paths."""
         try:
             with self._write() as conn:
                 logs = [
@@ -551,14 +549,16 @@ class Store(Database):
             ]
         return {r[0]: (r[1], r[2]) for r in rows}
 
-    def failures(self, *, limit: int = 20, host: str | None = None) -> list[RunRecord]:
-        """The newest failed runs of every job (of `host`'s, if given) for the HTML dashboard:
-        every status that makes a dead letter, cancelled included, as `cronwrap failed` does."""
-        cols = ", ".join(RUN_COLUMNS)
+    def failures(
+        self, *, limit: int = 20, host: str | None = None, jobs: Sequence[str] = ()
+    ) -> list[RunRecord]:
+        """The newest failed runs (of `host`, of `jobs`, if given) for the HTML dashboard: each
+        status that makes a dead letter, cancelled included, as `cronwrap failed` does."""
+        named = f"AND job IN ({', '.join('?' * len(jobs))}) " if jobs else ""
         rows = self._query(
-            f"SELECT {cols} FROM runs WHERE status IN {DEAD_STATUSES!r} "
-            "AND (? IS NULL OR host = ?) ORDER BY started_at DESC LIMIT ?",
-            (host, host, limit),
+            f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE status IN {DEAD_STATUSES!r} "
+            f"AND (? IS NULL OR host = ?) {named}ORDER BY started_at DESC LIMIT ?",
+            (host, host, *jobs, limit),
         )
         return [row_to_run(r) for r in rows]
 

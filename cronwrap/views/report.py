@@ -280,7 +280,7 @@ def _load_jobs(
         store = open_store_readonly(paths)
         if store is not None:
             with store:
-                failures = store.failures(host=host)
+                failures = store.failures(host=host, jobs=job_names)
     return jobs, failures, problem
 
 
@@ -303,7 +303,7 @@ def _load_fleet(
         with open_fleet_store(url) as fleet:
             report = load_fleet_status(fleet, now=now, grace=grace, host=host, names=job_names)
             if with_failures:
-                failures = fleet.failures(host=host)
+                failures = fleet.failures(host=host, jobs=job_names)
             if host and not job_names and not report.jobs:
                 report.problem = _unknown_host(host, fleet.hosts())
             elif report.problem:
