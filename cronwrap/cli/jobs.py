@@ -26,15 +26,14 @@ def _state_dir(ctx: click.Context, name: str | None) -> Path:
     """The job's state dir: --name, else CRONWRAP_STATE_DIR (set inside a job), else
     CRONWRAP_NAME."""
     from cronwrap.config import validate_name
-    from cronwrap.state.kv import job_state_dir
+    from cronwrap.state.kv import job_state_path
 
     env = environment()
-    if name:
-        return job_state_dir(state_paths(ctx).state_dir, validate_name(name))
+    job = name or (None if env.get("CRONWRAP_STATE_DIR") else env.get("CRONWRAP_NAME"))
+    if job:
+        return Path(job_state_path(state_paths(ctx).state_path, validate_name(job)))
     if env.get("CRONWRAP_STATE_DIR"):
         return Path(env["CRONWRAP_STATE_DIR"])
-    if env.get("CRONWRAP_NAME"):
-        return job_state_dir(state_paths(ctx).state_dir, validate_name(env["CRONWRAP_NAME"]))
     raise UsageError(
         "which job? pass --name NAME (inside `cronwrap run`, CRONWRAP_STATE_DIR says it)"
     )

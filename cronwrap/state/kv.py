@@ -11,8 +11,6 @@ from cronwrap.errors import StateError, StateKeyError
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from cronwrap.paths import PathT, StrPath
 
 STATE_DIR_MODE = 0o700
@@ -26,11 +24,6 @@ _KEY_CHARS = _KEY_FIRST | frozenset("._-")
 def job_state_path(state_path: str, job: str) -> str:
     """Where the job `job` keeps its state, under cronwrap's state directory."""
     return os.path.join(state_path, "jobs", job)
-
-
-def job_state_dir(state_dir: Path, job: str) -> Path:
-    """job_state_path as a Path."""
-    return state_dir / "jobs" / job
 
 
 def ensure_state_dir(path: PathT) -> PathT:
