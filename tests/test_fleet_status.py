@@ -54,3 +54,19 @@ def test_a_job_not_on_the_host_asked_for_is_unknown(home: Path, pg_url: str) -> 
     assert "no job named 'sync' in the fleet store on host 'a' (known: backup)" in result.stderr
     assert [(d["name"], d["state"]) for d in json.loads(result.stdout)] == [("sync", "unknown")]
     assert cronwrap(home, *args, "--job", "backup").returncode == ExitCode.OK
+
+
+def test_an_unknown_host_is_said_to_be_unknown_with_or_without_a_job(
+    home: Path, pg_url: str
+) -> None:
+    """`--host nosuch` names the hosts the store knows, with --job too (it said "no job named
+    'x' ... (known: none)", as though the host were known and empty), and exits 3, as local
+    status does for a host no run came from."""
+    stored(pg_url)
+    why = "cronwrap: status unknown: no job's last run was on host 'nosuch' (hosts: a, b)"
+    for job in ([], ["--job", "backup"], ["--job", "x"]):
+        args = ("status", "--fleet-store", pg_url, "--host", "nosuch", "--json", *job)
+        result = cronwrap(home, *args)
+        assert result.returncode == ExitCode.UNKNOWN, result.stderr
+        assert result.stderr.strip() == why, job
+        assert json.loads(result.stdout) == []

@@ -304,9 +304,13 @@ def _load_fleet(
             report = load_fleet_status(fleet, now=now, grace=grace, host=host, names=job_names)
             if with_failures:
                 failures = fleet.failures(host=host, jobs=job_names)
-            if host and not job_names and not report.jobs:
-                report.problem = _unknown_host(host, fleet.hosts())
-            elif report.problem:
+            # a host the store does not know (a typo) is said as such, not as a job unknown
+            # there (the jobs asked for are then not looked for), as local status does
+            if host is not None and all(st.last is None for st in report.jobs):
+                hosts = fleet.hosts()
+                if host not in hosts:
+                    return [], failures, _unknown_host(host, hosts)
+            if report.problem:
                 warn(f"cronwrap: status unknown: {report.problem}")
     except FleetStoreError as err:
         warn(f"cronwrap: status unknown: {err}")
