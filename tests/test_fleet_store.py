@@ -376,3 +376,37 @@ def test_status_of_a_fleet_store_it_cannot_read_is_unknown(tmp_path: Path, pg_ur
         reader.close()  # type: ignore[attr-defined]
     after = fleet(home, pg_url, "status", "--json")  # nothing holds it now: it upgrades
     assert (after.returncode, after.stdout.strip()) == (0, "[]"), after.stderr
+
+
+def test_fleet_and_local_status_agree_after_the_clock_steps_back(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The host's clock steps back an hour between two runs (NTP, a VM restored): the run it
+    recorded last, which failed, is its newest in local status (by record order) and in the
+    fleet's too (by arrival order), though it started "before" the other. The clocks are set
+    with libfaketime."""
+    from tests.test_prometheus import _faketime
+
+    home = host_home(tmp_path, "alpha")
+    for at, code in (("2026-12-01 10:00:00", 0), ("2026-12-01 09:00:00", 3)):
+        env = cw_env(home, **_faketime(at), FAKETIME_DONT_FAKE_MONOTONIC="1")
+        ran = run_on(home, "alpha", pg_url, "--name", "backup", "--", "sh", "-c", f"exit {code}",
+                     env=env)  # fmt: skip
+        assert ran.returncode == code, ran.stderr
+        wait_shipped(home)
+    local = cronwrap(home, "status", "--crontab", "/dev/null", "--json", "--job", "backup")
+    shared = fleet(home, pg_url, "status", "--json", "--job", "backup")
+    seen = []
+    for result in (local, shared):
+        assert result.returncode == 1, result.stderr  # failing
+        [doc] = json.loads(result.stdout)
+        seen.append((doc["state"], doc["last_run"]["exit_code"], doc["last_run"]["started_at"]))
+    assert seen[0] == seen[1]
+    assert seen[0][:2] == ("failing", 3) and seen[0][2].startswith("2026-12-01T09:00")
+    # one host's history, newest first, as that host's own
+    local_history = cronwrap(home, "history", "backup", "--json")
+    shared_history = fleet(home, pg_url, "history", "backup", "--json", "--host", "alpha")
+    orders = [
+        [d["exit_code"] for d in json.loads(h.stdout)] for h in (local_history, shared_history)
+    ]
+    assert orders == [[3, 0], [3, 0]], (local_history.stderr, shared_history.stderr)

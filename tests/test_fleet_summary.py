@@ -13,7 +13,7 @@ import pytest
 
 from cronwrap.state import fleetstore
 from cronwrap.state.fleetstore import FleetStore
-from cronwrap.state.records import RUN_COLUMNS, RunRecord
+from cronwrap.state.records import RUN_COLUMNS, AttemptRecord, RunRecord
 from tests.pgserver import require_postgres
 
 require_postgres()
@@ -53,18 +53,29 @@ def rec(
     return RunRecord(**fields)
 
 
+def attempt(run_id: str, exit_code: int | None) -> AttemptRecord:
+    """Attempt 1 of a run: finished with exit_code, or running (None)."""
+    end = None if exit_code is None else T0 + timedelta(seconds=2)
+    status = None if exit_code is None else ("success" if exit_code == 0 else "failed")
+    took = None if end is None else 2.0
+    return AttemptRecord(run_id, 1, T0, end, status, exit_code, None, took)
+
+
 def expected(fleet: FleetStore) -> dict[tuple[str, str], tuple[object, ...]]:
     """(newest run, newest that ran, durations, schedule, zone) per (host, job), from the
-    runs (the schedule and zone: the newest that a run gave)."""
+    runs (the schedule and zone: the newest that a run gave). Newest: the run that arrived
+    last (seq), then, for runs stored before schema 5 (no seq), the latest started."""
     rows = fleet.conn.execute(
-        "SELECT host, job, run_id, started_at, status, duration_s, schedule, tz FROM cronwrap_runs"
+        "SELECT host, job, run_id, started_at, status, duration_s, schedule, tz, seq "
+        "FROM cronwrap_runs"
     ).fetchall()
     by_key: dict[tuple[str, str], list[tuple[object, ...]]] = {}
     for row in rows:
         by_key.setdefault((row[0], row[1]), []).append(row)
     out = {}
     for key, runs in by_key.items():
-        runs.sort(key=lambda r: (r[3], r[2]), reverse=True)  # newest first, ties by run id
+        # newest first, ties by run id
+        runs.sort(key=lambda r: (r[8] is not None, r[8] or 0, r[3], r[2]), reverse=True)
         ran = next((r[2] for r in runs if r[4] != "skipped"), None)
         finished = [r[5] for r in runs if r[5] is not None and r[4] not in ("skipped", "running")]
         schedule = next((r[6] for r in runs if r[6] is not None), None)
@@ -102,14 +113,31 @@ def assert_runs_as_stored(fleet: FleetStore) -> None:
             assert got._replace(dead=None) == stored, got.run_id
 
 
-def test_runs_arriving_out_of_order_leave_the_newest_on_top(pg_url: str) -> None:
+def test_the_run_recorded_last_is_on_top_whatever_its_clock_said(pg_url: str) -> None:
+    """A host ships its runs in the order it recorded them: after its clock stepped back an
+    hour, the run it recorded last started "before" the others, and is still the newest (as
+    the host's own status says, by its record order), its duration the last of the trend."""
     with FleetStore.open(pg_url) as fleet:
-        fleet.upsert([rec("r3", at=30, took=3.0)], [])
-        fleet.upsert([rec("r1", at=10, took=1.0, schedule="0 4 * * *")], [])  # a late batch
-        fleet.upsert([rec("r2", at=20, took=2.0)], [])
+        fleet.upsert([rec("r1", at=60, took=1.0)], [])
+        fleet.upsert([rec("r2", at=70, took=2.0, schedule="0 4 * * *")], [])
+        fleet.upsert([rec("r3", at=5, took=3.0, status="failed")], [])  # the clock stepped back
         [job] = fleet.jobs()
-        assert (job.last.run_id, job.durations) == ("r3", [1.0, 2.0, 3.0])
-        assert job.schedule == "0 3 * * *"  # the newest run's, not the late batch's
+        assert (job.last.run_id, job.last.status, job.durations) == (
+            "r3",
+            "failed",
+            [1.0, 2.0, 3.0],
+        )
+        assert job.schedule == "0 3 * * *"  # the newest run's, not the latest started one's
+        assert_agrees(fleet)
+
+
+def test_a_batch_keeps_the_order_the_host_recorded_its_runs_in(pg_url: str) -> None:
+    """Runs queued while the store was down go in one batch: their order is the host's, not
+    that of their (random) run ids or of their clocks."""
+    with FleetStore.open(pg_url) as fleet:
+        fleet.upsert([rec("zz", at=50, took=1.0), rec("mm", at=10, took=2.0), rec("aa", at=30)], [])
+        [job] = fleet.jobs()
+        assert (job.last.run_id, job.durations) == ("aa", [1.0, 2.0, 2.0])
         assert_agrees(fleet)
 
 
@@ -174,19 +202,32 @@ def test_only_the_newest_durations_are_kept(pg_url: str) -> None:
         for at in range(0, 30, 7):
             fleet.upsert(runs[at : at + 7], [])
         [job] = fleet.jobs()
-        assert job.durations == [float(n) for n in range(18, 30)]
+        # the last 12 to arrive, in the order they did, whatever their clocks said
+        assert job.durations == [r.duration_s for r in runs[-12:]]
+        assert job.durations != sorted(job.durations)
         assert_agrees(fleet)
 
 
-def test_a_run_id_under_another_host_is_left_alone(pg_url: str) -> None:
-    """A run never moves: the summary of the job it was shipped under stays right."""
+def test_a_run_id_under_another_host_is_refused_and_leaves_no_job_row(pg_url: str) -> None:
+    """A run never moves: the run and its attempts stay as the first host shipped them, and
+    the other (host, job), which then has no run, has no row either (status showed it as a job
+    that never ran, a job the store knows nothing of)."""
     with FleetStore.open(pg_url) as fleet:
-        fleet.upsert([rec("r1", host="a", at=0)], [])
-        fleet.upsert([rec("r1", host="b", at=5)], [])
+        fleet.upsert([rec("r1", host="a", at=0)], [attempt("r1", exit_code=0)])
+        fleet.upsert([rec("r1", host="b", at=5), rec("r1", job="sync", at=5)], [attempt("r1", 9)])
         assert fleet.run("r1").host == "a"
-        got = summaries(fleet)
-        assert got.pop(("b", "backup"))[:3] == (None, None, [])  # as a job that never ran
-        assert got == expected(fleet)
+        assert [a.exit_code for a in fleet.attempts("r1")] == [0]
+        assert summaries(fleet) == expected(fleet)
+        assert [(j.host, j.name) for j in fleet.jobs()] == [("a", "backup")]
+        assert fleet.hosts() == ["a"]
+
+
+def test_an_attempts_end_is_never_replaced_by_its_running_state(pg_url: str) -> None:
+    with FleetStore.open(pg_url) as fleet:
+        fleet.upsert([rec("r1", status="failed")], [attempt("r1", exit_code=4)])
+        fleet.upsert([rec("r1", status="running")], [attempt("r1", exit_code=None)])  # stale
+        [got] = fleet.attempts("r1")
+        assert (got.status, got.exit_code, got.ended_at is not None) == ("failed", 4, True)
 
 
 def test_the_same_runs_in_any_order_and_any_batches_agree(pg_url: str) -> None:
@@ -249,12 +290,14 @@ def test_concurrent_shippers_lose_no_update_and_never_deadlock(pg_url: str) -> N
         assert_agrees(fleet)
 
 
-@pytest.mark.parametrize("version", [2, 3], ids=["schema-2", "schema-3"])
+@pytest.mark.parametrize("version", [2, 3, 4], ids=["schema-2", "schema-3", "schema-4"])
 def test_migrations_fill_the_summary_of_a_store_written_before_them(
     pg_url: str, version: int
 ) -> None:
     """A store of an older schema, with runs written as cronwrap wrote them then, upgraded on
-    open: the summary (schema 3) and the newest run's columns in it (schema 4) are filled."""
+    open: the summary (schema 3) and the newest run's columns in it (schema 4) are filled,
+    the runs already stored are ordered by started_at (they have no seq, schema 5) and a job
+    row without runs goes."""
     import psycopg
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
@@ -285,11 +328,14 @@ def test_migrations_fill_the_summary_of_a_store_written_before_them(
             "SELECT host, job, max(schedule), 'UTC', max(started_at) FROM cronwrap_runs "
             "GROUP BY 1, 2"
         )
+        # a job row without runs, as an upsert of a run id of another host left it (schema 5
+        # removes it)
+        conn.execute("INSERT INTO cronwrap_jobs (host, job) VALUES ('c', 'ghost')")
         upgrade(version)
     with FleetStore.open(pg_url) as fleet:
         assert fleet.schema_version == fleetstore.SCHEMA_VERSION
         got = summaries(fleet)
-        assert got == expected(fleet)
+        assert got == expected(fleet) and ("c", "ghost") not in got
         assert got["b", "backup"][:2] == ("r19", "r15")  # skips on top of a running run
         assert_runs_as_stored(fleet)
         assert {j.last.reason for j in fleet.jobs()} == {"why"}

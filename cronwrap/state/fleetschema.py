@@ -128,6 +128,22 @@ MIGRATIONS: tuple[str, ...] = (
             r.warnings
             FROM cronwrap_runs r WHERE r.run_id = j.last_run_id);
     """,
+    # 5: the order in which each run first arrived (seq): a host ships its runs in the order
+    # it recorded them, so within a (host, job) the newest run is the one that arrived last,
+    # whatever its clock said (a clock stepped back gives started_at of the past, and the
+    # host's own status goes by its record order too). Runs stored before have none (NULL:
+    # older than any that has one, among themselves by started_at). And a job row that no run
+    # is stored under (left by an upsert whose run id was another host's or job's) goes.
+    """
+    CREATE SEQUENCE cronwrap_runs_seq AS bigint;
+    ALTER TABLE cronwrap_runs ADD COLUMN seq bigint;
+    ALTER TABLE cronwrap_runs ALTER COLUMN seq SET DEFAULT nextval('cronwrap_runs_seq');
+    ALTER SEQUENCE cronwrap_runs_seq OWNED BY cronwrap_runs.seq;
+    CREATE INDEX cronwrap_runs_host_job_seq
+        ON cronwrap_runs (host, job, seq DESC NULLS LAST, started_at DESC, run_id DESC);
+    DELETE FROM cronwrap_jobs j WHERE NOT EXISTS (
+        SELECT 1 FROM cronwrap_runs r WHERE r.host = j.host AND r.job = j.job);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

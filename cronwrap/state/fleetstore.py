@@ -33,6 +33,11 @@ LAST_COPIED = (
     "pid", "ended_at", "status", "exit_code", "signal", "attempts", "duration_s", "reason",
     "schedule", "tz", "log_path", "exit_origin", "flags", "warnings",
 )  # fmt: skip
+# A (host, job)'s runs newest first: in the order they first arrived (schema 5), which is
+# the order the host recorded them in (it ships its queue in that order), so a clock stepped
+# back cannot put an older run on top; runs stored before schema 5 come after, by started_at.
+NEWEST_FIRST = "r.seq DESC NULLS LAST, r.started_at DESC, r.run_id DESC"
+OLDEST_FIRST = "r.seq NULLS FIRST, r.started_at, r.run_id"
 # One (host, job)'s summary from its runs as they are now (so it cannot drift from them,
 # whatever order runs arrive in): the newest run, the newest that was not a skip, the newest
 # finished runs' durations, and the newest schedule and zone a run gave. Migrations 3 and 4
@@ -45,27 +50,57 @@ SUMMARY_SQL = f"""
         schedule = coalesce((
             SELECT r.schedule FROM cronwrap_runs r
             WHERE r.host = j.host AND r.job = j.job AND r.schedule IS NOT NULL
-            ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1), j.schedule),
+            ORDER BY {NEWEST_FIRST} LIMIT 1), j.schedule),
         tz = coalesce((
             SELECT r.tz FROM cronwrap_runs r
             WHERE r.host = j.host AND r.job = j.job AND r.tz IS NOT NULL
-            ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1), j.tz),
+            ORDER BY {NEWEST_FIRST} LIMIT 1), j.tz),
         ran_run_id = (
             SELECT r.run_id FROM cronwrap_runs r
             WHERE r.host = j.host AND r.job = j.job AND r.status <> 'skipped'
-            ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1),
+            ORDER BY {NEWEST_FIRST} LIMIT 1),
         durations = coalesce((
-            SELECT array_agg(y.duration_s ORDER BY y.started_at, y.run_id) FROM (
-                SELECT r.duration_s, r.started_at, r.run_id FROM cronwrap_runs r
+            SELECT array_agg(y.duration_s ORDER BY {OLDEST_FIRST.replace("r.", "y.")}) FROM (
+                SELECT r.duration_s, r.seq, r.started_at, r.run_id FROM cronwrap_runs r
                 WHERE r.host = j.host AND r.job = j.job AND r.duration_s IS NOT NULL
                 AND r.status NOT IN ('skipped', 'running')
-                ORDER BY r.started_at DESC, r.run_id DESC LIMIT {SUMMARY_DURATIONS}) y), '{{}}')
+                ORDER BY {NEWEST_FIRST} LIMIT {SUMMARY_DURATIONS}) y), '{{}}')
     FROM (
         SELECT r.run_id, r.started_at, {", ".join(f"r.{c}" for c in LAST_COPIED)}
         FROM cronwrap_runs r WHERE r.host = %s AND r.job = %s
-        ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1) l
+        ORDER BY {NEWEST_FIRST} LIMIT 1) l
     WHERE j.host = %s AND j.job = %s
 """
+_RUN_SQL = (
+    f"INSERT INTO cronwrap_runs ({', '.join(RUN_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(RUN_COLUMNS))}) "
+    "ON CONFLICT (run_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "run_id")
+    + ", shipped_at = now() "
+    "WHERE cronwrap_runs.host = excluded.host AND cronwrap_runs.job = excluded.job "
+    "AND (cronwrap_runs.status = 'running' OR excluded.status <> 'running')"
+)
+# an attempt is written only beside its run as stored (the last three parameters: the host
+# and job of its run in this batch, NULL for a run shipped before); its end is never replaced
+# by its running state
+_ATTEMPT_SQL = """
+    INSERT INTO cronwrap_attempts
+    SELECT %s, %s, %s::timestamptz, %s::timestamptz, %s, %s::integer, %s::integer,
+        %s::double precision
+    WHERE EXISTS (SELECT 1 FROM cronwrap_runs r WHERE r.run_id = %s
+        AND (%s::text IS NULL OR (r.host = %s AND r.job = %s)))
+    ON CONFLICT (run_id, attempt) DO UPDATE SET ended_at = excluded.ended_at,
+        status = excluded.status, exit_code = excluded.exit_code,
+        signal = excluded.signal, duration_s = excluded.duration_s
+    WHERE cronwrap_attempts.ended_at IS NULL OR excluded.ended_at IS NOT NULL
+"""
+# the row is locked (inserted or updated) until the commit; its summary follows
+_JOB_SQL = (
+    "INSERT INTO cronwrap_jobs (host, job, schedule, tz) VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (host, job) DO UPDATE SET host = excluded.host"
+)
+# after the summary: a job row with no run (its only run id was refused) goes
+_NO_RUN_SQL = "DELETE FROM cronwrap_jobs WHERE host = %s AND job = %s AND last_run_id IS NULL"
 _PROBLEMS = DEAD_STATUSES  # the failures a dashboard lists: cancelled runs are failures too
 
 
@@ -224,67 +259,35 @@ class FleetStore:
     # ---------------------------------------------------------- writing
 
     def upsert(self, runs: Sequence[RunRecord], attempts: Sequence[AttemptRecord]) -> None:
-        """Write runs and attempts in one transaction, with the summary of each (host, job)
-        they belong to; running again writes nothing new. A run's newer state replaces an
-        older one, never the reverse (two hosts' shippers may race), and a run id already
-        stored under another host or job is left alone (a run never moves). The job rows are
-        taken first, in key order: a second shipper writing the same job waits for this one
-        and then sums up its runs with this one's, and none can deadlock another."""
-        runs = sorted(runs, key=lambda r: r.run_id)
+        """Write runs (in the order the host recorded them: the first arrival of each sets its
+        place, see NEWEST_FIRST) and attempts in one transaction, with the summary of each
+        (host, job) they belong to; running again writes nothing new. A run's newer state
+        replaces an older one, never the reverse (two hosts' shippers may race). A run id
+        already stored under another host or job is refused: the run stays where it is, the
+        attempts of the other are not written over its own, and no job row is left for a
+        (host, job) that then has no run (status would show it as a job that never ran). The
+        job rows are taken first, in key order: a second shipper writing the same job waits
+        for this one and then sums up its runs with this one's, and none can deadlock another."""
         jobs: dict[tuple[str, str], RunRecord] = {}
         for r in runs:
-            key = (r.host, r.job)
-            if key not in jobs or r.started_at > jobs[key].started_at:
-                jobs[key] = r
-        cols = ", ".join(RUN_COLUMNS)
-        marks = ", ".join(["%s"] * len(RUN_COLUMNS))
-        updates = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "run_id")
-        run_sql = (
-            f"INSERT INTO cronwrap_runs ({cols}) VALUES ({marks}) "
-            f"ON CONFLICT (run_id) DO UPDATE SET {updates}, shipped_at = now() "
-            "WHERE cronwrap_runs.host = excluded.host AND cronwrap_runs.job = excluded.job "
-            "AND (cronwrap_runs.status = 'running' OR excluded.status <> 'running')"
-        )
-        attempt_sql = (
-            "INSERT INTO cronwrap_attempts VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (run_id, attempt) DO UPDATE SET ended_at = excluded.ended_at, "
-            "status = excluded.status, exit_code = excluded.exit_code, "
-            "signal = excluded.signal, duration_s = excluded.duration_s"
-        )
-        # the row is locked (inserted or updated) until the commit; its summary follows below
-        job_sql = (
-            "INSERT INTO cronwrap_jobs (host, job, schedule, tz) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (host, job) DO UPDATE SET host = excluded.host"
-        )
+            jobs[r.host, r.job] = r  # the job row starts with its newest run's schedule
         keys = sorted(jobs)
+        owner = {r.run_id: (r.host, r.job) for r in runs}
+        atts = sorted(attempts, key=lambda a: (a.run_id, a.attempt))
+        att_rows = [_attempt_params(a, *owner.get(a.run_id, (None, None))) for a in atts]
 
         def write(conn: Any) -> None:
             with conn.transaction(), conn.cursor() as cur:
                 if keys:
                     cur.executemany(
-                        job_sql, [(h, j, jobs[h, j].schedule, jobs[h, j].tz) for h, j in keys]
+                        _JOB_SQL, [(h, j, jobs[h, j].schedule, jobs[h, j].tz) for h, j in keys]
                     )
-                    cur.executemany(run_sql, [_run_params(r) for r in runs])
-                atts = sorted(attempts, key=lambda a: (a.run_id, a.attempt))
-                if atts:
-                    cur.executemany(
-                        attempt_sql,
-                        [
-                            (
-                                a.run_id,
-                                a.attempt,
-                                _ts(a.started_at),
-                                _ts(a.ended_at),
-                                a.status,
-                                a.exit_code,
-                                a.signal,
-                                a.duration_s,
-                            )
-                            for a in atts
-                        ],
-                    )
+                    cur.executemany(_RUN_SQL, [_run_params(r) for r in runs])
+                if att_rows:
+                    cur.executemany(_ATTEMPT_SQL, att_rows)
                 if keys:
                     cur.executemany(SUMMARY_SQL, [(h, j, h, j) for h, j in keys])
+                    cur.executemany(_NO_RUN_SQL, keys)
 
         self._run(write)
 
@@ -329,11 +332,13 @@ class FleetStore:
         return {row[0]: RunRecord._make(row) for row in rows}
 
     def runs(self, job: str | None, *, host: str | None = None, limit: int = 20) -> list[RunRecord]:
-        """The job's (or every job's) newest runs first, on every host or one."""
+        """The job's (or every job's) newest runs first, on every host or one: one host's in
+        the order it recorded them (as its own history), every host's by their clocks."""
         cols = ", ".join(RUN_COLUMNS)
+        order = NEWEST_FIRST if host is not None else "r.started_at DESC"
         sql = (
-            f"SELECT {cols} FROM cronwrap_runs WHERE (%s::text IS NULL OR job = %s) "
-            "AND (%s::text IS NULL OR host = %s) ORDER BY started_at DESC LIMIT %s"
+            f"SELECT {cols} FROM cronwrap_runs r WHERE (%s::text IS NULL OR job = %s) "
+            f"AND (%s::text IS NULL OR host = %s) ORDER BY {order} LIMIT %s"
         )
         rows = self._run(lambda c: c.execute(sql, (job, job, host, host, limit)).fetchall())
         return [RunRecord(*r) for r in rows]
@@ -445,6 +450,14 @@ class FleetJob:
         self.last = last  # the newest row, a skip included
         self.last_ran = last_ran  # the newest row that is not a skip
         self.durations = durations
+
+
+def _attempt_params(a: AttemptRecord, host: str | None, job: str | None) -> tuple[object, ...]:
+    """_ATTEMPT_SQL's parameters: the attempt, then its run's id, host and job (or NULLs)."""
+    return (
+        *(a.run_id, a.attempt, _ts(a.started_at), _ts(a.ended_at), a.status, a.exit_code),
+        *(a.signal, a.duration_s, a.run_id, host, host, job),
+    )
 
 
 def _run_params(r: RunRecord) -> tuple[object, ...]:
