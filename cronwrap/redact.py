@@ -28,7 +28,9 @@ TOKEN_SHAPES = (
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
     # the value of password=…, secret=…, token=…, api_key=… (the name stays, to tell what it was)
     r"(?i:(?<=password=)|(?<=passwd=)|(?<=secret=)|(?<=token=)|(?<=api_key=)|(?<=apikey=)"
-    r"|(?<=mysql_pwd=)|(?<=password: )|(?<=passwd: ))[^\s&\"',;]+",
+    r"|(?<=mysql_pwd=)|(?<=password: )|(?<=passwd: )"
+    # and the variables programs read a password from (sshpass -e, redis-cli, the AWS CLI)
+    r"|(?<=sshpass=)|(?<=rediscli_auth=)|(?<=secret_access_key=))[^\s&\"',;]+",
 )
 
 # Credentials given as options on a command line (in the stored command, in `set -x` traces
@@ -36,57 +38,179 @@ TOKEN_SHAPES = (
 # `-u`, `-p` and `-a` mean other things to other programs (`sort -u`, `mkdir -p`, `date -u
 # +%H:%M`), so those are read only after the program they belong to, within its command (up
 # to `|`, `;`, `&` or a new line outside quotes); `--password VALUE`, `--password=VALUE` and
-# the like (`--http-password`, `--passwd`, not `--password-file` or `--no-password`) are a
-# password whatever the program.
+# the like (`--http-password`, `--passwd`, `--passphrase`, not `--password-file` or
+# `--no-password`) are a password whatever the program. A quoted string is read as a command
+# line of its own (`sh -c '…; …'`), and options are found outside quotes only.
 _WORD = r"""(?:'[^']*'?|"(?:[^"\\]|\\.)*"?|\\.|[^\s'"\\|;&])+"""
+_QUOTED = r"""'[^']*'|"(?:[^"\\]|\\.)*\""""
+_CURL_FLAGS = "[0-9#:aBfgGhiIjJklLMnNOpqRsSvVZ]*"  # curl's short options that take no value
+_LDAP_FLAGS = "[ACLMNSWZcnrtuvx]*"  # the ldap tools' (OpenLDAP) likewise
+_MYSQL = r"\b(?:mysql\w*|mariadb(?:-\w+)?)\b"
+# (words one of which the command must hold, the program, its option, how many to mask)
 _PROGRAM_OPTIONS = (
-    # curl: -u/--user USER:PASSWORD (a token is often the user: `-u sk_live_…:`), and the
-    # proxy's -U/--proxy-user; lftp -u USER,PASSWORD; smbclient -U USER%PASSWORD
-    (r"\b(?:curl|lftp|smbclient)\b", r"-[uU]\s*|--(?:proxy-)?user(?:=|\s+)", 0),
+    # curl: -u/--user USER:PASSWORD (a token is often the user: `-u sk_live_…:`), also run
+    # together with other short options (`-su`, `-fsSLu`), and the proxy's -U/--proxy-user
+    (("curl",), r"\bcurl\b", rf"-{_CURL_FLAGS}[uU]\s*|--(?:proxy-)?user(?:=|\s+)", 0),
+    # lftp -u USER,PASSWORD; smbclient -U USER%PASSWORD
+    (("lftp", "smbclient"), r"\b(?:lftp|smbclient)\b", r"-[uU]\s*|--user(?:=|\s+)", 0),
     # mysql and its tools: -pPASSWORD, attached (`-p` alone prompts; the next word is then
-    # the database)
-    (r"\b(?:mysql\w*|mariadb(?:-\w+)?)\b", r"-p(?=\S)", 0),
-    (r"\bsshpass\b", r"-p\s*", 1),  # the first -p only: ssh's own -p PORT may follow
-    (r"\bredis-cli\b", r"-a\s*|--pass(?:=|\s+)", 0),
+    # the database, and so after `--password` without `=`: see _mask_segment)
+    (("mysql", "mariadb"), _MYSQL, r"-p(?=\S)", 0),
+    (("sshpass",), r"\bsshpass\b", r"-p\s*", 1),  # the first -p: ssh's -p PORT may follow
+    (("redis-cli",), r"\bredis-cli\b", r"-a\s*|--pass(?:=|\s+)", 0),
+    # ldapsearch, ldapmodify, …: -w PASSWORD (-W prompts, -y FILE reads a file); ldappasswd
+    # also -a OLD and -s NEW
+    (
+        ("ldap",),
+        r"\bldap(?:search|modify|add|delete|modrdn|compare|whoami|exop)\b",
+        rf"-{_LDAP_FLAGS}w\s*",
+        0,
+    ),
+    (("ldappasswd",), r"\bldappasswd\b", rf"-{_LDAP_FLAGS}[asw]\s*", 0),
+    # mongosh, mongo, mongodump, …: -p PASSWORD (a lone -p, before another option, prompts)
+    (
+        ("mongo",),
+        r"\bmongo(?:sh|dump|restore|export|import|stat|top|files)?\b",
+        r"-p(?:\s+(?!-)|(?=\w))",
+        0,
+    ),
+    (("zip",), r"\b(?:un)?zip\b", r"-[0-9A-OQ-Za-z]*P\s*", 0),  # zip -P PASSWORD (-rP too)
+    (("7z",), r"\b7z[ar]?\b", r"-p(?=\S)", 0),  # 7z -pPASSWORD (a lone -p prompts)
+    # openssl's pass:PASSWORD (not env:VAR or file:PATH), and enc -k PASSWORD
+    (("openssl",), r"\bopenssl\b", r"-pass(?:in|out)?\s+(?=pass:)|-k\s+", 0),
+    # docker login -p PASSWORD, not docker run -p PORTS
+    (("login",), r"\b(?:docker|podman|nerdctl)\s+login\b", r"-p\s*", 0),
+    (
+        ("ipmitool", "sqlcmd", "mosquitto_"),
+        r"\b(?:ipmitool|sqlcmd|mosquitto_(?:pub|sub|rr))\b",
+        r"-P\s*",
+        0,
+    ),
 )
-_ANY_PASSWORD = r"--(?!no-)(?:[a-z0-9]+-)*passw(?:or)?d(?:=|\s+)"  # noqa: S105 (a pattern)
-_PROGRAM_TRIGGERS = ("curl", "lftp", "smbclient", "mysql", "mariadb", "sshpass", "redis-cli")
+_ANY_PASSWORD = r"--(?!no-)(?:[a-z0-9]+-)*(?:passw(?:or)?d|passphrase)(?:=|\s+)"  # noqa: S105
+_PASSWORD_TRIGGERS = ("passw", "passphrase")
+_PROGRAM_TRIGGERS = (
+    *(word for words, *_ in _PROGRAM_OPTIONS for word in words),
+    *("htpasswd", *_PASSWORD_TRIGGERS),
+)
 _SEGMENT = r"""(?:'[^']*'|"(?:[^"\\]|\\.)*"|[^|;&\n])+"""
-_options: list[tuple[re.Pattern[str], list[tuple[re.Pattern[str], re.Pattern[str], int]]]] = []
+# the patterns compiled so far: each is compiled when a command first needs it, since every
+# one costs start-up time on every run whose command or output holds its program's name
+_options: dict[str, re.Pattern[str]] = {}
 
 
-def _option_shapes() -> tuple[re.Pattern[str], list[tuple[re.Pattern[str], re.Pattern[str], int]]]:
-    if not _options:
+def _compiled(pattern: str) -> re.Pattern[str]:
+    found = _options.get(pattern)
+    if found is None:
+        found = _options[pattern] = re.compile(pattern)
+    return found
 
-        def value_after(option: str, count: int) -> re.Pattern[str]:
-            # a value masked already is passed over (masking twice changes nothing), unless
-            # only the first `count` options count: then it is one of them
-            fresh = r"(?!\[REDACTED\])" if not count else ""
-            return re.compile(rf"((?<!\S)(?:{option})){fresh}{_WORD}")
 
-        programs = [
-            (re.compile(program), value_after(option, count), count)
-            for program, option, count in _PROGRAM_OPTIONS
-        ]
-        programs.append((re.compile(""), value_after(_ANY_PASSWORD, 0), 0))
-        _options.append((re.compile(_SEGMENT), programs))
-    return _options[0]
+def _value_after(option: str, count: int = 0) -> re.Pattern[str]:
+    # a value masked already is passed over (masking twice changes nothing), unless only the
+    # first `count` options count: then it is one of them
+    fresh = r"(?!\[REDACTED\])" if not count else ""
+    return _compiled(rf"((?<!\S)(?:{option})){fresh}{_WORD}")
+
+
+def _quoted_spans(text: str) -> list[tuple[int, int]]:
+    if "'" not in text and '"' not in text:
+        return []
+    return [m.span() for m in _compiled(_QUOTED).finditer(text)]
+
+
+def _outside(at: int, spans: list[tuple[int, int]]) -> bool:
+    return not any(start <= at < end for start, end in spans)
+
+
+def _first_outside(
+    pattern: re.Pattern[str], text: str, spans: list[tuple[int, int]]
+) -> re.Match[str] | None:
+    return next((m for m in pattern.finditer(text) if _outside(m.start(), spans)), None)
+
+
+def _mask_values(
+    option: re.Pattern[str],
+    text: str,
+    spans: list[tuple[int, int]],
+    start: int,
+    stop: int,
+    count: int = 0,
+) -> str:
+    """Mask the values of `option` that begin outside quotes in text[start:stop] (the first
+    `count` of them, or all)."""
+    out, last, done = [], 0, 0
+    for m in option.finditer(text, start):
+        if m.start() >= stop or (count and done == count):
+            break
+        if _outside(m.start(), spans):
+            out += [text[last : m.start()], m.group(1), MASK]
+            last, done = m.end(), done + 1
+    return "".join(out) + text[last:]
 
 
 def _mask_options(text: str) -> str:
     """The values of credential options on command lines (see _PROGRAM_OPTIONS)."""
-    segment, programs = _option_shapes()
+    return _compiled(_SEGMENT).sub(lambda m: _mask_segment(m.group(0)), text)
 
-    def mask_segment(match: re.Match[str]) -> str:
-        part = match.group(0)
-        for program, option, count in programs:
-            found = program.search(part)
-            if found is not None:
-                at = found.end()
-                part = part[:at] + option.sub(rf"\1{MASK}", part[at:], count=count)
+
+def _mask_segment(part: str) -> str:
+    """One command (up to `|`, `;`, `&` or a new line outside quotes)."""
+    if not _has_option_trigger(part):  # most lines of output: no pattern is tried on them
         return part
 
-    return segment.sub(mask_segment, text)
+    def inner(match: re.Match[str]) -> str:
+        q = match.group(0)
+        body = q[1:-1]
+        return q[0] + _mask_options(body) + q[-1] if _has_option_trigger(body) else q
+
+    if "'" in part or '"' in part:
+        part = _compiled(_QUOTED).sub(inner, part)
+    spans = _quoted_spans(part)
+    for words, program, option, count in _PROGRAM_OPTIONS:
+        if not any(word in part for word in words):
+            continue
+        found = _first_outside(_compiled(program), part, spans)
+        if found is not None:
+            masked = _value_after(option, count)
+            part = _mask_values(masked, part, spans, found.end(), len(part), count)
+            spans = _quoted_spans(part)
+    if any(word in part for word in _PASSWORD_TRIGGERS):
+        # `--password` without `=` takes no value after mysql (it prompts): the next word stays
+        found = _first_outside(_compiled(_MYSQL), part, spans)
+        split = found.end() if found is not None else len(part)
+        part = _mask_values(_value_after(_ANY_PASSWORD), part, spans, 0, split)
+        with_equals = _value_after(_ANY_PASSWORD.replace(r"(?:=|\s+)", "="))
+        part = _mask_values(with_equals, part, _quoted_spans(part), split, len(part))
+    if "htpasswd" in part:
+        found = _first_outside(_compiled(r"\bhtpasswd\b"), part, _quoted_spans(part))
+        part = part if found is None else _mask_htpasswd(part, found.end())
+    return part
+
+
+def _mask_htpasswd(part: str, at: int) -> str:
+    """`htpasswd -b[c] FILE USER PASSWORD`, `htpasswd -nb USER PASSWORD`: the password is a
+    positional argument, masked when -b says it is on the line."""
+    flags, words = "", list[tuple[int, int]]()
+    takes_value = False
+    for m in re.finditer(_WORD, part[at:]):
+        word = m.group(0)
+        if takes_value:
+            takes_value = False
+        elif word.startswith("-") and not words:
+            flags += word[1:]
+            takes_value = word in ("-C", "-r")  # bcrypt cost, rounds
+        else:
+            words.append((at + m.start(), at + m.end()))
+    wanted = 2 if "n" in flags else 3
+    if "b" not in flags or len(words) < wanted:
+        return part
+    start, end = words[wanted - 1]
+    return part[:start] + MASK + part[end:]
+
+
+def _has_option_trigger(text: str) -> bool:
+    return any(t in text for t in _PROGRAM_TRIGGERS)
 
 
 def redact_url(url: str) -> str:
@@ -117,6 +241,7 @@ _TRIGGERS = (
     *("gh", "glpat-", "xox", "AKIA", "sk-", "eyJ", "earer", "://", "k_live_", "k_test_", "AIza"),
     *("PRIVATE KEY", "uthorization", "UTHORIZATION", "assw", "ASSW", "ecret=", "ECRET="),
     *("oken=", "OKEN=", "pi_key=", "PI_KEY=", "pikey=", "PIKEY=", "_pwd=", "_PWD="),
+    *("SSHPASS=", "sshpass=", "CLI_AUTH=", "cli_auth=", "ACCESS_KEY=", "access_key="),
 )
 _shapes: list[re.Pattern[str]] = []
 
@@ -176,7 +301,7 @@ class Redactor:
         for literal in self._literals:
             if literal in text:
                 text = text.replace(literal, MASK)
-        if "passw" in text or any(t in text for t in _PROGRAM_TRIGGERS):
+        if _has_option_trigger(text):
             text = _mask_options(text)
         if any(t in text for t in _TRIGGERS):
             text = _token_shapes().sub(MASK, text)

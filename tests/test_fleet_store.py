@@ -410,3 +410,24 @@ def test_fleet_and_local_status_agree_after_the_clock_steps_back(
         [d["exit_code"] for d in json.loads(h.stdout)] for h in (local_history, shared_history)
     ]
     assert orders == [[3, 0], [3, 0]], (local_history.stderr, shared_history.stderr)
+
+
+def test_a_password_on_the_command_line_never_reaches_the_fleet_store(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The command as the fleet store keeps it, and its output tail (a `set -x` trace), are
+    the masked ones: curl's run-together -su, inside a `sh -c` string."""
+    import psycopg
+
+    home = host_home(tmp_path, "alpha")
+    script = f"set -x; : curl -fsSu alice:{SECRET} https://x.invalid; : ldapsearch -w {SECRET}"
+    ran = run_on(home, "alpha", pg_url, "--name", "cred", "--", "sh", "-c", script)
+    assert ran.returncode == 0, ran.stderr
+    wait_shipped(home)
+    with psycopg.connect(pg_url) as conn:
+        [(command, tail, row)] = conn.execute(
+            "SELECT command, output_tail, r::text FROM cronwrap_runs r WHERE job = 'cred'"
+        ).fetchall()
+    assert "-fsSu [REDACTED]" in command and "-w [REDACTED]" in command, command
+    assert "-fsSu [REDACTED]" in tail
+    assert SECRET not in row

@@ -58,6 +58,59 @@ MASKED = [
     (f"smbclient -U backup%{SECRET} //nas/b", "smbclient -U [REDACTED] //nas/b"),
     (f"MYSQL_PWD={SECRET} mysql db", "MYSQL_PWD=[REDACTED] mysql db"),
     (f"+ curl -fsS -u ci:{SECRET} https://x", "+ curl -fsS -u [REDACTED] https://x"),
+    # curl's short options run together, the user last (-su), its value apart or glued
+    (f"curl -su alice:{SECRET} https://x", "curl -su [REDACTED] https://x"),
+    (f"curl -sSu alice:{SECRET} https://x", "curl -sSu [REDACTED] https://x"),
+    (f"curl -fsSLu alice:{SECRET} https://x", "curl -fsSLu [REDACTED] https://x"),
+    (f"curl -sSualice:{SECRET} https://x", "curl -sSu[REDACTED] https://x"),
+    (f"curl -uuser:{SECRET} https://x", "curl -u[REDACTED] https://x"),
+    # OpenLDAP's tools: -w PASSWORD, -wPASSWORD, after other flags (-xw)
+    (f"ldapsearch -x -D cn=a -w {SECRET} -b dc=x", "ldapsearch -x -D cn=a -w [REDACTED] -b dc=x"),
+    (f"ldapsearch -x -D cn=a -w{SECRET} -b dc=x", "ldapsearch -x -D cn=a -w[REDACTED] -b dc=x"),
+    (f"ldapmodify -xw '{SECRET}' -f a.ldif", "ldapmodify -xw [REDACTED] -f a.ldif"),
+    (f"ldapadd -x -w {SECRET} -f a.ldif", "ldapadd -x -w [REDACTED] -f a.ldif"),
+    (f"ldapdelete -w {SECRET} cn=x", "ldapdelete -w [REDACTED] cn=x"),
+    (f"ldappasswd -w {SECRET} -s n{SECRET} uid=x", "ldappasswd -w [REDACTED] -s [REDACTED] uid=x"),
+    (f"mysql --password={SECRET} db", "mysql --password=[REDACTED] db"),
+    (f"mysqldump -u root -p{SECRET} --all", "mysqldump -u root -p[REDACTED] --all"),
+    (f"mongosh -u admin -p {SECRET} --quiet", "mongosh -u admin -p [REDACTED] --quiet"),
+    (f"mongodump --password {SECRET} --out /b", "mongodump --password [REDACTED] --out /b"),
+    (f"mongo -p{SECRET} db", "mongo -p[REDACTED] db"),
+    (f"PGPASSWORD={SECRET} pg_dump db", "PGPASSWORD=[REDACTED] pg_dump db"),
+    (f"psql 'host=db password={SECRET}'", "psql 'host=db password=[REDACTED]'"),
+    (f"wget --ftp-password {SECRET} x", "wget --ftp-password [REDACTED] x"),
+    (
+        f"RSYNC_PASSWORD={SECRET} rsync -a s rsync://b@h/m",
+        "RSYNC_PASSWORD=[REDACTED] rsync -a s rsync://b@h/m",
+    ),
+    (f"SSHPASS={SECRET} sshpass -e ssh h", "SSHPASS=[REDACTED] sshpass -e ssh h"),
+    (f"REDISCLI_AUTH={SECRET} redis-cli ping", "REDISCLI_AUTH=[REDACTED] redis-cli ping"),
+    (f"AWS_SECRET_ACCESS_KEY={SECRET} aws s3 ls", "AWS_SECRET_ACCESS_KEY=[REDACTED] aws s3 ls"),
+    (f"htpasswd -b /etc/h alice {SECRET}", "htpasswd -b /etc/h alice [REDACTED]"),
+    (f"htpasswd -bc /etc/h alice {SECRET}", "htpasswd -bc /etc/h alice [REDACTED]"),
+    (f"htpasswd -nb alice {SECRET}", "htpasswd -nb alice [REDACTED]"),
+    (f"htpasswd -b -C 10 /etc/h al {SECRET}", "htpasswd -b -C 10 /etc/h al [REDACTED]"),
+    (f"zip -rP {SECRET} out.zip dir", "zip -rP [REDACTED] out.zip dir"),
+    (f"unzip -P {SECRET} a.zip", "unzip -P [REDACTED] a.zip"),
+    (f"7z a -p{SECRET} out.7z dir", "7z a -p[REDACTED] out.7z dir"),
+    (f"openssl enc -aes-256-cbc -pass pass:{SECRET}", "openssl enc -aes-256-cbc -pass [REDACTED]"),
+    (f"openssl rsa -passin pass:{SECRET} -in k", "openssl rsa -passin [REDACTED] -in k"),
+    (f"gpg --batch --passphrase {SECRET} -d f", "gpg --batch --passphrase [REDACTED] -d f"),
+    (f"docker login -u me -p {SECRET} reg", "docker login -u me -p [REDACTED] reg"),
+    (
+        f"ipmitool -H h -U admin -P {SECRET} power on",
+        "ipmitool -H h -U admin -P [REDACTED] power on",
+    ),
+    (f"sqlcmd -S h -U sa -P {SECRET} -Q x", "sqlcmd -S h -U sa -P [REDACTED] -Q x"),
+    (f"mosquitto_pub -u u -P {SECRET} -t t", "mosquitto_pub -u u -P [REDACTED] -t t"),
+    # a quoted string is a command line of its own: each of its commands is read apart
+    (
+        f"sh -c 'sshpass -p {SECRET} ssh -p 2 a; sshpass -p {SECRET}2 ssh b'",
+        "sh -c 'sshpass -p [REDACTED] ssh -p 2 a; sshpass -p [REDACTED] ssh b'",
+    ),
+    (f"sh -c 'PGPASSWORD={SECRET} psql -c x'", "sh -c 'PGPASSWORD=[REDACTED] psql -c x'"),
+    (f'bash -c "curl -su a:{SECRET} x && date -u"', 'bash -c "curl -su [REDACTED] x && date -u"'),
+    (f"ssh h \"sh -c 'curl -u a:{SECRET} x'\"", "ssh h \"sh -c 'curl -u [REDACTED] x'\""),
 ]
 
 LEFT_ALONE = [
@@ -74,6 +127,28 @@ LEFT_ALONE = [
     "rsync --password-file=/etc/rsync.pw src dst",
     "psql --no-password db",
     "echo curl; sort -u a:b",
+    # mysql's --password without `=` prompts: the next word is the database
+    "mysql --password db",
+    "mysqldump --password --all-databases",
+    "mariadb -u root --password db",
+    # -y names a file that holds the password; -W prompts
+    "ldapsearch -x -y /etc/ldap.secret -b dc=x",
+    "ldapsearch -x -W -D cn=a -b dc=x",
+    "mongosh -u admin -p --authenticationDatabase admin",  # -p before an option prompts
+    "htpasswd -c /etc/h alice",  # no -b: it prompts
+    "htpasswd -D /etc/h alice",
+    "7z a -p out.7z dir",
+    "openssl enc -aes-256-cbc -pass env:KEY -in a",
+    "openssl enc -aes-256-cbc -pass file:/etc/k -in a",
+    "gpg --batch --passphrase-file /etc/k -d f",
+    "docker run -p 8080:80 img",
+    "gzip -P x",
+    "curl -sS -o out.html https://x",
+    "curl -H 'Accept: text/html' -o u https://x",
+    # inside quotes as outside: each command is read apart
+    "sh -c 'echo curl; sort -u a:b'",
+    "sh -c 'mysql --password db'",
+    'bash -c "ls; date -u +%H:%M"',
 ]
 
 
@@ -102,6 +177,10 @@ def test_a_cut_never_leaves_part_of_a_masked_value() -> None:
 
 FORMS = [
     ["--shell", "--", f": curl -u alice:{SECRET} https://x.invalid"],
+    ["--shell", "--", f": curl -fsSLu alice:{SECRET} https://x.invalid"],
+    ["--shell", "--", f": ldapsearch -x -w {SECRET} -b dc=x"],
+    ["--", "sh", "-c", f": curl -su alice:{SECRET} https://x.invalid; : sshpass -p {SECRET} ssh h"],
+    ["--", "sh", "-c", f"PGPASSWORD={SECRET} : psql -h db; : mysql --password db"],
     ["--shell", "--", f": curl --user=alice:{SECRET} https://x.invalid"],
     ["--shell", "--", f": curl -ualice:{SECRET} https://x.invalid"],
     ["--", "sh", "-c", "exit 0", "curl", "--user", f"alice:{SECRET}", "https://x.invalid"],
