@@ -256,3 +256,58 @@ def test_masking_commands_costs_no_regex_without_a_trigger() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0"
+
+
+def test_the_stored_tail_is_masked_before_it_is_cut(home: Path) -> None:
+    """The stored output tail (the last 4 KiB, what status, alerts and the fleet store show)
+    begins inside a traced command's password: masked with the line it is on, never cut first
+    and left as a part nothing recognises any more."""
+    secret = f"{SECRET}-and-more-of-it"
+    after = "y" * (4096 - len(secret[5:]) - 1)  # the tail begins 5 characters into it
+    code = f"import sys; sys.stdout.write('+ curl -u ci:{secret}\\n' + {after!r})"
+    result = cronwrap(home, "run", "--name", "cut", "--", sys.executable, "-c", code)
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(home / "runs.db") as db:
+        [(tail,)] = db.execute("SELECT output_tail FROM runs WHERE job='cut'").fetchall()
+    assert secret[5:] not in tail and "more-of-it" not in tail, tail[:80]
+    assert tail.endswith("y" * 100)
+
+
+def test_an_unmonitored_crontab_line_is_masked_before_it_is_cut_in_status(home: Path) -> None:
+    """`status --all` names an unwrapped crontab line by its command, cut to 60 columns: the
+    password in it is masked first (the table, --json and the page's anchors showed it)."""
+    long = SECRET + "x" * 60
+    tab = home.parent / "crontab"
+    tab.write_text(f"*/5 * * * * curl -fsSu alice:{long} https://x.invalid/ping\n")
+    page = home.parent / "page.html"
+    for args in ([], ["--json"], ["--html", str(page)]):
+        shown = cronwrap(home, "status", "--crontab", str(tab), "--all", *args)
+        assert shown.returncode == 0, shown.stderr
+        assert SECRET[:5] not in shown.stdout and "curl -fsSu [REDACTED]" in (
+            page.read_text() if args[:1] == ["--html"] else shown.stdout
+        )
+    assert SECRET[:5] not in page.read_text()
+
+
+def test_explain_masks_the_command_of_a_crontab_line(home: Path) -> None:
+    line = f"*/5 * * * * curl -su alice:{SECRET} https://x.invalid"
+    for args in ([], ["--json"]):
+        shown = cronwrap(home, "explain", line, *args)
+        assert shown.returncode == 0, shown.stderr
+        assert SECRET not in shown.stdout and "-su [REDACTED]" in shown.stdout
+
+
+def test_a_failed_alert_commands_stderr_is_masked_before_it_is_cut(home: Path) -> None:
+    """The warning that an alert command failed quotes the end of its stderr: a password in
+    it is masked (on cronwrap's stderr, in the event log, in the run's stored warnings), and
+    before the quote is cut to its last 200 characters."""
+    tail = "z" * (200 - len(SECRET[3:]) - len(" https://x.invalid") - 1)
+    alert = f"echo 'curl -su alice:{SECRET} https://x.invalid' {tail} >&2; exit 1"
+    args = ["run", "--name", "al", "--alert-cmd", alert, "--", "sh", "-c", "exit 7"]
+    result = cronwrap(home, *args)
+    assert result.returncode == 7
+    assert "alert not delivered" in result.stderr, result.stderr
+    for part in (SECRET[:3], SECRET[-3:]):  # the raw quote would begin 4 characters from its end
+        assert part not in result.stderr, result.stderr
+        assert part not in (home / "cronwrap.log").read_text()
+        assert part.encode() not in (home / "runs.db").read_bytes()

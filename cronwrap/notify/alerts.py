@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from cronwrap.errors import ConfigError
-from cronwrap.redact import redact_url
+from cronwrap.redact import Redactor, redact_url
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
@@ -382,7 +382,9 @@ def _command(command: str, alert: Alert, deadline: float, env: Mapping[str, str]
     except OSError as err:
         return err.strerror or str(err)
     if proc.returncode != 0:
-        return f"exit code {proc.returncode}: {proc.stderr.decode(errors='replace')[-200:]}"
+        # masked before it is cut, so the cut cannot leave part of a secret unrecognised
+        said = Redactor().text(proc.stderr.decode(errors="replace"))
+        return f"exit code {proc.returncode}: {said[-200:]}"
     return None
 
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["Outcome", "exit_with", "supervise"]
 
 TAIL_IN_STORE = 4096
+REDACT_MARGIN = 4096  # as the ping body's (notify.healthchecks, not imported by every run)
 # fleet mode with --catch-up and no --catch-up-max-age: how long a slot claim is kept, so a
 # host that was down that long still sees which host ran the slot (and never runs it twice)
 CATCH_UP_CLAIM_TTL = 7 * 86400.0
@@ -497,7 +498,10 @@ def _judge(
     if lock is not None and lock.lost:
         outcome.flags.append("lock-lost")
     if not run.withhold_output:
-        outcome.tail = run.redact.text(sink.tail_bytes(TAIL_IN_STORE).decode("utf-8", "replace"))
+        # masked before it is cut: read a margin more, so that a secret across the cut (and
+        # the option before it that tells it is one) is masked whole
+        tail = run.redact.bytes(sink.tail_bytes(TAIL_IN_STORE + REDACT_MARGIN))[-TAIL_IN_STORE:]
+        outcome.tail = tail.decode("utf-8", "replace")
     outcome.ended_at = now()
     if job.quiet and result.status != "success":
         outcome.output, outcome.output_err = sink.held(1), sink.held(2)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from cronwrap.errors import CronwrapError, ExitCode, ScheduleError, UsageError
+from cronwrap.redact import Redactor
 from cronwrap.views import table as view
 from cronwrap.views.humanize import relative, stamp
 
@@ -146,7 +147,7 @@ def to_json(x: Explanation) -> dict[str, Any]:
             {"code": w.code, "severity": w.severity, "message": w.message, "fix": w.fix}
             for w in x.warnings
         ],
-        "command": x.command,
+        "command": Redactor()(x.command),  # an explained crontab line may hold a password
     }
 
 
@@ -171,7 +172,7 @@ def render(x: Explanation, now: datetime, *, color: bool) -> str:
         )
         rows.append(("Time zone", x.tz))
     if x.command is not None:
-        rows.append(("Command", x.command))
+        rows.append(("Command", Redactor().text(x.command)))
     width = max(len(k) for k, _ in rows) + 1
     lines = [f"{paint((k + ':').rjust(width), 'bold')} {v}" for k, v in rows]
     if x.fields:

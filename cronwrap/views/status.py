@@ -16,6 +16,7 @@ from cronwrap.config import Paths, derive_name, dir_refusal
 from cronwrap.cron.crontab import Crontab, wrapped_run
 from cronwrap.cron.schedule import Schedule, local_zone, parse, same_zone, zone, zone_name
 from cronwrap.errors import CronwrapError, ScheduleError, StoreError
+from cronwrap.redact import Redactor
 from cronwrap.state.heads import DEPTH, Heads, Rows, from_rows
 from cronwrap.state.records import RunRecord
 from cronwrap.state.store import Store
@@ -108,13 +109,15 @@ def crontab_jobs(tabs: list[Crontab]) -> list[CrontabJob]:
     """Jobs found in crontab files: wrapped ones by their cronwrap name, the rest unmonitored."""
     out = []
     shown: set[str] = set()
+    redact = Redactor()
     for tab in tabs:
         for line in tab.jobs:
             run = wrapped_run(line.command)
             where = f"{tab.source}:{line.number}"
             if run is None:
-                # an unmonitored line has no job name: it is shown by what it runs
-                name = _shorten(line.command)
+                # an unmonitored line has no job name: it is shown by what it runs, masked
+                # before it is cut (a cut must not leave part of a password to see)
+                name = _shorten(redact.text(line.command))
                 name = name if name not in shown else f"{name} ({where})"
                 shown.add(name)
                 out.append(
