@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,13 @@ ROOT = Path(__file__).resolve().parent.parent
 # processes the tests start see the environment a cron job has, without them
 for _size in ("COLUMNS", "LINES"):
     os.environ.pop(_size, None)
+# nor SIGINT and SIGQUIT ignored: a suite started in the background of a non-interactive shell
+# (`cmd &`, nohup) inherits them ignored, and passes that on to every process it starts; cron
+# starts a job with neither ignored (an ignored SIGINT left `status --watch` deaf to Ctrl-C,
+# and the job's dispositions were compared with an ignored SIGINT cronwrap itself catches)
+for _sig in (signal.SIGINT, signal.SIGQUIT):
+    if signal.getsignal(_sig) == signal.SIG_IGN:
+        signal.signal(_sig, signal.default_int_handler if _sig == signal.SIGINT else signal.SIG_DFL)
 
 
 @pytest.fixture
