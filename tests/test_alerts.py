@@ -7,10 +7,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from cronwrap.state.store import Store
 from tests.conftest import cronwrap, cw_env, events
 from tests.hcserver import BlackHole, HCServer
 from tests.receiver import Receiver
@@ -113,11 +115,16 @@ def test_alert_after_counts_the_streak_across_processes(home: Path, hook: Receiv
 
 
 def test_realert_every(home: Path, hook: Receiver) -> None:
-    args = ["--name", "r", "--alert", hook.url, "--realert-every", "1s"]
+    # an hour, the first alert aged in the store, not a second waited out: a 1 s period ran
+    # out between two runs on a busy machine (a start-up took longer), and the second alerted
+    args = ["--name", "r", "--alert", hook.url, "--realert-every", "1h"]
     run(home, *args, "--", "false")
     run(home, *args, "--", "false")
     assert hook.events() == ["failure"]
-    time.sleep(1.1)
+    with Store.open(home / "runs.db") as store:  # the failure has gone on for over an hour
+        is_open, last_at = store.alert_state("r")
+        assert is_open and last_at is not None
+        store.set_alert_state("r", open_=True, at=last_at - timedelta(hours=1, minutes=1))
     run(home, *args, "--", "false")
     assert hook.events() == ["failure", "failure"]
 
