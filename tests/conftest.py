@@ -78,6 +78,19 @@ def events(home: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def seconds_between(home: Path, first: str, then: str) -> float:
+    """Seconds from the first `first` event of the event log to the next `then`, by the
+    log's own timestamps: what the run did in between, without the start-up of the
+    interpreters around it, which a busy machine stretches by seconds."""
+    from datetime import datetime
+
+    log = events(home)
+    i = next(n for n, e in enumerate(log) if e["event"] == first)
+    j = next(n for n in range(i + 1, len(log)) if log[n]["event"] == then)
+    at = [datetime.fromisoformat(str(log[n]["ts"]).replace("Z", "+00:00")) for n in (i, j)]
+    return (at[1] - at[0]).total_seconds()
+
+
 def wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
     """Poll until `predicate()` is true; fail the test after `timeout` seconds (generous:
     the machine may be busy, and a condition that holds returns at once)."""

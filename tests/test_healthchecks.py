@@ -15,7 +15,14 @@ import pytest
 from cronwrap.notify import healthchecks
 from cronwrap.notify.healthchecks import PingTarget, fit_body, join_url, target_from
 from cronwrap.redact import Redactor, redact_url
-from tests.conftest import cronwrap, cw_env, events, popen_cronwrap, wait_for
+from tests.conftest import (
+    cronwrap,
+    cw_env,
+    events,
+    popen_cronwrap,
+    seconds_between,
+    wait_for,
+)
 from tests.hcserver import BlackHole, HCServer, free_port
 
 PY = sys.executable
@@ -348,6 +355,17 @@ def test_retries_on_503_within_the_budget(home: Path, hc: HCServer) -> None:
     assert [p.status for p in hc.pings] == [503, 503, 200, 200]
 
 
+def assert_held_within_the_budgets(home: Path, *, start: float, finish: float) -> None:
+    """The run held its job back for the start ping (run.start to attempt.start) and its end
+    for the finish ping (attempt.end to run.end) within each budget, plus a margin for a busy
+    machine (3 s at the end, which writes the run's row too): with 1 s budgets, not the 3 s
+    and 10 s defaults, nor a hang."""
+    held = seconds_between(home, "run.start", "attempt.start")
+    assert held < start + 2, f"the job started {held:.1f}s after the run"
+    held = seconds_between(home, "attempt.end", "run.end")
+    assert held < finish + 3, f"the run ended {held:.1f}s after the job"
+
+
 def test_dead_server_delays_the_job_by_at_most_the_budgets(home: Path, tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}/ping/{'a' * 8}-aaaa-4aaa-8aaa-{'a' * 12}"
     marker = tmp_path / "m"
@@ -368,9 +386,11 @@ def test_dead_server_delays_the_job_by_at_most_the_budgets(home: Path, tmp_path:
     )
     total = time.time() - t0
     assert result.returncode == 4 and "job output" in result.stdout
-    started = float(marker.read_text())
-    assert started - t0 < 1 + 1.5  # start budget plus interpreter start-up, generously
-    assert total < 1 + 1 + 3
+    assert marker.exists()
+    # each ping within its budget, as the run's own clock saw it (the two windows hold little
+    # else: the margin is for a busy machine); the whole run, start-ups too, is not held up
+    assert_held_within_the_budgets(home, start=1, finish=1)
+    assert total < 1 + 1 + 15
     assert "queued" in result.stderr
 
 
@@ -396,9 +416,9 @@ def test_black_holed_server_delays_the_job_by_at_most_the_budgets(
             *started_marker_cmd(marker),
         )
         total = time.time() - t0
-    assert result.returncode == 0
-    assert float(marker.read_text()) - t0 < 1.5 + 1.5
-    assert total < 1.5 + 1.5 + 3
+    assert result.returncode == 0 and marker.exists()
+    assert_held_within_the_budgets(home, start=1.5, finish=1.5)
+    assert total < 1.5 + 1.5 + 15
     assert "timed out" in result.stderr
 
 
@@ -406,7 +426,6 @@ def test_default_start_budget_is_3_seconds(home: Path, tmp_path: Path) -> None:
     marker = tmp_path / "m"
     with BlackHole() as hole:
         url = hole.url(f"{'c' * 8}-cccc-4ccc-8ccc-{'c' * 12}")
-        t0 = time.time()
         cronwrap(
             home,
             "run",
@@ -419,8 +438,9 @@ def test_default_start_budget_is_3_seconds(home: Path, tmp_path: Path) -> None:
             "--",
             *started_marker_cmd(marker),
         )
-    delay = float(marker.read_text()) - t0
-    assert 2.5 < delay < 3 + 7  # the 3 s budget, not the 10 s finish budget or a hang
+    assert marker.exists()
+    held = seconds_between(home, "run.start", "attempt.start")
+    assert 2.5 < held < 3 + 3, held  # the 3 s budget, not the 10 s finish budget or a hang
 
 
 def test_outbox_replays_in_order_after_the_server_comes_back(home: Path) -> None:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from cronwrap.notify.http import URLParts, proxy_for, request, split_url
-from tests.conftest import cronwrap, cw_env
+from tests.conftest import cronwrap, cw_env, seconds_between
 from tests.hcserver import HCServer, Proxy, SilentResolver
 
 PY = sys.executable
@@ -135,8 +135,12 @@ def test_dns_that_never_answers_does_not_delay_the_job(home: Path, tmp_path: Pat
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["rc"] == 3, report["stderr"]
-    assert float(marker.read_text()) - report["t0"] < 1 + 1.5  # start budget + start-up
-    assert report["end"] - report["t0"] < 1 + 1 + 3
+    assert marker.exists()
+    # the start ping within its budget as the run's own clock saw it (a margin for a busy
+    # machine, where the start-ups around it took seconds), and the whole run not held up
+    held = seconds_between(home, "run.start", "attempt.start")
+    assert held < 1 + 2, f"the job started {held:.1f}s after the run"
+    assert report["end"] - report["t0"] < 1 + 1 + 15
     assert "name resolution of hc.example.test timed out" in report["stderr"]
     assert report["stderr"].count("ping to") == 1  # one line for the fault
 
