@@ -78,6 +78,14 @@ def events(home: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def catches(pid: int, sig: int) -> bool:
+    """The process has a handler for `sig` (SigCgt in /proc/PID/status): a signal sent
+    before that, while a busy machine still starts the interpreter, kills it instead."""
+    with open(f"/proc/{pid}/status") as f:
+        caught = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+    return bool(caught >> (sig - 1) & 1)
+
+
 def seconds_between(home: Path, first: str, then: str) -> float:
     """Seconds from the first `first` event of the event log to the next `then`, by the
     log's own timestamps: what the run did in between, without the start-up of the

@@ -14,6 +14,7 @@ import pytest
 from cronwrap.run.lease_pg import LOCK_CLASS, lock_key
 from tests.conftest import (
     assert_one_slot_run_across_hosts,
+    catches,
     cronwrap,
     events,
     history,
@@ -248,7 +249,10 @@ def test_sigterm_ends_a_wait_for_the_lease_at_once(home: Path, tmp_path: Path, p
             home, *common, "--host-id", "b", "--on-overlap", "wait", "--lock-wait", "50s",
             "--", "touch", str(ran),
         )  # fmt: skip
-        time.sleep(2)  # inside the wait (a behavioural bound, not a speed one)
+        time.sleep(2)  # long enough to be inside the wait on a quiet machine
+        # on a busy one, cronwrap may still be starting: the SIGTERM must find its handler
+        # (before it, the default action kills the process: -15, which is not what is tested)
+        wait_for(lambda: catches(waiter.pid, signal.SIGTERM), 60)
         t0 = time.monotonic()
         waiter.send_signal(signal.SIGTERM)
         code = waiter.wait(40)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cw_env, wait_for
+from tests.conftest import catches, cw_env, wait_for
 from tests.faults.conftest import EXIT, recorded, run_job
 
 PY = sys.executable
@@ -193,13 +193,6 @@ def test_a_lock_dir_others_control_is_not_used(
 # ---------------------------------------------------------------- signals while waiting
 
 
-def _catches(pid: int, sig: int) -> bool:
-    """The process has a handler for `sig` (SigCgt in /proc/PID/status)."""
-    with open(f"/proc/{pid}/status") as f:
-        caught = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
-    return bool(caught >> (sig - 1) & 1)
-
-
 def _cancel_while_waiting(
     home: Path, tmp_path: Path, *options: str, wait: float = 1.5
 ) -> tuple[int, str, float, Path]:
@@ -208,7 +201,7 @@ def _cancel_while_waiting(
     time.sleep(wait)  # long enough to be inside the wait on a quiet machine
     # on a busy one, cronwrap may still be starting: the SIGTERM must find its handler
     # (before it, the default action kills the process, which is not what is tested)
-    wait_for(lambda: _catches(proc.pid, signal.SIGTERM), 60)
+    wait_for(lambda: catches(proc.pid, signal.SIGTERM), 60)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
