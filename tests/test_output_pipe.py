@@ -396,8 +396,10 @@ def test_output_nobody_reads_after_the_timeout_still_goes_to_the_log_and_tail(
 ) -> None:
     """The job catches SIGTERM and prints on to its end: from the timeout on cronwrap no
     longer holds it back for a reader that takes nothing, so all of it reaches the log and
-    the stored tail, through the copy loop (heads not full) and the zero-copy relay alike."""
-    args = ("--timeout", "2s", "--kill-after", "60s", "--max-log-size", log_size)
+    the stored tail, through the copy loop (heads not full) and the zero-copy relay alike.
+    The job's SIGTERM handler must be in place by the timeout: 5 s, where 2 s were not
+    always enough on a slow machine (the job died of the SIGTERM)."""
+    args = ("--timeout", "5s", "--kill-after", "60s", "--max-log-size", log_size)
     argv = wrapped("late", *args, "--", PY, "-c", NUMBERED, "trap", "30000")
     code, took, stderr = into_stalled_reader(argv, home, both=False)
     assert code == 124, stderr

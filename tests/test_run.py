@@ -272,13 +272,15 @@ TREE = textwrap.dedent("""
 def test_timeout_kills_the_whole_tree_and_exits_124(home: Path, tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
     t = time.monotonic()
+    # the tree must be up before the timeout: 0.1 s here on a quiet machine, but more than
+    # the 1 s it had on a slow one (no pid file: the timeout came first)
     result = cronwrap(
         home,
         "run",
         "--name",
         "to",
         "--timeout",
-        "1s",
+        "5s",
         "--kill-after",
         "1s",
         "--",
@@ -290,6 +292,7 @@ def test_timeout_kills_the_whole_tree_and_exits_124(home: Path, tmp_path: Path) 
     elapsed = time.monotonic() - t
     assert result.returncode == 124, result.stderr
     assert elapsed < 60, elapsed  # at the timeout, not at the end of the 300 s sleeps
+    assert pidfile.exists(), "the timeout came before the tree was up"
     pids = [int(p) for p in pidfile.read_text().split()]
     assert len(pids) == 3  # sleep, the setsid'd shell and that shell's own sleep
     # everything under our tree is gone, the setsid'd shell's own child too
@@ -298,7 +301,8 @@ def test_timeout_kills_the_whole_tree_and_exits_124(home: Path, tmp_path: Path) 
     assert run.status == "timeout" and run.exit_code == 124 and "timed out" in run.reason
 
 
-def test_timeout_escalates_to_sigkill_when_term_is_ignored(home: Path) -> None:
+def test_timeout_escalates_to_sigkill_when_term_is_ignored(home: Path, tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
     t = time.monotonic()
     result = cronwrap(
         home,
@@ -306,15 +310,18 @@ def test_timeout_escalates_to_sigkill_when_term_is_ignored(home: Path) -> None:
         "--name",
         "tk",
         "--timeout",
-        "500ms",
+        "3s",  # the child ignores TERM before then, even on a slow machine (0.05 s here)
         "--kill-after",
         "500ms",
         "--",
         PY,
         "-c",
-        "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)",
+        "import pathlib,signal,sys,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "pathlib.Path(sys.argv[1]).touch(); time.sleep(60)",
+        str(ready),
     )
     assert result.returncode == 124
+    assert ready.exists(), "the timeout came before the child ignored SIGTERM"
     assert time.monotonic() - t < 30  # SIGKILL after the grace, not the child's 60 s
     [run] = runs(home, "tk")
     assert run.signal == 9
