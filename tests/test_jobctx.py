@@ -101,20 +101,23 @@ def test_without_schedule_the_slot_is_the_start_minute_and_no_deadline(
 
 
 def _batch_env(home: Path, **extra: str) -> dict[str, str]:
-    return cw_env(home, BATCH_SIZE="5", ITEM_SECONDS="0.05", **extra)
+    return cw_env(home, **{"BATCH_SIZE": "5", "ITEM_SECONDS": "0.05", **extra})
 
 
 def test_batch_example_resumes_after_timeouts_and_does_every_item_once(
     home: Path, tmp_path: Path
 ) -> None:
+    # 6 s of work under a 3 s timeout: no run can do it all, however fast the machine, and
+    # each has time to get going however slow it is (with 1 s, a slow machine's start-ups
+    # left the runs next to nothing, and 40 of them outlasted the test's 180 s)
     items = tmp_path / "in.txt"
     items.write_text("".join(f"item-{i}\n" for i in range(60)))
     output = tmp_path / "out.txt"
-    env = _batch_env(home, BATCH_IGNORE_DEADLINE="1")
+    env = _batch_env(home, BATCH_IGNORE_DEADLINE="1", ITEM_SECONDS="0.1")
     statuses = []
     for _ in range(40):
         result = cronwrap(
-            home, "run", "--name", "batch", "--timeout", "1s", "--kill-after", "20s", "--",
+            home, "run", "--name", "batch", "--timeout", "3s", "--kill-after", "20s", "--",
             PY, str(BATCH), str(items), str(output), env=env,
         )  # fmt: skip
         statuses.append(result.returncode)
