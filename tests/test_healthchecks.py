@@ -169,11 +169,16 @@ def test_signal_death_is_128_plus_n(home: Path, hc: HCServer) -> None:
 
 def test_skipped_run_sends_log_only(home: Path, hc: HCServer, tmp_path: Path) -> None:
     check = hc.new_check()
-    marker = tmp_path / "m"
-    first = popen_cronwrap(home, "run", "--name", "s", "--", "sh", "-c", f"touch {marker}; sleep 2")
+    marker, release = tmp_path / "m", tmp_path / "release"
+    # held until released: a slow machine's start-up of the second run outlasted a 2 s hold
+    hold = f"touch {marker}; while [ ! -e {release} ]; do sleep 0.05; done"
+    first = popen_cronwrap(home, "run", "--name", "s", "--", "sh", "-c", hold)
     wait_for(marker.exists)
-    result = cronwrap(home, "run", "--name", "s", "--ping", hc.url(check), "--", "true")
-    first.wait(10)
+    try:
+        result = cronwrap(home, "run", "--name", "s", "--ping", hc.url(check), "--", "true")
+    finally:
+        release.touch()
+    assert first.wait(30) == 0
     assert result.returncode == 0
     assert hc.kinds() == ["log"]
     assert b"skipped" in hc.pings[0].body

@@ -329,7 +329,7 @@ def test_the_last_result_stays_while_the_next_run_is_going_on(
         == 3
     )
     before = exporter.scrape()
-    marker = tmp_path / "started"
+    marker, release = tmp_path / "started", tmp_path / "release"
     proc = popen_cronwrap(
         home,
         "run",
@@ -340,12 +340,14 @@ def test_the_last_result_stays_while_the_next_run_is_going_on(
         "--",
         "sh",
         "-c",
-        f"touch {marker}; sleep 2",
+        # runs until scraped (2 s were not enough for a scrape on a slow machine)
+        f"touch {marker}; while [ ! -e {release} ]; do sleep 0.05; done",
     )
     try:
         wait_for(marker.exists, timeout=60)
         during = exporter.scrape()
     finally:
+        release.touch()
         assert proc.wait(60) == 0
     assert value(during, "cronwrap_running", cronjob="f") == 1
     assert value(during, "cronwrap_last_result", cronjob="f", result="failure") == 1

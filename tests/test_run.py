@@ -32,6 +32,15 @@ def attempts(home: Path, run_id: str) -> list:
         return store.attempts(run_id)
 
 
+def has_open(pid: int, path: Path) -> bool:
+    """The process has `path` open."""
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        return any(os.readlink(fds / fd) == str(path) for fd in os.listdir(fds))
+    except OSError:  # a descriptor closed while we looked
+        return False
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -173,19 +182,25 @@ def test_overlap_skip_records_a_skipped_run_and_exits_0(home: Path, tmp_path: Pa
 
 
 def test_overlap_wait_runs_after_the_lock_is_free(home: Path, tmp_path: Path) -> None:
-    started = tmp_path / "started"
-    first = popen_cronwrap(
-        home, "run", "--name", "w", "--", "sh", "-c", f"touch {started}; sleep 1.5"
-    )
+    # the first run holds the lock until the second is seen waiting for it (not for 1.5 s,
+    # which a slow machine's start-up of the second could outlast: it would not have waited)
+    started, release = tmp_path / "started", tmp_path / "release"
+    hold = f"touch {started}; while [ ! -e {release} ]; do sleep 0.05; done"
+    first = popen_cronwrap(home, "run", "--name", "w", "--", "sh", "-c", hold)
     wait_for(started.exists)
-    t = time.monotonic()
-    second = cronwrap(
-        home, "run", "--name", "w", "--on-overlap", "wait", "--lock-wait", "20s", "--", "true"
-    )
-    waited = time.monotonic() - t
-    assert second.returncode == 0, second.stderr
-    assert waited > 0.5
-    first.wait(10)
+    second = popen_cronwrap(
+        home, "run", "--name", "w", "--on-overlap", "wait", "--lock-wait", "60s", "--",
+        "touch", str(tmp_path / "second-ran"),
+    )  # fmt: skip
+    try:
+        wait_for(lambda: has_open(second.pid, home / "locks" / "w.lock"), 60)  # at the lock
+        time.sleep(0.5)  # a few tries of the lock on a quiet machine; none needed on a slow one
+        assert not (tmp_path / "second-ran").exists(), "it ran while the lock was held"
+    finally:
+        release.touch()
+    assert second.wait(60) == 0
+    assert (tmp_path / "second-ran").exists()
+    assert first.wait(30) == 0
     assert sorted(r.status for r in runs(home, "w")) == ["success", "success"]
 
 
@@ -228,14 +243,18 @@ def test_overlap_allow_runs_both(home: Path, tmp_path: Path) -> None:
     assert sorted(r.status for r in runs(home, "al")) == ["success", "success"]
 
 
-def test_lock_held_by_flock1_is_respected(home: Path) -> None:
+def test_lock_held_by_flock1_is_respected(home: Path, tmp_path: Path) -> None:
     """The lock is a plain flock: other tools (flock(1)) interoperate."""
     (home / "locks").mkdir(parents=True)
-    holder = subprocess.Popen(["flock", str(home / "locks" / "f.lock"), "sleep", "3"])
-    time.sleep(0.3)
+    held, release = tmp_path / "held", tmp_path / "release"
+    # held until released, not for 3 s after a 0.3 s head start: on a slow machine the
+    # holder may not have the lock yet, or cronwrap may start after it let go
+    hold = f"touch {held}; while [ ! -e {release} ]; do sleep 0.05; done"
+    holder = subprocess.Popen(["flock", str(home / "locks" / "f.lock"), "sh", "-c", hold])
+    wait_for(held.exists)
     result = cronwrap(home, "run", "--name", "f", "--", "true")
-    holder.kill()
-    holder.wait()
+    release.touch()
+    assert holder.wait(30) == 0
     assert result.returncode == 0
     assert [r.status for r in runs(home, "f")] == ["skipped"]
 
