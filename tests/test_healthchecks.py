@@ -24,6 +24,7 @@ from tests.conftest import (
     wait_for,
 )
 from tests.hcserver import BlackHole, HCServer, free_port
+from tests.test_run import alive
 
 PY = sys.executable
 
@@ -221,13 +222,16 @@ def test_crashed_run_is_failed_by_the_next_run(home: Path, hc: HCServer, tmp_pat
         "--",
         "sh",
         "-c",
-        f"touch {marker}; exec sleep 30",
+        f"echo $$ > {marker}.tmp; mv {marker}.tmp {marker}; exec sleep 30",
     )
     wait_for(marker.exists)
+    job = int(marker.read_text())
     proc.kill()
     proc.wait()
     crashed_rid = hc.pings[0].rid
-    time.sleep(0.3)  # the parent-death signal reaches the job
+    # the job, which holds the lock, is gone (not 0.3 s later: on a slow machine it may
+    # still hold the lock, and the next run is a skip)
+    wait_for(lambda: not alive(job))
     assert (
         cronwrap(home, "run", "--name", "c", "--ping", hc.url(check), "--", "true").returncode == 0
     )
