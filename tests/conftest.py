@@ -86,6 +86,15 @@ def catches(pid: int, sig: int) -> bool:
     return bool(caught >> (sig - 1) & 1)
 
 
+def wait_supervised(home: Path, job: str) -> None:
+    """Wait until cronwrap has passed the job's "started" line to the job's log: it is then
+    past the spawn and has told its watchdog the job's pid, so a SIGKILL of cronwrap ends
+    the job too. A job that merely began may have run before that (a window of a few
+    instructions, which a busy machine stretches): killed then, the job lived on."""
+    logs = home / "output" / job
+    wait_for(lambda: logs.exists() and any("started" in p.read_text() for p in logs.iterdir()))
+
+
 def seconds_between(home: Path, first: str, then: str) -> float:
     """Seconds from the first `first` event of the event log to the next `then`, by the
     log's own timestamps: what the run did in between, without the start-up of the

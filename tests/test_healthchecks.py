@@ -22,6 +22,7 @@ from tests.conftest import (
     popen_cronwrap,
     seconds_between,
     wait_for,
+    wait_supervised,
 )
 from tests.hcserver import BlackHole, HCServer, free_port
 from tests.test_run import alive
@@ -222,9 +223,10 @@ def test_crashed_run_is_failed_by_the_next_run(home: Path, hc: HCServer, tmp_pat
         "--",
         "sh",
         "-c",
-        f"echo $$ > {marker}.tmp; mv {marker}.tmp {marker}; exec sleep 30",
+        f"echo $$ > {marker}.tmp; mv {marker}.tmp {marker}; echo started; exec sleep 30",
     )
     wait_for(marker.exists)
+    wait_supervised(home, "c")
     job = int(marker.read_text())
     proc.kill()
     proc.wait()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cronwrap.state import metrics
-from tests.conftest import cronwrap, popen_cronwrap, wait_for
+from tests.conftest import cronwrap, popen_cronwrap, wait_for, wait_supervised
 
 parser = pytest.importorskip("prometheus_client.parser")
 
@@ -95,8 +95,11 @@ def test_a_crashed_run_is_counted_and_shown_as_the_last_result(home: Path, tmp_p
     marker = tmp_path / "go"
     args = ["run", "--name", "crashy", "--metrics-dir", str(mdir)]
     assert cronwrap(home, *args, "--", "true").returncode == 0
-    proc = popen_cronwrap(home, *args, "--", "sh", "-c", f"echo $$ > {marker}; exec sleep 60")
+    proc = popen_cronwrap(
+        home, *args, "--", "sh", "-c", f"echo $$ > {marker}; echo started; exec sleep 60"
+    )
     wait_for(lambda: marker.exists() and marker.read_text().strip())
+    wait_supervised(home, "crashy")
     proc.kill()
     proc.wait(10)
     job_pid = int(marker.read_text())

@@ -15,7 +15,7 @@ import pytest
 
 from cronwrap.run.process import signal_name
 from cronwrap.state.store import Store
-from tests.conftest import cronwrap, cw_env, popen_cronwrap, wait_for
+from tests.conftest import cronwrap, cw_env, popen_cronwrap, wait_for, wait_supervised
 
 PY = sys.executable
 
@@ -61,12 +61,14 @@ def test_a_cronwrap_killed_with_its_process_group_still_takes_the_job_along(
     pidfile = tmp_path / "pid"
     child = (
         f"import os,pathlib,time; pathlib.Path({str(pidfile)!r})"
-        ".write_text(str(os.getpid())); time.sleep(60)"
+        ".write_text(str(os.getpid())); print('started', flush=True); time.sleep(60)"
     )
     proc = popen_cronwrap(
-        home, "run", "--name", "grp", "--", PY, "-c", child, start_new_session=True
-    )
+        home, "run", "--name", "grp", "--", PY, "-c", child, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
     wait_for(lambda: pidfile.exists() and pidfile.read_text() != "")
+    wait_supervised(home, "grp")
     job = int(pidfile.read_text())
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()

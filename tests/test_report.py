@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cw_env, popen_cronwrap, wait_for
+from tests.conftest import cw_env, popen_cronwrap, wait_for, wait_supervised
 
 PY = sys.executable
 CLICK = "import sys; from cronwrap.cli.app import cli; cli.main(sys.argv[1:], prog_name='cronwrap')"
@@ -63,9 +63,17 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     )
     marker = base / "crash-started"
     crash = popen_cronwrap(
-        home, "run", "--name", "crash", "--", "sh", "-c", f"touch {marker}; exec sleep 60"
+        home,
+        "run",
+        "--name",
+        "crash",
+        "--",
+        "sh",
+        "-c",
+        f"touch {marker}; echo started; exec sleep 60",
     )
     wait_for(marker.exists)
+    wait_supervised(home, "crash")
     crash.kill()  # cronwrap itself dies: its run stays open, without a live owner
     crash.wait()
     marker = base / "busy-started"

@@ -17,7 +17,7 @@ from cronwrap.argv import parse_run_argv
 from cronwrap.config import ConfigFile, resolve_job
 from cronwrap.run.judge import backoff_delay
 from cronwrap.state.store import Store
-from tests.conftest import cronwrap, cw_env, events, popen_cronwrap, wait_for
+from tests.conftest import cronwrap, cw_env, events, popen_cronwrap, wait_for, wait_supervised
 
 PY = sys.executable
 
@@ -574,10 +574,13 @@ def test_sigkill_of_cronwrap_leaves_no_unsupervised_job(home: Path, tmp_path: Pa
     pidfile = tmp_path / "pid"
     child = (
         f"import os,pathlib,time; pathlib.Path({str(pidfile)!r}).write_text("
-        "str(os.getpid())); time.sleep(60)"
+        "str(os.getpid())); print('started', flush=True); time.sleep(60)"
     )
-    proc = popen_cronwrap(home, "run", "--name", "kil", "--", PY, "-c", child)
+    proc = popen_cronwrap(
+        home, "run", "--name", "kil", "--", PY, "-c", child, stdout=subprocess.DEVNULL
+    )
     wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "", timeout=30)
+    wait_supervised(home, "kil")
     job_pid = int(pidfile.read_text())
     proc.kill()
     proc.wait()

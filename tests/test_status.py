@@ -16,7 +16,7 @@ import pytest
 
 from cronwrap.cron.crontab import parse_crontab
 from cronwrap.views.status import crontab_jobs
-from tests.conftest import cronwrap, cw_env, popen_cronwrap, wait_for
+from tests.conftest import cronwrap, cw_env, popen_cronwrap, wait_for, wait_supervised
 
 PY = sys.executable
 
@@ -130,9 +130,17 @@ def test_every_result_state(home: Path, tmp_path: Path) -> None:
     # crashed: SIGKILL to cronwrap
     marker2 = tmp_path / "k"
     proc = popen_cronwrap(
-        home, "run", "--name", "crash", "--", "sh", "-c", f"touch {marker2}; exec sleep 30"
+        home,
+        "run",
+        "--name",
+        "crash",
+        "--",
+        "sh",
+        "-c",
+        f"touch {marker2}; echo started; exec sleep 30",
     )
     wait_for(marker2.exists)
+    wait_supervised(home, "crash")
     proc.kill()
     proc.wait()
     # running: still going while we look

@@ -24,7 +24,7 @@ from cronwrap.cron.schedule import parse
 from cronwrap.errors import ExitCode
 from cronwrap.state.store import Store
 from cronwrap.views.status import MISSED_COUNT_CAP, load_status
-from tests.conftest import cronwrap, popen_cronwrap, wait_for
+from tests.conftest import cronwrap, popen_cronwrap, wait_for, wait_supervised
 
 UTC = timezone.utc
 GRACE = timedelta(minutes=5)
@@ -437,9 +437,10 @@ def test_running_not_the_skipped_attempt_while_the_lock_is_held(home: Path, tmp_
 def test_after_sigkill_history_and_status_agree_it_crashed(home: Path, tmp_path: Path) -> None:
     marker = tmp_path / "m"
     proc = popen_cronwrap(
-        home, "run", "--name", "k", "--", "sh", "-c", f"touch {marker}; exec sleep 30"
+        home, "run", "--name", "k", "--", "sh", "-c", f"touch {marker}; echo started; exec sleep 30"
     )
     wait_for(marker.exists)
+    wait_supervised(home, "k")
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     doc = json.loads(cronwrap(home, "status", "--crontab", "/dev/null", "--json").stdout)
@@ -466,9 +467,10 @@ def test_host_id_runs_are_judged_against_the_id_they_recorded(home: Path, tmp_pa
         "--",
         "sh",
         "-c",
-        f"touch {marker}; exec sleep 30",
+        f"touch {marker}; echo started; exec sleep 30",
     )
     wait_for(marker.exists)
+    wait_supervised(home, "hid")
     alive = json.loads(cronwrap(home, "status", "--crontab", str(tab), "--json").stdout)
     assert alive[0]["result"].startswith("running ") and "on web1" not in alive[0]["result"]
     proc.send_signal(signal.SIGKILL)
