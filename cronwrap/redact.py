@@ -18,7 +18,7 @@ TOKEN_SHAPES = (
     r"\bsk-[A-Za-z0-9_-]{20,}\b",  # OpenAI-style secret keys
     r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b",  # JWT
     r"\b(?i:bearer)\s+[A-Za-z0-9._~+/-]{16,}=*",  # Authorization: Bearer …
-    r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)",  # user:password@ in URLs
+    r"(?<=://)[^/\s:@]*:[^/\s@]+(?=@)",  # user:password@ in URLs (redis://:password@ too)
     r"https?://hooks\.slack\.com/services/[A-Za-z0-9/]+",
     r"https?://discord(?:app)?\.com/api/webhooks/[A-Za-z0-9/_-]+",
     r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}\b",  # Stripe
@@ -28,9 +28,11 @@ TOKEN_SHAPES = (
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
     # the value of password=…, secret=…, token=…, api_key=… (the name stays, to tell what it was)
     r"(?i:(?<=password=)|(?<=passwd=)|(?<=secret=)|(?<=token=)|(?<=api_key=)|(?<=apikey=)"
-    r"|(?<=mysql_pwd=)|(?<=password: )|(?<=passwd: )"
+    r"|(?<=api-key=)|(?<=passphrase=)|(?<=mysql_pwd=)|(?<=password: )|(?<=passwd: )"
     # and the variables programs read a password from (sshpass -e, redis-cli, the AWS CLI)
-    r"|(?<=sshpass=)|(?<=rediscli_auth=)|(?<=secret_access_key=))[^\s&\"',;]+",
+    r"|(?<=sshpass=)|(?<=rediscli_auth=)|(?<=secret_access_key=))"
+    # the value: quoted as the shell quotes it (PGPASSWORD='…' pg_dump), or one bare word
+    r"""(?:'[^'\n]*'|"(?:[^"\\\n]|\\.)*"|[^\s&"',;]+)""",
 )
 
 # Credentials given as options on a command line (in the stored command, in `set -x` traces
@@ -94,6 +96,11 @@ _PROGRAM_TRIGGERS = (
     *("htpasswd", *_PASSWORD_TRIGGERS),
 )
 _SEGMENT = r"""(?:'[^']*'|"(?:[^"\\]|\\.)*"|[^|;&\n])+"""
+# a quoted string read as a command line: a single-quoted one goes on across the two ways to
+# write a ' inside one, '\'' (bash's `set -x`) and '"'"' (the stored command, shlex.quote), so
+# `sh -c 'sshpass -p '\''PASS'\'' ssh h'` is read as the shell reads it
+_SCRIPT = r"""'(?:[^']|'\\''|'"'"')*'|"(?:[^"\\]|\\.)*\""""
+_ESCAPED_QUOTE = r"""'\\''|'"'"'"""
 # the patterns compiled so far: each is compiled when a command first needs it, since every
 # one costs start-up time on every run whose command or output holds its program's name
 _options: dict[str, re.Pattern[str]] = {}
@@ -158,14 +165,8 @@ def _mask_segment(part: str) -> str:
     """One command (up to `|`, `;`, `&` or a new line outside quotes)."""
     if not _has_option_trigger(part):  # most lines of output: no pattern is tried on them
         return part
-
-    def inner(match: re.Match[str]) -> str:
-        q = match.group(0)
-        body = q[1:-1]
-        return q[0] + _mask_options(body) + q[-1] if _has_option_trigger(body) else q
-
     if "'" in part or '"' in part:
-        part = _compiled(_QUOTED).sub(inner, part)
+        part = _compiled(_SCRIPT).sub(_mask_quoted, part)
     spans = _quoted_spans(part)
     for words, program, option, count in _PROGRAM_OPTIONS:
         if not any(word in part for word in words):
@@ -186,6 +187,25 @@ def _mask_segment(part: str) -> str:
         found = _first_outside(_compiled(r"\bhtpasswd\b"), part, _quoted_spans(part))
         part = part if found is None else _mask_htpasswd(part, found.end())
     return part
+
+
+def _mask_quoted(match: re.Match[str]) -> str:
+    """A quoted string, read as a command line of its own; one whose ' are written '\\'' or
+    '"'"' is read with them as ', masked (options and token shapes), and written back so."""
+    q = match.group(0)
+    body = q[1:-1]
+    escaped = _compiled(_ESCAPED_QUOTE).search(body) if q[0] == "'" else None
+    script = body if escaped is None else _compiled(_ESCAPED_QUOTE).sub("'", body)
+    masked = _mask_options(script) if _has_option_trigger(script) else script
+    if escaped is not None and any(t in masked for t in _TRIGGERS):
+        masked = _token_shapes().sub(MASK, masked)
+    if masked == script:
+        return q
+    return q[0] + (masked if escaped is None else masked.replace("'", escaped.group(0))) + q[-1]
+
+
+def _has_escaped_quote(text: str) -> bool:
+    return "'\\''" in text or "'\"'\"'" in text
 
 
 def _mask_htpasswd(part: str, at: int) -> str:
@@ -210,7 +230,8 @@ def _mask_htpasswd(part: str, at: int) -> str:
 
 
 def _has_option_trigger(text: str) -> bool:
-    return any(t in text for t in _PROGRAM_TRIGGERS)
+    # a ' written inside single quotes: what is quoted may set a password (sh -c 'PGPASSWORD=…')
+    return any(t in text for t in _PROGRAM_TRIGGERS) or _has_escaped_quote(text)
 
 
 def redact_url(url: str) -> str:
@@ -241,6 +262,7 @@ _TRIGGERS = (
     *("gh", "glpat-", "xox", "AKIA", "sk-", "eyJ", "earer", "://", "k_live_", "k_test_", "AIza"),
     *("PRIVATE KEY", "uthorization", "UTHORIZATION", "assw", "ASSW", "ecret=", "ECRET="),
     *("oken=", "OKEN=", "pi_key=", "PI_KEY=", "pikey=", "PIKEY=", "_pwd=", "_PWD="),
+    *("pi-key=", "PI-KEY=", "ASSPHRASE=", "assphrase="),
     *("SSHPASS=", "sshpass=", "CLI_AUTH=", "cli_auth=", "ACCESS_KEY=", "access_key="),
 )
 _shapes: list[re.Pattern[str]] = []

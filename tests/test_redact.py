@@ -5,6 +5,7 @@ are. The rules are in the README (Healthchecks: what cronwrap sends, bodies)."""
 from __future__ import annotations
 
 import json
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -111,6 +112,26 @@ MASKED = [
     (f"sh -c 'PGPASSWORD={SECRET} psql -c x'", "sh -c 'PGPASSWORD=[REDACTED] psql -c x'"),
     (f'bash -c "curl -su a:{SECRET} x && date -u"', 'bash -c "curl -su [REDACTED] x && date -u"'),
     (f"ssh h \"sh -c 'curl -u a:{SECRET} x'\"", "ssh h \"sh -c 'curl -u [REDACTED] x'\""),
+    # a ' inside single quotes, as the stored command ('"'"') and bash's `set -x` ('\'') write it
+    (
+        f"sh -c 'sshpass -p '\"'\"'{SECRET}'\"'\"' ssh h'",
+        "sh -c 'sshpass -p [REDACTED] ssh h'",
+    ),
+    (f"+ sh -c 'curl -u '\\''a:{SECRET}'\\'' x'", "+ sh -c 'curl -u [REDACTED] x'"),
+    (
+        shlex.join(["bash", "-c", shlex.join(["sh", "-c", f"mysql -p'{SECRET}' db"])]),
+        "bash -c 'sh -c '\"'\"'mysql -p[REDACTED] db'\"'\"''",
+    ),
+    (
+        f"sh -c 'PGPASSWORD='\"'\"'{SECRET}'\"'\"' pg_dump db'",
+        "sh -c 'PGPASSWORD=[REDACTED] pg_dump db'",
+    ),
+    # a variable set on the line to a quoted value: the quotes and all
+    (f"PGPASSWORD='{SECRET} x' pg_dump db", "PGPASSWORD=[REDACTED] pg_dump db"),
+    (f'MYSQL_PWD="{SECRET}" mysqldump db', "MYSQL_PWD=[REDACTED] mysqldump db"),
+    (f"BORG_PASSPHRASE='{SECRET}' borg create r::a", "BORG_PASSPHRASE=[REDACTED] borg create r::a"),
+    (f"tool --api-key={SECRET}", "tool --api-key=[REDACTED]"),
+    (f"redis-cli -u redis://:{SECRET}@cache:6379", "redis-cli -u redis://[REDACTED]@cache:6379"),
 ]
 
 LEFT_ALONE = [
@@ -188,6 +209,8 @@ FORMS = [
     ["--", "sh", "-c", "exit 0", "mysql", f"-p{SECRET}", "db"],
     ["--", "sh", "-c", "exit 0", "wget", "--password", SECRET, "https://x.invalid"],
     ["--", "sh", "-c", "exit 0", "sshpass", "-p", SECRET, "ssh", "host"],
+    # the stored command quotes the script: its ' are written '"'"'
+    ["--", "sh", "-c", f": sshpass -p '{SECRET}' ssh h; PGPASSWORD='{SECRET}' :"],
 ]
 
 
@@ -311,3 +334,15 @@ def test_a_failed_alert_commands_stderr_is_masked_before_it_is_cut(home: Path) -
         assert part not in result.stderr, result.stderr
         assert part not in (home / "cronwrap.log").read_text()
         assert part.encode() not in (home / "runs.db").read_bytes()
+
+
+def test_a_traced_sh_c_with_a_quoted_password_is_masked_in_the_stored_tail(home: Path) -> None:
+    """bash's `set -x` writes a ' inside single quotes as '\\'': the sshpass -p of the traced
+    `sh -c '…'` is masked in the stored tail (status, alerts, the fleet store) all the same."""
+    script = f"set -x; : sh -c \"sshpass -p '{SECRET}' ssh h\""
+    result = cronwrap(home, "run", "--name", "xtrace", "--", "bash", "-c", script)
+    assert result.returncode == 0, result.stderr
+    assert f"'\\''{SECRET}'\\''" in result.stderr  # the trace, passed through as it was
+    with sqlite3.connect(home / "runs.db") as db:
+        [(tail,)] = db.execute("SELECT output_tail FROM runs WHERE job='xtrace'").fetchall()
+    assert SECRET not in tail and "sshpass -p [REDACTED] ssh h" in tail, tail
