@@ -5,6 +5,7 @@ pings, alerts, the event log or the history. Standard library only."""
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 
 MASK = "[REDACTED]"
@@ -127,7 +128,14 @@ def _quoted_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _outside(at: int, spans: list[tuple[int, int]]) -> bool:
-    return not any(start <= at < end for start, end in spans)
+    # spans are in order and apart: a binary search, since a long line of output can hold
+    # thousands of quoted strings and of program names (a JSON dump), each one tested here
+    i = bisect_right(spans, at, key=_start) - 1
+    return i < 0 or spans[i][1] <= at
+
+
+def _start(span: tuple[int, int]) -> int:
+    return span[0]
 
 
 def _first_outside(

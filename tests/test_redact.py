@@ -9,6 +9,7 @@ import shlex
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -346,3 +347,21 @@ def test_a_traced_sh_c_with_a_quoted_password_is_masked_in_the_stored_tail(home:
     with sqlite3.connect(home / "runs.db") as db:
         [(tail,)] = db.execute("SELECT output_tail FROM runs WHERE job='xtrace'").fetchall()
     assert SECRET not in tail and "sshpass -p [REDACTED] ssh h" in tail, tail
+
+
+def test_masking_a_long_line_of_quoted_strings_takes_time_in_proportion_to_it() -> None:
+    """A ping body's head and tail are read up to 2 × (Ping-Body-Limit + 4 KiB) each, and one
+    line of output (a JSON dump) can hold thousands of quoted strings and program names:
+    masking must stay linear, or a job's end waits seconds on it (it was quadratic)."""
+
+    def cost(n: int) -> float:
+        line = json.dumps([{"cmd": f"mysql --password=x{i}", "ua": "curl/8"} for i in range(n)])
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            Redactor().text(line)
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    small, large = cost(500), cost(4000)
+    assert large < 20 * small, (small, large)  # linear: about 8 times; it was over 50
