@@ -365,3 +365,23 @@ def test_masking_a_long_line_of_quoted_strings_takes_time_in_proportion_to_it() 
 
     small, large = cost(500), cost(4000)
     assert large < 20 * small, (small, large)  # linear: about 8 times; it was over 50
+
+
+def test_a_long_traced_line_is_masked_whole_in_the_stored_tail_and_the_ping(
+    home: Path, hc: HCServer
+) -> None:
+    """A traced curl whose -d argument is longer than the margin read before the stored
+    tail (and the ping body's tail) begins: the part read began after `curl`, so nothing said
+    that `-u` was curl's and its password went into status, alerts and the fleet store."""
+    check = hc.new_check()
+    script = f'set -x; : curl -sS -d "$(head -c 40000 /dev/zero | tr "\\0" x)" -u ci:{SECRET} x'
+    result = cronwrap(
+        home, "run", "--name", "long", "--ping", hc.url(check), "--", "bash", "-c", script
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"-u ci:{SECRET}" in result.stderr  # the job's own output, passed through
+    with sqlite3.connect(home / "runs.db") as db:
+        [(tail,)] = db.execute("SELECT output_tail FROM runs WHERE job='long'").fetchall()
+    assert SECRET not in tail and tail.endswith("xxx -u [REDACTED] x\n"), tail[-80:]
+    body = hc.pings[-1].body
+    assert SECRET.encode() not in body and b"-u [REDACTED] x" in body, body[-80:]

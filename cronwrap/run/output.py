@@ -397,10 +397,16 @@ class OutputSink:
         got = self._held.get(stream)
         return got.value() if got is not None else b""
 
-    def tail_bytes(self, limit: int | None = None) -> bytes:
+    def tail_bytes(self, limit: int | None = None, *, whole_line: bool = False) -> bytes:
+        """The last `limit` bytes kept; with `whole_line`, from the start of the line they
+        begin in (as far as it is kept): a cut inside a traced command would leave a password
+        without the program name before it that tells the redactor what `-u` means."""
         self.end_attempt()
         data = self._tail.value()
-        return data if limit is None else data[-limit:]
+        if limit is None or len(data) <= limit:
+            return data
+        start = len(data) - limit
+        return data[data.rfind(b"\n", 0, start) + 1 if whole_line else start :]
 
     def head_and_tail(self, limit: int) -> tuple[bytes, bytes, int]:
         """Up to `limit` bytes: the head and the tail of all output, and how much lies between."""
@@ -411,7 +417,9 @@ class OutputSink:
             return self._tail.value()[-self.total :], b"", 0
         half = limit // 2
         head = bytes(self.head[:half])
-        tail = self.tail_bytes(limit - half)
+        tail = self.tail_bytes(limit - half, whole_line=True)
+        if len(head) + len(tail) >= self.total:  # its first line began in the head: one piece
+            return head[: self.total - len(tail)] + tail, b"", 0
         return head, tail, self.total - len(head) - len(tail)
 
 

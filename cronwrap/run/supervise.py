@@ -498,9 +498,11 @@ def _judge(
     if lock is not None and lock.lost:
         outcome.flags.append("lock-lost")
     if not run.withhold_output:
-        # masked before it is cut: read a margin more, so that a secret across the cut (and
-        # the option before it that tells it is one) is masked whole
-        tail = run.redact.bytes(sink.tail_bytes(TAIL_IN_STORE + REDACT_MARGIN))[-TAIL_IN_STORE:]
+        # masked before it is cut: read a margin more, from the start of its line, so that a
+        # secret across the cut (and the option and program before it that tell it is one) is
+        # masked whole
+        kept = sink.tail_bytes(TAIL_IN_STORE + REDACT_MARGIN, whole_line=True)
+        tail = run.redact.bytes(kept)[-TAIL_IN_STORE:]
         outcome.tail = tail.decode("utf-8", "replace")
     outcome.ended_at = now()
     if job.quiet and result.status != "success":
