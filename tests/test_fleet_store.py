@@ -431,3 +431,21 @@ def test_a_password_on_the_command_line_never_reaches_the_fleet_store(
     assert "-fsSu [REDACTED]" in command and "-w [REDACTED]" in command, command
     assert "-fsSu [REDACTED]" in tail
     assert SECRET not in row
+
+
+def test_a_nul_byte_in_the_output_does_not_stop_the_hosts_shipping(
+    tmp_path: Path, pg_url: str, pg_cluster: PgServer
+) -> None:
+    """PostgreSQL text cannot hold NUL: a job that printed one (find -print0, a binary
+    dump) made every shipment of its host fail, its run and every later run of every job
+    of that host stayed queued for good, and the fleet's status did not know the host. The
+    tail goes with each NUL as U+FFFD, as it goes with bytes that are not UTF-8."""
+    home = host_home(tmp_path, "gamma")
+    ran = run_on(home, "gamma", pg_url, "--name", "bin", "--", "printf", "a\\000b\\n")
+    assert ran.returncode == 0, ran.stderr
+    assert run_on(home, "gamma", pg_url, "--name", "plain", "--", "true").returncode == 0
+    wait_shipped(home)
+    assert not (home / "fleet-ship.failed").exists()
+    db = pg_url.rsplit("/", 1)[1]
+    rows = pg_cluster.sql("SELECT job, output_tail FROM cronwrap_runs ORDER BY job", db)
+    assert rows == [("bin", "a\ufffdb\n"), ("plain", None)], rows

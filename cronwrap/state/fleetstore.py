@@ -465,6 +465,12 @@ def _run_params(r: RunRecord) -> tuple[object, ...]:
     for col in ("started_at", "ended_at", "slot", "resolved_at"):
         d[col] = _ts(d[col])
     d["dead"] = bool(d["dead"])
+    # PostgreSQL text cannot hold NUL, which a job's output tail may (find -print0): one such
+    # run would fail every shipment of its host's queue, for good. It goes as U+FFFD, as the
+    # tail's bytes that are not UTF-8 do
+    for col, value in d.items():
+        if isinstance(value, str) and "\0" in value:
+            d[col] = value.replace("\0", "\ufffd")
     return tuple(d[c] for c in RUN_COLUMNS)
 
 
