@@ -449,3 +449,20 @@ def test_a_nul_byte_in_the_output_does_not_stop_the_hosts_shipping(
     db = pg_url.rsplit("/", 1)[1]
     rows = pg_cluster.sql("SELECT job, output_tail FROM cronwrap_runs ORDER BY job", db)
     assert rows == [("bin", "a\ufffdb\n"), ("plain", None)], rows
+
+
+def test_a_command_that_is_not_utf8_does_not_stop_the_hosts_shipping(
+    tmp_path: Path, pg_url: str, pg_cluster: PgServer
+) -> None:
+    """A crontab line naming a file in Latin-1 (rm /srv/caf\\xe9.txt): the local store keeps
+    the command's bytes as they are, and the shipper died on them (UnicodeEncodeError, no
+    FleetStoreError: not even a failure noted), leaving its host's queue stuck for good. The
+    byte goes as U+FFFD, as a tail's bytes that are not UTF-8 do."""
+    home = host_home(tmp_path, "delta")
+    latin1 = os.fsdecode(b"caf\xe9.txt")
+    assert run_on(home, "delta", pg_url, "--name", "rm", "--", "true", latin1).returncode == 0
+    assert run_on(home, "delta", pg_url, "--name", "plain", "--", "true").returncode == 0
+    wait_shipped(home)
+    db = pg_url.rsplit("/", 1)[1]
+    rows = pg_cluster.sql("SELECT job, command FROM cronwrap_runs ORDER BY job", db)
+    assert rows == [("plain", "true"), ("rm", "true 'caf\ufffd.txt'")], rows

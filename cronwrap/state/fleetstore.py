@@ -465,13 +465,26 @@ def _run_params(r: RunRecord) -> tuple[object, ...]:
     for col in ("started_at", "ended_at", "slot", "resolved_at"):
         d[col] = _ts(d[col])
     d["dead"] = bool(d["dead"])
-    # PostgreSQL text cannot hold NUL, which a job's output tail may (find -print0): one such
-    # run would fail every shipment of its host's queue, for good. It goes as U+FFFD, as the
-    # tail's bytes that are not UTF-8 do
     for col, value in d.items():
-        if isinstance(value, str) and "\0" in value:
-            d[col] = value.replace("\0", "\ufffd")
+        if isinstance(value, str):
+            d[col] = _pg_text(value)
     return tuple(d[c] for c in RUN_COLUMNS)
+
+
+def _pg_text(value: str) -> str:
+    """What PostgreSQL text can hold of a value: a NUL (an output tail may have one: find
+    -print0) and the bytes that are not UTF-8, which the local store keeps as they are (a
+    command naming a Latin-1 file), each go as U+FFFD, as the tail's such bytes do. One run
+    PostgreSQL refused would fail every shipment of its host's queue, for good."""
+    if "\0" in value:
+        value = value.replace("\0", "\ufffd")
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: the bytes surrogateescape kept
+        value = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+    return value
 
 
 def ship_pending(
