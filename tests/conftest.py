@@ -31,14 +31,20 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     h = tmp_path / "home"
     monkeypatch.setenv("CRONWRAP_HOME", str(h))
     for var in list(os.environ):
-        keep = var == "CRONWRAP_HOME" or var.startswith("CRONWRAP_REQUIRE_")
+        keep = var in ("CRONWRAP_HOME", "CRONWRAP_FLEET_DRIVER") or var.startswith(
+            "CRONWRAP_REQUIRE_"
+        )
         if var.startswith("CRONWRAP_") and not keep:
             monkeypatch.delenv(var)
     yield h
 
 
 def cw_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRONWRAP_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CRONWRAP_") or k == "CRONWRAP_FLEET_DRIVER"  # see fleet_driver
+    }
     env["CRONWRAP_HOME"] = str(home)
     env.update(extra)
     return env
@@ -129,6 +135,15 @@ def pg_cluster() -> Iterator[object]:
     server = PgServer(require_postgres()).init().start()
     yield server
     server.cleanup()
+
+
+@pytest.fixture(params=["libpq", "psycopg"])
+def fleet_driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A test that reads the fleet store runs twice: status, history and logs read it through
+    libpq by ctypes, and through psycopg when libpq does not load (CRONWRAP_FLEET_DRIVER
+    forces either), and both must behave alike."""
+    monkeypatch.setenv("CRONWRAP_FLEET_DRIVER", request.param)
+    return str(request.param)
 
 
 @pytest.fixture

@@ -27,7 +27,9 @@ def stored(url: str) -> None:
         )
 
 
-def test_an_unknown_job_is_shown_as_unknown_and_exits_3(home: Path, pg_url: str) -> None:
+def test_an_unknown_job_is_shown_as_unknown_and_exits_3(
+    home: Path, pg_url: str, fleet_driver: str
+) -> None:
     stored(pg_url)
     result = cronwrap(home, "status", "--fleet-store", pg_url, "--job", "nosuch", "--json")
     assert result.returncode == ExitCode.UNKNOWN, result.stderr
@@ -46,7 +48,9 @@ def test_an_unknown_job_is_shown_as_unknown_and_exits_3(home: Path, pg_url: str)
     assert sorted(d["host"] for d in json.loads(known.stdout)) == ["a", "b"]
 
 
-def test_a_job_not_on_the_host_asked_for_is_unknown(home: Path, pg_url: str) -> None:
+def test_a_job_not_on_the_host_asked_for_is_unknown(
+    home: Path, pg_url: str, fleet_driver: str
+) -> None:
     stored(pg_url)
     args = ("status", "--fleet-store", pg_url, "--host", "a", "--json")
     result = cronwrap(home, *args, "--job", "sync")

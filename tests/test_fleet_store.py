@@ -53,7 +53,7 @@ def fleet_runs(cluster: PgServer, db: str) -> list[tuple[object, ...]]:
     return cluster.sql("SELECT run_id, host, job, status, exit_code FROM cronwrap_runs", db)
 
 
-def test_two_hosts_one_store(tmp_path: Path, pg_url: str) -> None:
+def test_two_hosts_one_store(tmp_path: Path, pg_url: str, fleet_driver: str) -> None:
     a, b = host_home(tmp_path, "a"), host_home(tmp_path, "b")
     env_b = cw_env(b, API_TOKEN=SECRET)
     assert (
@@ -137,7 +137,9 @@ def test_two_hosts_one_store(tmp_path: Path, pg_url: str) -> None:
     assert "No recent failures." in page.read_text() and "disk full" not in page.read_text()
 
 
-def test_password_from_a_file_and_never_shown(tmp_path: Path, pg_url: str) -> None:
+def test_password_from_a_file_and_never_shown(
+    tmp_path: Path, pg_url: str, fleet_driver: str
+) -> None:
     home = host_home(tmp_path, "a")
     secret_file = tmp_path / "fleet-url"
     secret_file.write_text(pg_url + "\n")
@@ -230,7 +232,9 @@ def test_black_holed_server_costs_the_run_nothing_then_flush(
     assert "not shipped" not in cronwrap(home, "status").stderr
 
 
-def test_a_crashed_run_is_judged_by_its_hosts_records(tmp_path: Path, pg_url: str) -> None:
+def test_a_crashed_run_is_judged_by_its_hosts_records(
+    tmp_path: Path, pg_url: str, fleet_driver: str
+) -> None:
     home = host_home(tmp_path, "a")
     marker = tmp_path / "started"
     proc = popen_cronwrap(
@@ -350,7 +354,9 @@ def test_a_bad_fleet_store_url_is_one_warning_and_the_job_still_runs(tmp_path: P
     assert len([ln for ln in r.stderr.splitlines() if "--fleet-store" in ln]) == 1
 
 
-def test_status_of_a_fleet_store_it_cannot_read_is_unknown(tmp_path: Path, pg_url: str) -> None:
+def test_status_of_a_fleet_store_it_cannot_read_is_unknown(
+    tmp_path: Path, pg_url: str, fleet_driver: str
+) -> None:
     """Down, black-holed, or an upgrade it cannot make now (another session's transaction
     holds the tables): status cannot know, so it exits 3 with one line, and the dashboard
     says so instead of 'no jobs'. It exited 1 (down), or hung behind the upgrade."""

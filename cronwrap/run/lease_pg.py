@@ -71,10 +71,10 @@ class PgLease:
         self.conn: Any = self._connect()
 
     def _unavailable(self, err: BaseException) -> LockUnavailableError:
-        from cronwrap.state.fleetstore import _first_line
+        from cronwrap.state.fleetread import first_line
 
         return LockUnavailableError(
-            f"lock server {redact_url(self.url)} unavailable: {_first_line(err)}"
+            f"lock server {redact_url(self.url)} unavailable: {first_line(err)}"
         )
 
     def _connect(self) -> Any:

@@ -147,6 +147,12 @@ MIGRATIONS: tuple[str, ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# A (host, job)'s runs newest first: in the order they first arrived (schema 5), which is
+# the order the host recorded them in (it ships its queue in that order), so a clock stepped
+# back cannot put an older run on top; runs stored before schema 5 come after, by started_at.
+NEWEST_FIRST = "r.seq DESC NULLS LAST, r.started_at DESC, r.run_id DESC"
+OLDEST_FIRST = "r.seq NULLS FIRST, r.started_at, r.run_id"
+
 # one advisory lock key for schema changes, so hosts upgrading at once take turns
 MIGRATE_LOCK = 0x63726F6E  # "cron"
 MIGRATE_TIMEOUT_MS = 300_000

@@ -1,7 +1,8 @@
 """The fleet store: every host's runs, attempts and redacted output tails in one shared
 PostgreSQL database, keyed by host and job. The local SQLite store stays the source of truth:
 runs are queued there (fleet_outbox) and shipped from it, in order, by idempotent upserts keyed
-by run id. psycopg is imported here only, and only when a fleet store is configured."""
+by run id. psycopg is imported here only, and only when a fleet store is configured; what it
+reads is state/fleetread.py's, which status also reads through libpq without psycopg."""
 
 from __future__ import annotations
 
@@ -9,16 +10,30 @@ import contextlib
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from cronwrap.errors import ConfigError, CronwrapError
+from cronwrap.errors import ConfigError
 from cronwrap.redact import redact_url
+
+# FleetJob, FleetStoreError, check_url and failures_sql are named here too (by the shipper,
+# the lease and the tests)
+from cronwrap.state.fleetread import FleetJob as FleetJob  # noqa: PLC0414
+from cronwrap.state.fleetread import (
+    FleetReader,
+    connect_settings,
+    first_line,
+    newer_schema,
+)
+from cronwrap.state.fleetread import FleetStoreError as FleetStoreError  # noqa: PLC0414
+from cronwrap.state.fleetread import check_url as check_url  # noqa: PLC0414
+from cronwrap.state.fleetread import failures_sql as failures_sql  # noqa: PLC0414
 from cronwrap.state.fleetschema import (
     MIGRATE_LOCK,
     MIGRATE_TIMEOUT_MS,
     MIGRATIONS,
+    NEWEST_FIRST,
+    OLDEST_FIRST,
     SCHEMA_VERSION,
 )
 from cronwrap.state.records import RUN_COLUMNS, AttemptRecord, RunRecord
-from cronwrap.state.schema import DEAD_STATUSES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,11 +48,6 @@ LAST_COPIED = (
     "pid", "ended_at", "status", "exit_code", "signal", "attempts", "duration_s", "reason",
     "schedule", "tz", "log_path", "exit_origin", "flags", "warnings",
 )  # fmt: skip
-# A (host, job)'s runs newest first: in the order they first arrived (schema 5), which is
-# the order the host recorded them in (it ships its queue in that order), so a clock stepped
-# back cannot put an older run on top; runs stored before schema 5 come after, by started_at.
-NEWEST_FIRST = "r.seq DESC NULLS LAST, r.started_at DESC, r.run_id DESC"
-OLDEST_FIRST = "r.seq NULLS FIRST, r.started_at, r.run_id"
 # One (host, job)'s summary from its runs as they are now (so it cannot drift from them,
 # whatever order runs arrive in): the newest run, the newest that was not a skip, the newest
 # finished runs' durations, and the newest schedule and zone a run gave. Migrations 3 and 4
@@ -101,11 +111,6 @@ _JOB_SQL = (
 )
 # after the summary: a job row with no run (its only run id was refused) goes
 _NO_RUN_SQL = "DELETE FROM cronwrap_jobs WHERE host = %s AND job = %s AND last_run_id IS NULL"
-_PROBLEMS = DEAD_STATUSES  # the failures a dashboard lists: cancelled runs are failures too
-
-
-class FleetStoreError(CronwrapError):
-    """The fleet store could not be reached or refused a statement."""
 
 
 def _psycopg(what: str = "--fleet-store") -> Any:
@@ -120,11 +125,6 @@ def _psycopg(what: str = "--fleet-store") -> Any:
     return psycopg
 
 
-def check_url(url: str, what: str) -> None:
-    if not url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(f"{what} {redact_url(url)}: expected a postgresql:// URL")
-
-
 def connect(
     url: str,
     *,
@@ -133,45 +133,28 @@ def connect(
     what: str = "fleet store",
     extra_options: str = "",
 ) -> Any:
-    """A psycopg connection whose connect and statements are bounded (connect_timeout is at
-    least 2 s in libpq; statement_timeout is enforced by the server; tcp_user_timeout and
-    keepalives end a connection whose server stopped answering)."""
+    """A psycopg connection with connect_settings (its connect and statements bounded)."""
     option = "--lock-url" if what == "lock server" else "--fleet-store"
     check_url(url, option)
     psycopg = _psycopg(option)
-    budget_ms = max(1, int(statement_timeout_s * 1000))
+    settings = connect_settings(
+        timeout_s=timeout_s, statement_timeout_s=statement_timeout_s, extra_options=extra_options
+    )
     try:
-        return psycopg.connect(
-            url,
-            connect_timeout=max(2, round(timeout_s)),
-            options=f"-c statement_timeout={budget_ms} -c TimeZone=UTC {extra_options}".strip(),
-            application_name="cronwrap",
-            autocommit=True,
-            keepalives=1,
-            keepalives_idle=max(1, int(statement_timeout_s)),
-            keepalives_interval=1,
-            keepalives_count=3,
-            tcp_user_timeout=max(1000, budget_ms),
-        )
+        return psycopg.connect(url, autocommit=True, **settings)
     except psycopg.ProgrammingError as err:  # a malformed URL
-        raise ConfigError(f"{what} {redact_url(url)}: {_first_line(err)}") from None
+        raise ConfigError(f"{what} {redact_url(url)}: {first_line(err)}") from None
     except psycopg.Error as err:
-        raise FleetStoreError(f"{what} {redact_url(url)} unavailable: {_first_line(err)}") from None
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    # libpq messages may quote the connection string's host but never its password; keep
-    # only the first line, which says what went wrong
-    return text[0] if text else type(err).__name__
+        raise FleetStoreError(f"{what} {redact_url(url)} unavailable: {first_line(err)}") from None
 
 
 def _ts(value: datetime | None) -> datetime | None:
     return value.astimezone(timezone.utc) if value is not None else None
 
 
-class FleetStore:
-    """A connection to the shared PostgreSQL store; open with FleetStore.open(url)."""
+class FleetStore(FleetReader):
+    """A psycopg connection to the shared PostgreSQL store, which writes, upgrades the schema
+    and reads as FleetReader says; open with FleetStore.open(url)."""
 
     def __init__(self, conn: Any, url: str) -> None:
         self.conn = conn
@@ -201,7 +184,7 @@ class FleetStore:
         self.close()
 
     def _error(self, err: BaseException) -> FleetStoreError:
-        return FleetStoreError(f"fleet store {self.shown}: {_first_line(err)}")
+        return FleetStoreError(f"fleet store {self.shown}: {first_line(err)}")
 
     def _run(self, fn: Any) -> Any:
         psycopg = _psycopg()
@@ -210,17 +193,13 @@ class FleetStore:
         except psycopg.Error as err:
             raise self._error(err) from None
 
+    def _rows(self, sql: str, params: Sequence[object]) -> list[list[Any]]:
+        import json
+
+        rows = self._run(lambda c: c.execute(sql, params).fetchall())
+        return json.loads("[" + ",".join(row[0] for row in rows) + "]")  # type: ignore[no-any-return]
+
     # ---------------------------------------------------------- schema
-
-    @property
-    def schema_version(self) -> int:
-        def get(conn: Any) -> int:
-            row = conn.execute("SELECT to_regclass('cronwrap_schema')").fetchone()
-            if row[0] is None:
-                return 0
-            return int(conn.execute("SELECT max(version) FROM cronwrap_schema").fetchone()[0] or 0)
-
-        return int(self._run(get))
 
     def migrate(self, *, lock_wait_s: float, needed: int = SCHEMA_VERSION) -> None:
         """Bring the schema up to this cronwrap's version; refuse a newer one. A store at
@@ -230,10 +209,7 @@ class FleetStore:
         later statement on that table would queue behind it, the leases' included."""
         version = self.schema_version
         if version > SCHEMA_VERSION:
-            raise FleetStoreError(
-                f"fleet store {self.shown} has schema {version}, newer than this cronwrap "
-                f"({SCHEMA_VERSION}): upgrade cronwrap"
-            )
+            raise newer_schema(self.shown, version)
         if version >= needed:
             return
 
@@ -290,166 +266,6 @@ class FleetStore:
                     cur.executemany(_NO_RUN_SQL, keys)
 
         self._run(write)
-
-    # ---------------------------------------------------------- reading
-
-    def jobs(
-        self, *, host: str | None = None, names: Sequence[str] | None = None
-    ) -> list[FleetJob]:
-        """Every (host, job) (or those of one host, or of the jobs named) with its newest run,
-        its newest run that was not a skip and the durations of its last finished runs (oldest
-        first), from the summary rows upsert keeps: only what status shows of a run, and the
-        run that ran read by its id only under a skip."""
-        sql = f"""
-            SELECT j.host, j.job, j.schedule, j.tz, j.durations, j.ran_run_id, {_LAST}
-            FROM cronwrap_jobs j
-            WHERE (%s::text IS NULL OR j.host = %s) AND (%s::text[] IS NULL OR j.job = ANY(%s))
-        """
-        wanted = list(names) if names is not None else None
-        # binary: 5,000 rows of times and numbers decode faster than their text
-        rows = self._run(
-            lambda c: c.cursor(binary=True).execute(sql, (host, host, wanted, wanted)).fetchall()
-        )
-        make = RunRecord._make
-        lasts = [make(row[6:]) if row[6] is not None else None for row in rows]
-        # the run that ran under a skip, read a moment later: a run's state only moves on
-        skipped = [
-            row[5]
-            for row, last in zip(rows, lasts, strict=True)
-            if last and last.status == "skipped"
-        ]
-        ran_by_id = self._runs_by_id(skipped) if skipped else {}
-        out = []
-        for row, last in zip(rows, lasts, strict=True):
-            ran = last if last is None or last.status != "skipped" else ran_by_id.get(row[5])
-            out.append(FleetJob(row[0], row[1], row[2], row[3], last, ran, row[4]))
-        return out
-
-    def _runs_by_id(self, run_ids: list[str]) -> dict[str, RunRecord]:
-        """What status shows of these runs, by id."""
-        sql = f"SELECT {_shown('r')} FROM cronwrap_runs r WHERE r.run_id = ANY(%s)"
-        rows = self._run(lambda c: c.cursor(binary=True).execute(sql, (run_ids,)).fetchall())
-        return {row[0]: RunRecord._make(row) for row in rows}
-
-    def runs(self, job: str | None, *, host: str | None = None, limit: int = 20) -> list[RunRecord]:
-        """The job's (or every job's) newest runs first, on every host or one: one host's in
-        the order it recorded them (as its own history), every host's by their clocks."""
-        cols = ", ".join(RUN_COLUMNS)
-        order = NEWEST_FIRST if host is not None else "r.started_at DESC"
-        sql = (
-            f"SELECT {cols} FROM cronwrap_runs r WHERE (%s::text IS NULL OR job = %s) "
-            f"AND (%s::text IS NULL OR host = %s) ORDER BY {order} LIMIT %s"
-        )
-        rows = self._run(lambda c: c.execute(sql, (job, job, host, host, limit)).fetchall())
-        return [RunRecord(*r) for r in rows]
-
-    def run(self, run_id: str) -> RunRecord | None:
-        cols = ", ".join(RUN_COLUMNS)
-        rows = self._run(
-            lambda c: c.execute(
-                f"SELECT {cols} FROM cronwrap_runs WHERE run_id = %s", (run_id,)
-            ).fetchall()
-        )
-        return RunRecord(*rows[0]) if rows else None
-
-    def attempts(self, run_id: str) -> list[AttemptRecord]:
-        rows = self._run(
-            lambda c: c.execute(
-                "SELECT run_id, attempt, started_at, ended_at, status, exit_code, signal, "
-                "duration_s FROM cronwrap_attempts WHERE run_id = %s ORDER BY attempt",
-                (run_id,),
-            ).fetchall()
-        )
-        return [AttemptRecord(*r) for r in rows]
-
-    def failures(
-        self, *, host: str | None = None, jobs: Sequence[str] = (), limit: int = 20
-    ) -> list[RunRecord]:
-        """The newest failed runs on every host, or `host`, of every job, or `jobs` (with
-        their redacted output tails)."""
-        sql = failures_sql()
-        named = list(jobs) or None
-        rows = self._run(lambda c: c.execute(sql, (host, host, named, named, limit)).fetchall())
-        return [RunRecord(*r) for r in rows]
-
-    def hosts(self) -> list[str]:
-        """Every host that has shipped a run."""
-        rows = self._run(
-            lambda c: c.execute("SELECT DISTINCT host FROM cronwrap_jobs ORDER BY host").fetchall()
-        )
-        return [str(r[0]) for r in rows]
-
-    def job_names(self, *, host: str | None = None, limit: int = 10) -> list[str]:
-        """The first job names in the store (of one host, or of all), in order."""
-        sql = (
-            "SELECT DISTINCT job FROM cronwrap_jobs WHERE %s::text IS NULL OR host = %s "
-            "ORDER BY job LIMIT %s"
-        )
-        rows = self._run(lambda c: c.execute(sql, (host, host, limit)).fetchall())
-        return [str(r[0]) for r in rows]
-
-    def count_runs(self) -> int:
-        return int(
-            self._run(lambda c: c.execute("SELECT count(*) FROM cronwrap_runs").fetchone()[0])
-        )
-
-
-def failures_sql() -> str:
-    """The newest failed runs, of one host (the first two parameters) or all, of some jobs
-    (the next two: a list) or all, at most the fifth; cronwrap_runs_dead holds exactly
-    these statuses."""
-    return (
-        f"SELECT {', '.join(RUN_COLUMNS)} FROM cronwrap_runs WHERE status IN {_PROBLEMS!r} "
-        "AND (%s::text IS NULL OR host = %s) AND (%s::text[] IS NULL OR job = ANY(%s)) "
-        "ORDER BY started_at DESC LIMIT %s"
-    )
-
-
-# what status shows of a run; the other columns of a RunRecord read as None (dead as False)
-_NOT_SHOWN = {
-    "command": "NULL",
-    "output_tail": "NULL",
-    "slot": "NULL",
-    "rerun_of": "NULL",
-    "dead": "false",
-    "resolved_at": "NULL",
-    "resolved_by": "NULL",
-}
-
-
-def _shown(alias: str) -> str:
-    """A run's columns in RunRecord's order, those status does not show as constants: the
-    rows then become RunRecords as they are (no per-row mapping of names)."""
-    return ", ".join(_NOT_SHOWN.get(c, f"{alias}.{c}") for c in RUN_COLUMNS)
-
-
-# the same of the newest run, from the summary in cronwrap_jobs j
-_FROM_KEY = {"run_id": "j.last_run_id", "job": "j.job", "host": "j.host"}
-_LAST = ", ".join(_NOT_SHOWN.get(c) or _FROM_KEY.get(c) or f"j.last_{c}" for c in RUN_COLUMNS)
-
-
-class FleetJob:
-    """One (host, job) as the fleet store knows it."""
-
-    __slots__ = ("durations", "host", "last", "last_ran", "name", "schedule", "tz")
-
-    def __init__(
-        self,
-        host: str,
-        name: str,
-        schedule: str | None,
-        tz: str | None,
-        last: RunRecord | None,
-        last_ran: RunRecord | None,
-        durations: list[float],
-    ) -> None:
-        self.host = host
-        self.name = name
-        self.schedule = schedule
-        self.tz = tz
-        self.last = last  # the newest row, a skip included
-        self.last_ran = last_ran  # the newest row that is not a skip
-        self.durations = durations
 
 
 def _attempt_params(a: AttemptRecord, host: str | None, job: str | None) -> tuple[object, ...]:

@@ -20,14 +20,14 @@ from cronwrap.views.status import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from cronwrap.state.fleetstore import FleetJob, FleetStore
+    from cronwrap.state.fleetread import FleetJob, FleetReader
 
 UTC = timezone.utc
 _NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 def load_fleet_status(
-    fleet: FleetStore,
+    fleet: FleetReader,
     *,
     now: datetime,
     grace: timedelta,

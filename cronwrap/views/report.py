@@ -103,9 +103,12 @@ def fleet_store_url(paths: Paths, flag: str | None) -> str | None:
 
 
 def open_fleet_store(url: str) -> Any:
-    from cronwrap.state.fleetstore import FleetStore
+    """A reader of the fleet store: through libpq, without importing psycopg, when it loads
+    (CRONWRAP_FLEET_DRIVER=psycopg or libpq forces one)."""
+    from cronwrap.state.fleetread import open_reader
 
-    return FleetStore.open(url, timeout_s=10.0, statement_timeout_s=60.0)
+    driver = os.environ.get("CRONWRAP_FLEET_DRIVER")
+    return open_reader(url, timeout_s=10.0, statement_timeout_s=60.0, driver=driver)
 
 
 def _warn_zones(jobs: list[Any]) -> None:
@@ -295,7 +298,7 @@ def _load_fleet(
 ) -> tuple[list[Any], list[Any], str | None]:
     """_load_jobs from the fleet store. A store that cannot be read (down, black-holed, an
     upgrade it could not make) is a status that cannot know: no jobs, and the problem."""
-    from cronwrap.state.fleetstore import FleetStoreError
+    from cronwrap.state.fleetread import FleetStoreError
     from cronwrap.views.fleet import load_fleet_status
 
     failures: list[Any] = []
