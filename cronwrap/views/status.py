@@ -5,22 +5,22 @@ prints."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 
 from cronwrap.config import Paths, derive_name, dir_refusal
-from cronwrap.cron.crontab import Crontab, wrapped_run
 from cronwrap.cron.schedule import Schedule, local_zone, parse, same_zone, zone, zone_name
 from cronwrap.errors import CronwrapError, ScheduleError, StoreError
 from cronwrap.redact import Redactor
 from cronwrap.state.heads import DEPTH, Heads, Rows, from_rows
 from cronwrap.state.records import RunRecord
-from cronwrap.state.store import Store
 from cronwrap.views.humanize import duration
+from cronwrap.views.jobstatus import JobStatus as JobStatus  # noqa: PLC0414 (named here too)
+from cronwrap.views.jobstatus import StatusReport as StatusReport  # noqa: PLC0414
 from cronwrap.views.runstate import (
     LocalHost,
     RunState,
@@ -30,83 +30,33 @@ from cronwrap.views.runstate import (
     run_state,
 )
 
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from cronwrap.cron.crontab import Crontab
+    from cronwrap.state.store import Store
+
 UTC = timezone.utc
 MISSED_COUNT_CAP = 10  # counted up to this, then shown as "10+": status must stay quick
 HISTORY_DEPTH = DEPTH  # runs read per job: the duration sparkline and the current run
 
 
-@dataclass(slots=True)
-class JobStatus:
-    name: str
-    schedule: str | None = None
-    tz: str | None = None  # the zone next runs and missed runs are computed in
-    description: str | None = None
-    source: str = "store"  # store | crontab | both | none (asked for, found nowhere) | fleet
-    location: str | None = None  # file:line of the crontab entry
-    command: str | None = None
-    last: RunRecord | None = None  # the newest row, whatever it is (a skip included)
-    current: RunRecord | None = None  # the run the result is about: the newest that ran
-    run_state: RunState | None = None  # the state of `current` (or of `last` for a skip)
-    last_state: RunState | None = None  # the state of `last`
-    result: str = "never run"
-    state: str = "never"  # ok | failing | running | skipped | never | unmonitored | unknown
-    reason: str | None = None  # why the state is unknown
-    durations: list[float] = field(default_factory=list)
-    next_run: datetime | None = None
-    expected: datetime | None = None  # the latest fire time due by now (minus the grace)
-    missed: bool = False
-    missed_first: datetime | None = None  # the first scheduled run that never started
-    missed_count: int = 0
-    unmonitored: bool = False
-    schedule_error: str | None = None
-    zone_note: str | None = None  # the Healthchecks check expects another zone
-    tz_warning: str | None = None  # the declared zone is not the one cron fires the job in
-    dead_letters: int = 0  # failed runs not yet resolved (`cronwrap failed`)
-    host: str | None = None  # in a fleet view: the host whose records these are
-
-    @property
-    def warnings(self) -> list[str]:
-        """What went wrong with cronwrap's own reporting in the newest run (a ping not
-        delivered, a full disk, a bad option left out): the job ran, but not every signal."""
-        text = getattr(self.last, "warnings", None) if self.last is not None else None
-        return text.splitlines() if text else []
-
-    @property
-    def degraded(self) -> bool:
-        return bool(self.warnings)
-
-    @property
-    def healthy(self) -> bool:
-        return self.state not in ("failing", "unknown") and not self.missed and not self.degraded
-
-    @property
-    def known(self) -> bool:
-        return self.state != "unknown"
-
-
-@dataclass(slots=True)
-class StatusReport:
-    """The jobs, and the reason status cannot know their state, if any (exit 3)."""
-
-    jobs: list[JobStatus]
-    problem: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CrontabJob:
-    name: str
-    schedule: str
-    tz: str | None  # --tz of the line, else its CRON_TZ (what hc sync and status report)
-    location: str
-    command: str
-    wrapped: bool
-    cron_tz: str | None = None  # the CRON_TZ/TZ in force for the line
-    declared_tz: str | None = None  # the line's `cronwrap run --tz`
-    host_id: str | None = None  # the line's `cronwrap run --host-id`
+# a job found in a crontab; tz: --tz of the line, else its CRON_TZ (what hc sync and status
+# report); cron_tz: the CRON_TZ/TZ in force for the line; declared_tz: the line's `cronwrap
+# run --tz`; host_id: the line's `cronwrap run --host-id`
+CrontabJob = collections.namedtuple(
+    "CrontabJob",
+    (
+        "name", "schedule", "tz", "location", "command", "wrapped", "cron_tz", "declared_tz",
+        "host_id",
+    ),
+    defaults=(None, None, None),
+)  # fmt: skip
 
 
 def crontab_jobs(tabs: list[Crontab]) -> list[CrontabJob]:
     """Jobs found in crontab files: wrapped ones by their cronwrap name, the rest unmonitored."""
+    from cronwrap.cron.crontab import wrapped_run
+
     out = []
     shown: set[str] = set()
     redact = Redactor()
