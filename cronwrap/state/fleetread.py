@@ -109,9 +109,12 @@ _NOT_SHOWN = {
 }
 _STORED = {c: c for c in RUN_COLUMNS}
 _SHOWN = {c: f"r.{c}" for c in RUN_COLUMNS} | _NOT_SHOWN
-# the newest run from its summary in cronwrap_jobs j
-_SUMMARY = {c: f"j.last_{c}" for c in RUN_COLUMNS} | _NOT_SHOWN
-_SUMMARY |= {"run_id": "j.last_run_id", "job": "j.job", "host": "j.host"}
+# what the summary in cronwrap_jobs holds of the newest run (as last_<column>), in the order
+# jobs() unpacks them: the run's other columns are the job's key or not shown
+_LAST = (
+    "run_id", "pid", "started_at", "ended_at", "status", "exit_code", "signal", "attempts",
+    "duration_s", "reason", "schedule", "tz", "log_path", "exit_origin", "flags", "warnings",
+)  # fmt: skip
 
 
 def _row(exprs: Sequence[str]) -> str:
@@ -125,11 +128,15 @@ def _run_exprs(exprs: dict[str, str]) -> list[str]:
 
 
 _RUN = _row(_run_exprs(_STORED))
-_JOB = ["j.host", "j.job", "j.schedule", "j.tz", "j.durations", "j.ran_run_id"]
+# the run that ran is needed only under a skip: a NULL otherwise is one string less to decode
+_JOB = [
+    "j.host", "j.job", "j.schedule", "j.tz", "j.durations",
+    "CASE WHEN j.last_status = 'skipped' THEN j.ran_run_id END",
+    *(f"j.last_{c}" for c in _LAST),
+]  # fmt: skip
 # thousands of rows as one value: libpq hands over one value at a time, through ctypes
 _JOBS_SQL = f"""
-    SELECT coalesce(json_agg(json_build_array({", ".join([*_JOB, *_run_exprs(_SUMMARY)])})),
-        '[]')::text
+    SELECT coalesce(json_agg(json_build_array({", ".join(_JOB)})), '[]')::text
     FROM cronwrap_jobs j
     WHERE (%s::text IS NULL OR j.host = %s) AND (%s::text[] IS NULL OR j.job = ANY(%s::text[]))
 """
@@ -227,19 +234,30 @@ class FleetReader:
         run that ran read by its id only under a skip."""
         wanted = list(names) if names is not None else None
         [rows] = self._rows(_JOBS_SQL, (host, host, wanted, wanted))
-        lasts = [_run(row[6:]) if row[6] is not None else None for row in rows]
-        # the run that ran under a skip, read a moment later: a run's state only moves on
-        skipped = [
-            row[5]
-            for row, last in zip(rows, lasts, strict=True)
-            if last and last.status == "skipped"
-        ]
-        ran_by_id = self._runs_by_id(skipped) if skipped else {}
-        out = []
-        for row, last in zip(rows, lasts, strict=True):
-            ran = last if last is None or last.status != "skipped" else ran_by_id.get(row[5])
-            durations = list(map(float, row[4]))
-            out.append(FleetJob(row[0], row[1], row[2], row[3], last, ran, durations))
+        at, new, out, skipped = _from_iso, tuple.__new__, [], []
+        # written out (not through _run): status decodes thousands of these
+        for row in rows:
+            host_, job, schedule, tz, durations, ran_id, run_id = row[:7]
+            last = None
+            if run_id is not None:
+                (pid, started, ended, status, code, sig, attempts, took, reason, last_schedule,
+                 last_tz, log_path, origin, flags, warnings) = row[7:]  # fmt: skip
+                last = new(RunRecord, (
+                    run_id, job, host_, pid, None, at(started),
+                    None if ended is None else at(ended), status, code, sig, attempts,
+                    float(took) if type(took) is int else took, None, reason, last_schedule,
+                    last_tz, log_path, origin, flags, None, None, False, None, None, warnings,
+                ))  # fmt: skip
+                if status == "skipped":
+                    skipped.append(ran_id)
+            durations = list(map(float, durations))
+            out.append(FleetJob(host_, job, schedule, tz, last, last, durations))
+        if skipped:
+            # the run that ran under a skip, read a moment later: a run's state only moves on
+            ran_by_id = self._runs_by_id(skipped)
+            for fj, row in zip(out, rows, strict=True):
+                if fj.last is not None and fj.last.status == "skipped":
+                    fj.last_ran = ran_by_id.get(row[5])
         return out
 
     def _runs_by_id(self, run_ids: list[str]) -> dict[str, RunRecord]:
