@@ -82,61 +82,110 @@ def status_json(j: JobStatus) -> dict[str, Any]:
 def status_document(jobs: Sequence[JobStatus]) -> str:
     """`dumps([status_json(j) for j in jobs])`, the same text (a test holds it), written
     straight from the jobs: `status --json` of thousands of jobs spent most of its time
-    building and walking those dicts. A run shown twice (a job's current and last run are
-    often one) is written once. A value of a type the documents do not hold is left to
-    the general path."""
+    building and walking those dicts, then in a call per value. Text goes to json's C
+    encoder and whole numbers to int's repr without a call of ours; anything else to the
+    scalar writer. A run shown twice (a job's current and last run are often one) is
+    written once. A value of a type the documents do not hold is left to the general
+    path (the C encoder refuses a non-str with TypeError, the scalar writer with
+    _Unusual), which writes it as json does."""
     from json.encoder import encode_basestring_ascii
 
     v = _scalar_writer(encode_basestring_ascii)
+    # thousands of jobs share a few next and expected runs (the same objects: one per
+    # schedule and zone), and isoformat is dear (printf in C): each is written once. By
+    # identity, as equal instants in two zones, or either side of a fold, read apart
+    drawn: dict[int, tuple[datetime, str]] = {}
+
+    def when(at: datetime | None) -> str:
+        if at is None:
+            return "null"
+        done = drawn.get(id(at))
+        if done is not None and done[0] is at:
+            return done[1]
+        text = _Q + at.isoformat() + _Q
+        drawn[id(at)] = (at, text)
+        return text
+
     try:
-        texts = [_job_text(j, v) for j in jobs]
-    except _Unusual:
+        texts = [_job_text(j, v, encode_basestring_ascii, when) for j in jobs]
+    except (_Unusual, TypeError):
         return dumps([status_json(j) for j in jobs])
     return "[\n" + ",\n".join(texts) + "\n]" if texts else "[]"
 
 
-def _job_text(j: JobStatus, v: Callable[[object], str]) -> str:
-    when = _when
-    current = _run_text(j.current, j.run_state, v) if j.current else "null"
-    same = j.current is not None and j.current is j.last and j.run_state is j.last_state
-    last = current if same else _run_text(j.last, j.last_state, v) if j.last else "null"
+def _job_text(
+    j: JobStatus,
+    v: Callable[[object], str],
+    s: Callable[[str], str],
+    when: Callable[[datetime | None], str],
+) -> str:
+    """One job as dumps writes it: `s` writes text (and refuses anything else), `v` the
+    other scalars, `when` the times jobs share."""
+    current, last = j.current, j.last
+    current_text = _run_text(current, j.run_state, v, s) if current else "null"
+    same = current is not None and current is last and j.run_state is j.last_state
+    last_text = current_text if same else _run_text(last, j.last_state, v, s) if last else "null"
     state = j.run_state.value if j.run_state is not None else None
+    host = j.host or (last.host if last else None)
+    schedule, tz, description, location = j.schedule, j.tz, j.description, j.location
+    reason, note, tz_warning, error = j.reason, j.zone_note, j.tz_warning, j.schedule_error
+    count, dead = j.missed_count, j.dead_letters
     return (
-        f'  {{\n    "name": {v(j.name)},\n'
-        f'    "host": {v(j.host or (j.last.host if j.last else None))},\n'
-        f'    "schedule": {v(j.schedule)},\n    "tz": {v(j.tz)},\n'
-        f'    "description": {v(j.description)},\n    "source": {v(j.source)},\n'
-        f'    "location": {v(j.location)},\n    "result": {v(j.result)},\n'
-        f'    "state": {v(j.state)},\n    "reason": {v(j.reason)},\n'
+        f'  {{\n    "name": {s(j.name)},\n'
+        f'    "host": {"null" if host is None else s(host)},\n'
+        f'    "schedule": {"null" if schedule is None else s(schedule)},\n'
+        f'    "tz": {"null" if tz is None else s(tz)},\n'
+        f'    "description": {"null" if description is None else s(description)},\n'
+        f'    "source": {s(j.source)},\n'
+        f'    "location": {"null" if location is None else s(location)},\n'
+        f'    "result": {s(j.result)},\n    "state": {s(j.state)},\n'
+        f'    "reason": {"null" if reason is None else s(reason)},\n'
         f'    "healthy": {v(j.healthy)},\n    "missed": {v(j.missed)},\n'
         f'    "missed_first_at": {when(j.missed_first)},\n'
-        f'    "missed_count": {v(j.missed_count)},\n'
+        f'    "missed_count": {int.__repr__(count) if type(count) is int else v(count)},\n'
         f'    "expected_at": {when(j.expected)},\n    "next_run": {when(j.next_run)},\n'
         f'    "durations_s": {_list(j.durations, "    ", v)},\n'
-        f'    "unmonitored": {v(j.unmonitored)},\n    "zone_note": {v(j.zone_note)},\n'
-        f'    "tz_warning": {v(j.tz_warning)},\n'
-        f'    "schedule_error": {v(j.schedule_error)},\n'
-        f'    "dead_letters": {v(j.dead_letters)},\n    "degraded": {v(j.degraded)},\n'
-        f'    "warnings": {_list(j.warnings, "    ", v)},\n    "run_state": {v(state)},\n'
-        f'    "current_run": {current},\n    "last_run": {last}\n  }}'
+        f'    "unmonitored": {v(j.unmonitored)},\n'
+        f'    "zone_note": {"null" if note is None else s(note)},\n'
+        f'    "tz_warning": {"null" if tz_warning is None else s(tz_warning)},\n'
+        f'    "schedule_error": {"null" if error is None else s(error)},\n'
+        f'    "dead_letters": {int.__repr__(dead) if type(dead) is int else v(dead)},\n'
+        f'    "degraded": {v(j.degraded)},\n'
+        f'    "warnings": {_list(j.warnings, "    ", v)},\n'
+        f'    "run_state": {"null" if state is None else s(state)},\n'
+        f'    "current_run": {current_text},\n    "last_run": {last_text}\n  }}'
     )
 
 
-def _run_text(r: RunRecord, state: RunState | None, v: Callable[[object], str]) -> str:
+def _run_text(
+    r: RunRecord, state: RunState | None, v: Callable[[object], str], s: Callable[[str], str]
+) -> str:
     """run_json(r, state) as dumps writes it inside a job."""
-    when = _when
     warnings = r.warnings.splitlines() if r.warnings else []
+    pid, started, ended, code, sig, attempts = (
+        r.pid, r.started_at, r.ended_at, r.exit_code, r.signal, r.attempts,
+    )  # fmt: skip
+    reason, flags, log_path = r.reason, r.flags, r.log_path
+    value = state.value if state is not None else None
     return (
-        f'{{\n      "run_id": {v(r.run_id)},\n      "job": {v(r.job)},\n'
-        f'      "host": {v(r.host)},\n      "pid": {v(r.pid)},\n'
-        f'      "started_at": {when(r.started_at)},\n      "ended_at": {when(r.ended_at)},\n'
-        f'      "status": {v(r.status)},\n'
-        f'      "state": {v(state.value if state is not None else None)},\n'
-        f'      "exit_code": {v(r.exit_code)},\n      "signal": {v(r.signal)},\n'
-        f'      "attempts": {v(r.attempts)},\n      "duration_s": {v(r.duration_s)},\n'
-        f'      "reason": {v(r.reason)},\n      "exit_origin": {v(r.exit_origin)},\n'
-        f'      "flags": {v(r.flags)},\n      "warnings": {_list(warnings, "      ", v)},\n'
-        f'      "log_path": {v(r.log_path)}\n    }}'
+        f'{{\n      "run_id": {s(r.run_id)},\n      "job": {s(r.job)},\n'
+        f'      "host": {s(r.host)},\n'
+        f'      "pid": {int.__repr__(pid) if type(pid) is int else v(pid)},\n'
+        f'      "started_at": '
+        f"{'null' if started is None else _Q + started.isoformat() + _Q},\n"
+        f'      "ended_at": '
+        f"{'null' if ended is None else _Q + ended.isoformat() + _Q},\n"
+        f'      "status": {s(r.status)},\n'
+        f'      "state": {"null" if value is None else s(value)},\n'
+        f'      "exit_code": {int.__repr__(code) if type(code) is int else v(code)},\n'
+        f'      "signal": {int.__repr__(sig) if type(sig) is int else v(sig)},\n'
+        f'      "attempts": {int.__repr__(attempts) if type(attempts) is int else v(attempts)},\n'
+        f'      "duration_s": {v(r.duration_s)},\n'
+        f'      "reason": {"null" if reason is None else s(reason)},\n'
+        f'      "exit_origin": {s(r.exit_origin)},\n'
+        f'      "flags": {"null" if flags is None else s(flags)},\n'
+        f'      "warnings": {_list(warnings, "      ", v)},\n'
+        f'      "log_path": {"null" if log_path is None else s(log_path)}\n    }}'
     )
 
 
@@ -161,9 +210,9 @@ def _scalar_writer(text: Callable[[str], str]) -> Callable[[object], str]:
     return value
 
 
-def _when(at: datetime | None) -> str:
-    # isoformat writes digits, signs, T, : and . only: nothing JSON escapes
-    return "null" if at is None else '"' + at.isoformat() + '"'
+# a time's isoformat is digits, signs, T, : and . only: nothing JSON escapes, so it is
+# written between quotes as it is
+_Q = '"'
 
 
 def _list(values: list[Any], pad: str, v: Callable[[object], str]) -> str:
