@@ -174,3 +174,27 @@ def test_a_value_the_documents_do_not_hold_is_left_to_json() -> None:
     odd[0].missed_count = True  # a bool where a count goes: written as json writes it
     odd[1].name = type("Name", (str,), {})("sub")  # a str subclass
     assert status_document(odd) == json.dumps([status_json(j) for j in odd], indent=2)
+
+
+def test_times_that_are_one_instant_or_one_wall_time_are_each_written_as_they_are() -> None:
+    """The table and the document draw each time once for thousands of jobs: equal instants
+    in two zones, and the two passes of a repeated hour (equal wall times, fold apart), must
+    each still read as themselves."""
+    from zoneinfo import ZoneInfo
+
+    from cronwrap.views.jsondoc import status_document
+
+    berlin = ZoneInfo("Europe/Berlin")
+    first = datetime(2026, 10, 25, 2, 30, tzinfo=berlin)  # CEST, then the hour again in CET
+    times = [first, first.replace(fold=1), first.astimezone(timezone.utc), first]
+    out = [JobStatus(f"j{n}", schedule="30 2 * * *", next_run=at) for n, at in enumerate(times)]
+    for n, st in enumerate(out):
+        st.expected = times[-1 - n]
+    assert status_document(out) == json.dumps([status_json(j) for j in out], indent=2)
+    from cronwrap.views.table import _Clock
+
+    clock = _Clock()
+    clock.tz = berlin  # as on a host in Berlin, whatever the zone of this one
+    assert [clock(at) for at in times] == [
+        "Sun 02:30 CEST", "Sun 02:30 CET", "Sun 02:30 CEST", "Sun 02:30 CEST",
+    ]  # fmt: skip

@@ -403,12 +403,13 @@ class _Clock:
         from cronwrap.cron.schedule import local_zone
 
         self.tz = local_zone()
-        self.drawn: dict[tuple[float, bool], str] = {}
+        self.drawn: dict[tuple[datetime, int, bool], str] = {}
 
     def __call__(self, at: datetime, *, seconds: bool = False) -> str:
-        # keyed by the instant: aware datetimes of one zone compare by wall time, so the two
-        # passes of a repeated hour would be one key
-        key = (at.timestamp(), seconds)
+        # keyed by the instant: aware datetimes of two zones compare as instants, but of one
+        # zone by wall time, so the fold tells the two passes of a repeated hour apart (not
+        # at.timestamp(), which costs a utcoffset call each time; a hash is kept)
+        key = (at, at.fold, seconds)
         text = self.drawn.get(key)
         if text is None:
             text = self.drawn[key] = local_time(at, seconds=seconds, tz=self.tz)
@@ -435,7 +436,7 @@ class _StatusRows:
     def __init__(self, now: datetime, *, wide: bool, notes: bool, fleet: bool) -> None:
         self.now, self.wide, self.notes, self.fleet = now, wide, notes, fleet
         self.clock = _Clock()
-        self.relative: dict[float, str] = {}  # instant -> "in 8m", "6 years ago"
+        self.relative: dict[tuple[datetime, int], str] = {}  # instant -> "in 8m", "6 years ago"
         self.sparks: dict[tuple[float, ...], str] = {}  # durations -> their sparkline
         from cronwrap.views.status import MISSED_COUNT_CAP
 
@@ -443,7 +444,7 @@ class _StatusRows:
 
     def _when(self, at: datetime) -> str:
         """A time as the LAST RUN and NEXT RUN cells show it."""
-        key = at.timestamp()
+        key = (at, at.fold)  # the instant, as _Clock keys it
         text = self.relative.get(key)
         if text is None:
             text = _whole(relative(at, self.now))
