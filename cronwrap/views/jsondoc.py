@@ -110,7 +110,12 @@ def status_document(jobs: Sequence[JobStatus]) -> str:
         texts = [_job_text(j, v, encode_basestring_ascii, when) for j in jobs]
     except (_Unusual, TypeError):
         return dumps([status_json(j) for j in jobs])
-    return "[\n" + ",\n".join(texts) + "\n]" if texts else "[]"
+    if not texts:
+        return "[]"
+    # one join, not "[" + join + "]": each + copies the megabytes of thousands of jobs
+    texts[0] = "[\n" + texts[0]
+    texts[-1] += "\n]"  # (the same text when there is one job)
+    return ",\n".join(texts)
 
 
 def _job_text(

@@ -26,7 +26,8 @@ def _line(stream: Any, text: str) -> None:
         import re
 
         text = re.sub("\033\\[[0-?]*[ -/]*[@-~]", "", text)
-    stream.write(text + "\n")
+    stream.write(text)  # not text + "\n": a status --json of thousands of jobs is megabytes
+    stream.write("\n")
     stream.flush()
 
 
