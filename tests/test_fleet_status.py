@@ -61,7 +61,7 @@ def test_a_job_not_on_the_host_asked_for_is_unknown(
 
 
 def test_an_unknown_host_is_said_to_be_unknown_with_or_without_a_job(
-    home: Path, pg_url: str
+    home: Path, pg_url: str, fleet_driver: str
 ) -> None:
     """`--host nosuch` names the hosts the store knows, with --job too (it said "no job named
     'x' ... (known: none)", as though the host were known and empty), and exits 3, as local

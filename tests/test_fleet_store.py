@@ -385,7 +385,7 @@ def test_status_of_a_fleet_store_it_cannot_read_is_unknown(
 
 
 def test_fleet_and_local_status_agree_after_the_clock_steps_back(
-    tmp_path: Path, pg_url: str
+    tmp_path: Path, pg_url: str, fleet_driver: str
 ) -> None:
     """The host's clock steps back an hour between two runs (NTP, a VM restored): the run it
     recorded last, which failed, is its newest in local status (by record order) and in the
@@ -419,7 +419,7 @@ def test_fleet_and_local_status_agree_after_the_clock_steps_back(
 
 
 def test_a_password_on_the_command_line_never_reaches_the_fleet_store(
-    tmp_path: Path, pg_url: str
+    tmp_path: Path, pg_url: str, fleet_driver: str
 ) -> None:
     """The command as the fleet store keeps it, and its output tail (a `set -x` trace), are
     the masked ones: curl's run-together -su, inside a `sh -c` string."""
