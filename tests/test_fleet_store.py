@@ -472,3 +472,29 @@ def test_a_command_that_is_not_utf8_does_not_stop_the_hosts_shipping(
     db = pg_url.rsplit("/", 1)[1]
     rows = pg_cluster.sql("SELECT job, command FROM cronwrap_runs ORDER BY job", db)
     assert rows == [("plain", "true"), ("rm", "true 'caf\ufffd.txt'")], rows
+
+
+def test_a_shipper_waits_out_another_hosts_schema_upgrade(tmp_path: Path, pg_url: str) -> None:
+    """Another host upgrading the store (it holds the upgrade's advisory lock) for longer than
+    the --fleet-budget: the run ends at once, and its shipper waits for the upgrade rather
+    than give up after the budget and leave the run queued until the host's next run."""
+    import psycopg
+
+    from cronwrap.state.fleetschema import MIGRATE_LOCK
+
+    home = host_home(tmp_path, "a")
+    upgrading = psycopg.connect(pg_url)
+    upgrading.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))  # held till commit
+    try:
+        began = time.monotonic()
+        done = run_on(home, "a", pg_url, "--fleet-budget", "1s", "--name", "j", "--", "true")
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        assert time.monotonic() - began < 20  # the run never waits for the store
+        time.sleep(4)  # longer than the budget: the shipper would have given up by now
+        assert fleet_shippers(home), "the shipper gave up on the upgrade"
+    finally:
+        upgrading.commit()
+        upgrading.close()
+    wait_shipped(home)
+    assert not (home / "fleet-ship.failed").exists()
+    assert [j["name"] for j in json.loads(fleet(home, pg_url, "status", "--json").stdout)] == ["j"]

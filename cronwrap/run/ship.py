@@ -26,13 +26,18 @@ LOCK_FD = 3  # where the shipper finds the lock its run took for it
 SHIP_FOR_S = 30.0  # a shipper starts no new batch after this long; the rest goes next time
 LOCAL_BUSY_S = 30.0  # how long the shipper waits for the local store when runs are writing
 STALE_S = 60.0  # a change queued this long and not shipped is worth a line in `status`
+# how long a shipper waits for another host's schema upgrade of the fleet store to finish (an
+# upgrade of millions of runs takes seconds; the shipper delays nobody, and giving up left the
+# host's runs queued until its next run, a day later for a daily job)
+UPGRADE_WAIT_S = 30.0
 
 
 def shipper_bound_s(budget_s: float) -> float:
     """The most a shipper lives: its batches, then one connect and one statement that may each
-    take the budget (libpq's connect timeout is at least 2 s), one wait for the local store,
-    and a margin. Past it the kernel ends it (SIGALRM): nothing keeps one alive for longer."""
-    return SHIP_FOR_S + 2 * max(2.0, budget_s) + LOCAL_BUSY_S + 5.0
+    take the budget (libpq's connect timeout is at least 2 s), one wait for another host's
+    upgrade of the store, one wait for the local store, and a margin. Past it the kernel ends
+    it (SIGALRM): nothing keeps one alive for longer."""
+    return SHIP_FOR_S + 2 * max(2.0, budget_s) + UPGRADE_WAIT_S + LOCAL_BUSY_S + 5.0
 
 
 # ------------------------------------------------------------------ the run's side
@@ -208,7 +213,10 @@ class _Shipper:
         while left and time.monotonic() < self.deadline:
             if self.fleet is None:
                 self.fleet = FleetStore.open(
-                    self.url, timeout_s=self.budget_s, statement_timeout_s=self.budget_s
+                    self.url,
+                    timeout_s=self.budget_s,
+                    statement_timeout_s=self.budget_s,
+                    upgrade_wait_s=UPGRADE_WAIT_S,
                 )
             self.shipped += ship_pending(local, self.fleet, max_batches=1)
             left = local.fleet_backlog()
@@ -300,7 +308,10 @@ def flush(
     local = Store.open(db_file)
     shipped, error = 0, None
     try:
-        with FleetStore.open(url, timeout_s=budget_s, statement_timeout_s=budget_s) as fleet:
+        opened = FleetStore.open(
+            url, timeout_s=budget_s, statement_timeout_s=budget_s, upgrade_wait_s=budget_s
+        )
+        with opened as fleet:
             while time.monotonic() < deadline:
                 n = ship_pending(local, fleet, max_batches=1)
                 shipped += n

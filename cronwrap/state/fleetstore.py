@@ -163,11 +163,16 @@ class FleetStore(FleetReader):
 
     @classmethod
     def open(
-        cls, url: str, *, timeout_s: float = 10.0, statement_timeout_s: float = 30.0
+        cls,
+        url: str,
+        *,
+        timeout_s: float = 10.0,
+        statement_timeout_s: float = 30.0,
+        upgrade_wait_s: float = 0.0,
     ) -> FleetStore:
         store = cls(connect(url, timeout_s=timeout_s, statement_timeout_s=statement_timeout_s), url)
         try:
-            store.migrate(lock_wait_s=min(statement_timeout_s, 5.0))
+            store.migrate(lock_wait_s=min(statement_timeout_s, 5.0), upgrade_wait_s=upgrade_wait_s)
         except BaseException:
             store.close()
             raise
@@ -201,12 +206,16 @@ class FleetStore(FleetReader):
 
     # ---------------------------------------------------------- schema
 
-    def migrate(self, *, lock_wait_s: float, needed: int = SCHEMA_VERSION) -> None:
+    def migrate(
+        self, *, lock_wait_s: float, needed: int = SCHEMA_VERSION, upgrade_wait_s: float = 0.0
+    ) -> None:
         """Bring the schema up to this cronwrap's version; refuse a newer one. A store at
         `needed` or later (a caller that uses only older tables) is left as it is. The upgrade
         waits at most `lock_wait_s` for each lock: behind another session's open transaction
         on a table it alters, it gives up (FleetStoreError) rather than queue, since every
-        later statement on that table would queue behind it, the leases' included."""
+        later statement on that table would queue behind it, the leases' included. For
+        another session's upgrade (the advisory lock, which holds up nobody else) it waits
+        `upgrade_wait_s` if that is longer: a patient caller then finds the work done."""
         version = self.schema_version
         if version > SCHEMA_VERSION:
             raise newer_schema(self.shown, version)
@@ -218,8 +227,10 @@ class FleetStore(FleetReader):
                 # an upgrade may fill what it adds from millions of runs (schema 3: about 3 s
                 # for 5M): more than a shipper's --fleet-budget allows each statement
                 conn.execute(f"SET LOCAL statement_timeout = {MIGRATE_TIMEOUT_MS}")
-                conn.execute(f"SET LOCAL lock_timeout = {max(1, int(lock_wait_s * 1000))}")
+                patience = max(lock_wait_s, upgrade_wait_s)
+                conn.execute(f"SET LOCAL lock_timeout = {max(1, int(patience * 1000))}")
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+                conn.execute(f"SET LOCAL lock_timeout = {max(1, int(lock_wait_s * 1000))}")
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS cronwrap_schema "
                     "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
