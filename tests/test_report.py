@@ -282,6 +282,42 @@ def test_the_common_forms_never_import_click(store: Path) -> None:
     assert not _loads_click(store, "status", "--crontab", "/dev/null", "--html", "/dev/null")
 
 
+STARTUP = ("dataclasses", "inspect", "json", "pathlib", "signal", "urllib.parse")
+STARTUP_PROBE = (
+    "import atexit, os, sys\n"
+    "out = os.environ['PROBE_OUT']\n"
+    f"found = lambda: repr(sorted(set({STARTUP!r}) & set(sys.modules)))\n"
+    "atexit.register(lambda: open(out, 'w').write(found()))\n"
+    "from cronwrap.__main__ import main\n"
+    "main()\n"
+)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status", "--crontab", "TAB"],
+        ["status", "--crontab", "TAB", "--json"],
+        ["status", "--crontab", "TAB", "--job", "crash"],
+        ["history", "ok"],
+    ],
+    ids=["table", "json", "job", "history"],
+)
+def test_status_and_history_import_only_what_they_use(store: Path, args: list[str]) -> None:
+    """What a `status` of thousands of jobs paid before its first row: dataclasses (through
+    inspect and ast) was about 1.5 times a bare `python -c pass` in instructions, pathlib and
+    urllib.parse half of one, json's decoder to get its string encoder, signal for the name
+    of a signal no run died from."""
+    out = store.parent / "startup-probe"
+    argv = [str(store.parent / "crontab") if a == "TAB" else a for a in args]
+    env = cw_env(store, PROBE_OUT=str(out))
+    done = subprocess.run(
+        [PY, "-c", STARTUP_PROBE, *argv], env=env, capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode in (0, 1), done.stderr
+    assert out.read_text() == "[]"
+
+
 @pytest.mark.parametrize(
     ("args", "env_extra"),
     [

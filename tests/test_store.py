@@ -279,3 +279,34 @@ def test_a_row_of_odd_values_reads_as_missing_not_as_an_error() -> None:
     assert (run.attempts, run.duration_s, run.dead, run.resolved_at) == (0, None, False, None)
     assert run.command == "café \udcff" and run.reason == "why" and run.output_tail == "5"
     assert run.warnings == "1.0" and run.slot == datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/plain/runs.db", "/a b/c?d#e%f&g=h;i/runs.db", "/zoné ☃/日本/runs.db", "/~user/.x_y-z", ""],
+    ids=["plain", "uri-marks", "unicode", "unreserved", "empty"],
+)
+def test_the_read_only_uri_quotes_a_path_as_urllib_does(path: str) -> None:
+    from urllib.parse import quote
+
+    from cronwrap.state.database import uri_quote
+
+    assert uri_quote(path) == quote(path)
+
+
+def test_every_character_is_quoted_as_urllib_quotes_it() -> None:
+    from urllib.parse import quote
+
+    from cronwrap.state.database import uri_quote
+
+    text = "".join(chr(c) for c in range(1, 0x3000) if not 0xD800 <= c < 0xE000)
+    assert uri_quote(text) == quote(text)
+
+
+def test_a_store_under_a_directory_named_like_a_uri_opens_read_only(tmp_path: Path) -> None:
+    path = tmp_path / "a b?c#d%e" / "runs.db"
+    path.parent.mkdir()
+    with Store.open(path) as store:
+        add_run(store, "r1")
+    with Store.open_readonly(path) as store:
+        assert [r.run_id for r in store.runs("j")] == ["r1"]

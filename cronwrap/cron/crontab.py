@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, replace
 
 from cronwrap.errors import CronwrapError
 
@@ -17,29 +16,66 @@ _ENV_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 _JOB_START = re.compile(r"^\s*[0-9*@]")
 
 
-@dataclass(frozen=True, slots=True)
 class Line:
-    number: int  # 1-based
-    text: str
-    kind: str  # blank | comment | env | job | junk
-    schedule: str = ""
-    schedule_col: int = 0
-    user: str | None = None
-    command: str = ""
-    command_col: int = 0
-    name: str = ""  # env name
-    value: str = ""  # env value
-    tz: str | None = None  # CRON_TZ in force for a job line (TZ= does not move it)
-    shell: str | None = None  # SHELL in force for a job line (None: cron's /bin/sh)
-    path: str | None = None  # PATH in force for a job line (None: cron's default)
+    """One line of a crontab, as read (never changed after). (Plain classes here: importing
+    dataclasses costs `status` about 1.5 times a bare `python -c pass`, through inspect.)"""
+
+    __slots__ = (
+        "command",
+        "command_col",
+        "kind",
+        "name",
+        "number",
+        "path",
+        "schedule",
+        "schedule_col",
+        "shell",
+        "text",
+        "tz",
+        "user",
+        "value",
+    )
+
+    def __init__(
+        self,
+        number: int,
+        text: str,
+        kind: str,
+        *,
+        schedule: str = "",
+        schedule_col: int = 0,
+        user: str | None = None,
+        command: str = "",
+        command_col: int = 0,
+        name: str = "",
+        value: str = "",
+        tz: str | None = None,
+        shell: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.number = number  # 1-based
+        self.text = text
+        self.kind = kind  # blank | comment | env | job | junk
+        self.schedule, self.schedule_col = schedule, schedule_col
+        self.user = user
+        self.command, self.command_col = command, command_col
+        self.name = name  # env name
+        self.value = value  # env value
+        self.tz = tz  # CRON_TZ in force for a job line (TZ= does not move it)
+        self.shell = shell  # SHELL in force for a job line (None: cron's /bin/sh)
+        self.path = path  # PATH in force for a job line (None: cron's default)
 
 
-@dataclass(frozen=True, slots=True)
 class Crontab:
-    source: str  # a path, "-" or "crontab -l"
-    lines: list[Line]
-    system: bool
-    ends_with_newline: bool
+    __slots__ = ("ends_with_newline", "lines", "source", "system")
+
+    def __init__(
+        self, source: str, lines: list[Line], system: bool, ends_with_newline: bool
+    ) -> None:
+        self.source = source  # a path, "-" or "crontab -l"
+        self.lines = lines
+        self.system = system
+        self.ends_with_newline = ends_with_newline
 
     @property
     def jobs(self) -> list[Line]:
@@ -80,7 +116,8 @@ def parse_crontab(text: str, *, source: str, system: bool) -> Crontab:
             lines.append(Line(i, raw, "junk"))
             continue
         job = _job_line(i, raw, system=system, tz=tz)
-        lines.append(replace(job, shell=in_force.get("SHELL"), path=in_force.get("PATH")))
+        job.shell, job.path = in_force.get("SHELL"), in_force.get("PATH")
+        lines.append(job)
     return Crontab(source, lines, system, ends)
 
 
@@ -108,17 +145,19 @@ def _job_line(number: int, raw: str, *, system: bool, tz: str | None) -> Line:
     )
 
 
-@dataclass(frozen=True, slots=True)
 class WrappedRun:
     """What a `cronwrap [--config F] run ...` in a crontab command says about its job, read
     by the parser `run` itself uses (cronwrap/argv.py), so lint, wrap and status never disagree
     with what cron will run."""
 
-    name: str | None
-    schedule: str | None
-    tz: str | None
-    program: str  # the word that calls cronwrap, as written
-    argv: RunArgv  # options (raw), command, problems, --config
+    __slots__ = ("argv", "name", "program", "schedule", "tz")
+
+    def __init__(
+        self, name: str | None, schedule: str | None, tz: str | None, program: str, argv: RunArgv
+    ) -> None:
+        self.name, self.schedule, self.tz = name, schedule, tz
+        self.program = program  # the word that calls cronwrap, as written
+        self.argv = argv  # options (raw), command, problems, --config
 
     @property
     def config(self) -> str | None:

@@ -26,6 +26,19 @@ if TYPE_CHECKING:
 PREPARE_BUDGET_S = 10.0  # most creating or migrating the store may wait for other processes
 
 
+_URI_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~/")
+
+
+def uri_quote(path: str) -> str:
+    """urllib.parse.quote(path), the same text, without importing urllib.parse and
+    ipaddress (start-up time of every `status` and `history`): UTF-8 bytes outside the
+    unreserved characters and "/" as %XX."""
+    raw = path.encode("utf-8")
+    if all(b in _URI_SAFE for b in raw):
+        return path
+    return "".join(chr(b) if b in _URI_SAFE else f"%{b:02X}" for b in raw)
+
+
 class _CorruptError(Exception):
     """The file is not an SQLite database or is damaged (SQLITE_NOTADB, SQLITE_CORRUPT)."""
 
@@ -143,11 +156,9 @@ class Database:
     def open_readonly(cls: type[_D], path: StrPath) -> _D:
         """Open for reading only (`status`, `history`): works on a store the reader cannot
         write (a read-only mount, another user's file), and never creates or migrates."""
-        from urllib.parse import quote
-
         path = os.fspath(path)
         _refuse_odd_file(path)
-        uri = "file:" + quote(os.path.abspath(path))
+        uri = "file:" + uri_quote(os.path.abspath(path))
         last: sqlite3.Error | None = None
         # mode=ro still needs the -shm file of a WAL store; immutable=1 reads the file as it
         # is, for when even that cannot be created (read-only directory or mount)

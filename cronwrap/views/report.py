@@ -100,7 +100,7 @@ def fleet_store_url(paths: Paths, flag: str | None) -> str | None:
     value = flag or os.environ.get("CRONWRAP_FLEET_STORE")
     if not value:
         # as `run` reads it: a problem elsewhere in the file leaves the valid keys in force
-        value = load_config(paths.config_file, strict=False).defaults.get("fleet_store")
+        value = load_config(paths.config_path, strict=False).defaults.get("fleet_store")
     return read_secret(str(value)) if value else None
 
 
@@ -362,7 +362,7 @@ def _history_source(paths: Paths, fleet_store: str | None) -> tuple[Any, Any, An
         return url, open_fleet_store(url), remote_host()
     store = open_store_readonly(paths)
     if store is None:
-        raise JobNotFoundError(f"no runs recorded yet (no run store at {paths.db_file})")
+        raise JobNotFoundError(f"no runs recorded yet (no run store at {paths.db_path})")
     return None, store, local_host(paths, dict(os.environ))
 
 
@@ -377,8 +377,6 @@ def history(
     color: str,
 ) -> None:
     """Print the last runs of job NAME (or of every job) as a table or JSON."""
-    import json
-
     from cronwrap.errors import JobNotFoundError
     from cronwrap.views.runstate import run_state
 
@@ -401,6 +399,8 @@ def history(
             raise JobNotFoundError(f"no runs recorded{on} yet")
         states = [run_state(r, local) for r in runs]
         if as_json:
+            import json  # here: the table does not need it (start-up time)
+
             docs = []
             for r, state in zip(runs, states, strict=True):
                 doc = run_json(r, state)

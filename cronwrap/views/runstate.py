@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import os
 from enum import Enum
-from pathlib import Path
 
 from cronwrap.pids import pid_alive
 from cronwrap.run.lock import is_locked
-from cronwrap.run.process import signal_name
 from cronwrap.state.records import RunRecord
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from datetime import datetime
+    from pathlib import Path
 
     from cronwrap.config import Paths
     from cronwrap.state.store import Store
@@ -40,7 +39,7 @@ class RunState(str, Enum):
 
     @property
     def is_problem(self) -> bool:
-        return self.value in PROBLEMS
+        return self._value_ in PROBLEMS  # not .value: an Enum's property, in Python
 
     @property
     def is_skip(self) -> bool:
@@ -59,7 +58,7 @@ class LocalHost:
 
     __slots__ = ("ids", "lock_dir")
 
-    def __init__(self, lock_dir: Path, ids: frozenset[str] = frozenset()) -> None:
+    def __init__(self, lock_dir: str | Path, ids: frozenset[str] = frozenset()) -> None:
         self.lock_dir = lock_dir
         # what `run` records by default; gethostname(2) is this same uname field on Linux,
         # and not importing socket keeps `history` and `status` quicker to start
@@ -80,7 +79,7 @@ class _Elsewhere(LocalHost):
 
 def remote_host() -> LocalHost:
     """How a fleet view judges runs: by their hosts' records, never by a local pid."""
-    return _Elsewhere(Path("/nonexistent"))
+    return _Elsewhere("/nonexistent")
 
 
 def run_state(run: RunRecord, local: LocalHost) -> RunState:
@@ -113,6 +112,10 @@ def result_text(run: RunRecord, state: RunState) -> str:
         return "ok"
     if state is RunState.FAILED:
         if run.signal:
+            # here, not at the top: the process module's imports (signal, select) cost
+            # every `status` start-up time, and only a run killed by a signal needs it
+            from cronwrap.run.process import signal_name
+
             return f"failed ({signal_name(run.signal)})"
         return f"failed (exit {run.exit_code})"
     if state is RunState.RAN_ELSEWHERE:
@@ -122,10 +125,11 @@ def result_text(run: RunRecord, state: RunState) -> str:
     return str(state.value)
 
 
-def _alive(run: RunRecord, lock_dir: Path) -> bool:
+def _alive(run: RunRecord, lock_dir: str | Path) -> bool:
     if not pid_alive(run.pid):
         return False
-    return is_locked(lock_dir / f"{run.job}.lock") or is_runs_process(run.pid, run.started_at)
+    lock = os.path.join(lock_dir, f"{run.job}.lock")
+    return is_locked(lock) or is_runs_process(run.pid, run.started_at)
 
 
 def is_runs_process(pid: int, started_at: datetime) -> bool:
@@ -153,9 +157,9 @@ def open_store_readonly(paths: Paths) -> Store | None:
     from cronwrap.state.store import Store
 
     # lexists: a dangling symlink is a store run refuses, not "no runs yet"
-    if not os.path.lexists(paths.db_file):
+    if not os.path.lexists(paths.db_path):
         return None
-    return Store.open_readonly(paths.db_file)
+    return Store.open_readonly(paths.db_path)
 
 
 def configured_host_ids(paths: Paths, env: Mapping[str, str]) -> frozenset[str]:
@@ -167,7 +171,7 @@ def configured_host_ids(paths: Paths, env: Mapping[str, str]) -> frozenset[str]:
 
     ids = {env["CRONWRAP_HOST_ID"]} if env.get("CRONWRAP_HOST_ID") else set()
     try:
-        config = load_config(paths.config_file, strict=False)  # the part `run` uses too
+        config = load_config(paths.config_path, strict=False)  # the part `run` uses too
     except CronwrapError:
         return frozenset(ids)
     for section in (config.defaults, *config.jobs.values()):
@@ -178,4 +182,4 @@ def configured_host_ids(paths: Paths, env: Mapping[str, str]) -> frozenset[str]:
 
 def local_host(paths: Paths, env: Mapping[str, str], host_ids: Iterable[str] = ()) -> LocalHost:
     """This machine, as `history`, `logs` and `status` judge runs against it."""
-    return LocalHost(paths.lock_dir, frozenset(host_ids) | configured_host_ids(paths, env))
+    return LocalHost(paths.lock_path, frozenset(host_ids) | configured_host_ids(paths, env))
