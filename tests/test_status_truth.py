@@ -807,7 +807,8 @@ def test_missed_runs_counted_once_per_minute_are_those_counted_per_job(
     from zoneinfo import ZoneInfo
 
     from cronwrap.cron.schedule import parse
-    from cronwrap.views.status import JobStatus, _count_missed
+    from cronwrap.views.jobstatus import JobStatus
+    from cronwrap.views.status import _count_missed
 
     parsed, tz = parse(schedule), ZoneInfo(zone)
     for due_hours in (0.2, 1, 5, 30):
@@ -868,3 +869,35 @@ def test_a_live_run_is_known_by_when_its_process_began_not_by_its_name(tmp_path:
         proc.kill()
         proc.wait()
     assert not is_runs_process(proc.pid, began_before)
+
+
+@pytest.mark.parametrize(
+    ("zone", "around"),
+    [
+        ("Africa/Monrovia", datetime(1971, 1, 1, 0, 44, tzinfo=timezone.utc)),  # -0:44:30
+        ("Europe/Amsterdam", datetime(1935, 6, 1, 22, 40, tzinfo=timezone.utc)),  # +1:19:32
+        ("Europe/Berlin", datetime(2026, 3, 29, 0, 59, tzinfo=timezone.utc)),
+        ("America/Sao_Paulo", datetime(2018, 2, 18, 1, 59, tzinfo=timezone.utc)),
+        ("Asia/Kolkata", datetime(2026, 3, 1, 18, 29, tzinfo=timezone.utc)),
+    ],
+    ids=["monrovia", "amsterdam", "berlin-spring", "sao-paulo-midnight", "kolkata"],
+)
+def test_a_minute_on_one_local_day_is_one_by_every_second(zone: str, around: datetime) -> None:
+    """The missed-run memo credits a start to its minute's local day without converting it
+    when the whole minute is on that day at one offset: that holds only where every second
+    of the minute (and its last microsecond) says so."""
+    from zoneinfo import ZoneInfo
+
+    from cronwrap.views.status import _one_local_day
+
+    tz = ZoneInfo(zone)
+    seen = set()
+    for step in range(-30, 30):
+        minute = around + timedelta(minutes=step)
+        ends = [minute + timedelta(seconds=s) for s in range(60)]
+        ends.append(minute + timedelta(seconds=59, microseconds=999999))
+        local = {(at.astimezone(tz).date(), at.astimezone(tz).utcoffset()) for at in ends}
+        assert _one_local_day(minute, tz) == (len(local) == 1), minute
+        seen.add(len(local) == 1)
+    # local midnights fall mid-minute only where the offset has seconds
+    assert seen == ({True, False} if zone in ("Africa/Monrovia", "Europe/Amsterdam") else {True})

@@ -138,7 +138,7 @@ def test_status_table_draws_each_pass_of_a_repeated_hour_apart(
     from datetime import datetime, timezone
     from zoneinfo import ZoneInfo
 
-    from cronwrap.views.status import JobStatus
+    from cronwrap.views.jobstatus import JobStatus
     from cronwrap.views.table import render_status
 
     monkeypatch.setenv("TZ", "Europe/Berlin")

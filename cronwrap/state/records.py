@@ -134,34 +134,44 @@ def row_to_run(row: Sequence[object]) -> RunRecord:
         attempts, duration_s, output_tail, reason, schedule, tz, log_path, exit_origin, flags,
         slot, rerun_of, dead, resolved_at, resolved_by, warnings,
     ) = row  # fmt: skip
-    # the common values (text, whole numbers, NULL) inline: a call each was most of the cost
-    return RunRecord(
-        run_id,
-        job,
-        host,
-        (pid if type(pid) is int else _as_int(pid)) or 0,
-        command if type(command) is str else _text(command),
-        from_iso(started_at) or EPOCH,
-        None if ended_at is None else from_iso(ended_at),
-        status,
-        exit_code if exit_code is None or type(exit_code) is int else _as_int(exit_code),
-        signal if signal is None or type(signal) is int else _as_int(signal),
-        (attempts if type(attempts) is int else _as_int(attempts)) or 0,
-        duration_s if duration_s is None or type(duration_s) is float else as_number(duration_s),
-        output_tail if output_tail is None or type(output_tail) is str else _text(output_tail),
-        reason if reason is None or type(reason) is str else _text(reason),
-        schedule if schedule is None or type(schedule) is str else _text(schedule),
-        tz if tz is None or type(tz) is str else _text(tz),
-        log_path if log_path is None or type(log_path) is str else _text(log_path),
-        exit_origin,
-        flags if flags is None or type(flags) is str else _text(flags),
-        None if slot is None else from_iso(slot),
-        rerun_of if rerun_of is None or type(rerun_of) is str else _text(rerun_of),
-        bool(dead) if type(dead) is int else bool(as_number(dead)),
-        None if resolved_at is None else from_iso(resolved_at),
-        resolved_by if resolved_by is None or type(resolved_by) is str else _text(resolved_by),
-        warnings if warnings is None or type(warnings) is str else _text(warnings),
+    # the common values (text, whole numbers, NULL) inline: a call each was most of the cost;
+    # and the tuple made as RunRecord's own __new__ makes it, without its Python frame of 25
+    # arguments
+    return _new_tuple(
+        RunRecord,
+        (
+            run_id,
+            job,
+            host,
+            (pid if type(pid) is int else _as_int(pid)) or 0,
+            command if type(command) is str else _text(command),
+            from_iso(started_at) or EPOCH,
+            None if ended_at is None else from_iso(ended_at),
+            status,
+            exit_code if exit_code is None or type(exit_code) is int else _as_int(exit_code),
+            signal if signal is None or type(signal) is int else _as_int(signal),
+            (attempts if type(attempts) is int else _as_int(attempts)) or 0,
+            duration_s
+            if duration_s is None or type(duration_s) is float
+            else as_number(duration_s),
+            output_tail if output_tail is None or type(output_tail) is str else _text(output_tail),
+            reason if reason is None or type(reason) is str else _text(reason),
+            schedule if schedule is None or type(schedule) is str else _text(schedule),
+            tz if tz is None or type(tz) is str else _text(tz),
+            log_path if log_path is None or type(log_path) is str else _text(log_path),
+            exit_origin,
+            flags if flags is None or type(flags) is str else _text(flags),
+            None if slot is None else from_iso(slot),
+            rerun_of if rerun_of is None or type(rerun_of) is str else _text(rerun_of),
+            bool(dead) if type(dead) is int else bool(as_number(dead)),
+            None if resolved_at is None else from_iso(resolved_at),
+            resolved_by if resolved_by is None or type(resolved_by) is str else _text(resolved_by),
+            warnings if warnings is None or type(warnings) is str else _text(warnings),
+        ),
     )
+
+
+_new_tuple = tuple.__new__
 
 
 def _as_int(value: object) -> int | None:

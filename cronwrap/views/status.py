@@ -15,6 +15,7 @@ from functools import lru_cache
 from cronwrap.config import Paths, derive_name, dir_refusal
 from cronwrap.cron.schedule import Schedule, local_zone, parse, same_zone, zone, zone_name
 from cronwrap.errors import CronwrapError, ScheduleError, StoreError
+from cronwrap.paths import path_exists
 from cronwrap.redact import Redactor
 from cronwrap.state.heads import DEPTH, Heads, Rows, from_rows
 from cronwrap.state.records import RunRecord
@@ -115,8 +116,8 @@ def load_status(
     store = None
     wanted = list(dict.fromkeys(names))
     jobs: list[JobStatus] = []
-    if paths.state_dir.exists():
-        problem = dir_refusal(paths.state_dir)
+    if path_exists(paths.state_path):
+        problem = dir_refusal(paths.state_path)
         if problem:
             problem += "; cronwrap run refuses it, so no runs are recorded"
     if problem is None:
@@ -231,7 +232,7 @@ def job_statuses(
         cron_zone[cj.name] = cj.cron_tz or system_tz
     if wanted:
         jobs = {name: st for name, st in jobs.items() if name in wanted}
-    local = LocalHost(paths.lock_dir, frozenset(ids))
+    local = LocalHost(paths.lock_path, frozenset(ids))
     seen: dict[tuple[str | None, str | None], Timing] = {}
     # one snapshot: a run recorded meanwhile must not leave a job half read
     with store.reading() if store is not None else contextlib.nullcontext():
@@ -252,7 +253,10 @@ def job_statuses(
 
 
 def _utc(at: datetime | None) -> datetime:
-    return at.astimezone(UTC) if at is not None else datetime.max.replace(tzinfo=UTC)
+    return at.astimezone(UTC) if at is not None else _NEVER
+
+
+_NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 def _zone_of(st: JobStatus, declared: str | None, cron: str | None, system_tz: str) -> None:
@@ -310,24 +314,24 @@ def _fill(
         st.state, st.result = "unmonitored", "unmonitored"
     if found is not None and store is not None:
         brief, rows = found
-        ids = {brief.newest, *brief.running} | ({brief.ran} if brief.ran is not None else set())
-        # a summary naming rows that are not there, or are another job's (edited by hand)
-        if not ids <= whole.keys() or any(whole[i].job != st.name for i in ids):
+        states = _states(_shown_ids(brief), whole, st.name, local)
+        if states is None:  # a summary naming rows that are not there, or another job's
             found = store.newest_heads([st.name], kept=False).get(st.name)
             if found is None:
                 fill_schedule(st, now=now, grace=grace, seen=seen)
                 return
             brief, rows = found
-            ids = {brief.newest, *brief.running, *([brief.ran] if brief.ran is not None else [])}
+            ids = _shown_ids(brief)
             whole = store.runs_by_id(sorted(ids))
-        states = {i: run_state(whole[i], local) for i in ids}
+            states = {i: run_state(whole[i], local) for i in ids}
         st.durations = brief.durations
-        still = frozenset(i for i in brief.running if states.get(i) is RunState.RUNNING)
-        if rows is not None and still:
-            # a run still going has no duration yet; one written by hand is left out while
-            # its cronwrap lives (a kept summary never holds such a row)
-            again = from_rows(rows, still_running=still)
-            st.durations = again.durations if again is not None else []
+        if brief.running:
+            still = frozenset(i for i in brief.running if states.get(i) is RunState.RUNNING)
+            if rows is not None and still:
+                # a run still going has no duration yet; one written by hand is left out
+                # while its cronwrap lives (a kept summary never holds such a row)
+                again = from_rows(rows, still_running=still)
+                st.durations = again.durations if again is not None else []
         st.last, st.last_state = whole[brief.newest], states[brief.newest]
         if not st.schedule:
             st.schedule = store.recent_schedule(st.name, limit=HISTORY_DEPTH)
@@ -337,9 +341,34 @@ def _fill(
     fill_schedule(st, now=now, grace=grace, seen=seen)
 
 
+def _shown_ids(brief: Heads) -> set[int]:
+    """The rows of a job status shows: its newest, its newest that ran, its running ones."""
+    ids = {brief.newest, *brief.running}
+    if brief.ran is not None:
+        ids.add(brief.ran)
+    return ids
+
+
+def _states(
+    ids: set[int], whole: dict[int, RunRecord], name: str, local: LocalHost
+) -> dict[int, RunState] | None:
+    """The state of each of the job's rows `ids`; None when one is not in `whole` or is
+    another job's (a summary edited by hand)."""
+    states = {}
+    for i in ids:
+        run = whole.get(i)
+        if run is None or run.job != name:
+            return None
+        states[i] = run_state(run, local)
+    return states
+
+
 # what one (schedule, zone) gives at a given now: schedule, zone, description, next, expected,
-# and the runs missed since each minute a last start fell in (_count_missed)
-_Missed = dict[datetime, tuple[list[datetime], list[datetime], date]]
+# and the runs missed since each minute a last start fell in, by the minute's number since
+# the epoch (_count_missed)
+_Missed = dict[int, tuple[list[datetime], list[datetime], date, bool]]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MINUTE = timedelta(minutes=1)
 Timing = tuple[Schedule, tzinfo, "str | None", "datetime | None", "datetime | None", _Missed]
 
 
@@ -355,8 +384,9 @@ def fill_schedule(
     that share a few schedules (the fleet store)."""
     key = (st.schedule, st.tz)
     missed: _Missed | None = None
-    if seen is not None and key in seen:
-        schedule, tz, st.description, st.next_run, st.expected, missed = seen[key]
+    timing = seen.get(key) if seen is not None else None
+    if timing is not None:
+        schedule, tz, st.description, st.next_run, st.expected, missed = timing
     else:
         parsed = _schedule(st)
         if parsed is None or parsed.reboot:
@@ -440,14 +470,20 @@ def _count_missed(
     missed = None
     if memo is not None:
         start = last_start.astimezone(UTC)
-        minute = start.replace(second=0, microsecond=0)
-        found = memo.get(minute)
+        # the minute by its number: datetime.replace(second=0, microsecond=0) parses its
+        # keywords at 2 us a call, a third of counting a job's missed runs
+        number = (start - _EPOCH) // _MINUTE
+        found = memo.get(number)
         if found is None:
+            minute = _EPOCH + number * _MINUTE
             later = schedule.runs_between(minute, due_by, tz, MISSED_COUNT_CAP + 1)
             utc = [at.astimezone(UTC) for at in later]
-            found = memo[minute] = (later, utc, minute.astimezone(tz).date())
-        later, utc, day = found
-        if start.astimezone(tz).date() == day:
+            day = minute.astimezone(tz).date()
+            found = memo[number] = (later, utc, day, _one_local_day(minute, tz))
+        later, utc, day, whole = found
+        # a minute on one local day at one offset holds no local midnight: any start in it
+        # falls on its day, without converting each start to the zone
+        if whole or start.astimezone(tz).date() == day:
             first = bisect_right(utc, start)  # the ones after the start, compared in UTC
             if len(later) <= MISSED_COUNT_CAP or len(later) - first >= MISSED_COUNT_CAP:
                 missed = later[first : first + MISSED_COUNT_CAP]
@@ -455,6 +491,19 @@ def _count_missed(
         missed = schedule.runs_between(last_start, due_by, tz, MISSED_COUNT_CAP)
     st.missed_first = missed[0] if missed else None
     st.missed_count, st.missed = len(missed), bool(missed)
+
+
+def _one_local_day(minute: datetime, tz: tzinfo) -> bool:
+    """Whether the UTC minute from `minute` is on one local date at one offset in `tz`: its
+    first and last microsecond are (a zone changes its offset at most once in a minute)."""
+    try:
+        first, last = minute.astimezone(tz), (minute + _LAST_MICROSECOND).astimezone(tz)
+    except OverflowError:  # the last minute of year 9999
+        return False
+    return first.utcoffset() == last.utcoffset() and first.date() == last.date()
+
+
+_LAST_MICROSECOND = timedelta(seconds=59, microseconds=999999)
 
 
 def _schedule(st: JobStatus) -> Schedule | None:
@@ -500,7 +549,7 @@ def config_zones(paths: Paths) -> dict[str, str]:
     from cronwrap.config import load_config
 
     try:
-        config = load_config(paths.config_file, strict=False)  # the part `run` uses too
+        config = load_config(paths.config_path, strict=False)  # the part `run` uses too
     except CronwrapError:
         return {}
     out = {"": str(config.defaults["tz"])} if config.defaults.get("tz") else {}
