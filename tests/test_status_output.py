@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from cronwrap.state.records import RunRecord
+from cronwrap.views.jobstatus import JobStatus
 from cronwrap.views.jsondoc import dumps, status_json
 from cronwrap.views.runstate import RunState
-from cronwrap.views.status import JobStatus
 from cronwrap.views.table import render_status
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -198,3 +198,70 @@ def test_times_that_are_one_instant_or_one_wall_time_are_each_written_as_they_ar
     assert [clock(at) for at in times] == [
         "Sun 02:30 CEST", "Sun 02:30 CET", "Sun 02:30 CEST", "Sun 02:30 CEST",
     ]  # fmt: skip
+
+
+def test_equal_instants_are_written_as_their_own_zone_and_fold_say() -> None:
+    """The document writes each distinct instant once: an instant shown in two zones, and the
+    two passes of a repeated hour (equal wall times, fold 0 and 1), stay apart."""
+    from zoneinfo import ZoneInfo
+
+    from cronwrap.views.jsondoc import status_document
+
+    berlin = ZoneInfo("Europe/Berlin")
+    repeated = datetime(2026, 10, 25, 2, 30, tzinfo=berlin)  # 02:30 CEST, then 02:30 CET
+    chosen = jobs()[:5]
+    chosen[0].next_run = NOW
+    chosen[1].next_run = NOW.astimezone(berlin)  # equal to NOW, written +01:00
+    chosen[2].next_run, chosen[3].next_run = repeated, repeated.replace(fold=1)
+    chosen[4].expected = chosen[4].next_run = repeated.replace(fold=1)
+    text = status_document(chosen)
+    assert text == json.dumps([status_json(j) for j in chosen], indent=2)
+    assert '"next_run": "2026-10-25T02:30:00+02:00"' in text
+    assert '"next_run": "2026-10-25T02:30:00+01:00"' in text
+
+
+def test_equal_durations_are_written_as_each_job_has_them() -> None:
+    """The document writes each distinct list of durations once: lists that are equal but
+    write apart (0.0 and -0.0, 1 and 1.0, nan) stay apart."""
+    from cronwrap.views.jsondoc import status_document
+
+    chosen = jobs()[:8]
+    lists: list[list[float]] = [
+        [1.5, 0.0],
+        [1.5, -0.0],
+        [2.0, 1.0],
+        [2, 1],  # type: ignore[list-item]
+        [2.0, 1.0],
+        [float("nan"), 3.0],
+        [float("nan"), 3.0],
+        [2.0, 1],  # type: ignore[list-item]
+    ]
+    for st, durations in zip(chosen, lists, strict=True):
+        st.durations = durations
+    text = status_document(chosen)
+    assert text == json.dumps([status_json(j) for j in chosen], indent=2)
+    assert "-0.0" in text and "NaN" in text
+
+
+def test_the_table_draws_equal_instants_and_durations_as_each_job_has_them() -> None:
+    """The table draws each distinct instant and duration once: the two passes of a repeated
+    hour (equal wall times, fold 0 and 1) and 0.0 and -0.0 seconds stay apart, and an instant
+    given in another zone is drawn as the same instant."""
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    repeated = datetime(2026, 10, 25, 2, 30, tzinfo=berlin)
+    now = datetime(2026, 10, 24, 23, 0, tzinfo=timezone.utc)
+    chosen = jobs()[:4]
+    runs = [repeated, repeated.replace(fold=1), repeated.replace(fold=1).astimezone(timezone.utc)]
+    for name, st, at in zip("abcd", chosen, [*runs, repeated], strict=True):
+        st.name, st.next_run = name, at
+    chosen[0].last = chosen[0].last._replace(duration_s=0.0)  # type: ignore[union-attr]
+    chosen[1].last = chosen[1].last._replace(duration_s=-0.0)  # type: ignore[union-attr]
+    text = render_status(chosen, now, width=220, color=False, terminal=False)
+    rows = {line[0]: line for line in text.splitlines() if line[:2] in ("a ", "b ", "c ", "d ")}
+    assert "in 1h30m (Sun 02:30 CEST)" in rows["a"]
+    assert "in 2h30m (Sun 02:30 CET)" in rows["b"]
+    assert "in 2h30m (Sun 02:30 CET)" in rows["c"]
+    assert "in 1h30m (Sun 02:30 CEST)" in rows["d"]
+    assert " 0s " in rows["a"] and " -0s " in rows["b"]

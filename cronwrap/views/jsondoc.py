@@ -88,26 +88,11 @@ def status_document(jobs: Sequence[JobStatus]) -> str:
     written once. A value of a type the documents do not hold is left to the general
     path (the C encoder refuses a non-str with TypeError, the scalar writer with
     _Unusual), which writes it as json does."""
-    from json.encoder import encode_basestring_ascii
-
+    encode_basestring_ascii = _ascii_text()
     v = _scalar_writer(encode_basestring_ascii)
-    # thousands of jobs share a few next and expected runs (the same objects: one per
-    # schedule and zone), and isoformat is dear (printf in C): each is written once. By
-    # identity, as equal instants in two zones, or either side of a fold, read apart
-    drawn: dict[int, tuple[datetime, str]] = {}
-
-    def when(at: datetime | None) -> str:
-        if at is None:
-            return "null"
-        done = drawn.get(id(at))
-        if done is not None and done[0] is at:
-            return done[1]
-        text = _Q + at.isoformat() + _Q
-        drawn[id(at)] = (at, text)
-        return text
-
+    when, durations = _times(), _durations(v)
     try:
-        texts = [_job_text(j, v, encode_basestring_ascii, when) for j in jobs]
+        texts = [_job_text(j, v, encode_basestring_ascii, when, durations) for j in jobs]
     except (_Unusual, TypeError):
         return dumps([status_json(j) for j in jobs])
     if not texts:
@@ -122,14 +107,17 @@ def _job_text(
     j: JobStatus,
     v: Callable[[object], str],
     s: Callable[[str], str],
-    when: Callable[[datetime | None], str],
+    when: Callable[[Any], str],
+    durations: Callable[[Any], str],
 ) -> str:
     """One job as dumps writes it: `s` writes text (and refuses anything else), `v` the
-    other scalars, `when` the times jobs share."""
+    other scalars, `when` the times and `durations` the durations, each distinct one once."""
     current, last = j.current, j.last
-    current_text = _run_text(current, j.run_state, v, s) if current else "null"
+    current_text = _run_text(current, j.run_state, v, s, when) if current else "null"
     same = current is not None and current is last and j.run_state is j.last_state
-    last_text = current_text if same else _run_text(last, j.last_state, v, s) if last else "null"
+    last_text = (
+        current_text if same else _run_text(last, j.last_state, v, s, when) if last else "null"
+    )
     state = j.run_state.value if j.run_state is not None else None
     host = j.host or (last.host if last else None)
     schedule, tz, description, location = j.schedule, j.tz, j.description, j.location
@@ -149,7 +137,7 @@ def _job_text(
         f'    "missed_first_at": {when(j.missed_first)},\n'
         f'    "missed_count": {int.__repr__(count) if type(count) is int else v(count)},\n'
         f'    "expected_at": {when(j.expected)},\n    "next_run": {when(j.next_run)},\n'
-        f'    "durations_s": {_list(j.durations, "    ", v)},\n'
+        f'    "durations_s": {durations(j.durations)},\n'
         f'    "unmonitored": {v(j.unmonitored)},\n'
         f'    "zone_note": {"null" if note is None else s(note)},\n'
         f'    "tz_warning": {"null" if tz_warning is None else s(tz_warning)},\n'
@@ -163,7 +151,11 @@ def _job_text(
 
 
 def _run_text(
-    r: RunRecord, state: RunState | None, v: Callable[[object], str], s: Callable[[str], str]
+    r: RunRecord,
+    state: RunState | None,
+    v: Callable[[object], str],
+    s: Callable[[str], str],
+    when: Callable[[Any], str],
 ) -> str:
     """run_json(r, state) as dumps writes it inside a job."""
     warnings = r.warnings.splitlines() if r.warnings else []
@@ -176,10 +168,8 @@ def _run_text(
         f'{{\n      "run_id": {s(r.run_id)},\n      "job": {s(r.job)},\n'
         f'      "host": {s(r.host)},\n'
         f'      "pid": {int.__repr__(pid) if type(pid) is int else v(pid)},\n'
-        f'      "started_at": '
-        f"{'null' if started is None else _Q + started.isoformat() + _Q},\n"
-        f'      "ended_at": '
-        f"{'null' if ended is None else _Q + ended.isoformat() + _Q},\n"
+        f'      "started_at": {when(started)},\n'
+        f'      "ended_at": {when(ended)},\n'
         f'      "status": {s(r.status)},\n'
         f'      "state": {"null" if value is None else s(value)},\n'
         f'      "exit_code": {int.__repr__(code) if type(code) is int else v(code)},\n'
@@ -215,9 +205,56 @@ def _scalar_writer(text: Callable[[str], str]) -> Callable[[object], str]:
     return value
 
 
-# a time's isoformat is digits, signs, T, : and . only: nothing JSON escapes, so it is
-# written between quotes as it is
-_Q = '"'
+def _ascii_text() -> Callable[[str], str]:
+    """json's string encoder (its C one) without importing json and its decoder (a `status
+    --json` start-up cost): json.encoder takes it from _json too, else writes its own."""
+    try:
+        from _json import encode_basestring_ascii
+    except ImportError:  # an interpreter without the C accelerator
+        from json.encoder import encode_basestring_ascii
+    return encode_basestring_ascii
+
+
+def _times() -> Callable[[Any], str]:
+    """A function writing an instant (or None) as dumps writes its isoformat(), each distinct
+    instant once: thousands of jobs share a few next runs and expected runs (and, where they
+    started in one slot, their start and end), and isoformat is dear (printf in C). Keyed by
+    the value, its zone and its fold: equal instants in two zones, or the two passes of a
+    repeated hour (equal wall times), write apart."""
+    done: dict[tuple[datetime, object, int], str] = {}
+
+    def when(at: Any) -> str:
+        if at is None:
+            return "null"
+        if type(at) is not datetime:
+            return '"' + str(at.isoformat()) + '"'
+        key = (at, at.tzinfo, at.fold)
+        text = done.get(key)
+        if text is None:
+            # isoformat writes digits, signs, T, : and . only: nothing JSON escapes
+            text = done[key] = '"' + at.isoformat() + '"'
+        return text
+
+    return when
+
+
+def _durations(v: Callable[[object], str]) -> Callable[[Any], str]:
+    """A function writing a job's durations as _list does, each distinct list of floats
+    once (float.__repr__ was a sixth of the document where jobs share their durations).
+    Lists holding a zero are always written: -0.0 equals 0.0 and writes apart."""
+    done: dict[tuple[float, ...], str] = {}
+
+    def durations(values: Any) -> str:
+        # floats only: 1 and 1.0 are equal too
+        if type(values) is not list or 0.0 in values or set(map(type, values)) != {float}:
+            return _list(values, "    ", v)
+        key = tuple(values)
+        text = done.get(key)
+        if text is None:
+            text = done[key] = _list(values, "    ", v)
+        return text
+
+    return durations
 
 
 def _list(values: list[Any], pad: str, v: Callable[[object], str]) -> str:
