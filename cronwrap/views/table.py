@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, tzinfo
+from itertools import islice
 
 from cronwrap.views.humanize import duration, printable, relative
 
@@ -208,7 +209,7 @@ def render_table(
     if terminal:
         out.append(paint("─" * min(width, sum(widths) + 2 * (len(cols) - 1)), "dim", color=color))
     last = len(cols) - 1
-    drawn_columns = []
+    drawn_columns, drawn_cells = [], []
     for i, column in enumerate(columns):
         # the cell's lines as they stand in the row, the last column unpadded
         drawn = {
@@ -218,17 +219,18 @@ def render_table(
             for text, style in distinct[i]
         }
         drawn_columns.append([drawn[cell] for cell in column])
-    blanks = [" " * w if i < last else "" for i, w in enumerate(widths)]
-    for cells in zip(*drawn_columns, strict=True):
-        height = max(map(len, cells))
-        if height == 1:
-            out.append("  ".join([c[0] for c in cells]).rstrip())
-            continue
-        padded = [
-            c if len(c) == height else c + [blanks[i]] * (height - len(c))
-            for i, c in enumerate(cells)
-        ]
-        out += ["  ".join(line).rstrip() for line in zip(*padded, strict=True)]
+        drawn_cells.append(drawn.values())
+    # each row as tall as its tallest cell: every distinct cell is padded once with blank
+    # lines to the tallest of all, and each row takes as many lines as it needs (a row of
+    # cells padded per row was a third of drawing 5,000 rows)
+    heights = list(map(max, zip(*[list(map(len, c)) for c in drawn_columns], strict=True)))
+    tallest = max(heights, default=1)
+    for i, cells in enumerate(drawn_cells):
+        blank = " " * widths[i] if i < last else ""
+        for lines in cells:
+            lines += [blank] * (tallest - len(lines))
+    for row, height in zip(zip(*drawn_columns, strict=True), heights, strict=True):
+        out += map(str.rstrip, map("  ".join, islice(zip(*row, strict=True), height)))
     return out
 
 
@@ -432,12 +434,13 @@ class _StatusRows:
     """The cells of status rows, for one table: what thousands of jobs share (a relative
     time, a drawn instant, a duration) is worked out once."""
 
-    __slots__ = ("cap", "clock", "fleet", "notes", "now", "relative", "sparks", "wide")
+    __slots__ = ("cap", "clock", "durations", "fleet", "notes", "now", "relative", "sparks", "wide")
 
     def __init__(self, now: datetime, *, wide: bool, notes: bool, fleet: bool) -> None:
         self.now, self.wide, self.notes, self.fleet = now, wide, notes, fleet
         self.clock = _Clock()
         self.relative: dict[tuple[datetime, int], str] = {}  # instant -> "in 8m", "6 years ago"
+        self.durations: dict[float, str] = {}  # seconds -> "2s", "1m5s"
         self.sparks: dict[tuple[float, ...], str] = {}  # durations -> their sparkline
         from cronwrap.views.status import MISSED_COUNT_CAP
 
@@ -454,6 +457,16 @@ class _StatusRows:
             self.relative[key] = text
         return text
 
+    def _duration(self, seconds: float | None) -> str:
+        """short_duration, once per distinct number (not 0: -0.0 equals it and writes apart;
+        floats only: 2 and 2.0 are equal too)."""
+        if type(seconds) is not float or not seconds:
+            return short_duration(seconds)
+        text = self.durations.get(seconds)
+        if text is None:
+            text = self.durations[seconds] = short_duration(seconds)
+        return text
+
     def __call__(self, st: Any) -> list[tuple[str, str]]:
         wide = self.wide
         sched = _whole(st.schedule or "-")
@@ -461,7 +474,7 @@ class _StatusRows:
             sched = f"{sched}  {st.description}"
         last_run = st.last
         result = f"{STATE_SYMBOL.get(st.state, '')}{KEEP}{st.result}"
-        dur = short_duration(last_run.duration_s if last_run is not None else None)
+        dur = self._duration(last_run.duration_s if last_run is not None else None)
         if wide and len(st.durations) > 1:
             key = tuple(st.durations)  # equal numbers draw the same bars
             spark = self.sparks.get(key)
