@@ -9,6 +9,9 @@ from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 
 MASK = "[REDACTED]"
+# output read beyond each cut (the stored tail, the ping body), so that a secret across the cut
+# is matched and masked whole before the cut is made
+REDACT_MARGIN = 4096
 
 # shapes of well-known credentials, masked wherever they appear
 TOKEN_SHAPES = (

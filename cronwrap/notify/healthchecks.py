@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from cronwrap.errors import ConfigError
 from cronwrap.notify.http import split_url
 from cronwrap.notify.spool import quarantine_note
-from cronwrap.redact import redact_url
+from cronwrap.redact import REDACT_MARGIN, redact_url
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 DEFAULT_BODY_LIMIT = 10_000
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-REDACT_MARGIN = 4096  # output read around each cut, so a secret across it is still matched
 _SLUG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 _HEX = frozenset("0123456789abcdefABCDEF")
 USER_AGENT = "cronwrap"

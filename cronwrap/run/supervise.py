@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from cronwrap.errors import CronwrapError
 from cronwrap.options import Job
 from cronwrap.paths import Paths, ensure_dir
+from cronwrap.redact import REDACT_MARGIN
 from cronwrap.run import context as job_context
 from cronwrap.run import judge
 from cronwrap.run import process as runner
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["Outcome", "exit_with", "supervise"]
 
 TAIL_IN_STORE = 4096
-REDACT_MARGIN = 4096  # as the ping body's (notify.healthchecks, not imported by every run)
 # fleet mode with --catch-up and no --catch-up-max-age: how long a slot claim is kept, so a
 # host that was down that long still sees which host ran the slot (and never runs it twice)
 CATCH_UP_CLAIM_TTL = 7 * 86400.0
