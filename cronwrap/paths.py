@@ -5,7 +5,6 @@ import pathlib, which costs ~3 ms of start-up with what it imports (urllib.parse
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import stat
 from collections.abc import Mapping
@@ -157,20 +156,6 @@ def ensure_dir(path: PathT, *, private: bool = False) -> PathT:
     if refusal:
         raise ConfigError(refusal)
     return path
-
-
-def path_exists(path: str) -> bool:
-    """Path(path).exists() without importing pathlib (start-up time): an error other than
-    a missing file, a missing directory or a symlink loop is raised, as pathlib raises it."""
-    try:
-        os.stat(path)
-    except OSError as err:
-        if err.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
-            raise
-        return False
-    except ValueError:  # a NUL in the path
-        return False
-    return True
 
 
 def dir_refusal(path: StrPath, *, private: bool = False) -> str | None:

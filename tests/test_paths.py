@@ -70,14 +70,3 @@ def _umask() -> int:
     old = os.umask(0)
     os.umask(old)
     return old
-
-
-def test_path_exists_says_what_pathlib_says(tmp_path: Path) -> None:
-    from cronwrap.paths import path_exists
-
-    (tmp_path / "file").write_text("x")
-    (tmp_path / "loop").symlink_to(tmp_path / "loop")
-    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
-    for name in ("", "file", "missing", "file/under-a-file", "loop", "dangling", "nul\0byte"):
-        path = str(tmp_path / name) if name else str(tmp_path)
-        assert path_exists(path) == Path(path).exists(), name

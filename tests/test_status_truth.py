@@ -371,6 +371,26 @@ def test_a_symlinked_store_is_refused_as_run_refuses_it(home: Path, target: str)
     assert run.returncode == 0 and "is a symlink" in run.stderr and db.is_symlink()
 
 
+@pytest.mark.parametrize("odd", ["symlink-loop", "dangling-symlink", "name-too-long"])
+def test_a_state_dir_status_cannot_look_at_is_unknown(home: Path, tmp_path: Path, odd: str) -> None:
+    """A state dir that stat cannot answer for (a symlink loop, a dangling symlink, a name
+    too long) is where `run` records nothing: status says so in one line and exits 3, not
+    "0 jobs listed" with exit 0, nor a traceback."""
+    if odd == "symlink-loop":
+        home.symlink_to(home)
+    elif odd == "dangling-symlink":
+        home.symlink_to(tmp_path / "nowhere")
+    else:
+        home = tmp_path / ("a" * 300)
+    run = cronwrap(home, "run", "--name", "j", "--", "true")
+    assert run.returncode == 0 and "run history is not recorded" in run.stderr, run.stderr
+    for json_flag in ([], ["--json"]):
+        result = cronwrap(home, "status", "--crontab", "/dev/null", *json_flag)
+        assert result.returncode == ExitCode.UNKNOWN, (result.stdout, result.stderr)
+        assert result.stderr.startswith("cronwrap: status unknown: "), result.stderr
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
 def test_no_run_store_yet_is_not_a_problem(home: Path) -> None:
     result = cronwrap(home, "status", "--crontab", "/dev/null")
     assert result.returncode == 0, result.stderr
