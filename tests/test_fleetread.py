@@ -290,3 +290,17 @@ def test_libpq_loads_from_psycopg_binary_and_from_the_system(pg_url: str) -> Non
             assert conn.first_column(sql, []) == ['["cronwrap-test", "ü"]'.encode()]
         finally:
             conn.close()
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_job_with_only_skips_reads_as_never_ran_either_way(pg_url: str, driver: str) -> None:
+    """Its summary has no run that ran (a NULL in the ids looked up under a skip)."""
+    skip = run("s1", host="alpha", job="lease", at=timedelta(0), status="skipped",
+               ended_at=None, duration_s=None, exit_code=None)  # fmt: skip
+    with FleetStore.open(pg_url) as fleet:
+        fleet.upsert([skip, run("r1", host="alpha", job="backup", at=timedelta(0))], [])
+    with open_reader(pg_url, timeout_s=10, statement_timeout_s=30, driver=driver) as reader:
+        jobs = {j.name: j for j in reader.jobs()}
+    assert (jobs["lease"].last, jobs["lease"].last_ran) == (skip._replace(command=None), None)
+    assert jobs["backup"].last_ran is not None
+

@@ -319,7 +319,11 @@ def _param(value: object) -> str | None:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, list):
-        quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in value)
+        # None as NULL, as psycopg sends it (a skipped job's run that ran may be none)
+        quoted = (
+            "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            for v in value
+        )
         return "{" + ",".join(quoted) + "}"
     return str(value)
 
