@@ -304,3 +304,21 @@ def test_a_job_with_only_skips_reads_as_never_ran_either_way(pg_url: str, driver
     assert (jobs["lease"].last, jobs["lease"].last_ran) == (skip._replace(command=None), None)
     assert jobs["backup"].last_ran is not None
 
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://cw:hunter2pw%zz@db.example/d",
+        "postgresql://cw:hunter2pw@[::1/d",
+        "postgresql://db.example/d?password=hunter2pw%zz",
+    ],
+    ids=["bad escape in password", "whole URL quoted", "password parameter"],
+)
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_url_libpq_refuses_never_shows_its_password(driver: str, url: str) -> None:
+    """libpq quotes the token it could not read, or the whole URL: not when it holds the
+    password."""
+    with pytest.raises(ConfigError) as info:
+        open_reader(url, timeout_s=5, statement_timeout_s=5, driver=driver)
+    assert "hunter2pw" not in str(info.value)
+    assert str(info.value).startswith("fleet store ")

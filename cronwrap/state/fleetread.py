@@ -40,6 +40,26 @@ def first_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
+def url_problem(url: str, err: BaseException) -> str:
+    """What libpq says of a URL it refused, without the value it quotes (a token, or the whole
+    URL) when that holds the URL's password."""
+    message = first_line(err)
+    head, quote, quoted = message.rpartition(': "')
+    return head if quote and any(s in quoted for s in _passwords(url)) else message
+
+
+def _passwords(url: str) -> list[str]:
+    """The password of the URL's user info (libpq ends it at the first @ or /) and of its
+    password parameters, as written."""
+    import re
+
+    found = re.findall(r"[?&]password=([^&#]*)", url)
+    userinfo, at, _ = url.partition("://")[2].partition("@")
+    if at and "/" not in userinfo:
+        found.append(userinfo.partition(":")[2])
+    return [s for s in found if s]
+
+
 def connect_settings(
     *, timeout_s: float, statement_timeout_s: float, extra_options: str = ""
 ) -> dict[str, str]:
@@ -375,7 +395,7 @@ def open_reader(
         conn = libpq.Connection.open(lib, url, settings)
     except libpq.LibpqError as err:
         if err.bad_url:
-            raise ConfigError(f"fleet store {shown}: {first_line(err)}") from None
+            raise ConfigError(f"fleet store {shown}: {url_problem(url, err)}") from None
         raise FleetStoreError(f"fleet store {shown} unavailable: {first_line(err)}") from None
     reader = LibpqReader(conn, url)
     try:

@@ -21,6 +21,7 @@ from cronwrap.state.fleetread import (
     connect_settings,
     first_line,
     newer_schema,
+    url_problem,
 )
 from cronwrap.state.fleetread import FleetStoreError as FleetStoreError  # noqa: PLC0414
 from cronwrap.state.fleetread import check_url as check_url  # noqa: PLC0414
@@ -143,7 +144,7 @@ def connect(
     try:
         return psycopg.connect(url, autocommit=True, **settings)
     except psycopg.ProgrammingError as err:  # a malformed URL
-        raise ConfigError(f"{what} {redact_url(url)}: {first_line(err)}") from None
+        raise ConfigError(f"{what} {redact_url(url)}: {url_problem(url, err)}") from None
     except psycopg.Error as err:
         raise FleetStoreError(f"{what} {redact_url(url)} unavailable: {first_line(err)}") from None
 
