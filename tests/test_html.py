@@ -340,3 +340,29 @@ def test_the_page_of_named_jobs_lists_only_their_failures(home: Path, tmp_path: 
     assert result.returncode == 1, result.stderr  # the job is failing
     failures = out.read_text().split('<h2 id="failures">', 1)[1].split("</section>", 1)[0]
     assert "mine" in failures and "theirs" not in failures
+
+
+def test_the_two_passes_of_a_repeated_hour_show_as_two_times(home: Path, tmp_path: Path) -> None:
+    """An hourly and a daily job in New York both expected at 01:30 on the day clocks go
+    back: the hourly one's is the second pass (EST, 06:30 UTC), the daily one's the first
+    (EDT, 05:30 UTC). Equal wall times in one zone compare equal whatever their fold, so a
+    page keyed by the instant alone showed the first for both."""
+    from datetime import datetime, timezone
+
+    from tests.test_status_truth import Recorder
+
+    rec = Recorder(home)
+    at = datetime(2025, 11, 1, 12, 0, tzinfo=timezone.utc)
+    rec.run("hourly", at, schedule="30 * * * *", tz="America/New_York")
+    rec.run("daily", at, schedule="30 1 * * *", tz="America/New_York")
+    rec.close()
+    out = tmp_path / "page.html"
+    now = "2025-11-02T06:45:00Z"
+    args = ("status", "--crontab", "/dev/null", "--html", str(out), "--now", now)
+    result = cronwrap(home, *args)
+    assert result.returncode == 1, result.stderr  # both missed runs since
+    expected = re.findall(r'expected <time datetime="([^"]+)">([^<]+)<', out.read_text())
+    assert sorted(expected) == [
+        ("2025-11-02T05:30:00+00:00", "Sun 2025-11-02 01:30 EDT"),
+        ("2025-11-02T06:30:00+00:00", "Sun 2025-11-02 01:30 EST"),
+    ]

@@ -141,7 +141,7 @@ class _Page:
         self.now = now
         self.clean = Redactor()  # token shapes once more: nothing secret-looking reaches the page
         self.texts: dict[str, str] = {}
-        self.times: dict[tuple[datetime | None, str | None], str] = {}
+        self.times: dict[tuple[datetime | None, int, str | None], str] = {}
         self.trends: dict[tuple[float, ...], str] = {}
         self.anchors: dict[tuple[str, str], str] = {}
 
@@ -153,8 +153,9 @@ class _Page:
         return out
 
     def when(self, at: datetime | None, tz_name: str | None) -> str:
-        # an instant's text depends on the instant and the zone shown, not on at's tzinfo
-        key = (at, tz_name)
+        # an instant's text depends on the instant and the zone shown, not on at's tzinfo;
+        # the fold tells apart the two passes of a repeated hour, which compare equal
+        key = (at, at.fold if at is not None else 0, tz_name)
         out = self.times.get(key)
         if out is None:
             out = self.times[key] = _when(at, tz_name, self.now)
