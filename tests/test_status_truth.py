@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,7 +27,7 @@ from cronwrap.cron.schedule import parse
 from cronwrap.errors import ExitCode
 from cronwrap.state.store import Store
 from cronwrap.views.status import MISSED_COUNT_CAP, load_status
-from tests.conftest import cronwrap, popen_cronwrap, wait_for, wait_supervised
+from tests.conftest import cronwrap, cw_env, popen_cronwrap, wait_for, wait_supervised
 
 UTC = timezone.utc
 GRACE = timedelta(minutes=5)
@@ -389,6 +392,38 @@ def test_a_state_dir_status_cannot_look_at_is_unknown(home: Path, tmp_path: Path
         assert result.returncode == ExitCode.UNKNOWN, (result.stdout, result.stderr)
         assert result.stderr.startswith("cronwrap: status unknown: "), result.stderr
         assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_a_store_the_reader_cannot_look_at_is_unknown_not_absent(tmp_path: Path) -> None:
+    """A monitoring user that cannot search root's state dir (0700) does not learn from
+    status that every job is healthy: lexists said no store there (0 jobs listed, exit 0),
+    and history said no runs were recorded."""
+    if os.geteuid() != 0:
+        home = tmp_path / "home"
+        cronwrap(home, "run", "--name", "bad", "--", "false")
+        home.chmod(0o600)  # no search: the store is there, unseen
+        reader: list[str] = []
+    else:  # root sees everything: read as nobody, from a base nobody can pass through
+        if shutil.which("setpriv") is None:
+            pytest.skip("needs setpriv to read as another user")
+        base = Path(tempfile.mkdtemp(dir="/tmp"))
+        base.chmod(0o711)
+        home = base / "home"
+        cronwrap(home, "run", "--name", "bad", "--", "false")
+        home.chmod(0o700)
+        reader = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    try:
+        env = cw_env(home)
+        for args, code in (["status", "--crontab", "/dev/null"], 3), (["history"], 1):
+            cmd = [*reader, sys.executable, "-m", "cronwrap", *args]
+            result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+            assert result.returncode == code, (args, result.stdout, result.stderr)
+            assert "cannot read run store" in result.stderr, (args, result.stderr)
+            assert len(result.stderr.splitlines()) == 1, (args, result.stderr)
+    finally:
+        home.chmod(0o750)
+        if reader:
+            shutil.rmtree(base)
 
 
 def test_no_run_store_yet_is_not_a_problem(home: Path) -> None:

@@ -156,9 +156,14 @@ def open_store_readonly(paths: Paths) -> Store | None:
     """The run store if it exists (status never creates one, nor needs write access)."""
     from cronwrap.state.store import Store
 
-    # lexists: a dangling symlink is a store run refuses, not "no runs yet"
-    if not os.path.lexists(paths.db_path):
+    # only nothing there is "no runs yet": a dangling symlink is a store run refuses, and a
+    # store this user cannot look at (lexists says False) is one status cannot read
+    try:
+        os.lstat(paths.db_path)
+    except FileNotFoundError:
         return None
+    except OSError:
+        pass  # open_readonly says why it cannot read it
     return Store.open_readonly(paths.db_path)
 
 
