@@ -310,3 +310,17 @@ def test_a_store_under_a_directory_named_like_a_uri_opens_read_only(tmp_path: Pa
         add_run(store, "r1")
     with Store.open_readonly(path) as store:
         assert [r.run_id for r in store.runs("j")] == ["r1"]
+
+
+def test_a_store_under_a_directory_not_named_in_utf_8_opens_read_only(tmp_path: Path) -> None:
+    """A directory named in Latin-1 (b"caf\\xe9") is a str with a surrogate to Python: its
+    bytes are quoted, as SQLite opens it for `run`; encoding the str as UTF-8 raised a
+    UnicodeEncodeError out of status and history."""
+    import os
+
+    path = tmp_path / os.fsdecode(b"caf\xe9") / "runs.db"
+    path.parent.mkdir()
+    with Store.open(path) as store:
+        add_run(store, "r1")
+    with Store.open_readonly(path) as store:
+        assert [r.run_id for r in store.runs("j")] == ["r1"]

@@ -30,10 +30,11 @@ _URI_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123
 
 
 def uri_quote(path: str) -> str:
-    """urllib.parse.quote(path), the same text, without importing urllib.parse and
-    ipaddress (start-up time of every `status` and `history`): UTF-8 bytes outside the
-    unreserved characters and "/" as %XX."""
-    raw = path.encode("utf-8")
+    """urllib.parse.quote(os.fsencode(path)), the same text, without importing urllib.parse
+    and ipaddress (start-up time of every `status` and `history`): the path's bytes outside
+    the unreserved characters and "/" as %XX. Its bytes, not its str as UTF-8: a name that
+    is not UTF-8 holds surrogates, which SQLite gets as the bytes when `run` opens it."""
+    raw = os.fsencode(path)
     if all(b in _URI_SAFE for b in raw):
         return path
     return "".join(chr(b) if b in _URI_SAFE else f"%{b:02X}" for b in raw)
