@@ -322,3 +322,23 @@ def test_a_url_libpq_refuses_never_shows_its_password(driver: str, url: str) -> 
         open_reader(url, timeout_s=5, statement_timeout_s=5, driver=driver)
     assert "hunter2pw" not in str(info.value)
     assert str(info.value).startswith("fleet store ")
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_name_with_a_byte_not_utf8_is_looked_up_not_a_traceback(
+    tmp_path: Path, pg_url: str, driver: str
+) -> None:
+    """argv keeps such a byte (a typo) as a lone surrogate, which encoding raised on
+    (UnicodeEncodeError, a traceback); the readers look it up as the shipper stores text."""
+    with FleetStore.open(pg_url) as fleet:
+        fleet.upsert([run("x1", host="alpha", job="backup", at=timedelta(0))], [])
+    name, host = "caf\udce9", "h\udcff"
+    with open_reader(pg_url, timeout_s=10, statement_timeout_s=30, driver=driver) as reader:
+        assert reader.jobs(host=host, names=[name]) == reader.jobs(names=[name]) == []
+        assert reader.runs(name, host=host) == reader.failures(host=host, jobs=[name]) == []
+        assert reader.job_names(host=host) == []
+    for args, code in ((("history", name), 1), (("status", "--job", name), ExitCode.UNKNOWN)):
+        result = cli(tmp_path, driver, *args, "--fleet-store", pg_url)
+        assert result.returncode == code, result.stderr
+        [line] = result.stderr.decode().splitlines()
+        assert line.startswith("cronwrap: ") and "caf" in line

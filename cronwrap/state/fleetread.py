@@ -60,6 +60,22 @@ def _passwords(url: str) -> list[str]:
     return [s for s in found if s]
 
 
+def pg_text(value: str) -> str:
+    """What PostgreSQL text can hold of a value: a NUL (an output tail may have one: find
+    -print0) and the bytes that are not UTF-8, which the local store keeps as they are (a
+    command naming a Latin-1 file), each go as U+FFFD, as the tail's such bytes do. One run
+    PostgreSQL refused would fail every shipment of its host's queue, for good."""
+    if "\0" in value:
+        value = value.replace("\0", "\ufffd")
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: the bytes surrogateescape kept
+        value = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+    return value
+
+
 def connect_settings(
     *, timeout_s: float, statement_timeout_s: float, extra_options: str = ""
 ) -> dict[str, str]:
@@ -220,11 +236,16 @@ def _attempt(values: list[Any]) -> AttemptRecord:
 
 class FleetReader:
     """What status, history and logs read of the fleet store. A subclass says how a query
-    reaches the store (_rows: its rows' JSON arrays, decoded) and how it is closed."""
+    reaches the store (_query: its rows' JSON arrays, decoded) and how it is closed."""
 
     shown: str  # the URL as it may be shown
 
     def _rows(self, sql: str, params: Sequence[object]) -> list[list[Any]]:
+        """The rows of `sql`, its text parameters as the shipper stores text (pg_text): a
+        name typed with a byte that is not UTF-8 finds what was shipped of it."""
+        return self._query(sql, [_stored(p) for p in params])
+
+    def _query(self, sql: str, params: Sequence[object]) -> list[list[Any]]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -348,6 +369,14 @@ def _param(value: object) -> str | None:
     return str(value)
 
 
+def _stored(value: object) -> object:
+    if isinstance(value, str):
+        return pg_text(value)
+    if isinstance(value, list):
+        return [pg_text(v) if isinstance(v, str) else v for v in value]
+    return value
+
+
 class LibpqReader(FleetReader):
     """The readers' queries through libpq itself (state/libpq.py)."""
 
@@ -355,7 +384,7 @@ class LibpqReader(FleetReader):
         self.conn = conn
         self.shown = redact_url(url)
 
-    def _rows(self, sql: str, params: Sequence[object]) -> list[list[Any]]:
+    def _query(self, sql: str, params: Sequence[object]) -> list[list[Any]]:
         import json
 
         from cronwrap.state.libpq import LibpqError

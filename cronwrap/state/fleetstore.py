@@ -21,6 +21,7 @@ from cronwrap.state.fleetread import (
     connect_settings,
     first_line,
     newer_schema,
+    pg_text,
     url_problem,
 )
 from cronwrap.state.fleetread import FleetStoreError as FleetStoreError  # noqa: PLC0414
@@ -199,7 +200,7 @@ class FleetStore(FleetReader):
         except psycopg.Error as err:
             raise self._error(err) from None
 
-    def _rows(self, sql: str, params: Sequence[object]) -> list[list[Any]]:
+    def _query(self, sql: str, params: Sequence[object]) -> list[list[Any]]:
         import json
 
         rows = self._run(lambda c: c.execute(sql, params).fetchall())
@@ -295,24 +296,8 @@ def _run_params(r: RunRecord) -> tuple[object, ...]:
     d["dead"] = bool(d["dead"])
     for col, value in d.items():
         if isinstance(value, str):
-            d[col] = _pg_text(value)
+            d[col] = pg_text(value)
     return tuple(d[c] for c in RUN_COLUMNS)
-
-
-def _pg_text(value: str) -> str:
-    """What PostgreSQL text can hold of a value: a NUL (an output tail may have one: find
-    -print0) and the bytes that are not UTF-8, which the local store keeps as they are (a
-    command naming a Latin-1 file), each go as U+FFFD, as the tail's such bytes do. One run
-    PostgreSQL refused would fail every shipment of its host's queue, for good."""
-    if "\0" in value:
-        value = value.replace("\0", "\ufffd")
-    if value.isascii():
-        return value
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates: the bytes surrogateescape kept
-        value = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
-    return value
 
 
 def ship_pending(
