@@ -158,6 +158,19 @@ def ensure_dir(path: PathT, *, private: bool = False) -> PathT:
     return path
 
 
+def is_absent(path: str) -> bool:
+    """Nothing is at `path` (no state dir, no store: no run recorded yet). What lstat cannot
+    look at (a parent this user cannot search, a name too long) is not absent: it is for the
+    caller to open or refuse, and say why."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        pass
+    return False
+
+
 def dir_refusal(path: StrPath, *, private: bool = False) -> str | None:
     """Why cronwrap refuses an existing directory (status uses it to say why no runs were
     recorded), or None when it is fine. private: see ensure_dir."""

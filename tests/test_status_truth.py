@@ -397,7 +397,7 @@ def test_a_state_dir_status_cannot_look_at_is_unknown(home: Path, tmp_path: Path
 def test_a_store_the_reader_cannot_look_at_is_unknown_not_absent(tmp_path: Path) -> None:
     """A monitoring user that cannot search root's state dir (0700) does not learn from
     status that every job is healthy: lexists said no store there (0 jobs listed, exit 0),
-    and history said no runs were recorded."""
+    history said no runs were recorded, and failed raised PermissionError."""
     if os.geteuid() != 0:
         home = tmp_path / "home"
         cronwrap(home, "run", "--name", "bad", "--", "false")
@@ -414,7 +414,8 @@ def test_a_store_the_reader_cannot_look_at_is_unknown_not_absent(tmp_path: Path)
         reader = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
     try:
         env = cw_env(home)
-        for args, code in (["status", "--crontab", "/dev/null"], 3), (["history"], 1):
+        readers = (["status", "--crontab", "/dev/null"], 3), (["history"], 1), (["failed"], 1)
+        for args, code in readers:
             cmd = [*reader, sys.executable, "-m", "cronwrap", *args]
             result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
             assert result.returncode == code, (args, result.stdout, result.stderr)

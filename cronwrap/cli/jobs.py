@@ -144,10 +144,11 @@ def state_list_cmd(ctx: click.Context, name: str | None) -> None:
 
 def _open_store(ctx: click.Context, *, write: bool = False) -> Any:
     from cronwrap.errors import JobNotFoundError
+    from cronwrap.paths import is_absent
     from cronwrap.state.store import Store
 
-    db = state_paths(ctx).db_file
-    if not db.exists():
+    db = state_paths(ctx).db_path
+    if is_absent(db):  # what the user cannot look at, opening says why (not Path.exists)
         raise JobNotFoundError(f"no runs recorded yet (no run store at {db})")
     return Store.open(db) if write else Store.open_readonly(db)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from enum import Enum
 
+from cronwrap.paths import is_absent
 from cronwrap.pids import pid_alive
 from cronwrap.run.lock import is_locked
 from cronwrap.state.records import RunRecord
@@ -156,14 +157,10 @@ def open_store_readonly(paths: Paths) -> Store | None:
     """The run store if it exists (status never creates one, nor needs write access)."""
     from cronwrap.state.store import Store
 
-    # only nothing there is "no runs yet": a dangling symlink is a store run refuses, and a
-    # store this user cannot look at (lexists says False) is one status cannot read
-    try:
-        os.lstat(paths.db_path)
-    except FileNotFoundError:
+    # not lexists: a store this user cannot look at is one status cannot read (open_readonly
+    # says why), not "no runs yet"; and a dangling symlink is a store run refuses
+    if is_absent(paths.db_path):
         return None
-    except OSError:
-        pass  # open_readonly says why it cannot read it
     return Store.open_readonly(paths.db_path)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import os
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta, timezone, tzinfo
@@ -16,6 +15,7 @@ from functools import lru_cache
 from cronwrap.config import Paths, derive_name, dir_refusal
 from cronwrap.cron.schedule import Schedule, local_zone, parse, same_zone, zone, zone_name
 from cronwrap.errors import CronwrapError, ScheduleError, StoreError
+from cronwrap.paths import is_absent
 from cronwrap.redact import Redactor
 from cronwrap.state.heads import DEPTH, Heads, Rows, from_rows
 from cronwrap.state.records import RunRecord
@@ -116,7 +116,8 @@ def load_status(
     store = None
     wanted = list(dict.fromkeys(names))
     jobs: list[JobStatus] = []
-    if _state_dir_there(paths.state_path):
+    # a symlink (dangling or a loop) or a path lstat fails on is where run records nothing
+    if not is_absent(paths.state_path):
         problem = dir_refusal(paths.state_path)
         if problem:
             problem += "; cronwrap run refuses it, so no runs are recorded"
@@ -167,19 +168,6 @@ def load_status(
             problem = problem or why
             jobs.append(unknown_job(name, why))
     return StatusReport(jobs, problem)
-
-
-def _state_dir_there(path: str) -> bool:
-    """False only when nothing is at `path` (no runs yet): a symlink (dangling or a loop) or
-    a path lstat fails on otherwise (too long, a parent this user cannot search) is where
-    `run` records nothing, for dir_refusal to say why."""
-    try:
-        os.lstat(path)
-    except FileNotFoundError:
-        return False
-    except OSError:
-        pass
-    return True
 
 
 def unknown_job(name: str, why: str, *, host: str | None = None) -> JobStatus:
