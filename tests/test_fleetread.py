@@ -342,3 +342,24 @@ def test_a_name_with_a_byte_not_utf8_is_looked_up_not_a_traceback(
         assert result.returncode == code, result.stderr
         [line] = result.stderr.decode().splitlines()
         assert line.startswith("cronwrap: ") and "caf" in line
+
+
+def test_a_server_that_stops_answering_mid_read_is_given_up_on(pg_url: str) -> None:
+    """A backend that hangs (stopped here: its kernel still acknowledges, so neither the
+    server's statement_timeout nor tcp_user_timeout can end the wait) is waited for as long
+    as a statement may take and a connect beside it, then given up on: not forever."""
+    import os
+    import signal
+    import time
+
+    reader = open_reader(pg_url, timeout_s=2, statement_timeout_s=1, driver="libpq")
+    [[pid]] = reader._rows("SELECT json_build_array(pg_backend_pid())::text", ())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(FleetStoreError, match="no answer in 3 s"):
+            reader.jobs()
+        assert time.monotonic() - started < 10
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        reader.close()

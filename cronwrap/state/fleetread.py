@@ -421,7 +421,9 @@ def open_reader(
     settings["client_encoding"] = "UTF8"  # what json.loads reads, whatever PGCLIENTENCODING says
     shown = redact_url(url)
     try:
-        conn = libpq.Connection.open(lib, url, settings)
+        # a statement's time on the server, and as long as a connect for its answer to come
+        answer_s = statement_timeout_s + max(2.0, timeout_s)
+        conn = libpq.Connection.open(lib, url, settings, answer_s=answer_s)
     except libpq.LibpqError as err:
         if err.bad_url:
             raise ConfigError(f"fleet store {shown}: {url_problem(url, err)}") from None

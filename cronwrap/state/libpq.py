@@ -84,16 +84,19 @@ def load() -> ctypes.CDLL | None:
     return None
 
 
-def _interruptible(function: Callable[..., T], *args: Any) -> T:
-    """function(*args) in a helper thread, the caller waiting for it: libpq retries its
-    poll() when a signal interrupts it, so in this thread ^C would wait out a black-holed
-    server's connect_timeout (or a statement_timeout) before Python saw it."""
+def _interruptible(function: Callable[..., T], *args: Any, wait_s: float | None = None) -> T:
+    """function(*args) in a helper thread, the caller waiting for it (at most `wait_s`, then
+    LibpqError): libpq retries its poll() when a signal interrupts it, so in this thread ^C
+    would wait out a black-holed server's connect_timeout (or a statement_timeout) before
+    Python saw it. A call given up on is left to its thread, which holds up no exit."""
     import threading
 
     done: list[T] = []
     worker = threading.Thread(target=lambda: done.append(function(*args)), daemon=True)
     worker.start()
-    worker.join()
+    worker.join(wait_s)
+    if not done:
+        raise LibpqError(f"no answer in {wait_s:.0f} s")
     return done[0]
 
 
@@ -106,15 +109,20 @@ def _strings(values: Sequence[str | None]) -> Any:
 class Connection:
     """One libpq connection; open with Connection.open(lib, url, settings)."""
 
-    def __init__(self, lib: ctypes.CDLL, handle: int) -> None:
+    def __init__(self, lib: ctypes.CDLL, handle: int, answer_s: float | None) -> None:
         self.lib = lib
         self.handle: int | None = handle
         self.busy = False
+        self.answer_s = answer_s
 
     @classmethod
-    def open(cls, lib: ctypes.CDLL, url: str, settings: dict[str, str]) -> Connection:
+    def open(
+        cls, lib: ctypes.CDLL, url: str, settings: dict[str, str], *, answer_s: float | None = None
+    ) -> Connection:
         """Connect to `url` (a postgresql:// URL or a conninfo string), `settings` overriding
-        what it says (as psycopg's keyword arguments do)."""
+        what it says (as psycopg's keyword arguments do). A query waits at most `answer_s`
+        for its answer: a server whose process hangs (its kernel still acknowledging, so
+        neither its statement_timeout nor tcp_user_timeout ends the wait) is given up on."""
         error = _P()
         options = lib.PQconninfoParse(url.encode(), ctypes.byref(error))
         if not options:
@@ -128,7 +136,7 @@ class Connection:
         handle = _interruptible(lib.PQconnectdbParams, words, values, 1)
         if not handle:
             raise LibpqError("out of memory")
-        conn = cls(lib, handle)
+        conn = cls(lib, handle, answer_s)
         if lib.PQstatus(handle) != _OK:
             message = conn.error_message()
             conn.close()
@@ -142,6 +150,8 @@ class Connection:
     def first_column(self, sql: str, params: Sequence[str | None]) -> list[bytes]:
         """Each row's first column (never NULL in cronwrap's queries) as sent, in text."""
         lib = self.lib
+        if self.busy:  # libpq serves a connection one thread at a time
+            raise LibpqError("an earlier query is still waiting for its answer")
         self.busy = True  # a query ^C left waiting in its thread: close() must not free it
         result = _interruptible(
             lib.PQexecParams,
@@ -153,6 +163,7 @@ class Connection:
             None,
             None,
             0,
+            wait_s=self.answer_s,
         )
         self.busy = False
         if not result:
