@@ -92,6 +92,16 @@ def catches(pid: int, sig: int) -> bool:
     return bool(caught >> (sig - 1) & 1)
 
 
+def alive(pid: int) -> bool:
+    """True while `pid` runs: a zombie is dead (killed, not yet reaped by its new parent, and
+    here PID 1 reaps late, so /proc/PID stays for seconds after the kill)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def wait_supervised(home: Path, job: str) -> None:
     """Wait until cronwrap has passed the job's "started" line to the job's log: it is then
     past the spawn and has told its watchdog the job's pid, so a SIGKILL of cronwrap ends

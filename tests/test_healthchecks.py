@@ -16,6 +16,7 @@ from cronwrap.notify import healthchecks
 from cronwrap.notify.healthchecks import PingTarget, fit_body, join_url, target_from
 from cronwrap.redact import Redactor, redact_url
 from tests.conftest import (
+    alive,
     cronwrap,
     cw_env,
     events,
@@ -25,7 +26,6 @@ from tests.conftest import (
     wait_supervised,
 )
 from tests.hcserver import BlackHole, HCServer, free_port
-from tests.test_run import alive
 
 PY = sys.executable
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cronwrap.state import metrics
-from tests.conftest import cronwrap, popen_cronwrap, wait_for, wait_supervised
+from tests.conftest import alive, cronwrap, popen_cronwrap, wait_for, wait_supervised
 
 parser = pytest.importorskip("prometheus_client.parser")
 
@@ -103,7 +103,7 @@ def test_a_crashed_run_is_counted_and_shown_as_the_last_result(home: Path, tmp_p
     proc.kill()
     proc.wait(10)
     job_pid = int(marker.read_text())
-    wait_for(lambda: not os.path.exists(f"/proc/{job_pid}"), timeout=30)  # the watchdog's work
+    wait_for(lambda: not alive(job_pid), timeout=30)  # the watchdog's work
     prom = mdir / "cronwrap_crashy.prom"
     release = tmp_path / "release"
     nxt = popen_cronwrap(

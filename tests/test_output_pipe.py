@@ -16,7 +16,7 @@ import pytest
 
 from cronwrap.run.nowait import write_nowait
 from cronwrap.state.store import Store
-from tests.conftest import cw_env, wait_for
+from tests.conftest import alive, cw_env, wait_for
 
 PY = sys.executable
 CUT = "cannot pass output through"
@@ -201,20 +201,12 @@ def test_background_writers_see_the_broken_pipe_as_bare(home: Path, tmp_path: Pa
                       ("wrapped", wrapped("bg", "--", "sh", "-c", script("wrapped")))):  # fmt: skip
         code, _, said, _ = into_head(argv, home)
         pid = int((tmp_path / f"{tag}.pid").read_text())
-        wait_for(lambda pid=pid: not _alive(pid), timeout=20)
+        wait_for(lambda pid=pid: not alive(pid), timeout=20)
         results[tag] = (code, (tmp_path / f"{tag}.done").exists())
         assert said == b"fg\n"
     assert results["bare"] == (0, False)
     assert results["wrapped"] == results["bare"]
     assert the_run(home, "bg").exit_code == 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------- other write errors
@@ -378,7 +370,7 @@ def test_a_reader_that_never_reads_does_not_hold_off_the_timeout(
     code, took, stderr = into_stalled_reader(wrapped("stall", *args), home, both=both)
     assert code == 124, stderr
     assert took < 32, f"took {took:.1f}s"  # 2s, then SIGTERM; before the fix: never
-    wait_for(lambda: not _alive(int(pid_file.read_text())), timeout=20)
+    wait_for(lambda: not alive(int(pid_file.read_text())), timeout=20)
     run = the_run(home, "stall")
     assert (run.status, run.exit_code) == ("timeout", 124)
     assert run.reason == "timed out after 2s"

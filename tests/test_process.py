@@ -15,7 +15,7 @@ import pytest
 
 from cronwrap.run.process import signal_name
 from cronwrap.state.store import Store
-from tests.conftest import cronwrap, cw_env, popen_cronwrap, wait_for, wait_supervised
+from tests.conftest import alive, cronwrap, cw_env, popen_cronwrap, wait_for, wait_supervised
 
 PY = sys.executable
 
@@ -23,14 +23,6 @@ PY = sys.executable
 def runs(home: Path, job: str) -> list:
     with Store.open(home / "runs.db") as store:
         return store.runs(job, limit=100)
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------- signals

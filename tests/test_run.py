@@ -17,7 +17,15 @@ from cronwrap.argv import parse_run_argv
 from cronwrap.config import ConfigFile, resolve_job
 from cronwrap.run.judge import backoff_delay
 from cronwrap.state.store import Store
-from tests.conftest import cronwrap, cw_env, events, popen_cronwrap, wait_for, wait_supervised
+from tests.conftest import (
+    alive,
+    cronwrap,
+    cw_env,
+    events,
+    popen_cronwrap,
+    wait_for,
+    wait_supervised,
+)
 
 PY = sys.executable
 
@@ -38,19 +46,6 @@ def has_open(pid: int, path: Path) -> bool:
     try:
         return any(os.readlink(fds / fd) == str(path) for fd in os.listdir(fds))
     except OSError:  # a descriptor closed while we looked
-        return False
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead for our purposes
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
         return False
 
 
