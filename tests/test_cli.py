@@ -129,6 +129,28 @@ def test_run_with_a_config_file_loads_yaml_but_not_the_rest(tmp_path) -> None:
     assert _modules_after_a_run(tmp_path) & set(HEAVY) == {"yaml"}
 
 
+def test_run_starts_without_the_cycle_collector_and_collects_while_the_job_runs(
+    tmp_path,
+) -> None:
+    """Start-up makes no cyclic garbage, and each automatic collection rescanned all it made
+    (~4 % of a run's instructions): no collection runs before the job starts, whose lifetime
+    has the collector on again, sparing (freezing) what start-up made."""
+    code = (
+        "import gc, os, sys; os.environ['CRONWRAP_HOME'] = sys.argv[1]\n"
+        "from cronwrap.__main__ import main\n"
+        "early = []\n"
+        "gc.callbacks.append(lambda phase, info: early.append(gc.get_freeze_count() == 0))\n"
+        "try:\n"
+        "    main(['run', '--name', 'x', '--', 'true'])\n"
+        "except SystemExit as done:\n"
+        "    print(done.code, gc.isenabled(), gc.get_freeze_count() > 0, early.count(True))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["0", "True", "True", "0"], out.stdout + out.stderr
+
+
 def test_debug_shows_traceback_for_user_errors(tmp_path) -> None:
     (tmp_path / "config.yaml").write_text("jobs: [1]\n")
     env = {"CRONWRAP_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}

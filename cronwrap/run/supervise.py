@@ -5,6 +5,7 @@ Never imports click."""
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -87,6 +88,7 @@ def supervise(
             _open_output(run)
             run.started_at = now()
             reporters.start()
+            _collect_from_now_on()
             result, attempts, duration = _attempts(run, reporters, canceller, lock, rand, now)
             outcome = guard(
                 run, "cannot judge the run", _judge, run, result, attempts, duration, lock, now
@@ -329,6 +331,15 @@ def _not_started(
     outcome.warnings = run.warnings
     reporters.end(outcome)
     return outcome
+
+
+def _collect_from_now_on() -> None:
+    """The fast entry point starts with the cycle collector off (start-up makes no cyclic
+    garbage); a job may run for hours, so it collects again while the job runs, sparing what
+    start-up made (frozen: never scanned again). A collector someone left on stays as it is."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def _open_output(run: Run) -> None:
