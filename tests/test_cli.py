@@ -111,6 +111,11 @@ NOT_ON_THE_RUN_PATH = (
     "pathlib",  # ~3 ms with urllib.parse and ipaddress: paths are strings on the run path
     "urllib",
     "ipaddress",
+    # the run store and its times use the C modules _sqlite3 and _datetime: the sqlite3 package
+    # adds date adapters the store never uses, and `import datetime` runs a pure-Python twin
+    # first (3.10 and 3.11); the two cost ~4 % of a run's instructions
+    "sqlite3",
+    "datetime",
 )
 
 
@@ -121,7 +126,8 @@ def test_run_path_loads_none_of_the_costly_stdlib_modules(tmp_path) -> None:
 
 def test_a_scheduled_run_loads_neither_calendar_nor_locale(tmp_path) -> None:
     loaded = _modules_after_a_run(tmp_path, "--schedule", "*/5 * * * *")
-    assert not loaded & {"calendar", "locale", *NOT_ON_THE_RUN_PATH}, loaded
+    # the schedule's reader (cron/schedule.py, shared with status) imports datetime itself
+    assert not loaded & {"calendar", "locale", *NOT_ON_THE_RUN_PATH} - {"datetime"}, loaded
 
 
 def test_run_with_a_config_file_loads_yaml_but_not_the_rest(tmp_path) -> None:

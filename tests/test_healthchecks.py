@@ -61,7 +61,8 @@ def test_a_run_with_a_ping_loads_no_pathlib(home: Path, hc: HCServer) -> None:
         "from cronwrap.run import entry\n"
         "args = ['--name', 'p', '--ping', sys.argv[2], '--', 'true']\n"
         "assert entry.main(args, os.environ) == 0\n"
-        "heavy = ('pathlib', 'typing', 'json', 'urllib', 'ipaddress', 'socket', 'selectors')\n"
+        "heavy = ('pathlib', 'typing', 'json', 'urllib', 'ipaddress', 'socket', 'selectors',"
+        " 'sqlite3', 'datetime')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
     )
     out = subprocess.run(

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta, timezone
 
 from cronwrap.errors import CronwrapError
 from cronwrap.options import RUN_OPTIONS
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from datetime import datetime, timedelta, timezone
+else:  # datetime's C half: see state/database.py
+    from _datetime import datetime, timedelta, timezone
 if TYPE_CHECKING:
     from typing import Any
 

@@ -9,7 +9,6 @@ import gc
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
 
 from cronwrap.errors import CronwrapError
 from cronwrap.options import Job
@@ -21,6 +20,10 @@ from cronwrap.run import process as runner
 from cronwrap.run.reporting import Attempt, Outcome, Reporters, Run, guard
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from datetime import datetime, timezone
+else:  # datetime's C half: see state/database.py
+    from _datetime import datetime, timezone
 if TYPE_CHECKING:
     from threading import Thread
 

@@ -7,7 +7,7 @@ wrong."""
 
 from __future__ import annotations
 
-import sqlite3
+import _sqlite3 as sqlite3  # the C module alone: see state/database.py
 
 from cronwrap.state.records import in_chunks
 

@@ -4,11 +4,14 @@ one bad row (edited by hand, written by a broken tool) must never stop a run or 
 
 from __future__ import annotations
 
+import _sqlite3 as sqlite3  # the C module alone: see state/database.py
 import collections
-import sqlite3
-from datetime import datetime, timezone
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from datetime import datetime, timezone
+else:  # datetime's C half: see state/database.py
+    from _datetime import datetime, timezone
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 

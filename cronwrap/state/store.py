@@ -5,11 +5,10 @@ callers never see sqlite3 errors."""
 
 from __future__ import annotations
 
+import _sqlite3 as sqlite3  # the C module alone: see state/database.py
 import contextlib
-import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
 
 from cronwrap.errors import StoreError
 from cronwrap.state import heads
@@ -32,6 +31,12 @@ from cronwrap.state.records import (
     storable,
 )
 from cronwrap.state.schema import DEAD_STATUSES
+
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from datetime import datetime, timedelta, timezone
+else:  # datetime's C half: see state/database.py
+    from _datetime import datetime, timedelta, timezone
 
 
 def _queue_fleet(conn: sqlite3.Connection, run_id: str, queue: bool) -> None:
@@ -79,15 +84,7 @@ class Store(Database):
                     "tz=coalesce(excluded.tz, tz), last_started_at=excluded.last_started_at, "
                     "spec=coalesce(excluded.spec, spec), catch_up=excluded.catch_up, "
                     "catch_up_max_age=excluded.catch_up_max_age",
-                    (
-                        job,
-                        schedule,
-                        tz,
-                        iso(started_at),
-                        spec,
-                        int(catch_up),
-                        catch_up_max_age,
-                    ),
+                    (job, schedule, tz, iso(started_at), spec, int(catch_up), catch_up_max_age),
                 )
                 conn.execute(
                     "INSERT INTO runs (run_id, job, host, pid, command, started_at, status,"
