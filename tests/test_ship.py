@@ -199,3 +199,32 @@ def test_a_fleet_store_changes_nothing_the_run_says_or_keeps(
         return [{k: v for k, v in d.items() if k not in volatile} for d in docs]
 
     assert kept(fleet_home) == kept(plain_home)
+
+
+def test_a_shipper_that_fails_unexpectedly_leaves_word_for_status(tmp_path: Path) -> None:
+    """A failure no layer turned into a CronwrapError (a bug, an error of a library's that
+    was not foreseen) ended the detached shipper with a traceback into /dev/null: status then
+    said only that runs were not shipped, never why. The note says it, without the URL's
+    password."""
+    import os
+
+    url = "postgresql://cw:hunter2secret@127.0.0.1:1/fleet"
+    code = (
+        "import os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR); os.dup2(fd, 3)\n"
+        "from cronwrap.run import ship\n"
+        "def boom(self): raise RuntimeError(f'no way to {os.environ[ship.URL_ENV]}')\n"
+        "ship._Shipper._ship_queue = boom  # stands for a bug in the shipping code\n"
+        "sys.exit(ship.main([sys.argv[2], sys.argv[3], '5.0']))\n"
+    )
+    state = tmp_path / "state"
+    state.mkdir()
+    env = {**os.environ, "CRONWRAP_FLEET_STORE": url}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "lock"), str(state), str(state / "runs.db")],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    failed = (state / "fleet-ship.failed").read_text()
+    assert "the shipper failed (RuntimeError: no way to" in failed
+    assert "hunter2secret" not in failed and "with fleet store postgresql://127.0.0.1:1/" in failed

@@ -160,9 +160,16 @@ def main(argv: list[str]) -> int:
     state_dir, db_file, budget_s = argv[0], argv[1], float(argv[2])
     signal.alarm(int(shipper_bound_s(budget_s)) + 1)
     os.closerange(LOCK_FD + 1, 1 << 16)  # nothing of the run's may live on in the shipper
-    shipper = _Shipper(os.environ.get(URL_ENV, ""), state_dir, db_file, budget_s)
+    url = os.environ.get(URL_ENV, "")
+    shipper = _Shipper(url, state_dir, db_file, budget_s)
     try:
         return 0 if shipper.ship_all() else 1
+    except Exception as err:  # a failure no layer put into words: said all the same
+        from cronwrap.redact import Redactor, redact_url
+
+        said = Redactor(secrets=[url]).text(f"{type(err).__name__}: {err}")
+        note_failure(state_dir, f"the shipper failed ({said}) with fleet store {redact_url(url)}")
+        return 1
     finally:
         shipper.close()
 
