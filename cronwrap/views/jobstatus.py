@@ -102,10 +102,15 @@ class JobStatus:
 
 
 class StatusReport:
-    """The jobs, and the reason status cannot know their state, if any (exit 3)."""
+    """The jobs, and the reason status cannot know their state, if any (exit 3).
+    `unreadable`: the store itself could not be read (corrupt, refused, a server nobody
+    answers for), so `jobs` holds only what the crontabs say, each marked unknown."""
 
-    __slots__ = ("jobs", "problem")
+    __slots__ = ("jobs", "problem", "unreadable")
 
-    def __init__(self, jobs: list[JobStatus], problem: str | None = None) -> None:
+    def __init__(
+        self, jobs: list[JobStatus], problem: str | None = None, *, unreadable: bool = False
+    ) -> None:
         self.jobs = jobs
         self.problem = problem
+        self.unreadable = unreadable

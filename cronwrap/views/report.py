@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from cronwrap.paths import Paths
+    from cronwrap.views.jobstatus import StatusReport
 
 
 def _line(stream: Any, text: str) -> None:
@@ -155,8 +156,10 @@ def _show(
     color: str,
     clear: bool,
     problem: str | None = None,
+    unreadable: bool = False,
 ) -> None:
-    """The jobs as the HTML page, JSON or the table."""
+    """The jobs as the HTML page, JSON or the table; nothing when the store could not be
+    read and no crontab names a job to show."""
     if html_file:
         from cronwrap.views.html import render_page, write_atomic
 
@@ -165,6 +168,8 @@ def _show(
             write_atomic(html_file, page)
         except OSError as err:
             raise CronwrapError(f"cannot write {html_file}: {err.strerror}") from None
+    elif unreadable and not jobs:
+        pass  # an empty table or `[]` would read as "no jobs, all fine"; the reason is on stderr
     elif as_json:
         from cronwrap.views.jsondoc import status_document
 
@@ -223,7 +228,7 @@ def status_once(
     from cronwrap.views.status import exit_code_for
 
     with _without_gc():
-        jobs, failures, problem = _load_jobs(
+        report, failures = _load_jobs(
             paths,
             now=now,
             grace=grace,
@@ -235,7 +240,7 @@ def status_once(
             host=host,
             with_failures=bool(html_file),
         )
-        judged = list(jobs)
+        jobs = report.jobs
         _warn_zones(jobs)
         _warn_fleet_backlog(paths, now)
         if failed:
@@ -249,9 +254,10 @@ def status_once(
             as_json=as_json,
             color=color,
             clear=clear,
-            problem=problem,
+            problem=report.problem,
+            unreadable=report.unreadable,
         )
-        return exit_code_for(judged, problem=problem)
+        return exit_code_for(report.jobs, problem=report.problem)
 
 
 def _load_jobs(
@@ -266,9 +272,9 @@ def _load_jobs(
     fleet_url: str | None,
     host: str | None,
     with_failures: bool,
-) -> tuple[list[Any], list[Any], str | None]:
-    """Every job's status (from the fleet store, or this host's store and crontabs), for the
-    HTML page the recent failed runs, and what kept status from reading the store, if any."""
+) -> tuple[StatusReport, list[Any]]:
+    """Every job's status (from the fleet store, or this host's store and crontabs) and what
+    kept status from knowing, if any; for the HTML page, the recent failed runs."""
     from cronwrap.views.runstate import configured_host_ids, open_store_readonly
     from cronwrap.views.status import load_status
 
@@ -291,20 +297,19 @@ def _load_jobs(
         host_ids=set(host_ids) | configured_host_ids(paths, dict(os.environ)),
         names=job_names,
     )
-    jobs, problem = report.jobs, report.problem
     if report.problem:
         warn(f"cronwrap: status unknown: {report.problem}")
-    if host:
-        hosts = {j.last.host for j in jobs if j.last is not None}
-        jobs = [j for j in jobs if j.last is not None and j.last.host == host]
-        if not jobs and not problem:
-            problem = _unknown_host(host, hosts)
     if with_failures and not report.problem:
         store = open_store_readonly(paths)
         if store is not None:
             with store:
                 failures = store.failures(host=host, jobs=job_names)
-    return jobs, failures, problem
+    if host:
+        hosts = {j.last.host for j in report.jobs if j.last is not None}
+        report.jobs = [j for j in report.jobs if j.last is not None and j.last.host == host]
+        if not report.jobs and not report.problem:
+            report.problem = _unknown_host(host, hosts)
+    return report, failures
 
 
 def _load_fleet(
@@ -315,11 +320,12 @@ def _load_fleet(
     host: str | None,
     job_names: tuple[str, ...],
     with_failures: bool,
-) -> tuple[list[Any], list[Any], str | None]:
+) -> tuple[StatusReport, list[Any]]:
     """_load_jobs from the fleet store. A store that cannot be read (down, black-holed, an
     upgrade it could not make) is a status that cannot know: no jobs, and the problem."""
     from cronwrap.state.fleetread import FleetStoreError
     from cronwrap.views.fleet import load_fleet_status
+    from cronwrap.views.jobstatus import StatusReport
 
     failures: list[Any] = []
     try:
@@ -332,13 +338,13 @@ def _load_fleet(
             if host is not None and all(st.last is None for st in report.jobs):
                 hosts = fleet.hosts()
                 if host not in hosts:
-                    return [], failures, _unknown_host(host, hosts)
+                    return StatusReport([], _unknown_host(host, hosts)), failures
             if report.problem:
                 warn(f"cronwrap: status unknown: {report.problem}")
     except FleetStoreError as err:
         warn(f"cronwrap: status unknown: {err}")
-        return [], [], str(err)
-    return report.jobs, failures, report.problem
+        return StatusReport([], str(err), unreadable=True), []
+    return report, failures
 
 
 def _unknown_host(host: str, known: set[str] | list[str]) -> str:

@@ -151,6 +151,7 @@ def load_status(
             known_names = _known_names(store, tabs, include_unmonitored=include_unmonitored)
         if store is not None:
             store.close()
+    unreadable = problem is not None  # so far, only the store keeps status from knowing
     if problem:
         for st in jobs:
             if not st.unmonitored:
@@ -163,11 +164,13 @@ def load_status(
             if name in found:
                 jobs.append(found[name])
                 continue
+            if unreadable:  # a store status could not read cannot say the name is not in it
+                continue
             known = ", ".join(sorted(known_names)[:10]) or "none"
             why = f"no job named {name!r} in the run store or the crontabs (known: {known})"
             problem = problem or why
             jobs.append(unknown_job(name, why))
-    return StatusReport(jobs, problem)
+    return StatusReport(jobs, problem, unreadable=unreadable)
 
 
 def unknown_job(name: str, why: str, *, host: str | None = None) -> JobStatus:

@@ -1,0 +1,144 @@
+"""`status` when it cannot read the store at all (a corrupt SQLite file, a state dir the
+reader cannot look into, a fleet store nobody answers for): stdout says nothing that could
+be read as "no jobs, all fine" — no table, no `[]` — the dashboard says the status is
+unknown and why, and `--watch` shows the reason until the store reads again."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cronwrap.errors import ExitCode
+from tests.conftest import cronwrap, cw_env
+from tests.pgserver import PASSWORD, free_port
+
+GARBAGE = b"this is not a database, just some bytes\n" * 250
+
+
+def corrupt_store(home: Path) -> Path:
+    """A real run store cronwrap cannot read: bytes that are no SQLite database."""
+    home.mkdir(mode=0o750)
+    db = home / "runs.db"
+    db.write_bytes(GARBAGE)
+    return db
+
+
+def status(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return cronwrap(home, "status", "--crontab", "/dev/null", *args, env=env, timeout=30)
+
+
+def one_unknown_line(result: subprocess.CompletedProcess[str], *words: str) -> str:
+    assert result.returncode == ExitCode.UNKNOWN, (result.stdout, result.stderr)
+    [line] = result.stderr.splitlines()
+    assert line.startswith("cronwrap: status unknown: "), line
+    assert all(w in line for w in words), line
+    return line
+
+
+READERS = [
+    pytest.param([], id="table"),
+    pytest.param(["--json"], id="json"),
+    pytest.param(["--failed"], id="failed"),
+    pytest.param(["--failed", "--json"], id="failed-json"),
+    pytest.param(["--job", "backup"], id="job"),
+    pytest.param(["--job", "backup", "--json"], id="job-json"),
+    pytest.param(["--host", "db1", "--json"], id="host-json"),
+]
+
+
+@pytest.mark.parametrize("args", READERS)
+def test_a_corrupt_store_prints_nothing_on_stdout(home: Path, args: list[str]) -> None:
+    """It printed "0 jobs listed." or `[]` (and for --job, a row saying no job of that name is
+    in the run store, which it never read)."""
+    corrupt_store(home)
+    result = status(home, *args)
+    one_unknown_line(result, "run store", "damaged")
+    assert result.stdout == ""
+
+
+@pytest.fixture
+def unreadable_home(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
+    """A store with a failed run in a state dir the reader cannot search (0700, another
+    user's; as root, read as nobody through setpriv); the command prefix to read it with."""
+    if os.geteuid() != 0:
+        home = tmp_path / "home"
+        cronwrap(home, "run", "--name", "bad", "--", "false")
+        home.chmod(0o600)
+        yield home, []
+        home.chmod(0o750)
+        return
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv to read as another user")
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        base.chmod(0o711)
+        home = base / "home"
+        cronwrap(home, "run", "--name", "bad", "--", "false")
+        home.chmod(0o700)
+        yield home, ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    finally:
+        shutil.rmtree(base)
+
+
+@pytest.mark.parametrize("args", [[], ["--json"]], ids=["table", "json"])
+def test_a_store_the_reader_cannot_look_into_prints_nothing(
+    unreadable_home: tuple[Path, list[str]], args: list[str]
+) -> None:
+    home, reader = unreadable_home
+    cmd = [*reader, sys.executable, "-m", "cronwrap", "status", "--crontab", "/dev/null", *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=cw_env(home), check=False)
+    one_unknown_line(result)
+    assert result.stdout == ""
+
+
+def test_crontab_jobs_are_still_listed_as_unknown(home: Path, tmp_path: Path) -> None:
+    """What the crontab says is known (name, schedule, next run): those rows stay, each
+    marked unknown with the reason; a --job the crontab lacks gets no row."""
+    tab = tmp_path / "tab"
+    tab.write_text("0 * * * * cronwrap run --name hourly -- true\n")
+    corrupt_store(home)
+    result = cronwrap(home, "status", "--crontab", str(tab), "--json", "--job", "hourly",
+                      "--job", "nosuch")  # fmt: skip
+    one_unknown_line(result, "damaged")
+    [row] = json.loads(result.stdout)
+    assert (row["name"], row["state"], row["healthy"]) == ("hourly", "unknown", False)
+    assert "damaged" in row["reason"]
+
+
+def test_an_unknown_job_in_a_readable_store_still_gets_its_row(home: Path) -> None:
+    cronwrap(home, "run", "--name", "real", "--", "true")
+    result = status(home, "--job", "nosuch", "--json")
+    one_unknown_line(result, "no job named 'nosuch'")
+    [row] = json.loads(result.stdout)
+    assert (row["name"], row["state"], row["result"]) == ("nosuch", "unknown", "unknown job")
+
+
+def _has_fleet_driver() -> bool:
+    from cronwrap.state import libpq
+
+    return libpq.load() is not None or importlib.util.find_spec("psycopg") is not None
+
+
+needs_driver = pytest.mark.skipif(not _has_fleet_driver(), reason="neither libpq nor psycopg")
+
+
+@needs_driver
+@pytest.mark.parametrize("args", READERS)
+def test_a_fleet_store_nobody_answers_for_prints_nothing(home: Path, args: list[str]) -> None:
+    """A free port nobody listens on: it printed "0 jobs listed." or `[]`."""
+    url = f"postgresql://cw:{PASSWORD}@127.0.0.1:{free_port()}/fleet"
+    result = cronwrap(home, "status", "--fleet-store", url, *args, timeout=30)
+    line = one_unknown_line(result, "fleet store", "unavailable")
+    assert PASSWORD not in line
+    assert result.stdout == ""
