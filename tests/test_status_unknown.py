@@ -124,6 +124,25 @@ def test_an_unknown_job_in_a_readable_store_still_gets_its_row(home: Path) -> No
     assert (row["name"], row["state"], row["result"]) == ("nosuch", "unknown", "unknown job")
 
 
+def test_the_dashboard_of_a_corrupt_store_says_unknown_not_empty(
+    home: Path, tmp_path: Path
+) -> None:
+    """The page is rewritten (a page left alone would go stale without a word): it says the
+    status is unknown, why, and when it was checked; not 0 jobs, no failures, no missed slots."""
+    corrupt_store(home)
+    page = tmp_path / "status.html"
+    page.write_text("yesterday's page")
+    result = status(home, "--html", str(page), "--now", "2026-12-01T10:00:00+00:00")
+    one_unknown_line(result, "damaged")
+    assert result.stdout == ""
+    text = page.read_text()
+    assert "<title>cronwrap status: unknown</title>" in text
+    assert "Status unknown:" in text and "damaged" in text
+    assert "2026-12-01 10:00:00 UTC" in text
+    for claim in ("0 jobs", "No jobs recorded", "No recent failures", "No missed slots"):
+        assert claim not in text, claim
+
+
 def _has_fleet_driver() -> bool:
     from cronwrap.state import libpq
 
@@ -142,3 +161,17 @@ def test_a_fleet_store_nobody_answers_for_prints_nothing(home: Path, args: list[
     line = one_unknown_line(result, "fleet store", "unavailable")
     assert PASSWORD not in line
     assert result.stdout == ""
+
+
+@needs_driver
+def test_the_dashboard_of_a_dead_fleet_store_says_unknown_without_the_password(
+    home: Path, tmp_path: Path
+) -> None:
+    url = f"postgresql://cw:{PASSWORD}@127.0.0.1:{free_port()}/fleet"
+    page = tmp_path / "fleet.html"
+    result = cronwrap(home, "status", "--fleet-store", url, "--html", str(page), timeout=30)
+    one_unknown_line(result, "unavailable")
+    text = page.read_text()
+    assert "<title>cronwrap status: unknown</title>" in text and "unavailable" in text
+    assert "0 jobs" not in text and "No recent failures" not in text
+    assert PASSWORD not in text

@@ -222,9 +222,12 @@ def render_page(
     title: str = "cronwrap status",
     default_host: str | None = None,
     problem: str | None = None,
+    unreadable: bool = False,
 ) -> str:
     """The whole page: a summary, one table per host, recent failures, missed slots; first,
-    what kept status from knowing (`problem`: a store it could not read), if anything."""
+    what kept status from knowing (`problem`), if anything. A store that could not be read
+    (`unreadable`) says nothing of failures or missed slots, nor of how many jobs there
+    are when no crontab names one: the page says the status is unknown instead."""
     import socket
 
     host_default = default_host or socket.gethostname()
@@ -233,9 +236,14 @@ def render_page(
     by_host: dict[str, list[JobStatus]] = {}
     for st in jobs:
         by_host.setdefault(_host_of(st, host_default), []).append(st)
-    attention = [s for s in jobs if not s.healthy and not s.unmonitored]
     missed = [s for s in jobs if s.missed]
     generated = now.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    iso = now.astimezone(timezone.utc).isoformat(timespec="seconds")
+    if unreadable and not jobs:
+        title += ": unknown"
+        summary = "Status unknown: the store could not be read."
+    else:
+        summary = _summary(jobs, len(by_host), fleet=fleet)
     out = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -249,12 +257,7 @@ def render_page(
         "<body>",
         "<header>",
         f"<h1>{t(title)}</h1>",
-        f'<p class="meta">{len(jobs)} job{"s" if len(jobs) != 1 else ""} on '
-        f"{len(by_host)} host{'s' if len(by_host) != 1 else ''}"
-        + (" (fleet store)" if fleet else "")
-        + f", {len(attention)} need{'s' if len(attention) == 1 else ''} attention. "
-        f'Generated <time datetime="{now.astimezone(timezone.utc).isoformat(timespec="seconds")}">'
-        f"{generated}</time>.</p>",
+        f'<p class="meta">{summary} Generated <time datetime="{iso}">{generated}</time>.</p>',
         "</header>",
         "<main>",
     ]
@@ -278,10 +281,21 @@ def render_page(
         for st in sorted(rows, key=lambda s: (s.healthy, s.name)):
             out.append(_job_row(st, host, page))
         out += ["</tbody>", "</table>", "</section>"]
-    out += _failures(failures, page)
-    out += _missed(missed, host_default, page)
+    if not unreadable:  # "no recent failures", "no missed slots": an unread store knows neither
+        out += _failures(failures, page)
+        out += _missed(missed, host_default, page)
     out += ["</main>", "</body>", "</html>", ""]
     return "\n".join(out)
+
+
+def _summary(jobs: Sequence[JobStatus], hosts: int, *, fleet: bool) -> str:
+    """How many jobs on how many hosts, and how many need attention."""
+    attention = sum(1 for s in jobs if not s.healthy and not s.unmonitored)
+    return (
+        f"{len(jobs)} job{'s' if len(jobs) != 1 else ''} on {hosts} host{'s' if hosts != 1 else ''}"
+        + (" (fleet store)" if fleet else "")
+        + f", {attention} need{'s' if attention == 1 else ''} attention."
+    )
 
 
 def _missed(missed: Sequence[JobStatus], host_default: str, page: _Page) -> list[str]:

@@ -164,7 +164,9 @@ def _show(
         from cronwrap.views.html import render_page, write_atomic
 
         try:
-            page = render_page(jobs, failures, now=now, fleet=fleet, problem=problem)
+            page = render_page(
+                jobs, failures, now=now, fleet=fleet, problem=problem, unreadable=unreadable
+            )
             write_atomic(html_file, page)
         except OSError as err:
             raise CronwrapError(f"cannot write {html_file}: {err.strerror}") from None
