@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from cronwrap.errors import ExitCode
-from tests.conftest import cronwrap, cw_env
+from tests.conftest import cronwrap, cw_env, popen_cronwrap
 from tests.pgserver import PASSWORD, free_port
 
 GARBAGE = b"this is not a database, just some bytes\n" * 250
@@ -141,6 +142,29 @@ def test_the_dashboard_of_a_corrupt_store_says_unknown_not_empty(
     assert "2026-12-01 10:00:00 UTC" in text
     for claim in ("0 jobs", "No jobs recorded", "No recent failures", "No missed slots"):
         assert claim not in text, claim
+
+
+def test_watch_shows_the_reason_and_keeps_watching(home: Path) -> None:
+    """Each redraw says the status is unknown and why (it drew an empty table), and when
+    the store reads again (moved aside, a run recorded) the table is back."""
+    db = corrupt_store(home)
+    proc = popen_cronwrap(home, "status", "--crontab", "/dev/null", "--watch", "0.1s",
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        unknown = 0
+        while unknown < 3:
+            line = proc.stdout.readline().decode()
+            assert line and "jobs listed" not in line, line
+            unknown += line.startswith("cronwrap: status unknown: ") and "damaged" in line
+        db.unlink()
+        cronwrap(home, "run", "--name", "back", "--", "true")
+        while b"1 job listed." not in proc.stdout.readline():
+            pass
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(10)
+    assert code == 0
 
 
 def _has_fleet_driver() -> bool:

@@ -130,7 +130,13 @@ def status_cmd(
         now = parse_now(now_text)
         clear = every is not None and sys.stdout.isatty()
         return status_once(
-            state_paths(ctx), now=now, grace=grace_td, clear=clear, fleet_url=fleet_url, **options
+            state_paths(ctx),
+            now=now,
+            grace=grace_td,
+            clear=clear,
+            fleet_url=fleet_url,
+            watching=every is not None,
+            **options,
         )
 
     fleet_url = fleet_store_url(ctx, fleet_store)

@@ -157,9 +157,10 @@ def _show(
     clear: bool,
     problem: str | None = None,
     unreadable: bool = False,
+    watching: bool = False,
 ) -> None:
     """The jobs as the HTML page, JSON or the table; nothing when the store could not be
-    read and no crontab names a job to show."""
+    read and no crontab names a job to show (or, for --watch, the reason)."""
     if html_file:
         from cronwrap.views.html import render_page, write_atomic
 
@@ -171,7 +172,13 @@ def _show(
         except OSError as err:
             raise CronwrapError(f"cannot write {html_file}: {err.strerror}") from None
     elif unreadable and not jobs:
-        pass  # an empty table or `[]` would read as "no jobs, all fine"; the reason is on stderr
+        # an empty table or `[]` would read as "no jobs, all fine": stdout stays empty (the
+        # reason is on stderr), but a watched screen must not keep a table no longer true
+        if watching and not as_json:
+            if clear:
+                sys.stdout.write("\x1b[H\x1b[2J")
+            _echo(f"cronwrap: status unknown: {problem}")
+            _echo(f"Checked {now.astimezone().strftime('%Y-%m-%d %H:%M:%S %Z')}.")
     elif as_json:
         from cronwrap.views.jsondoc import status_document
 
@@ -225,6 +232,7 @@ def status_once(
     fleet_url: str | None = None,
     host: str | None = None,
     html_file: str | None = None,
+    watching: bool = False,
 ) -> int:
     """Print the status once (or write the HTML page); returns the exit status."""
     from cronwrap.views.status import exit_code_for
@@ -258,6 +266,7 @@ def status_once(
             clear=clear,
             problem=report.problem,
             unreadable=report.unreadable,
+            watching=watching,
         )
         return exit_code_for(report.jobs, problem=report.problem)
 
