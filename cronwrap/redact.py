@@ -95,9 +95,18 @@ _PROGRAM_OPTIONS = (
 )
 _ANY_PASSWORD = r"--(?!no-)(?:[a-z0-9]+-)*(?:passw(?:or)?d|passphrase)(?:=|\s+)"  # noqa: S105
 _PASSWORD_TRIGGERS = ("passw", "passphrase")
+# a token, secret or API key, whatever the program (Go's -token too): an option whose name ends
+# so, its value after `=` or a space; not `--token-file PATH` (the name goes on: a path),
+# `--max-tokens 5`, or the flags that take no value (`gh auth login --with-token < FILE`,
+# `--no-secret`), nor a next word that is an option or a redirection (`--token --verbose`)
+_ANY_SECRET = (
+    r"--?(?!(?:no|with|show|print)-)(?:[a-z0-9]+-)*[a-z0-9]*"  # noqa: S105 (a pattern)
+    r"(?:token|secret|api-?key|secret-(?:access-)?key)(?:=|\s+(?![-<>]))"
+)
+_SECRET_TRIGGERS = ("token", "secret", "api-key", "apikey")
 _PROGRAM_TRIGGERS = (
     *(word for words, *_ in _PROGRAM_OPTIONS for word in words),
-    *("htpasswd", *_PASSWORD_TRIGGERS),
+    *("htpasswd", *_PASSWORD_TRIGGERS, *_SECRET_TRIGGERS),
 )
 _SEGMENT = r"""(?:'[^']*'|"(?:[^"\\]|\\.)*"|[^|;&\n])+"""
 # a quoted string read as a command line: a single-quoted one goes on across the two ways to
@@ -194,6 +203,8 @@ def _mask_segment(part: str) -> str:
         part = _mask_values(_value_after(_ANY_PASSWORD), part, spans, 0, split)
         with_equals = _value_after(_ANY_PASSWORD.replace(r"(?:=|\s+)", "="))
         part = _mask_values(with_equals, part, _quoted_spans(part), split, len(part))
+    if any(word in part for word in _SECRET_TRIGGERS):
+        part = _mask_values(_value_after(_ANY_SECRET), part, _quoted_spans(part), 0, len(part))
     if "htpasswd" in part:
         found = _first_outside(_compiled(r"\bhtpasswd\b"), part, _quoted_spans(part))
         part = part if found is None else _mask_htpasswd(part, found.end())

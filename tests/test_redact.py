@@ -133,6 +133,28 @@ MASKED = [
     (f"BORG_PASSPHRASE='{SECRET}' borg create r::a", "BORG_PASSPHRASE=[REDACTED] borg create r::a"),
     (f"tool --api-key={SECRET}", "tool --api-key=[REDACTED]"),
     (f"redis-cli -u redis://:{SECRET}@cache:6379", "redis-cli -u redis://[REDACTED]@cache:6379"),
+    # a token, secret or API key given as an option, whatever the program: `--NAME VALUE` as
+    # `--NAME=VALUE` (Go's single dash too), the name ending in token, secret or api key
+    (f"tool --token {SECRET} run", "tool --token [REDACTED] run"),
+    (f"tool --secret '{SECRET} x' run", "tool --secret [REDACTED] run"),
+    (f"tool --api-key {SECRET}", "tool --api-key [REDACTED]"),
+    (f"tool --apikey {SECRET}", "tool --apikey [REDACTED]"),
+    (f"tool --access-token {SECRET}", "tool --access-token [REDACTED]"),
+    (f"tool --auth-token {SECRET}", "tool --auth-token [REDACTED]"),
+    (f"tool --client-secret {SECRET}", "tool --client-secret [REDACTED]"),
+    (f"tool --secret-key {SECRET}", "tool --secret-key [REDACTED]"),
+    (f"tool --api-token {SECRET}", "tool --api-token [REDACTED]"),
+    (f"tool --github-token {SECRET}", "tool --github-token [REDACTED]"),
+    (f"consul kv get -token {SECRET} k", "consul kv get -token [REDACTED] k"),
+    (f"tool --token={SECRET}", "tool --token=[REDACTED]"),
+    (f"tool --secret-key={SECRET}", "tool --secret-key=[REDACTED]"),
+    (f"rclone --s3-secret-access-key {SECRET} ls", "rclone --s3-secret-access-key [REDACTED] ls"),
+    (f"ngrok http 80 --authtoken {SECRET}", "ngrok http 80 --authtoken [REDACTED]"),
+    (
+        f"kubeadm join h --token {SECRET} --discovery-token-ca-cert-hash sha256:ab",
+        "kubeadm join h --token [REDACTED] --discovery-token-ca-cert-hash sha256:ab",
+    ),
+    (f"sh -c 'tool --api-key {SECRET}; date -u'", "sh -c 'tool --api-key [REDACTED]; date -u'"),
 ]
 
 LEFT_ALONE = [
@@ -171,6 +193,13 @@ LEFT_ALONE = [
     "sh -c 'echo curl; sort -u a:b'",
     "sh -c 'mysql --password db'",
     'bash -c "ls; date -u +%H:%M"',
+    # a file holding the secret is a path, not a secret; numbers of tokens are not secrets
+    "tool --token-file /etc/t",
+    "tool --secret-file /etc/s --api-key-file /etc/k",
+    "tool --token-budget 5 --max-tokens 100",
+    "gh auth login --with-token < /etc/gh.token",
+    "tool --no-token run",
+    "tool --token --verbose",  # a flag that takes no value: the next option stays
 ]
 
 
@@ -210,6 +239,7 @@ FORMS = [
     ["--", "sh", "-c", "exit 0", "mysql", f"-p{SECRET}", "db"],
     ["--", "sh", "-c", "exit 0", "wget", "--password", SECRET, "https://x.invalid"],
     ["--", "sh", "-c", "exit 0", "sshpass", "-p", SECRET, "ssh", "host"],
+    ["--", "sh", "-c", "exit 0", "tool", "--api-key", SECRET, "--token", SECRET],
     # the stored command quotes the script: its ' are written '"'"'
     ["--", "sh", "-c", f": sshpass -p '{SECRET}' ssh h; PGPASSWORD='{SECRET}' :"],
 ]
