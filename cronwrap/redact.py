@@ -13,6 +13,20 @@ MASK = "[REDACTED]"
 # is matched and masked whole before the cut is made
 REDACT_MARGIN = 4096
 
+# the names of headers (and of keys in JSON) whose value is a credential, each of a fixed
+# width, since they are read behind a `:` (X-Api-Key ends with api-key, X-Auth-Token with …)
+_HEADER_NAMES = (
+    *("api[-_]key", "apikey", "auth[-_]key", "client[-_]secret", "password"),
+    *(f"{kind}[-_]token" for kind in ("auth", "access", "refresh", "api", "private", "job")),
+    *(f"{kind}[-_]token" for kind in ("vault", "consul", "nomad")),
+)
+
+
+def _names_before(*names: str) -> str:
+    """Look-behinds for `NAME:`, `"NAME":` and `'NAME':`, read at the `:`."""
+    return "|".join(f"(?<={name}:)|(?<={name}[\"']:)" for name in names)
+
+
 # shapes of well-known credentials, masked wherever they appear
 TOKEN_SHAPES = (
     r"\bgh[pousr]_[A-Za-z0-9]{30,}\b",  # GitHub
@@ -27,7 +41,17 @@ TOKEN_SHAPES = (
     r"https?://discord(?:app)?\.com/api/webhooks/[A-Za-z0-9/_-]+",
     r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}\b",  # Stripe
     r"\bAIza[0-9A-Za-z_-]{35}\b",  # Google API key
-    r"(?i:authorization:\s*basic\s+)[A-Za-z0-9+/]{8,}=*",  # Authorization: Basic …
+    # an HTTP header that carries a key or token, as curl -H sends it and curl -v shows it, or
+    # such a key in a dump of headers or JSON (`'X-Api-Key': '…'`, `"access_token": "…"`):
+    # its name stays, and Authorization's scheme (`Authorization: Basic [REDACTED]`). Read from
+    # the `:`, the name behind it, so that only a `:` costs more than a glance
+    r"(?P<name>:(?i:(?:"
+    + _names_before("authorization")  # Proxy-Authorization too
+    + r")[ \t]*[\"']?(?:basic|bearer|token|bot|apikey|ssws)[ \t]+|(?:"
+    + _names_before(*_HEADER_NAMES)
+    + r")[ \t]*))"
+    # the value: quoted, or one word (a value masked already is passed over whole: `[REDACTED]}`)
+    r"""(?:\[REDACTED\]|'[^'\n]*'|"(?:[^"\\\n]|\\.)*"|[^\s&"',;]+)""",
     # a PEM private key, whole, or up to the end of what was kept of the output
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
     # the value of password=…, secret=…, token=…, api_key=… (the name stays, to tell what it was)
@@ -220,7 +244,7 @@ def _mask_quoted(match: re.Match[str]) -> str:
     script = body if escaped is None else _compiled(_ESCAPED_QUOTE).sub("'", body)
     masked = _mask_options(script) if _has_option_trigger(script) else script
     if escaped is not None and any(t in masked for t in _TRIGGERS):
-        masked = _token_shapes().sub(MASK, masked)
+        masked = _token_shapes().sub(_mask_shape, masked)
     if masked == script:
         return q
     return q[0] + (masked if escaped is None else masked.replace("'", escaped.group(0))) + q[-1]
@@ -286,6 +310,10 @@ _TRIGGERS = (
     *("oken=", "OKEN=", "pi_key=", "PI_KEY=", "pikey=", "PIKEY=", "_pwd=", "_PWD="),
     *("pi-key=", "PI-KEY=", "ASSPHRASE=", "assphrase="),
     *("SSHPASS=", "sshpass=", "CLI_AUTH=", "cli_auth=", "ACCESS_KEY=", "access_key="),
+    # header names, in the cases they are written in (X-Api-Key, x-api-key, X-API-KEY)
+    *("pi-key", "pi-Key", "PI-KEY", "pi_key", "PI_KEY", "pikey", "PIKEY", "piKey", "uth-key"),
+    *("uth-Key", "UTH-KEY", "-token", "-Token", "-TOKEN", "_token", "_TOKEN", "_secret"),
+    *("-secret", "-Secret", "_SECRET", "-SECRET"),
 )
 _shapes: list[re.Pattern[str]] = []
 
@@ -294,6 +322,11 @@ def _token_shapes() -> re.Pattern[str]:
     if not _shapes:
         _shapes.append(re.compile("|".join(TOKEN_SHAPES)))
     return _shapes[0]
+
+
+def _mask_shape(match: re.Match[str]) -> str:
+    # what a header's name matched stays (None for the other shapes)
+    return (match.group("name") or "") + MASK
 
 
 def _split_globs(globs: Iterable[str]) -> tuple[list[str], list[str]]:
@@ -348,7 +381,7 @@ class Redactor:
         if _has_option_trigger(text):
             text = _mask_options(text)
         if any(t in text for t in _TRIGGERS):
-            text = _token_shapes().sub(MASK, text)
+            text = _token_shapes().sub(_mask_shape, text)
         if self._user is not None:
             text = self._user.sub(MASK, text)
         return text

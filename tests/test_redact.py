@@ -155,6 +155,24 @@ MASKED = [
         "kubeadm join h --token [REDACTED] --discovery-token-ca-cert-hash sha256:ab",
     ),
     (f"sh -c 'tool --api-key {SECRET}; date -u'", "sh -c 'tool --api-key [REDACTED]; date -u'"),
+    # HTTP headers that carry a key or token, in a command (curl -H) or in output (curl -v,
+    # a trace, a dump of headers): the name stays, the value goes, whatever the case
+    (f"curl -H 'X-Api-Key: {SECRET}' https://x", "curl -H 'X-Api-Key: [REDACTED]' https://x"),
+    (f"curl -H 'X-API-KEY:{SECRET}' https://x", "curl -H 'X-API-KEY:[REDACTED]' https://x"),
+    (f"curl -H 'Api-Key: {SECRET}' x", "curl -H 'Api-Key: [REDACTED]' x"),
+    (f"curl -H 'X-Auth-Token: {SECRET}' x", "curl -H 'X-Auth-Token: [REDACTED]' x"),
+    (f'curl -H "PRIVATE-TOKEN: {SECRET}" x', 'curl -H "PRIVATE-TOKEN: [REDACTED]" x'),
+    (f"> private-token: {SECRET}\r", "> private-token: [REDACTED]\r"),
+    (f"+ curl -sS -H 'X-Vault-Token: {SECRET}' x", "+ curl -sS -H 'X-Vault-Token: [REDACTED]' x"),
+    (f"wget --header='JOB-TOKEN: {SECRET}' x", "wget --header='JOB-TOKEN: [REDACTED]' x"),
+    (f"{{'X-Api-Key': '{SECRET}', 'A': 'b'}}", "{'X-Api-Key': [REDACTED], 'A': 'b'}"),
+    (f'{{"access_token": "{SECRET}", "n": 1}}', '{"access_token": [REDACTED], "n": 1}'),
+    (f'{{"password": "{SECRET} x"}}', '{"password": [REDACTED]}'),
+    # Authorization with a scheme other than a long bearer token or Basic: the scheme stays
+    (f"curl -H 'Authorization: Token {SECRET}' x", "curl -H 'Authorization: Token [REDACTED]' x"),
+    (f"curl -H 'authorization: bearer {SECRET}' x", "curl -H 'authorization: bearer [REDACTED]' x"),
+    ("> Authorization: Basic YWxpY2U6aHVudGVyMg==", "> Authorization: Basic [REDACTED]"),
+    (f"> Proxy-Authorization: Bot {SECRET}", "> Proxy-Authorization: Bot [REDACTED]"),
 ]
 
 LEFT_ALONE = [
@@ -200,6 +218,10 @@ LEFT_ALONE = [
     "gh auth login --with-token < /etc/gh.token",
     "tool --no-token run",
     "tool --token --verbose",  # a flag that takes no value: the next option stays
+    "curl -H 'Accept: application/json' -H 'X-Request-Id: 42' x",
+    "SyntaxError: Unexpected token: <",
+    "primary-key: id; sort-key: name",
+    "Authorization: required for this resource",
 ]
 
 
@@ -240,6 +262,8 @@ FORMS = [
     ["--", "sh", "-c", "exit 0", "wget", "--password", SECRET, "https://x.invalid"],
     ["--", "sh", "-c", "exit 0", "sshpass", "-p", SECRET, "ssh", "host"],
     ["--", "sh", "-c", "exit 0", "tool", "--api-key", SECRET, "--token", SECRET],
+    ["--shell", "--", f": curl -H 'X-Api-Key: {SECRET}' https://x.invalid"],
+    ["--", "sh", "-c", "exit 0", "curl", "-H", f"Private-Token: {SECRET}", "https://x.invalid"],
     # the stored command quotes the script: its ' are written '"'"'
     ["--", "sh", "-c", f": sshpass -p '{SECRET}' ssh h; PGPASSWORD='{SECRET}' :"],
 ]
