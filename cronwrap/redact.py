@@ -132,7 +132,9 @@ _PROGRAM_TRIGGERS = (
     *(word for words, *_ in _PROGRAM_OPTIONS for word in words),
     *("htpasswd", *_PASSWORD_TRIGGERS, *_SECRET_TRIGGERS),
 )
-_SEGMENT = r"""(?:'[^']*'|"(?:[^"\\]|\\.)*"|[^|;&\n])+"""
+# a backslash escapes the character after it: a new line (a script's command goes on on the
+# next line: `curl \` and then `-u USER:PASS`), or a `;` (find's `-exec … \;`)
+_SEGMENT = r"""(?:'[^']*'|"(?:[^"\\]|\\.)*"|\\[\s\S]|[^|;&\n])+"""
 # a quoted string read as a command line: a single-quoted one goes on across the two ways to
 # write a ' inside one, '\'' (bash's `set -x`) and '"'"' (the stored command, shlex.quote), so
 # `sh -c 'sshpass -p '\''PASS'\'' ssh h'` is read as the shell reads it
@@ -206,7 +208,7 @@ def _mask_options(text: str) -> str:
 
 
 def _mask_segment(part: str) -> str:
-    """One command (up to `|`, `;`, `&` or a new line outside quotes)."""
+    """One command (up to `|`, `;`, `&` or a new line outside quotes, not after a backslash)."""
     if not _has_option_trigger(part):  # most lines of output: no pattern is tried on them
         return part
     if "'" in part or '"' in part:

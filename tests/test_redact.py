@@ -173,6 +173,13 @@ MASKED = [
     (f"curl -H 'authorization: bearer {SECRET}' x", "curl -H 'authorization: bearer [REDACTED]' x"),
     ("> Authorization: Basic YWxpY2U6aHVudGVyMg==", "> Authorization: Basic [REDACTED]"),
     (f"> Proxy-Authorization: Bot {SECRET}", "> Proxy-Authorization: Bot [REDACTED]"),
+    # a command goes on after a backslash-newline (a script shown by bash -v or cat, sh -c '…')
+    (
+        f"curl -sS \\\n  -u alice:{SECRET} \\\n  https://x",
+        "curl -sS \\\n  -u [REDACTED] \\\n  https://x",
+    ),
+    (f"sh -c 'curl \\\n -u a:{SECRET} x'", "sh -c 'curl \\\n -u [REDACTED] x'"),
+    (f"sshpass \\\n -p {SECRET} ssh h", "sshpass \\\n -p [REDACTED] ssh h"),
 ]
 
 LEFT_ALONE = [
@@ -222,6 +229,8 @@ LEFT_ALONE = [
     "SyntaxError: Unexpected token: <",
     "primary-key: id; sort-key: name",
     "Authorization: required for this resource",
+    "curl https://x\nsort -u a:b",  # a new line without a backslash ends the command
+    "curl https://x \\\\\nsort -u a:b",  # an escaped backslash, then a new line
 ]
 
 
@@ -263,6 +272,7 @@ FORMS = [
     ["--", "sh", "-c", "exit 0", "sshpass", "-p", SECRET, "ssh", "host"],
     ["--", "sh", "-c", "exit 0", "tool", "--api-key", SECRET, "--token", SECRET],
     ["--shell", "--", f": curl -H 'X-Api-Key: {SECRET}' https://x.invalid"],
+    ["--", "sh", "-c", f": curl -sS \\\n  -u alice:{SECRET} \\\n  https://x.invalid"],
     ["--", "sh", "-c", "exit 0", "curl", "-H", f"Private-Token: {SECRET}", "https://x.invalid"],
     # the stored command quotes the script: its ' are written '"'"'
     ["--", "sh", "-c", f": sshpass -p '{SECRET}' ssh h; PGPASSWORD='{SECRET}' :"],
