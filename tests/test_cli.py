@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 from cronwrap import __version__
 from cronwrap.cli.app import cli
 from cronwrap.errors import ExitCode
+from tests.conftest import cronwrap, cw_env
 
 HEAVY = ("rich", "requests", "yaml", "apprise", "redis", "urllib3", "click")
 
@@ -176,3 +178,23 @@ def test_debug_shows_traceback_for_user_errors(tmp_path) -> None:
         check=False,
     )
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_a_run_without_datetimes_c_half_still_runs_the_job(home: Path) -> None:
+    """The run path takes datetime's C half (`_datetime`) for speed; an interpreter without
+    it (another implementation, a build without the accelerator) must still run the job and
+    record it, with the package's types, not end with an ImportError before the job."""
+    code = (
+        "import sys; sys.modules['_datetime'] = None  # as if it were not built\n"
+        "from cronwrap.__main__ import main; sys.argv[0] = 'cronwrap'; main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "run", "--name", "nodt", "--", "sh", "-c", "echo ran; exit 4"],
+        env=cw_env(home), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert (result.returncode, result.stdout) == (4, "ran\n")
+    assert (
+        result.stderr.startswith("cronwrap: nodt: failed, exit 4 (")
+        and "Error" not in result.stderr
+    )
+    assert cronwrap(home, "history", "nodt").stdout.count("exit 4") == 1

@@ -10,12 +10,9 @@ from collections.abc import Mapping, Sequence
 
 from cronwrap.errors import CronwrapError
 from cronwrap.options import RUN_OPTIONS
+from cronwrap.stdlib import datetime, timedelta, timezone
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
-if TYPE_CHECKING:
-    from datetime import datetime, timedelta, timezone
-else:  # datetime's C half: see state/database.py
-    from _datetime import datetime, timedelta, timezone
 if TYPE_CHECKING:
     from typing import Any
 

@@ -18,12 +18,9 @@ from cronwrap.run import context as job_context
 from cronwrap.run import judge
 from cronwrap.run import process as runner
 from cronwrap.run.reporting import Attempt, Outcome, Reporters, Run, guard
+from cronwrap.stdlib import datetime, timezone
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
-if TYPE_CHECKING:
-    from datetime import datetime, timezone
-else:  # datetime's C half: see state/database.py
-    from _datetime import datetime, timezone
 if TYPE_CHECKING:
     from threading import Thread
 

@@ -4,10 +4,6 @@ kept, and how, is the store's (`state/store.py`); this module only knows SQLite.
 
 from __future__ import annotations
 
-# the C module the sqlite3 package re-exports: the package adds default adapters and
-# converters of dates this store never uses (it writes times as ISO text) and imports datetime
-# for them; together about 4 % of a run's instructions
-import _sqlite3 as sqlite3
 import contextlib
 import os
 import time
@@ -15,13 +11,9 @@ from contextlib import contextmanager
 
 from cronwrap.errors import StoreError
 from cronwrap.state.schema import MIGRATIONS, READABLE_SINCE, SCHEMA_VERSION
+from cronwrap.stdlib import datetime, sqlite3, timezone
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
-if TYPE_CHECKING:
-    from datetime import datetime, timezone
-else:  # datetime's C half, the same types: on 3.10 and 3.11 `import datetime`
-    # first runs its pure-Python twin, about 3 % of a run's instructions
-    from _datetime import datetime, timezone
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import TypeVar

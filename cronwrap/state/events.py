@@ -9,11 +9,9 @@ import fcntl
 import os
 import time
 
+from cronwrap.stdlib import datetime, timezone
+
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
-if TYPE_CHECKING:
-    from datetime import datetime, timezone
-else:  # datetime's C half: see state/database.py
-    from _datetime import datetime, timezone
 if TYPE_CHECKING:
     from typing import Any
 

@@ -7,9 +7,8 @@ wrong."""
 
 from __future__ import annotations
 
-import _sqlite3 as sqlite3  # the C module alone: see state/database.py
-
 from cronwrap.state.records import in_chunks
+from cronwrap.stdlib import sqlite3
 
 DEPTH = 12  # the newest rows a summary covers: status's duration sparkline and current run
 

@@ -5,7 +5,6 @@ callers never see sqlite3 errors."""
 
 from __future__ import annotations
 
-import _sqlite3 as sqlite3  # the C module alone: see state/database.py
 import contextlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -31,12 +30,9 @@ from cronwrap.state.records import (
     storable,
 )
 from cronwrap.state.schema import DEAD_STATUSES
+from cronwrap.stdlib import datetime, sqlite3, timedelta, timezone
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
-if TYPE_CHECKING:
-    from datetime import datetime, timedelta, timezone
-else:  # datetime's C half: see state/database.py
-    from _datetime import datetime, timedelta, timezone
 
 
 def _queue_fleet(conn: sqlite3.Connection, run_id: str, queue: bool) -> None:
