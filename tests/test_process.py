@@ -285,6 +285,46 @@ def test_big_output_passes_through_exactly_and_keeps_head_and_tail(home: Path) -
     assert numbers == list(range(numbers[0], n))
 
 
+def test_output_in_bursts_with_pauses_keeps_a_whole_log_tail(home: Path) -> None:
+    """The relay moves what the job wrote while it moved the last chunk at once, and a pipe
+    it then finds empty is no sign that the scratch pipe is full: the tail it holds (at
+    least half its pipe, 512 KiB) survives each pause and reaches the log."""
+    mib = 1 << 20
+    script = (
+        "import os, time\n"
+        "data = b''.join(b'%09d ' % i + b'x' * 90 + b'\\n' for i in range(130000))[: 12 << 20]\n"
+        "def put(view):\n"
+        "    while view:\n"
+        "        view = view[os.write(1, view):]\n"
+        "put(memoryview(data)[: 4 << 20])\n"  # past the log's head
+        "for k in range(4, 12):\n"  # then 1 MiB at once, and nothing for a while
+        "    put(memoryview(data)[k << 20 : (k + 1) << 20]); time.sleep(0.05)\n"
+    )
+    expected = b"".join(b"%09d " % i + b"x" * 90 + b"\n" for i in range(130000))[: 12 * mib]
+    proc = popen_cronwrap(
+        home,
+        "run",
+        "--name",
+        "bursts",
+        "--max-log-size",
+        "4M",
+        "--",
+        PY,
+        "-c",
+        script,
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    data = proc.stdout.read()
+    assert proc.wait(60) == 0
+    assert data == expected
+    [run] = runs(home, "bursts")
+    log = Path(run.log_path).read_bytes()
+    tail = log.rsplit(b"bytes omitted here]\n", 1)[1]
+    assert len(tail) >= mib // 2
+    assert expected.endswith(tail)
+
+
 def test_big_output_to_a_file_is_exact(home: Path, tmp_path: Path) -> None:
     n = 100_000
     target = tmp_path / "out"

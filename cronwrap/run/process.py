@@ -414,6 +414,8 @@ class _OutputPoll:
 
     def hold_back(self) -> None:
         """Poll each job pipe, or its stream's fd for room, as the backlog says."""
+        if not self.held and not self.writing and not self.sink.any_backlog():
+            return  # the common case, once a chunk: every pipe is read, nothing waits
         for fd in [*self.reading, *self.held]:
             stream = self.streams[fd]
             backed = self.sink.backlog(stream)
