@@ -354,6 +354,37 @@ def test_a_bad_fleet_store_url_is_one_warning_and_the_job_still_runs(tmp_path: P
     assert len([ln for ln in r.stderr.splitlines() if "--fleet-store" in ln]) == 1
 
 
+def test_a_fleet_store_url_that_is_not_utf8_is_one_line_everywhere(tmp_path: Path) -> None:
+    """A byte that is not UTF-8 (an environment or a file in latin-1) was a traceback in
+    status and flush, and a run shipped it to a shipper that died on it."""
+    home = host_home(tmp_path, "a")
+    url = b"postgresql://u:secret@127.0.0.1:1/caf\xe9"
+    env = {**cw_env(home), "CRONWRAP_FLEET_STORE": url.decode(errors="surrogateescape")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cronwrap", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=60,
+            check=False,
+        )
+
+    ran = run("run", "--name", "j", "--", "sh", "-c", "exit 5")
+    assert ran.returncode == 5
+    [line] = [ln for ln in ran.stderr.splitlines() if "fleet" in ln]
+    assert "not UTF-8" in line and "secret" not in line
+    for args in (("status",), ("status", "--json"), ("flush",)):
+        r = run(*args)
+        assert "Traceback" not in r.stderr, args
+        assert r.returncode == (1 if args == ("flush",) else 78), (args, r.stderr)  # as mysql://
+        assert r.stderr.count("\n") == 1 and "not UTF-8" in r.stderr, args
+        assert "secret" not in r.stderr + r.stdout
+    assert "not UTF-8" in (home / "fleet-ship.failed").read_text()  # flush's note, for status
+
+
 def test_status_of_a_fleet_store_it_cannot_read_is_unknown(
     tmp_path: Path, pg_url: str, fleet_driver: str
 ) -> None:
@@ -451,7 +482,7 @@ def test_a_nul_byte_in_the_output_does_not_stop_the_hosts_shipping(
     assert ran.returncode == 0, ran.stderr
     assert run_on(home, "gamma", pg_url, "--name", "plain", "--", "true").returncode == 0
     wait_shipped(home)
-    assert not (home / "fleet-ship.failed").exists()
+    assert "not UTF-8" in (home / "fleet-ship.failed").read_text()  # flush's note, for status
     db = pg_url.rsplit("/", 1)[1]
     rows = pg_cluster.sql("SELECT job, output_tail FROM cronwrap_runs ORDER BY job", db)
     assert rows == [("bin", "a\ufffdb\n"), ("plain", None)], rows
@@ -496,5 +527,5 @@ def test_a_shipper_waits_out_another_hosts_schema_upgrade(tmp_path: Path, pg_url
         upgrading.commit()
         upgrading.close()
     wait_shipped(home)
-    assert not (home / "fleet-ship.failed").exists()
+    assert "not UTF-8" in (home / "fleet-ship.failed").read_text()  # flush's note, for status
     assert [j["name"] for j in json.loads(fleet(home, pg_url, "status", "--json").stdout)] == ["j"]

@@ -31,6 +31,13 @@ class FleetStoreError(CronwrapError):
 def check_url(url: str, what: str) -> None:
     if not url.startswith(("postgresql://", "postgres://")):
         raise ConfigError(f"{what} {redact_url(url)}: expected a postgresql:// URL")
+    try:
+        url.encode()
+    except UnicodeEncodeError as err:  # a byte of the environment or a file that is not UTF-8
+        shown = redact_url(url).encode(errors="surrogateescape").decode(errors="replace")
+        raise ConfigError(
+            f"{what} {shown}: not UTF-8 (a byte at character {err.start + 1} of the URL)"
+        ) from None
 
 
 def first_line(err: BaseException) -> str:
