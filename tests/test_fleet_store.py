@@ -482,7 +482,7 @@ def test_a_nul_byte_in_the_output_does_not_stop_the_hosts_shipping(
     assert ran.returncode == 0, ran.stderr
     assert run_on(home, "gamma", pg_url, "--name", "plain", "--", "true").returncode == 0
     wait_shipped(home)
-    assert "not UTF-8" in (home / "fleet-ship.failed").read_text()  # flush's note, for status
+    assert not (home / "fleet-ship.failed").exists()
     db = pg_url.rsplit("/", 1)[1]
     rows = pg_cluster.sql("SELECT job, output_tail FROM cronwrap_runs ORDER BY job", db)
     assert rows == [("bin", "a\ufffdb\n"), ("plain", None)], rows
@@ -527,5 +527,5 @@ def test_a_shipper_waits_out_another_hosts_schema_upgrade(tmp_path: Path, pg_url
         upgrading.commit()
         upgrading.close()
     wait_shipped(home)
-    assert "not UTF-8" in (home / "fleet-ship.failed").read_text()  # flush's note, for status
+    assert not (home / "fleet-ship.failed").exists()
     assert [j["name"] for j in json.loads(fleet(home, pg_url, "status", "--json").stdout)] == ["j"]
