@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -323,6 +324,58 @@ def test_output_in_bursts_with_pauses_keeps_a_whole_log_tail(home: Path) -> None
     tail = log.rsplit(b"bytes omitted here]\n", 1)[1]
     assert len(tail) >= mib // 2
     assert expected.endswith(tail)
+
+
+def test_big_output_then_a_background_writer_keeps_the_tail(home: Path) -> None:
+    """The job exits while something it started still holds its stdout: the relay drains the
+    empty pipe without poll, and an empty pipe is no sign that the scratch pipe is full. The
+    tail it holds was dropped there, so the log and the stored tail lost the last lines."""
+    n = 80_000  # 8 MB: past the heads and the log's head
+    script = f"{PY} -c {shlex.quote(_big_writer(n))}; sleep 2 & exit 0"
+    proc = popen_cronwrap(
+        home, "run", "--name", "bg", "--max-log-size", "4M", "--", "sh", "-c", script,
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    data = proc.stdout.read()
+    assert proc.wait(60) == 0
+    last = f"{n - 1:09d} " + "x" * 90 + "\n"
+    assert len(data) == n * 101 and data.endswith(last.encode())
+    [run] = runs(home, "bg")
+    assert run.output_tail.endswith(last)
+    log = Path(run.log_path).read_bytes()
+    assert log.endswith(last.encode())
+    assert len(log.rsplit(b"bytes omitted here]\n", 1)[1]) >= 64 * 1024
+
+
+def test_a_background_writer_that_never_stops_does_not_keep_the_run_open(
+    home: Path, tmp_path: Path
+) -> None:
+    """After the exit cronwrap relays what is in the pipes and then hands them to a cat: a
+    descendant writing as fast as it can (yes) must not keep the run from ending."""
+    pidfile = tmp_path / "yes.pid"
+    script = f"yes & echo $! > {pidfile}; exit 7"
+    proc = popen_cronwrap(
+        home, "run", "--name", "yes", "--", "sh", "-c", script, stdout=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    got = [0]
+
+    def read() -> None:
+        while chunk := proc.stdout.read1(1 << 20):  # type: ignore[union-attr]
+            got[0] += len(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert proc.wait(60) == 7  # a behavioural bound: it ended, with the job's code
+        [run] = runs(home, "yes")
+        assert run.status == "failed" and run.exit_code == 7
+        wait_for(lambda: got[0] > 0)  # and yes goes on, through the cat, unharmed
+    finally:
+        wait_for(pidfile.exists)
+        os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        reader.join(30)
 
 
 def test_big_output_to_a_file_is_exact(home: Path, tmp_path: Path) -> None:

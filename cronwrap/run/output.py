@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 import stat
+import sys
 
 from cronwrap.run.nowait import st_mode, write_nowait
 
@@ -322,7 +323,7 @@ class OutputSink:
         """Bytes moved (0 at the end), or None: use the copy path instead. A chunk near the
         most one tee takes says the job wrote on while we moved it: the next is taken at
         once, without a poll and a turn of the supervisor's loop (which cost more than the
-        splices); at most 4 pipes' worth, so the loop still sees its clock and signals."""
+        splices); at most 2 pipes' worth, so the loop still sees its clock and signals."""
         relay = self._relay
         if relay is None:
             relay = self._relay = _Relay.create(fd)
@@ -331,10 +332,9 @@ class OutputSink:
                 return None
             relay.tail = max(self.keep, self._log_tail.cap)
         moved = 0
-        ready = True
         while True:
             try:
-                n = relay.tee(fd, ready)
+                n = relay.tee(fd)
             except OSError as err:
                 if err.errno == errno.EAGAIN:
                     return moved
@@ -348,11 +348,10 @@ class OutputSink:
             if relay.held > relay.tail:
                 relay.keep_at_most(relay.tail)
             moved += n
-            if n < relay.cap // 3 or moved >= 4 * relay.cap:
+            if n < relay.cap // 3 or moved >= 2 * relay.cap:
                 return moved
             if self.backlog(stream) or self._dead[stream]:
                 return moved
-            ready = False
 
     def _splice_on(self, fd: int, stream: int, n: int) -> None:
         """Move the `n` bytes at the head of the job's pipe `fd` (the scratch pipe has seen
@@ -440,6 +439,19 @@ class OutputSink:
         return head, tail, self.total - len(head) - len(tail)
 
 
+def _queued(fd: int) -> int:
+    """Bytes in pipe `fd` (FIONREAD); 0 where it cannot be told."""
+    import fcntl
+    import termios
+
+    got = bytearray(4)
+    try:
+        fcntl.ioctl(fd, termios.FIONREAD, got)
+    except OSError:
+        return 0
+    return int.from_bytes(got, sys.byteorder)
+
+
 def _read_exactly(fd: int, n: int) -> bytes:
     parts = []
     while n > 0:
@@ -505,11 +517,11 @@ class _Relay:
         null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
         return cls(tee, ctypes.get_errno, r, w, null, cap)
 
-    def tee(self, job_fd: int, ready: bool = True) -> int:
+    def tee(self, job_fd: int) -> int:
         """Duplicate what the job's pipe holds (up to half our pipe) into the scratch pipe.
-        `ready`: poll said the job's pipe has data, so EAGAIN means the scratch pipe is full
-        in pages (make room and retry); otherwise the job's pipe may just be empty, and
-        EAGAIN is raised at once, with what we hold kept."""
+        EAGAIN is an empty job's pipe (raised, with what we hold kept: after the exit, or in
+        a burst, the pipe is read without a poll) or a scratch pipe full in pages (room is
+        made and the tee tried again)."""
         half = self.cap // 2
         if self.held > half:  # room for what comes: drop the oldest bytes we hold
             self.keep_at_most(half)
@@ -521,7 +533,7 @@ class _Relay:
             err = self._errno()
             if err == errno.EINTR:
                 continue
-            if ready and err == errno.EAGAIN and self.held > 0:
+            if err == errno.EAGAIN and self.held > 0 and _queued(job_fd):
                 self.keep_at_most(self.held // 2)
                 continue
             raise OSError(err, os.strerror(err))

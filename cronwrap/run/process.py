@@ -23,6 +23,7 @@ __all__ = ["AttemptResult", "Canceller", "OutputSink", "run_attempt", "signal_na
 
 _PR_SET_CHILD_SUBREAPER = 36
 _CAT = "/bin/cat"
+DRAIN_BYTES = 64 << 20  # most relayed after the exit before a descendant still writing gets a cat
 
 
 def _libc_prctl(option: int, arg: int) -> None:
@@ -411,6 +412,7 @@ class _OutputPoll:
         self.held: set[int] = set()  # open, not read while their stream has a backlog
         self.writing: set[int] = set()  # our streams registered for POLLOUT
         self.drained = 0  # pumps after the exit: bounded, a descendant could write forever
+        self.drain_from: int | None = None  # sink.total at the exit: bytes are bounded too
 
     def hold_back(self) -> None:
         """Poll each job pipe, or its stream's fd for room, as the backlog says."""
@@ -460,6 +462,12 @@ class _OutputPoll:
                 os.close(fd)
                 del self.streams[fd]
 
+    def _drain_left(self) -> bool:
+        """Pumps and bytes after the exit are bounded (a pump may move several chunks)."""
+        if self.drain_from is None:
+            self.drain_from = self.sink.total
+        return self.drained < 4096 and self.sink.total - self.drain_from < DRAIN_BYTES
+
     def _forget(self, fd: int) -> None:
         if fd in self.reading:
             self.poller.unregister(fd)
@@ -471,12 +479,12 @@ class _OutputPoll:
         when done, False while a backlog waits for our reader (poll on, then call again)."""
         for fd in [*self.reading, *self.held]:
             os.set_blocking(fd, False)
-            while self.drained < 4096 and not self.sink.backlog(self.streams[fd]):
+            while self._drain_left() and not self.sink.backlog(self.streams[fd]):
                 self.drained += 1
                 if not self.pump(fd):
                     break
             else:
-                if self.drained >= 4096:
+                if not self._drain_left():
                     self._forget(fd)
         self.hold_back()
         return not self.writing
