@@ -159,16 +159,56 @@ def test_watch_shows_the_reason_and_keeps_watching(home: Path) -> None:
             unknown += line.startswith("cronwrap: status unknown: ") and "damaged" in line
         db.unlink()
         cronwrap(home, "run", "--name", "back", "--", "true")
-        # the table twice: the redraw that drew it the first time has returned by the second,
-        # so its code (0) is the one SIGINT ends with; a SIGINT inside the first left the code
-        # of the redraw before it (unknown: 3) on a busy machine
-        for _ in range(2):
-            while b"1 job listed." not in proc.stdout.readline():
-                pass
+        while b"1 job listed." not in proc.stdout.readline():
+            pass  # a SIGINT now, even inside that redraw, ends with its code
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(10)
     assert code == 0
+
+
+def test_a_redraw_cut_short_by_ctrl_c_ends_with_the_code_of_what_it_drew(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--watch ends on Ctrl-C with the code of the redraw under way, even one stopped while it
+    writes: it ended with the code of the redraw before (3, unknown, over a table of jobs
+    that had recovered), since the code was kept only once a redraw returned."""
+    from datetime import datetime, timedelta, timezone
+
+    from cronwrap.paths import resolve_paths
+    from cronwrap.views.report import status_once
+
+    assert cronwrap(home, "run", "--name", "bad", "--", "false").returncode == 1
+
+    class CtrlC:
+        def write(self, text: str) -> int:
+            raise KeyboardInterrupt
+
+        def isatty(self) -> bool:
+            return False
+
+        def fileno(self) -> int:
+            return os.open(os.devnull, os.O_WRONLY)
+
+    monkeypatch.setattr(sys, "stdout", CtrlC())
+    drawn = [ExitCode.UNKNOWN]
+    with pytest.raises(KeyboardInterrupt):
+        status_once(
+            resolve_paths({"CRONWRAP_HOME": str(home)}),
+            now=datetime.now(timezone.utc),
+            job_names=(),
+            failed=False,
+            include_all=False,
+            crontab_files=("/dev/null",),
+            grace=timedelta(minutes=5),
+            host_ids=(),
+            as_json=False,
+            color="never",
+            clear=False,
+            watching=True,
+            drawing=drawn,
+        )
+    assert drawn == [1]  # the failed job's
 
 
 def _has_fleet_driver() -> bool:

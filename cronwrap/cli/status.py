@@ -124,6 +124,8 @@ def status_cmd(
     if every is not None and every <= 0:
         raise click.BadParameter("expected a duration above 0", param_hint="--watch")
 
+    drawn = [0]  # the exit code of each redraw, set before it draws
+
     def once() -> int:
         from cronwrap.views.report import status_once
 
@@ -136,6 +138,7 @@ def status_cmd(
             clear=clear,
             fleet_url=fleet_url,
             watching=every is not None,
+            drawing=drawn,
             **options,
         )
 
@@ -145,15 +148,14 @@ def status_cmd(
         sys.exit(once())
     import time
 
-    code = 0
     try:
         while True:
-            code = once()
+            once()
             sys.stdout.flush()
             time.sleep(every)
     except KeyboardInterrupt:
         pass
-    sys.exit(code)
+    sys.exit(drawn[-1])
 
 
 @click.command("history")

@@ -233,8 +233,11 @@ def status_once(
     host: str | None = None,
     html_file: str | None = None,
     watching: bool = False,
+    drawing: list[int] | None = None,
 ) -> int:
-    """Print the status once (or write the HTML page); returns the exit status."""
+    """Print the status once (or write the HTML page); returns the exit status, which goes
+    into `drawing` too before the output does (--watch: Ctrl-C during a redraw ends with
+    the code of what it draws, not of the screen before)."""
     from cronwrap.views.status import exit_code_for
 
     with _without_gc():
@@ -255,6 +258,9 @@ def status_once(
         _warn_fleet_backlog(paths, now)
         if failed:
             jobs = [j for j in jobs if not j.healthy]
+        code = exit_code_for(report.jobs, problem=report.problem)
+        if drawing is not None:
+            drawing[:] = [code]
         _show(
             jobs,
             failures,
@@ -268,7 +274,7 @@ def status_once(
             unreadable=report.unreadable,
             watching=watching,
         )
-        return exit_code_for(report.jobs, problem=report.problem)
+        return code
 
 
 def _load_jobs(
