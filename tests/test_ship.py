@@ -4,11 +4,13 @@ nothing lost or doubled when the store is slow, down or black-holed."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ import pytest
 from cronwrap.run.ship import backlog_note, note_failure, shipper_bound_s
 from cronwrap.state.store import Store
 from tests.conftest import cronwrap, cw_env, fleet_shippers, wait_for, wait_shipped
-from tests.pgserver import BlackHole, PgServer, free_port, require_postgres
+from tests.pgserver import PASSWORD, BlackHole, PgServer, free_port, require_postgres
 
 require_postgres()
 
@@ -228,3 +230,45 @@ def test_a_shipper_that_fails_unexpectedly_leaves_word_for_status(tmp_path: Path
     failed = (state / "fleet-ship.failed").read_text()
     assert "the shipper failed (RuntimeError: no way to" in failed
     assert "hunter2secret" not in failed and "with fleet store postgresql://127.0.0.1:1/" in failed
+
+
+def test_a_shipper_stopped_at_its_bound_says_so(tmp_path: Path) -> None:
+    """Past its bound a shipper is ended; it left no word, so status showed the backlog with
+    no reason. It now notes why before it goes (here its bound is cut to 3 s and the fleet
+    store is a black hole that a 30 s budget would wait for)."""
+    home = tmp_path / "h"
+    hole = BlackHole()
+    try:
+        r = cronwrap(
+            home, "run", "--fleet-store", hole.url(), "--fleet-budget", "30s",
+            "--name", "j", "--", "true",
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        for pid in fleet_shippers(home):  # the run's own shipper, with the full bound
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not fleet_shippers(home), 30)
+        script = (
+            "import os, sys\n"
+            "import cronwrap.run.ship as ship\n"
+            "ship.shipper_bound_s = lambda budget_s: 3.0\n"
+            "os.dup2(ship.take_lock(sys.argv[1]), ship.LOCK_FD)\n"
+            "sys.exit(ship.main([sys.argv[1], sys.argv[2], '30']))\n"
+        )
+        started = time.monotonic()
+        shipper = subprocess.run(
+            [sys.executable, "-c", script, str(home), str(home / "runs.db")],
+            env={**cw_env(home), "CRONWRAP_FLEET_STORE": hole.url()},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        took = time.monotonic() - started
+    finally:
+        hole.close()
+    assert shipper.returncode == 1, (shipper.returncode, shipper.stderr)
+    assert took < 30  # well before the 30 s budget it would have waited
+    note = (home / "fleet-ship.failed").read_text()
+    assert "stopped after 2s, its bound" in note and PASSWORD not in note
+    late = backlog_note(Store.open(home / "runs.db"), str(home), now=datetime.now(timezone.utc))
+    assert late is not None and "stopped after 2s" in late

@@ -158,9 +158,11 @@ def main(argv: list[str]) -> int:
     import signal
 
     state_dir, db_file, budget_s = argv[0], argv[1], float(argv[2])
-    signal.alarm(int(shipper_bound_s(budget_s)) + 1)
+    bound = shipper_bound_s(budget_s)
+    signal.alarm(int(bound) + 1)  # the kernel's end, whatever the interpreter is doing
     os.closerange(LOCK_FD + 1, 1 << 16)  # nothing of the run's may live on in the shipper
     url = os.environ.get(URL_ENV, "")
+    _give_up_after(bound - 1.0, state_dir, url)
     shipper = _Shipper(url, state_dir, db_file, budget_s)
     try:
         return 0 if shipper.ship_all() else 1
@@ -172,6 +174,26 @@ def main(argv: list[str]) -> int:
         return 1
     finally:
         shipper.close()
+
+
+def _give_up_after(seconds: float, state_dir: str, url: str) -> None:
+    """Just before the alarm: a note for `status` that says why the backlog stays, then the
+    end (a thread, as the main one may be inside libpq, which retries an interrupted wait)."""
+    import threading
+
+    def give_up() -> None:
+        from cronwrap.redact import redact_url
+
+        note_failure(
+            state_dir,
+            f"the shipper was stopped after {seconds:.0f}s, its bound, with fleet store "
+            f"{redact_url(url)}: a connection or a statement outlived its budget",
+        )
+        os._exit(1)
+
+    timer = threading.Timer(max(0.0, seconds), give_up)
+    timer.daemon = True
+    timer.start()
 
 
 class _Shipper:
