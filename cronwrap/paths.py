@@ -171,17 +171,18 @@ def is_absent(path: str) -> bool:
     return False
 
 
-def dir_refusal(path: StrPath, *, private: bool = False) -> str | None:
+def dir_refusal(path: StrPath, *, private: bool = False, owner: bool = False) -> str | None:
     """Why cronwrap refuses an existing directory (status uses it to say why no runs were
-    recorded), or None when it is fine. private: see ensure_dir."""
+    recorded), or None when it is fine. private: see ensure_dir; owner: judge a private
+    directory as its owner's cronwrap run would (status may be run by another user)."""
     try:
         st = os.lstat(path)
     except OSError as err:
         return f"cannot use directory {path}: {err.strerror}"
     if not stat.S_ISDIR(st.st_mode):
         return f"{path} is not a directory (a symlink or file is in the way)"
-    me = os.geteuid()
-    if private:
+    me = st.st_uid if owner else os.geteuid()
+    if private or owner:
         if st.st_uid != me:
             return f"{path} belongs to uid {st.st_uid}, not to uid {me}; refusing it"
         if st.st_mode & 0o002:

@@ -295,21 +295,30 @@ def test_a_known_failure_wins_over_an_unknown(home: Path) -> None:
     assert result.returncode == ExitCode.ERROR
 
 
-def test_a_state_dir_that_run_refuses_is_unknown(home: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("mode", "why"),
+    [(0o777, "world-writable"), (0o1777, "world-writable"), (0o770, "group-writable")],
+    ids=["world", "sticky", "group"],
+)
+def test_a_state_dir_that_run_refuses_is_unknown(
+    home: Path, tmp_path: Path, mode: int, why: str
+) -> None:
+    """Status judges the state dir as run does: a group-writable one, or a world-writable one
+    with the sticky bit, made run record nothing while status said the job was fine."""
     tab = tmp_path / "tab"
     tab.write_text("0 * * * * cronwrap run --name hourly -- true\n")
     cronwrap(home, "run", "--name", "hourly", "--", "true")
-    home.chmod(0o777)
+    home.chmod(mode)
     try:
-        refused = cronwrap(home, "run", "--name", "hourly", "--", "true")
-        assert refused.returncode == 0 and "world-writable" in refused.stderr
+        refused = cronwrap(home, "run", "--name", "hourly", "--", "false")
+        assert refused.returncode == 1 and why in refused.stderr
         result = cronwrap(home, "status", "--crontab", str(tab), "--json")
     finally:
         home.chmod(0o750)
     assert result.returncode == ExitCode.UNKNOWN, result.stderr
-    assert "world-writable" in result.stderr and "status unknown" in result.stderr
+    assert why in result.stderr and "status unknown" in result.stderr
     [row] = json.loads(result.stdout)
-    assert row["state"] == "unknown" and not row["healthy"] and "world-writable" in row["reason"]
+    assert row["state"] == "unknown" and not row["healthy"] and why in row["reason"]
 
 
 @pytest.mark.parametrize("damage", ["garbage", "directory"])

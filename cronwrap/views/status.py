@@ -118,7 +118,7 @@ def load_status(
     jobs: list[JobStatus] = []
     # a symlink (dangling or a loop) or a path lstat fails on is where run records nothing
     if not is_absent(paths.state_path):
-        problem = dir_refusal(paths.state_path)
+        problem = dir_refusal(paths.state_path, owner=True)  # as run, for its owner
         if problem:
             problem += "; cronwrap run refuses it, so no runs are recorded"
     if problem is None:
