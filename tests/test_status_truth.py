@@ -337,6 +337,29 @@ def test_a_store_status_cannot_read_is_unknown(home: Path, tmp_path: Path, damag
     assert "unknown" in result.stdout and "never run" not in result.stdout
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["forget", "a", "--yes"], ["failed", "--resolve", "00000000"], ["catch-up", "--forget", "a"]],
+    ids=["forget", "resolve", "catch-up-forget"],
+)
+def test_a_damaged_store_is_left_for_status_to_report(home: Path, command: list[str]) -> None:
+    """forget and failed --resolve moved a damaged store aside without a word and started a
+    fresh one, so status went from "unknown" (exit 3) to "0 jobs listed." (exit 0)."""
+    assert cronwrap(home, "run", "--name", "a", "--", "false").returncode == 1
+    db = home / "runs.db"
+    for extra in ("runs.db-wal", "runs.db-shm"):
+        (home / extra).unlink(missing_ok=True)
+    db.write_bytes(b"this is not a database, just some bytes\n" * 100)
+    result = cronwrap(home, *command)
+    assert result.returncode != 0
+    [line] = result.stderr.splitlines()
+    assert "damaged" in line and "left as it is" in line, line
+    assert db.read_bytes().startswith(b"this is not a database")
+    assert not list(home.glob("runs.db.corrupt-*"))
+    after = cronwrap(home, "status", "--crontab", "/dev/null")
+    assert after.returncode == ExitCode.UNKNOWN, (after.stdout, after.stderr)
+
+
 @pytest.mark.parametrize("damage", ["garbage", "directory", "symlink", "dangling", "fifo"])
 def test_a_store_status_cannot_read_is_unknown_with_no_crontab_job(home: Path, damage: str) -> None:
     """No job to mark unknown: the unreadable store alone makes the answer unknown (exit 3).

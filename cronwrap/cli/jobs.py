@@ -150,7 +150,7 @@ def _open_store(ctx: click.Context, *, write: bool = False) -> Any:
     db = state_paths(ctx).db_path
     if is_absent(db):  # what the user cannot look at, opening says why (not Path.exists)
         raise JobNotFoundError(f"no runs recorded yet (no run store at {db})")
-    return Store.open(db) if write else Store.open_readonly(db)
+    return Store.open(db, recover=False) if write else Store.open_readonly(db)
 
 
 def _find_run(store: Any, run_id: str) -> Any:

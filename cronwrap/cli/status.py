@@ -309,7 +309,7 @@ def forget_cmd(ctx: click.Context, name: str, yes: bool, crontab_files: tuple[st
     paths = state_paths(ctx)
     if not paths.db_file.exists():
         raise JobNotFoundError(f"no run store at {paths.db_file}: nothing to forget")
-    store = Store.open(paths.db_file)
+    store = Store.open(paths.db_file, recover=False)
     with store:
         if name not in store.job_names():
             raise JobNotFoundError(f"no job {name!r} in the run store (see cronwrap status)")

@@ -113,19 +113,32 @@ class Database:
         self.path = path  # a str: the run path does not import pathlib (start-up time)
         self.recovered: str | None = None  # where a damaged store was moved aside
         self._writable = True
+        self._recover = True  # a damaged file is moved aside (see open)
 
     # ---------------------------------------------------------- opening
 
     @classmethod
-    def open(cls: type[_D], path: StrPath, *, busy_timeout_s: float = 60.0) -> _D:
+    def open(
+        cls: type[_D], path: StrPath, *, busy_timeout_s: float = 60.0, recover: bool = True
+    ) -> _D:
         """Open (creating or migrating) the store for writing. A file that is not an SQLite
         database, or a damaged one, is moved aside as `<name>.corrupt-<time>` and a fresh
-        store takes its place: `recovered` then names where the old file went."""
+        store takes its place: `recovered` then names where the old file went. Without
+        `recover` (forget, failed --resolve: a command about the runs it holds) it is left
+        as it is, and StoreError says so: status goes on saying the store is damaged."""
         path = os.fspath(path)
         try:
-            return cls._open(path, busy_timeout_s)
-        except _CorruptError:
+            store = cls._open(path, busy_timeout_s)
+        except _CorruptError as err:
+            if not recover:
+                raise StoreError(
+                    f"run store {path} is damaged ({err}); left as it is (cronwrap run moves "
+                    "a damaged store aside and starts a fresh one)"
+                ) from None
             aside = _move_aside(path)
+        else:
+            store._recover = recover
+            return store
         store = cls._open(path, busy_timeout_s)
         store.recovered = aside
         return store
@@ -259,7 +272,7 @@ class Database:
         carries on with a fresh store, so only this one operation is lost, and says so."""
         if _is_busy(err):
             return StoreBusyError(f"run store {self.path} is busy (another process is writing)")
-        if not (_is_corrupt(err) and self._writable):
+        if not (_is_corrupt(err) and self._writable and self._recover):
             return StoreError(f"run store {self.path}: {err}")
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
