@@ -103,6 +103,23 @@ def test_state_cli_exit_codes(home: Path) -> None:
     assert cronwrap(home, "state", "get", "doc", "--name", "j").returncode == 1
 
 
+def test_state_set_from_an_endless_stdin_stops_at_the_limit(home: Path) -> None:
+    """`state set k < /dev/zero` read all of stdin before it checked the 1 MiB limit: it
+    took 4.6 GB of memory in 8 s before it was killed."""
+    with open("/dev/zero", "rb") as zero:
+        r = subprocess.run(
+            [sys.executable, "-m", "cronwrap", "state", "set", "k", "--name", "j"],
+            stdin=zero,
+            env=cw_env(home),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert r.returncode == ExitCode.ERROR and len(r.stderr.splitlines()) == 1
+    assert "on stdin is over the limit, 1048576 bytes" in r.stderr
+
+
 def test_state_cli_inside_a_job_uses_its_state_dir(home: Path, tmp_path: Path) -> None:
     script = tmp_path / "job.sh"
     script.write_text(

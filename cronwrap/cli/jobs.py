@@ -100,10 +100,19 @@ def state_set_cmd(ctx: click.Context, key: str, value: str | None, name: str | N
       cronwrap state set cursor 1042
       jq -c .last < page.json | cronwrap state set last-page
     """
+    from cronwrap.errors import StateError
     from cronwrap.state import kv
 
     kv.check_key(key)
-    data = sys.stdin.buffer.read() if value is None else value.encode("utf-8", "surrogateescape")
+    if value is None:  # read no more than the limit allows (`< /dev/zero` ends at once)
+        data = sys.stdin.buffer.read(kv.MAX_VALUE_SIZE + 1)
+        if len(data) > kv.MAX_VALUE_SIZE:
+            raise StateError(
+                f"value for state key {key!r} on stdin is over the limit, {kv.MAX_VALUE_SIZE} "
+                "bytes (keep big data in a file in $CRONWRAP_STATE_DIR)"
+            )
+    else:
+        data = value.encode("utf-8", "surrogateescape")
     kv.put(kv.ensure_state_dir(_state_dir(ctx, name)), key, data)
 
 
