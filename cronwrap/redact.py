@@ -292,7 +292,10 @@ def redact_url(url: str) -> str:
     except ValueError:
         return "…"
     if not parts.scheme or not parts.netloc:
-        return "…" + url[-4:] if len(url) > 8 else "…"
+        # an id (a check's UUID) keeps its last 4 characters, as a URL's path does; anything
+        # else (`host=db password=…`, a libpq keyword string) would show a secret's tail
+        shaped = len(url) > 8 and re.fullmatch(r"[A-Za-z0-9_-]+", url)
+        return "…" + url[-4:] if shaped else "…"
     try:
         host = parts.hostname or ""
         if parts.port:

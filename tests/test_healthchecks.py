@@ -656,6 +656,10 @@ def test_redact_url() -> None:
         redact_url("https://u:p@hooks.example.com:8443/x/y?token=1")
         == "https://hooks.example.com:8443/…xy"
     )
+    assert redact_url("1d2f3a4b-0000-4000-8000-00000000a1b2") == "…a1b2"  # a bare id
+    # not a URL: a libpq keyword string showed its password's last 4 characters
+    assert redact_url("host=db password=Sekr1tPW") == "…"
+    assert redact_url("db.example.com:5432/x?password=Sekr1tPW") == "…"
 
 
 def test_job_duration_excludes_the_start_ping_time(home: Path) -> None:

@@ -353,3 +353,24 @@ def test_split_url_agrees_with_urlsplit_on_random_urls() -> None:
         for prefix in ("http://", "https://", "HTTP://", "http:/"):
             want, got = _both(prefix + body)
             assert got == want, prefix + body
+
+
+@pytest.mark.parametrize("value", ["KEY\nX-From-File: 1", "KEY\r\nX-From-File: 1", "K\0"])
+def test_a_header_with_a_line_break_is_never_sent(value: str) -> None:
+    """A key file of two lines (`hc sync --api-key file:k`) or a value with CR LF added a
+    header of its own to the request; nothing at all goes out now, and the error does not
+    quote the value."""
+    server = HCServer().start()
+    try:
+        check = server.new_check()
+        with pytest.raises(OSError) as caught:
+            request("POST", server.url(check), b"", headers={"X-Api-Key": value}, timeout=5)
+        assert "X-Api-Key header holds a line break" in str(caught.value)
+        assert "KEY" not in str(caught.value)
+        status, _, _ = request(
+            "POST", server.url(check), b"", headers={"X-Api-Key": "K"}, timeout=5
+        )
+        assert status == 200
+        assert len(server.pings) == 1 and "X-From-File" not in server.pings[0].headers
+    finally:
+        server.stop()

@@ -144,6 +144,9 @@ def request(
     import os
 
     deadline = time.monotonic() + timeout
+    for key, value in headers.items():  # a key file of two lines must not add a header
+        if any(c in key or c in value for c in "\r\n\0"):
+            raise HTTPError(f"the {key} header holds a line break or NUL; nothing was sent")
     parts = split_url(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HTTPError(f"not an http(s) URL: {parts.scheme}://")
