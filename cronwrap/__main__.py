@@ -7,6 +7,10 @@ from __future__ import annotations
 import os
 import sys
 
+TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 _HELP = {"--help", "-h"}
 
 
@@ -63,19 +67,64 @@ def main(argv: list[str] | None = None) -> None:
             if not parse_run_argv(rest, strict=False).help:
                 sys.exit(_run(rest, group))
         gc.enable()  # not a run after all: help, or the click app
+    sys.exit(_guarded(lambda: _command(args)))
+
+
+def _command(args: list[str]) -> int | None:
     if args[:1] == ["explain"] and not any(a in _HELP for a in args[1:]):
         from cronwrap.views import explain
 
-        sys.exit(explain.main(args[1:]))
+        return explain.main(args[1:])
     if args[:1] in (["status"], ["history"]):
         from cronwrap.views import report
 
         code = report.main(args)
         if code is not None:
-            sys.exit(code)
+            return code
     from cronwrap.cli.app import cli
 
     cli.main(args=args, prog_name="cronwrap")
+    return 0
+
+
+def _guarded(command: Callable[[], int | None]) -> int | str | None:
+    """Every command but run: its output may have nowhere to go (`>&-`, `>/dev/full`, a
+    stdout that cannot encode a character), and an argument or a variable may hold bytes
+    that are not UTF-8. Each is one line and an exit code, never a traceback."""
+    import errno
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:  # `status >&-`: the exit code is still the answer
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - for the process's life
+        else:
+            stream.reconfigure(errors="backslashreplace")
+    try:
+        try:
+            code: int | str | None = command()
+        except SystemExit as done:
+            code = done.code
+        sys.stdout.flush()
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EPIPE, errno.EBADF):
+            raise
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the exit flush has nothing left
+        if err.errno != errno.EPIPE:  # a reader that went away (| head) needs no word
+            print(f"cronwrap: cannot write the output: {err.strerror}", file=sys.stderr)
+        return 1
+    except UnicodeEncodeError as err:
+        if "surrogates" not in str(err):
+            raise
+        print(
+            "cronwrap: an argument or variable holds bytes that are not UTF-8: "
+            f"{err.object[err.start : err.end].encode(errors='surrogateescape')!r}",
+            file=sys.stderr,
+        )
+        return 2
+    except OverflowError as err:  # a duration beyond what a date or a sleep can hold
+        print(f"cronwrap: a value is out of range: {err}", file=sys.stderr)
+        return 2
+    return code
 
 
 if __name__ == "__main__":

@@ -198,3 +198,90 @@ def test_a_run_without_datetimes_c_half_still_runs_the_job(home: Path) -> None:
         and "Error" not in result.stderr
     )
     assert cronwrap(home, "history", "nodt").stdout.count("exit 4") == 1
+
+
+def _raw(home: Path, *args: str | bytes, stdout: object = subprocess.PIPE, **env: str) -> tuple:
+    result = subprocess.run(
+        [sys.executable, "-m", "cronwrap", *args],
+        env=cw_env(home, **env),
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        timeout=60,
+        check=False,
+    )
+    return result.returncode, result.stderr.decode(errors="replace")
+
+
+READ_COMMANDS = [
+    ["status"],
+    ["status", "--json"],
+    ["history", "j"],
+    ["logs", "j"],
+    ["explain", "0 0 15 * 5"],
+    ["failed"],
+]
+
+
+@pytest.mark.parametrize("args", READ_COMMANDS, ids=" ".join)
+def test_output_with_nowhere_to_go_is_one_line(home: Path, args: list[str]) -> None:
+    """stdout on a full disk, or closed: a traceback (OSError, AttributeError) before."""
+    assert cronwrap(home, "run", "--name", "j", "--", "echo", "hi").returncode == 0
+    with open("/dev/full", "wb") as full:
+        code, err = _raw(home, *args, stdout=full)
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == "cronwrap: cannot write the output: No space left on device"
+    assert code == 1
+    closed = subprocess.run(
+        [sys.executable, "-m", "cronwrap", *args],
+        env=cw_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=60,
+        check=False,
+        preexec_fn=lambda: __import__("os").close(1),
+    )
+    assert b"Traceback" not in closed.stderr
+    expected = cronwrap(home, *args).returncode
+    assert closed.returncode == expected  # the exit code is still the answer
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [b"history", b"\xff"],
+        [b"logs", b"\xff"],
+        [b"status", b"--job", b"\xff"],
+        [b"failed", b"--job", b"\xff"],
+        [b"history", b"j", b"--host", b"\xff"],
+    ],
+    ids=["history", "logs", "status-job", "failed-job", "history-host"],
+)
+def test_a_name_that_is_not_utf8_is_one_line(home: Path, args: list[bytes]) -> None:
+    assert cronwrap(home, "run", "--name", "j", "--", "true").returncode == 0
+    code, err = _raw(home, *args)
+    assert "Traceback" not in err and code == ExitCode.USAGE
+    assert err.splitlines() == [
+        "cronwrap: an argument or variable holds bytes that are not UTF-8: b'\\xff'"
+    ]
+
+
+@pytest.mark.parametrize(
+    "args", [["status", "--grace", "99999999999d"], ["status", "--watch", "99999999999d"]]
+)
+def test_a_duration_too_long_for_a_date_is_one_line(home: Path, args: list[str]) -> None:
+    code, err = _raw(home, *args)
+    assert "Traceback" not in err and code == ExitCode.USAGE
+    assert err.splitlines()[-1].startswith("cronwrap: a value is out of range: ")
+
+
+def test_a_stdout_that_cannot_encode_the_table_still_gets_it(home: Path) -> None:
+    assert cronwrap(home, "run", "--name", "j", "--", "true").returncode == 0
+    result = subprocess.run(
+        [sys.executable, "-m", "cronwrap", "status"],
+        env=cw_env(home, PYTHONIOENCODING="ascii"),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0 and b"Traceback" not in result.stderr
+    assert b"\\u2713 ok" in result.stdout and b"1 job listed." in result.stdout
