@@ -374,3 +374,14 @@ def test_a_header_with_a_line_break_is_never_sent(value: str) -> None:
         assert len(server.pings) == 1 and "X-From-File" not in server.pings[0].headers
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9:99999", "http://[::1", "http://h:99999/x"])
+def test_a_url_urllib_cannot_split_is_an_http_error(home: Path, url: str) -> None:
+    """A ValueError from urllib (a port out of range, an open IPv6 bracket) was a traceback in
+    hc sync; it is an HTTPError like any other URL the client cannot use."""
+    with pytest.raises(OSError, match="not a valid URL"):
+        request("GET", url, b"", headers={}, timeout=5)
+    r = cronwrap(home, "hc", "sync", "--api-url", url, "--api-key", "k")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert len(r.stderr.splitlines()) == 1 and "not a valid URL" in r.stderr

@@ -147,7 +147,11 @@ def request(
     for key, value in headers.items():  # a key file of two lines must not add a header
         if any(c in key or c in value for c in "\r\n\0"):
             raise HTTPError(f"the {key} header holds a line break or NUL; nothing was sent")
-    parts = split_url(url)
+    try:
+        parts = split_url(url)
+        parts.port  # noqa: B018 - urllib checks the port only when it is read
+    except ValueError as err:  # 'http://[::1', a port of 99999 or 9:9
+        raise HTTPError(f"not a valid URL: {err}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HTTPError(f"not an http(s) URL: {parts.scheme}://")
     host = parts.hostname
