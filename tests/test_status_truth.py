@@ -989,3 +989,19 @@ def test_a_minute_on_one_local_day_is_one_by_every_second(zone: str, around: dat
         seen.add(len(local) == 1)
     # local midnights fall mid-minute only where the offset has seconds
     assert seen == ({True, False} if zone in ("Africa/Monrovia", "Europe/Amsterdam") else {True})
+
+
+@pytest.mark.parametrize("damage", ["syntax", "directory"])
+def test_a_broken_config_is_said_by_status(home: Path, tmp_path: Path, damage: str) -> None:
+    """The config may name the fleet store: status showed this host's jobs, exit 0, and said
+    nothing when the file could not be read or parsed (cronwrap config exits 78 on it)."""
+    assert cronwrap(home, "run", "--name", "a", "--", "true").returncode == 0
+    config = tmp_path / "cronwrap.yaml"
+    if damage == "syntax":
+        config.write_text("defaults:\n  fleet_store: postgresql://u:pw@127.0.0.1:1/db\n  x: [\n")
+    else:
+        config.mkdir()
+    result = cronwrap(home, "--config", str(config), "status", "--crontab", "/dev/null")
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"cronwrap: warning: config {config}") and "pw" not in line, line
+    assert "1 job listed." in result.stdout

@@ -99,9 +99,11 @@ def fleet_store_url(paths: Paths, flag: str | None) -> str | None:
     from cronwrap.config import load_config, read_secret
 
     value = flag or os.environ.get("CRONWRAP_FLEET_STORE")
-    if not value:
-        # as `run` reads it: a problem elsewhere in the file leaves the valid keys in force
-        value = load_config(paths.config_path, strict=False).defaults.get("fleet_store")
+    if not value:  # as `run` reads it: a problem leaves the valid keys in force, and is said
+        config = load_config(paths.config_path, strict=False)  # (it may hide the fleet store)
+        for problem in config.problems if os.path.lexists(paths.config_path) else ():
+            warn(f"cronwrap: warning: config {problem}")
+        value = config.defaults.get("fleet_store")
     return read_secret(str(value)) if value else None
 
 
@@ -236,8 +238,7 @@ def status_once(
     drawing: list[int] | None = None,
 ) -> int:
     """Print the status once (or write the HTML page); returns the exit status, which goes
-    into `drawing` too before the output does (--watch: Ctrl-C during a redraw ends with
-    the code of what it draws, not of the screen before)."""
+    into `drawing` first (--watch: Ctrl-C during a redraw ends with the code it draws)."""
     from cronwrap.views.status import exit_code_for
 
     with _without_gc():
