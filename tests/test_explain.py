@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -524,3 +526,29 @@ def test_utc_times_are_printed_once_in_utc() -> None:
     assert len(lines) == 2 and all(ln.count("UTC") == 1 for ln in lines), lines
     berlin = cw("explain", "0 3 * * *", "--tz", "Europe/Berlin", "--count", "1").stdout
     assert "UTC)" in berlin
+
+
+def test_escape_sequences_in_what_is_explained_never_reach_the_terminal(tmp_path: Path) -> None:
+    """A crontab line's command, or an expression, with ESC [2J (clear the screen) or an OSC
+    title sequence: explain, its error and its caret, and lint's findings printed them raw."""
+    tab = tmp_path / "tab"
+    tab.write_text('0 0 * * * cronwrap run --name "x\x1b]0;T\x07y" -- true\n')
+    outputs = []
+    for args in (
+        ["explain", "0 0 * * * echo \x1b[2J"],
+        ["explain", "0 0 * * \x1b[2J"],
+        ["lint", str(tab)],
+    ):
+        r = subprocess.run(
+            [sys.executable, "-m", "cronwrap", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert "Traceback" not in r.stderr
+        outputs.append(r.stdout + r.stderr)
+    for text in outputs:
+        assert "\x1b" not in text and "\x07" not in text, text
+    assert "Command: echo" in outputs[0] and "bad day-of-week" in outputs[1]
+    assert "--name xy" in outputs[2]

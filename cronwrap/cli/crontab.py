@@ -9,6 +9,7 @@ import click
 
 from cronwrap.cli.common import hc_zones, state_paths
 from cronwrap.errors import CronwrapError, ExitCode
+from cronwrap.views.humanize import printable
 
 
 @click.command("lint")
@@ -103,8 +104,8 @@ def lint_cmd(
             )
         )
     else:
-        for f in findings:
-            click.echo(str(f))
+        for f in findings:  # a finding quotes the line: its escapes are not for the terminal
+            click.echo(printable(str(f)))
     if any(f.severity == "error" for f in findings):
         sys.exit(ExitCode.ERROR)
 

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from cronwrap.errors import CronwrapError, ExitCode, ScheduleError, UsageError
 from cronwrap.redact import Redactor
 from cronwrap.views import table as view
-from cronwrap.views.humanize import relative, stamp
+from cronwrap.views.humanize import printable, relative, stamp
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
@@ -174,7 +174,9 @@ def render(x: Explanation, now: datetime, *, color: bool) -> str:
     if x.command is not None:
         rows.append(("Command", Redactor().text(x.command)))
     width = max(len(k) for k, _ in rows) + 1
-    lines = [f"{paint((k + ':').rjust(width), 'bold')} {v}" for k, v in rows]
+    # what the crontab line says (its command, a zone) may hold escape sequences: shown, not
+    # obeyed by the terminal
+    lines = [f"{paint((k + ':').rjust(width), 'bold')} {printable(v)}" for k, v in rows]
     if x.fields:
         table = [("field", "text", "meaning")] + [
             (str(f["field"]), str(f["text"]), str(f["meaning"])) for f in x.fields
@@ -236,15 +238,15 @@ def main(args: Sequence[str]) -> int:
     try:
         explain_main(expression, out=sys.stdout, **opts)
     except UsageError as err:
-        sys.stderr.write(f"cronwrap: {err}\n")
+        sys.stderr.write(f"cronwrap: {printable(str(err))}\n")
         return ExitCode.USAGE
     except ScheduleError as err:
-        sys.stderr.write(f"cronwrap: {err}\n")
+        sys.stderr.write(f"cronwrap: {printable(str(err))}\n")
         caret = err.caret()
         if caret:
-            sys.stderr.write(caret + "\n")
+            sys.stderr.write(printable(caret, multiline=True) + "\n")
         return err.exit_code
     except CronwrapError as err:
-        sys.stderr.write(f"cronwrap: {err}\n")
+        sys.stderr.write(f"cronwrap: {printable(str(err))}\n")
         return err.exit_code
     return ExitCode.OK
