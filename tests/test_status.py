@@ -505,3 +505,23 @@ def test_a_zone_the_system_lacks_is_looked_for_once(monkeypatch: pytest.MonkeyPa
     }
     assert all(st.next_run is None for st in jobs)
     assert calls == ["Nowhere/Lost"]
+
+
+def test_logs_json_says_the_state_history_says(home: Path, tmp_path: Path) -> None:
+    """logs --json gave "state": null for every run; a run whose cronwrap was killed read
+    "status": "running" there while status and history said crashed."""
+    pidfile = tmp_path / "pid"
+    child = (
+        f"import os,pathlib,time; pathlib.Path({str(pidfile)!r}).write_text("
+        "str(os.getpid())); print('started', flush=True); time.sleep(60)"
+    )
+    proc = popen_cronwrap(
+        home, "run", "--name", "k", "--", PY, "-c", child, stdout=subprocess.DEVNULL
+    )
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "", timeout=30)
+    wait_supervised(home, "k")
+    proc.kill()  # its watchdog ends the job
+    proc.wait()
+    [hist] = json.loads(cronwrap(home, "history", "k", "--json").stdout)
+    doc = json.loads(cronwrap(home, "logs", "k", "--json").stdout)
+    assert hist["state"] == "crashed" and doc["state"] == "crashed" and doc["status"] == "running"

@@ -223,16 +223,16 @@ def logs_cmd(
       cronwrap logs backup 3f2a --follow
       cronwrap logs backup --fleet-store "$URL" --host db1
     """
-    url = fleet_store_url(ctx, fleet_store)
-    if url:
-        _fleet_tail(url, name, run_id, host, as_json=as_json)
-        return
-
     from cronwrap.errors import JobNotFoundError
     from cronwrap.views.logs import copy_output, find_run, read_output
-    from cronwrap.views.runstate import local_host, open_store_readonly
+    from cronwrap.views.runstate import local_host, open_store_readonly, run_state
 
     paths = state_paths(ctx)
+    local = local_host(paths, environment())
+    url = fleet_store_url(ctx, fleet_store)
+    if url:
+        _fleet_tail(url, name, run_id, host, as_json=as_json, local=local)
+        return
     store = open_store_readonly(paths)
     if store is None:
         raise JobNotFoundError("no runs recorded yet")
@@ -241,20 +241,19 @@ def logs_cmd(
         if as_json:
             assert run.log_path is not None
             data = read_output(run.log_path)
-            doc = run_json(run)
+            doc = run_json(run, run_state(run, local))  # crashed, as history says it
             doc["output"] = data.decode("utf-8", "replace")
             doc["output_bytes"] = len(data)
             click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
             return
-        copy_output(
-            store, run, sys.stdout.buffer, follow=follow, local=local_host(paths, environment())
-        )
+        copy_output(store, run, sys.stdout.buffer, follow=follow, local=local)
 
 
 def _fleet_tail(
-    url: str, name: str, run_id: str | None, host: str | None, *, as_json: bool
+    url: str, name: str, run_id: str | None, host: str | None, *, as_json: bool, local: Any
 ) -> None:
     from cronwrap.errors import JobNotFoundError
+    from cronwrap.views.runstate import run_state
 
     with open_fleet_store(url) as fleet:
         recorded = fleet.runs(name, host=host, limit=500)
@@ -271,7 +270,7 @@ def _fleet_tail(
         )
     run = runs[0]
     if as_json:
-        doc = run_json(run)
+        doc = run_json(run, run_state(run, local))
         doc["output"] = run.output_tail
         doc["output_is_tail"] = True
         click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
