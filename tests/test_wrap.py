@@ -317,3 +317,14 @@ def test_a_pyenv_shim_is_never_written(tmp_path: Path, monkeypatch: pytest.Monke
 def test_undo_without_backup_is_an_error(home: Path) -> None:
     result = cronwrap(home, "wrap", "--undo")
     assert result.returncode == 1 and result.stderr.startswith("cronwrap: nothing to undo")
+
+
+def test_wrap_prints_the_crontab_byte_for_byte(home: Path, tmp_path: Path) -> None:
+    """Off a terminal click dropped what looked like colour codes from the wrapped crontab:
+    a command printing ESC [1m lost it, and CRON_TZ=<ESC>[2JEvil came out CRON_TZ=Evil."""
+    tab = tmp_path / "tab"
+    tab.write_bytes(b'CRON_TZ=\x1b[2JEvil\n0 5 * * * /bin/echo "\x1b[1mbold\x1b[0m"\n')
+    r = cronwrap(home, "wrap", str(tab))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "CRON_TZ=\x1b[2JEvil"
+    assert "\x1b[1mbold\x1b[0m" in r.stdout

@@ -194,8 +194,8 @@ def wrap_cmd(
         text, source=source or "crontab -l", system=system or is_system_path(source or "")
     )
     wrapped = wrap_crontab(text, tab, cronwrap=_cronwrap_program(cronwrap_path, installing=apply_))
-    if not apply_:
-        click.echo(wrapped, nl=False)
+    if not apply_:  # the crontab as it is to be installed: every byte as is (click.echo
+        sys.stdout.write(wrapped)  # would drop what looks like a colour code off a terminal)
         return
     if not _confirmed(crontabs.diff(text, wrapped), yes):
         return
