@@ -208,3 +208,14 @@ def test_dead_letters_survive_pruning_and_restarts_and_can_be_resolved(home: Pat
     assert again.returncode == 1 and "not an open dead letter" in again.stderr
     missing = cronwrap(home, "failed", "--resolve", "ffffffff")
     assert missing.returncode == 1 and "no run" in missing.stderr
+
+
+def test_failed_for_a_job_that_never_ran_says_so(home: Path) -> None:
+    """`failed --job nosuch` said "no dead letters: every failed run is resolved", exit 0:
+    a mistyped name read as all clear."""
+    assert cronwrap(home, "run", "--name", "real", "--", "false").returncode == 1
+    r = cronwrap(home, "failed", "--job", "nosuch")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == "cronwrap: no job 'nosuch' in the run store (see cronwrap status)\n"
+    listed = cronwrap(home, "failed", "--job", "real")
+    assert listed.returncode == 0 and "real" in listed.stdout

@@ -224,6 +224,11 @@ def failed_cmd(
                     )
                 click.echo(f"resolved {record.run_id} ({record.job})")
             return
+        from cronwrap.errors import JobNotFoundError
+
+        unknown = sorted(set(job_names) - set(store.job_names()))
+        if unknown:  # "no dead letters" would read as "all resolved" for a mistyped name
+            raise JobNotFoundError(f"no job {unknown[0]!r} in the run store (see cronwrap status)")
         records = []
         for job in job_names or (None,):
             records += store.dead_letters(job, resolved=include_resolved)
