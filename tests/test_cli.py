@@ -251,10 +251,9 @@ def test_output_with_nowhere_to_go_is_one_line(home: Path, args: list[str]) -> N
         [b"history", b"\xff"],
         [b"logs", b"\xff"],
         [b"status", b"--job", b"\xff"],
-        [b"failed", b"--job", b"\xff"],
         [b"history", b"j", b"--host", b"\xff"],
     ],
-    ids=["history", "logs", "status-job", "failed-job", "history-host"],
+    ids=["history", "logs", "status-job", "history-host"],
 )
 def test_a_name_that_is_not_utf8_is_one_line(home: Path, args: list[bytes]) -> None:
     assert cronwrap(home, "run", "--name", "j", "--", "true").returncode == 0
