@@ -369,7 +369,8 @@ class Pinger:
             return Delivery(False, None, reason, attempt)
         text = answer[:200].decode("utf-8", "replace").strip()
         limit_header = headers.get("ping-body-limit", "")
-        limit = int(limit_header) if limit_header.isdigit() else None
+        # a sane number only: int() of 5000 digits is a ValueError, and the delivery was lost
+        limit = int(limit_header) if limit_header.isdigit() and len(limit_header) < 19 else None
         ok = (status == 200 and text == "OK") or (status == 201 and text == "Created")
         reason = "" if ok else f"HTTP {status} {text[:80]!r}"
         return Delivery(ok, status, reason, attempt, limit)
@@ -384,12 +385,14 @@ LIMITS_FILE = "ping-limits"
 
 
 def _read_limits(path: str) -> dict[str, int]:
-    with open(path, "rb") as f:
-        text = f.read().decode("utf-8")
+    from cronwrap.config import read_regular_file
+
+    # a FIFO or /dev/zero in its place must neither block the run nor fill its memory
+    text = read_regular_file(path, 64 * 1024).decode("utf-8")
     limits = {}
     for line in text.splitlines():
         server, _, value = line.rpartition(" ")
-        if server and value.isdigit() and value.isascii():
+        if server and value.isdigit() and value.isascii() and len(value) < 19:
             limits[server] = int(value)
     return limits
 

@@ -133,10 +133,9 @@ class Spool:
         """One record; ValueError (or OSError) when it is not a JSON object of sane size."""
         import json
 
-        with open(path, "rb") as f:
-            data = f.read(MAX_RECORD + 1)
-        if len(data) > MAX_RECORD:
-            raise ValueError("too large")
+        from cronwrap.config import read_regular_file
+
+        data = read_regular_file(path, MAX_RECORD)  # a FIFO is refused, never waited on
         record = json.loads(data)
         if not isinstance(record, dict):
             raise ValueError("not a record")
