@@ -366,6 +366,9 @@ def _load_config(path: StrPath, problems: list[str]) -> ConfigFile:
     except yaml.YAMLError as err:
         problems.append(f"{path}: {err}")
         return ConfigFile(path)
+    except ValueError:  # int() refuses a number of more than 4300 digits
+        problems.append(f"{path}: holds a number of more than 4300 digits")
+        return ConfigFile(path)
     if data is None:
         return ConfigFile(path)
     if _too_big(data, MAX_CONFIG_NODES):

@@ -552,3 +552,24 @@ def test_escape_sequences_in_what_is_explained_never_reach_the_terminal(tmp_path
         assert "\x1b" not in text and "\x07" not in text, text
     assert "Command: echo" in outputs[0] and "bad day-of-week" in outputs[1]
     assert "--name xy" in outputs[2]
+
+
+def test_a_number_of_5000_digits_is_out_of_range_not_a_traceback(tmp_path: Path) -> None:
+    """int() refuses more than 4300 digits: explain and lint ended in a ValueError."""
+    n = "9" * 5000
+    tab = tmp_path / "tab"
+    tab.write_text(f"{n} * * * * true\n0 */{n} * * * true\n")
+    for args in (["explain", f"{n} * * * *"], ["explain", f"*/{n} * * * *"], ["lint", str(tab)]):
+        r = subprocess.run(
+            [sys.executable, "-m", "cronwrap", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert "Traceback" not in r.stderr, (args, r.stderr[-300:])
+    bad = subprocess.run(
+        [sys.executable, "-m", "cronwrap", "explain", f"{n} * * * *"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert bad.returncode != 0 and 'minute "99999999…" is out of range 0-59' in bad.stderr

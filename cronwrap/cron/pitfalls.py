@@ -157,7 +157,7 @@ def _day_warnings(s: Schedule) -> list[Warning_]:
 
 
 def _step_of(text: str) -> int | None:
-    m = re.fullmatch(r"[^,]*/(\d+)", text)
+    m = re.fullmatch(r"[^,]*/(\d{1,19})", text)  # int() stops at 4300 digits
     return int(m.group(1)) if m else None
 
 

@@ -453,7 +453,7 @@ def _parse_term(spec: FieldSpec, term: str, col: int, expr: str) -> range | list
     if slash:
         if not _is_number(step_text):
             _fail(spec, f"{term!r}: a step is a number (1 or more)", expr, col, len(term))
-        step = int(step_text)
+        step = int(step_text) if len(step_text) < 20 else 1 << 64  # int() stops at 4300 digits
         if step == 0:
             _fail(spec, f"{term!r}: a step is 1 or more", expr, col, len(term))
     if base == "*":
@@ -499,10 +499,11 @@ def _is_number(text: str) -> bool:
 
 def _value(spec: FieldSpec, text: str, term: str, col: int, expr: str) -> int:
     if _is_number(text):
-        n = int(text)
+        n = int(text) if len(text) < 20 else spec.high + 1  # int() stops at 4300 digits
         if not spec.low <= n <= spec.high:
+            shown = text if len(text) < 20 else text[:8] + "…"
             raise ScheduleError(
-                f'{spec.name} "{text}" is out of range {spec.low}-{spec.high}',
+                f'{spec.name} "{shown}" is out of range {spec.low}-{spec.high}',
                 field=spec.name,
                 column=col,
                 width=len(text),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cronwrap.errors import ExitCode
 from tests.conftest import cronwrap, cw_env
 from tests.faults.conftest import EXIT, recorded, run_job
 
@@ -252,3 +253,20 @@ def test_a_secret_file_that_is_not_a_small_text_file_leaves_out_only_that_ping(
 def test_a_zero_timeout_says_what_the_lowest_allowed_value_is(home: Path, tmp_path: Path) -> None:
     job = run_job(home, tmp_path, "--timeout", "0")
     job.assert_failed_open("--timeout: 0s is below the lowest allowed value, 1ms; ignored")
+
+
+def test_a_number_of_5000_digits_in_the_config_does_not_stop_the_job(
+    home: Path, tmp_path: Path
+) -> None:
+    """int() refuses more than 4300 digits: PyYAML's ValueError ended the run with exit 125
+    before the job started, and `cronwrap config` printed a traceback."""
+    config = tmp_path / "cronwrap.yaml"
+    config.write_text("x: " + "9" * 5000 + "\n")
+    job = run_job(home, tmp_path, env=cw_env(home, CRONWRAP_CONFIG=str(config)))
+    job.assert_failed_open("more than 4300 digits")
+    checked = subprocess.run(
+        [sys.executable, "-m", "cronwrap", "--config", str(config), "config"],
+        capture_output=True, text=True, env=cw_env(home), timeout=60, check=False,
+    )  # fmt: skip
+    assert checked.returncode == ExitCode.CONFIG and "Traceback" not in checked.stderr
+    assert "more than 4300 digits" in checked.stderr
