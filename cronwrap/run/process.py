@@ -222,6 +222,27 @@ def _job_pipe() -> tuple[int, int]:
 # ------------------------------------------------------------------ one attempt
 
 
+def _job_pipes(count: int, sink: OutputSink) -> list[tuple[int, int]]:
+    """The job's output pipes; none where they cannot be made (no descriptors left under a
+    low `ulimit -n`): the job then writes to our stdout and stderr itself, as bare."""
+    pipes: list[tuple[int, int]] = []
+    try:
+        for _ in range(count):
+            pipes.append(_job_pipe())
+    except OSError as err:
+        for r, w in pipes:
+            os.close(r)
+            os.close(w)
+        message = (
+            f"cannot capture the job's output ({err.strerror}): it goes straight to cron, "
+            "not to the log or pings"
+        )
+        if message not in sink.errors:
+            sink.errors.append(message)
+        return []
+    return pipes
+
+
 def run_attempt(
     argv: list[str],
     *,
@@ -242,8 +263,8 @@ def run_attempt(
     started = time.monotonic()
     dog = watchdog()
     merged = sink.one_pipe = _same_file(1, 2)
-    pipes = [_job_pipe()] if merged else [_job_pipe(), _job_pipe()]
-    out_w, err_w = pipes[0][1], pipes[-1][1]
+    pipes = _job_pipes(1 if merged else 2, sink)
+    out_w, err_w = (pipes[0][1], pipes[-1][1]) if pipes else (1, 2)
     try:
         pid = spawn_command(argv, env, cwd, out_w, err_w, pass_fds)
     except SpawnError as err:
@@ -260,9 +281,7 @@ def run_attempt(
     if canceller.signum is not None:  # a signal arrived while we were spawning
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, canceller.signum)
-    streams = {pipes[0][0]: 1}
-    if not merged:
-        streams[pipes[1][0]] = 2
+    streams = {r: n for n, (r, _) in enumerate(pipes, 1)}
     try:
         return _supervise(pid, streams, started, timeout_s, kill_after_s, sink, canceller, watch)
     finally:

@@ -38,8 +38,18 @@ class Watchdog:
 
     @classmethod
     def start(cls) -> Watchdog | None:
-        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        """None where it cannot start (no descriptors left under a low `ulimit -n`): the job
+        runs all the same, as it would bare, without this guard."""
+        try:
+            read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            os.close(read_fd)
+            os.close(write_fd)
+            return None
         actions = [
             (os.POSIX_SPAWN_DUP2, read_fd, 0),
             (os.POSIX_SPAWN_DUP2, null, 1),

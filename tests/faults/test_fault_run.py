@@ -269,3 +269,20 @@ def test_sigterm_during_the_start_ping_cancels_without_starting(home: Path, tmp_
     assert took < 20, f"took {took:.1f}s to honour SIGTERM"
     said = [line for line in stderr.splitlines() if "not started" in line]
     assert len(said) == 1 and said[0].startswith("cronwrap: job: "), stderr
+
+
+@pytest.mark.parametrize("limit", [10, 12, 13])
+def test_a_low_open_file_limit_still_runs_the_job(home: Path, tmp_path: Path, limit: int) -> None:
+    """Under `ulimit -n 8` to `15` cronwrap ended with exit 125 before the job started (the
+    watchdog's pipe, then the job's output pipes: EMFILE), where the bare line runs. The job
+    now runs with its exit code; output it cannot capture goes straight to cron."""
+    import resource
+
+    def low() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    job = run_job(home, tmp_path, preexec_fn=low)
+    r = job.result
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+    assert job.ran and r.returncode == EXIT, r.stderr
+    assert len(job.outcome) == 1, r.stderr
