@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 MASK = "[REDACTED]"
 # output read beyond each cut (the stored tail, the ping body), so that a secret across the cut
@@ -353,6 +353,13 @@ def _glob_match(name: str, glob: str) -> bool:
     return fnmatch.fnmatchcase(name, glob)
 
 
+USER_BUDGET_S = 1.0  # most the --redact patterns may take on one text
+
+
+class _TooSlow(Exception):
+    pass
+
+
 class Redactor:
     """Masks secrets: values of secret-looking environment variables, explicit secrets (ping
     URLs, keys), known token shapes and user regexes."""
@@ -364,6 +371,7 @@ class Redactor:
         env_globs: Iterable[str] = (),
         patterns: Iterable[str] = (),
         secrets: Iterable[str] = (),
+        on_slow: Callable[[], object] | None = None,
     ) -> None:
         literals = {s for s in secrets if s and len(s) >= 4}
         words, globs = _split_globs(g.upper() for g in env_globs)
@@ -376,6 +384,8 @@ class Redactor:
         self._literals = sorted(literals, key=len, reverse=True)  # longest first
         user = list(patterns)
         self._user = re.compile("|".join(f"(?:{p})" for p in user)) if user else None
+        self._on_slow = on_slow
+        self.slow = False  # a user pattern outran USER_BUDGET_S: everything is masked since
 
     def __call__(self, text: str | None) -> str | None:
         if not text:
@@ -388,8 +398,44 @@ class Redactor:
         if any(t in text for t in _TRIGGERS):
             text = _token_shapes().sub(_mask_shape, text)
         if self._user is not None:
-            text = self._user.sub(MASK, text)
+            text = self._user_sub(self._user, text)
         return text
+
+    def _user_sub(self, user: re.Pattern[str], text: str) -> str:
+        """The user's patterns, bounded in time: a pattern that backtracks without end
+        ('(a+)+$') held the run for good, deaf to SIGTERM, and lost the job's exit code. Past
+        USER_BUDGET_S the text, and all after it, is masked whole (what the pattern was to
+        hide must not leak), and `on_slow` is told once. The matcher checks for signals, so
+        an alarm ends it; only the main thread can take one (others are not bounded)."""
+        if self.slow:
+            return MASK
+        import signal
+
+        armed = [True]  # an alarm that lands after the matcher returned raises nothing
+
+        def alarm(_signum: int, _frame: object) -> None:
+            if armed[0]:
+                raise _TooSlow
+
+        try:
+            previous = signal.signal(signal.SIGALRM, alarm)
+        except ValueError:  # not the main thread
+            return user.sub(MASK, text)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, USER_BUDGET_S)
+            try:
+                out = user.sub(MASK, text)
+                armed[0] = False  # (an alarm before this line is caught below: masked)
+            except _TooSlow:
+                armed[0] = False
+                self.slow, out = True, MASK
+                if self._on_slow is not None:
+                    self._on_slow()
+        finally:
+            armed[0] = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL if previous is None else previous)
+        return out
 
     def text(self, text: str) -> str:
         out = self(text)

@@ -162,7 +162,19 @@ def _setup_redaction(run: Run, extra_secrets: list[str]) -> None:
     ]
     secrets += extra_secrets
     run.redact = Redactor(
-        env=run.child_env, env_globs=job.redact_env, patterns=patterns, secrets=secrets
+        env=run.child_env,
+        env_globs=job.redact_env,
+        patterns=patterns,
+        secrets=secrets,
+        on_slow=lambda: _redact_too_slow(run),
+    )
+
+
+def _redact_too_slow(run: Run) -> None:
+    run.withhold_output = True
+    run.warn(
+        "--redact took more than 1 s on one text and was stopped (a pattern that backtracks, "
+        "as '(a+)+$' does): the job's output is kept out of pings, alerts and the history"
     )
 
 

@@ -15,6 +15,7 @@ import pytest
 from cronwrap.errors import ExitCode
 from tests.conftest import cronwrap, cw_env
 from tests.faults.conftest import EXIT, recorded, run_job
+from tests.hcserver import HCServer
 
 GIB = 1024**3
 
@@ -270,3 +271,33 @@ def test_a_number_of_5000_digits_in_the_config_does_not_stop_the_job(
     )  # fmt: skip
     assert checked.returncode == ExitCode.CONFIG and "Traceback" not in checked.stderr
     assert "more than 4300 digits" in checked.stderr
+
+
+def test_a_redact_pattern_that_backtracks_is_stopped_and_the_job_keeps_its_code(
+    home: Path, tmp_path: Path
+) -> None:
+    """'(a+)+$' over 40 a's and a '!' backtracks for hours: the run held on after the job
+    (deaf to SIGTERM, so cron's timeout or an operator killed it and the exit code was
+    lost). The pattern is stopped after 1 s, the output is kept out of the history, and the
+    job's code comes back."""
+    hc = HCServer().start()
+    try:
+        check = hc.new_check()
+        started = time.monotonic()
+        r = subprocess.run(
+            [sys.executable, "-m", "cronwrap", "run", "--name", "r", "--redact", "(a+)+$",
+             "--ping", hc.url(check), "--",
+             "sh", "-c", "echo aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!; exit 3"],
+            capture_output=True, text=True, env=cw_env(home), timeout=120, check=False,
+        )  # fmt: skip
+        took = time.monotonic() - started
+        bodies = [p.body for p in hc.pings]
+    finally:
+        hc.stop()
+    assert r.returncode == EXIT, r.stderr
+    assert took < 60  # a behavioural bound: it did not end
+    faults = [ln for ln in r.stderr.splitlines() if "--redact" in ln]
+    assert len(faults) == 1 and "stopped" in faults[0], r.stderr
+    assert not any(b"aaaaaaaa" in body for body in bodies), bodies
+    [run] = recorded(home, "r")
+    assert "aaaaaaaa" not in (run.output_tail or "")  # type: ignore[attr-defined]
