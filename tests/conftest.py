@@ -111,6 +111,22 @@ def wait_supervised(home: Path, job: str) -> None:
     wait_for(lambda: logs.exists() and any("started" in p.read_text() for p in logs.iterdir()))
 
 
+def popen_sleeping_job(home: Path, job: str, tmp_path: Path) -> tuple[subprocess.Popen, int]:
+    """`cronwrap run --name JOB` of a job that sleeps for a minute, once it is supervised
+    (see wait_supervised): the cronwrap process and the job's pid."""
+    pidfile = tmp_path / f"{job}.pid"
+    child = (
+        f"import os,pathlib,time; pathlib.Path({str(pidfile)!r}).write_text("
+        "str(os.getpid())); print('started', flush=True); time.sleep(60)"
+    )
+    proc = popen_cronwrap(
+        home, "run", "--name", job, "--", sys.executable, "-c", child, stdout=subprocess.DEVNULL
+    )
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "", timeout=30)
+    wait_supervised(home, job)
+    return proc, int(pidfile.read_text())
+
+
 def seconds_between(home: Path, first: str, then: str) -> float:
     """Seconds from the first `first` event of the event log to the next `then`, by the
     log's own timestamps: what the run did in between, without the start-up of the

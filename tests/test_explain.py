@@ -528,6 +528,16 @@ def test_utc_times_are_printed_once_in_utc() -> None:
     assert "UTC)" in berlin
 
 
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cronwrap", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_escape_sequences_in_what_is_explained_never_reach_the_terminal(tmp_path: Path) -> None:
     """A crontab line's command, or an expression, with ESC [2J (clear the screen) or an OSC
     title sequence: explain, its error and its caret, and lint's findings printed them raw."""
@@ -539,13 +549,7 @@ def test_escape_sequences_in_what_is_explained_never_reach_the_terminal(tmp_path
         ["explain", "0 0 * * \x1b[2J"],
         ["lint", str(tab)],
     ):
-        r = subprocess.run(
-            [sys.executable, "-m", "cronwrap", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        r = _cli(*args)
         assert "Traceback" not in r.stderr
         outputs.append(r.stdout + r.stderr)
     for text in outputs:
@@ -560,16 +564,7 @@ def test_a_number_of_5000_digits_is_out_of_range_not_a_traceback(tmp_path: Path)
     tab = tmp_path / "tab"
     tab.write_text(f"{n} * * * * true\n0 */{n} * * * true\n")
     for args in (["explain", f"{n} * * * *"], ["explain", f"*/{n} * * * *"], ["lint", str(tab)]):
-        r = subprocess.run(
-            [sys.executable, "-m", "cronwrap", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        r = _cli(*args)
         assert "Traceback" not in r.stderr, (args, r.stderr[-300:])
-    bad = subprocess.run(
-        [sys.executable, "-m", "cronwrap", "explain", f"{n} * * * *"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    bad = _cli("explain", f"{n} * * * *")
     assert bad.returncode != 0 and 'minute "99999999…" is out of range 0-59' in bad.stderr

@@ -23,8 +23,8 @@ from tests.conftest import (
     cw_env,
     events,
     popen_cronwrap,
+    popen_sleeping_job,
     wait_for,
-    wait_supervised,
 )
 
 PY = sys.executable
@@ -566,17 +566,7 @@ def test_cancel_escalates_to_kill_after(home: Path, tmp_path: Path) -> None:
 
 
 def test_sigkill_of_cronwrap_leaves_no_unsupervised_job(home: Path, tmp_path: Path) -> None:
-    pidfile = tmp_path / "pid"
-    child = (
-        f"import os,pathlib,time; pathlib.Path({str(pidfile)!r}).write_text("
-        "str(os.getpid())); print('started', flush=True); time.sleep(60)"
-    )
-    proc = popen_cronwrap(
-        home, "run", "--name", "kil", "--", PY, "-c", child, stdout=subprocess.DEVNULL
-    )
-    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "", timeout=30)
-    wait_supervised(home, "kil")
-    job_pid = int(pidfile.read_text())
+    proc, job_pid = popen_sleeping_job(home, "kil", tmp_path)
     proc.kill()
     proc.wait()
     wait_for(lambda: not alive(job_pid), timeout=30)

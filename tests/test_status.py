@@ -16,7 +16,14 @@ import pytest
 
 from cronwrap.cron.crontab import parse_crontab
 from cronwrap.views.status import crontab_jobs
-from tests.conftest import cronwrap, cw_env, popen_cronwrap, wait_for, wait_supervised
+from tests.conftest import (
+    cronwrap,
+    cw_env,
+    popen_cronwrap,
+    popen_sleeping_job,
+    wait_for,
+    wait_supervised,
+)
 
 PY = sys.executable
 
@@ -510,16 +517,7 @@ def test_a_zone_the_system_lacks_is_looked_for_once(monkeypatch: pytest.MonkeyPa
 def test_logs_json_says_the_state_history_says(home: Path, tmp_path: Path) -> None:
     """logs --json gave "state": null for every run; a run whose cronwrap was killed read
     "status": "running" there while status and history said crashed."""
-    pidfile = tmp_path / "pid"
-    child = (
-        f"import os,pathlib,time; pathlib.Path({str(pidfile)!r}).write_text("
-        "str(os.getpid())); print('started', flush=True); time.sleep(60)"
-    )
-    proc = popen_cronwrap(
-        home, "run", "--name", "k", "--", PY, "-c", child, stdout=subprocess.DEVNULL
-    )
-    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "", timeout=30)
-    wait_supervised(home, "k")
+    proc, _ = popen_sleeping_job(home, "k", tmp_path)
     proc.kill()  # its watchdog ends the job
     proc.wait()
     [hist] = json.loads(cronwrap(home, "history", "k", "--json").stdout)
