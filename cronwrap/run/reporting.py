@@ -276,7 +276,10 @@ def guard(run: Run, what: str, fn: Callable[..., T], *args: object) -> T | None:
         from cronwrap.errors import CronwrapError
 
         detail = str(err) if isinstance(err, CronwrapError) else f"{type(err).__name__}: {err}"
-        run.warn(f"{what}: {run.redact(detail)}")
+        said = f": {run.redact(detail)}"
+        base = what.split(" (", 1)[0]  # the same failure at start and end is one line
+        if not any(w.startswith(f"{base} (") and w.endswith(said) for w in run.warnings):
+            run.warn(what + said)
         return None
 
 

@@ -224,3 +224,12 @@ def test_a_file_size_limit_tears_one_event_line_and_the_next_starts_fresh(
     after = run_job(home, tmp_path, "--log-file", str(log))
     assert after.ran and after.lines == [], after.result.stderr
     _assert_every_record_whole(log, torn=1)
+
+
+def test_metrics_that_cannot_be_written_are_one_line_not_one_a_phase(
+    home: Path, tmp_path: Path
+) -> None:
+    """A metrics dir nobody may write (sysfs refuses even root) failed at the start and at
+    the end of the run with the same error, and said it twice."""
+    job = run_job(home, tmp_path, "--metrics-dir", "/sys")
+    job.assert_failed_open("cannot write metrics (start): ", "Permission denied")
