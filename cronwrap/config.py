@@ -441,7 +441,8 @@ def resolve_job(
     With a `problems` list (the run path, where the command is known and cronwrap fails
     open), a bad value or an unreadable secret is left out and described there instead
     of raised: the next source (or the default) is used."""
-    name = flags.get("name") or env.get("CRONWRAP_NAME") or derive_name(command)
+    given = flags.get("name")  # `--name ''` is a bad name, said, not the same as no --name
+    name = given if given is not None else env.get("CRONWRAP_NAME") or derive_name(command)
     try:
         validate_name(name)
     except UsageError as err:

@@ -301,3 +301,11 @@ def test_a_redact_pattern_that_backtracks_is_stopped_and_the_job_keeps_its_code(
     assert not any(b"aaaaaaaa" in body for body in bodies), bodies
     [run] = recorded(home, "r")
     assert "aaaaaaaa" not in (run.output_tail or "")  # type: ignore[attr-defined]
+
+
+def test_an_empty_name_is_a_bad_name_said_in_one_line(home: Path, tmp_path: Path) -> None:
+    """`--name ''` (an unset shell variable in the crontab line) silently ran under the
+    derived name, as though --name had not been given."""
+    job = run_job(home, tmp_path, "--name", "", name=None)
+    line = job.assert_failed_open("bad job name ''", "using 'sh-")
+    assert line.startswith("cronwrap: sh-")
