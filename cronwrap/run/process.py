@@ -12,7 +12,14 @@ import signal
 import time
 
 from cronwrap.run.output import OutputSink
-from cronwrap.run.spawn import DEFAULT_SIGNALS, SpawnError, spawn_command, watchdog, watchdog_pid
+from cronwrap.run.spawn import (
+    DEFAULT_SIGNALS,
+    SpawnError,
+    Watchdog,
+    spawn_command,
+    watchdog,
+    watchdog_pid,
+)
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
 if TYPE_CHECKING:
@@ -262,6 +269,13 @@ def run_attempt(
     one pipe for both, so the order of its stdout and stderr lines is kept."""
     started = time.monotonic()
     dog = watchdog()
+    if dog is None and Watchdog.failure:
+        message = (
+            f"no watchdog for the job ({Watchdog.failure}): if cronwrap is killed with "
+            "SIGKILL, the job goes on unsupervised"
+        )
+        if message not in sink.errors:
+            sink.errors.append(message)
     merged = sink.one_pipe = _same_file(1, 2)
     pipes = _job_pipes(1 if merged else 2, sink)
     out_w, err_w = (pipes[0][1], pipes[-1][1]) if pipes else (1, 2)

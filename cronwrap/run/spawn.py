@@ -32,6 +32,8 @@ class Watchdog:
         '[ -z "$p" ] || kill -s KILL "$p" 2>/dev/null'
     )
 
+    failure: str | None = None  # why the last start failed
+
     def __init__(self, pid: int, write_fd: int) -> None:
         self.pid = pid
         self.write_fd = write_fd
@@ -42,11 +44,13 @@ class Watchdog:
         runs all the same, as it would bare, without this guard."""
         try:
             read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-        except OSError:
+        except OSError as err:
+            cls.failure = err.strerror
             return None
         try:
             null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        except OSError:
+        except OSError as err:
+            cls.failure = err.strerror
             os.close(read_fd)
             os.close(write_fd)
             return None
@@ -74,7 +78,8 @@ class Watchdog:
                     setpgroup=0,
                     setsigdef=DEFAULT_SIGNALS,
                 )
-        except OSError:
+        except OSError as err:
+            cls.failure = err.strerror
             os.close(write_fd)
             return None
         finally:

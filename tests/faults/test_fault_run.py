@@ -286,3 +286,7 @@ def test_a_low_open_file_limit_still_runs_the_job(home: Path, tmp_path: Path, li
     assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
     assert job.ran and r.returncode == EXIT, r.stderr
     assert len(job.outcome) == 1, r.stderr
+    # each thing it could not do is one line: the watchdog, the capture, a log
+    assert all(ln.startswith("cronwrap: job: ") for ln in job.lines), r.stderr
+    if limit == 10:
+        assert "no watchdog for the job (Too many open files)" in r.stderr, r.stderr
