@@ -309,3 +309,27 @@ def test_an_empty_name_is_a_bad_name_said_in_one_line(home: Path, tmp_path: Path
     job = run_job(home, tmp_path, "--name", "", name=None)
     line = job.assert_failed_open("bad job name ''", "using 'sh-")
     assert line.startswith("cronwrap: sh-")
+
+
+UUID = "0f4e1a0c-1d2b-4c3d-8e9f-0a1b2c3d4e5f"
+
+
+@pytest.mark.parametrize(
+    ("options", "why"),
+    [
+        (["--ping-base", "ftp://x", "--ping-uuid", UUID], "expected an http(s):// URL"),
+        (["--ping", "http://127.0.0.1:99999/x"], "Port out of range"),
+        (["--ping-base", "http://127.0.0.1:99999", "--ping-uuid", UUID], "Port out of range"),
+        (["--ping", "http://[::1/x"], "Invalid IPv6 URL"),
+    ],
+    ids=["ftp-base", "port", "base-port", "ipv6"],
+)
+def test_a_ping_url_no_ping_can_go_to_is_one_line_at_once(
+    home: Path, tmp_path: Path, options: list[str], why: str
+) -> None:
+    """A base of ftp:// or a port of 99999 spent the ping budgets on every run (11.6 s on a
+    job that takes none) and queued pings that failed again at each later run; an open IPv6
+    bracket said a raw ValueError."""
+    job = run_job(home, tmp_path, *options)
+    job.assert_failed_open("no Healthchecks pings: ", why)
+    assert not list(home.glob("outbox/*.json"))  # nothing queued to fail again later
