@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from cronwrap.errors import ConfigError
-from cronwrap.notify.http import split_url
+from cronwrap.notify.http import check_url, split_url
 from cronwrap.redact import REDACT_MARGIN, redact_url
 
 TYPE_CHECKING = False  # typing costs start-up time; these names are for the type checker
@@ -115,18 +115,6 @@ def join_url(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
-def _check_url(url: str, what: str) -> None:
-    """A URL no ping can go to is one line now, not budgets spent and a queue that fails
-    again at every run (ftp://, a port of 99999)."""
-    try:
-        parts = split_url(url)
-        parts.port  # noqa: B018 - urllib checks the port only when it is read
-    except ValueError as err:
-        raise ConfigError(f"{what} {redact_url(url)}: not a valid URL ({err})") from None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{what} {redact_url(url)}: expected an http(s):// URL")
-
-
 def target_from(
     *,
     ping: str | None,
@@ -139,21 +127,21 @@ def target_from(
 ) -> PingTarget | None:
     """The ping target from the job's options, or None when no ping is configured."""
     if ping:
-        _check_url(ping, "--ping")
+        check_url(ping, "--ping")
         return PingTarget(ping.split("?", 1)[0], create=create)
     if uuid:
         if not _is_uuid(uuid.strip()):
             raise ConfigError(
                 "--ping-uuid is not a check UUID (like 5b5f1a2e-8c3d-4e6f-9a0b-1c2d3e4f5a6b)"
             )
-        _check_url(base, "--ping-base")
+        check_url(base, "--ping-base")
         return PingTarget(join_url(base, uuid.strip()))
     if key:
         if slug and not _is_slug(slug):
             raise ConfigError(
                 f"--ping-slug {slug!r} is not a Healthchecks slug (lower-case a-z 0-9 - _)"
             )
-        _check_url(base, "--ping-base")
+        check_url(base, "--ping-base")
         return PingTarget(join_url(base, key, slug or slug_for(job_name)), create=create)
     if slug:
         raise ConfigError("--ping-slug needs --ping-key")

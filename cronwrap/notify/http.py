@@ -92,6 +92,21 @@ def split_url(url: str) -> URLParts | SplitResult:
     return urlsplit(url)
 
 
+def check_url(url: str, what: str) -> None:
+    """ConfigError for a URL no request can go to (`ftp://`, a port of 99999), so that it is
+    one line at once, not budgets spent and a queue that fails again at every run."""
+    from cronwrap.errors import ConfigError
+    from cronwrap.redact import redact_url
+
+    try:
+        parts = split_url(url)
+        parts.port  # noqa: B018 - urllib checks the port only when it is read
+    except ValueError as err:
+        raise ConfigError(f"{what} {redact_url(url)}: not a valid URL ({err})") from None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{what} {redact_url(url)}: expected an http(s):// URL")
+
+
 def tls_context() -> object:
     """The stdlib's verifying default context, made once per process. (Loading certificates
     lazily from the hashed directory saved nothing measurable per process: importing ssl and
