@@ -354,6 +354,7 @@ def _glob_match(name: str, glob: str) -> bool:
 
 
 USER_BUDGET_S = 1.0  # most the --redact patterns may take on one text
+USER_AFTER_S = 0.05  # on each text after one outran it: a field value takes microseconds
 
 
 class _TooSlow(Exception):
@@ -385,7 +386,7 @@ class Redactor:
         user = list(patterns)
         self._user = re.compile("|".join(f"(?:{p})" for p in user)) if user else None
         self._on_slow = on_slow
-        self.slow = False  # a user pattern outran USER_BUDGET_S: everything is masked since
+        self._slow = False  # a user pattern outran USER_BUDGET_S once
 
     def __call__(self, text: str | None) -> str | None:
         if not text:
@@ -403,12 +404,12 @@ class Redactor:
 
     def _user_sub(self, user: re.Pattern[str], text: str) -> str:
         """The user's patterns, bounded in time: a pattern that backtracks without end
-        ('(a+)+$') held the run for good, deaf to SIGTERM, and lost the job's exit code. Past
-        USER_BUDGET_S the text, and all after it, is masked whole (what the pattern was to
-        hide must not leak), and `on_slow` is told once. The matcher checks for signals, so
-        an alarm ends it; only the main thread can take one (others are not bounded)."""
-        if self.slow:
-            return MASK
+        ('(a+)+$') held the run for good, deaf to SIGTERM, and lost the job's exit code. A
+        text it outruns USER_BUDGET_S on is masked whole (what the pattern was to hide must
+        not leak) and `on_slow` is told, once; after that each text gets USER_AFTER_S, so the
+        run's short values (a status, a level) are still matched, not masked, and the long
+        ones the pattern chokes on cost little each. The matcher checks for signals, so an
+        alarm ends it; only the main thread can take one (others are not bounded)."""
         import signal
 
         armed = [True]  # an alarm that lands after the matcher returned raises nothing
@@ -422,15 +423,16 @@ class Redactor:
         except ValueError:  # not the main thread
             return user.sub(MASK, text)
         try:
-            signal.setitimer(signal.ITIMER_REAL, USER_BUDGET_S)
+            signal.setitimer(signal.ITIMER_REAL, USER_AFTER_S if self._slow else USER_BUDGET_S)
             try:
                 out = user.sub(MASK, text)
                 armed[0] = False  # (an alarm before this line is caught below: masked)
             except _TooSlow:
                 armed[0] = False
-                self.slow, out = True, MASK
-                if self._on_slow is not None:
+                out = MASK
+                if not self._slow and self._on_slow is not None:
                     self._on_slow()
+                self._slow = True
         finally:
             armed[0] = False
             signal.setitimer(signal.ITIMER_REAL, 0)

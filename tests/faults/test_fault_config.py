@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cronwrap.errors import ExitCode
-from tests.conftest import cronwrap, cw_env
+from tests.conftest import cronwrap, cw_env, events
 from tests.faults.conftest import EXIT, recorded, run_job
 from tests.hcserver import HCServer
 
@@ -301,6 +301,11 @@ def test_a_redact_pattern_that_backtracks_is_stopped_and_the_job_keeps_its_code(
     assert not any(b"aaaaaaaa" in body for body in bodies), bodies
     [run] = recorded(home, "r")
     assert "aaaaaaaa" not in (run.output_tail or "")  # type: ignore[attr-defined]
+    # the run's own values are still matched, not masked: after the first text the pattern
+    # stalls on, every text masked whole read "[REDACTED]" (the log level, the status)
+    assert run.status == "failed" and "--redact took" in run.warnings  # type: ignore[attr-defined]
+    end = [e for e in events(home) if e["event"] == "run.end"][-1]
+    assert (end["level"], end["status"], end["exit_code"]) == ("error", "failed", EXIT), end
 
 
 def test_an_empty_name_is_a_bad_name_said_in_one_line(home: Path, tmp_path: Path) -> None:
