@@ -106,7 +106,9 @@ def _guarded(command: Callable[[], int | None]) -> int | str | None:
             code = done.code
         sys.stdout.flush()
     except OSError as err:
-        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EPIPE, errno.EBADF):
+        # errors of a write only: an EIO may as well come from reading a file, and saying
+        # "cannot write the output" of it would not be true
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EPIPE, errno.EBADF):
             raise
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the exit flush has nothing left
         if err.errno != errno.EPIPE:  # a reader that went away (| head) needs no word
