@@ -92,19 +92,29 @@ def split_url(url: str) -> URLParts | SplitResult:
     return urlsplit(url)
 
 
-def check_url(url: str, what: str) -> None:
-    """ConfigError for a URL no request can go to (`ftp://`, a port of 99999), so that it is
-    one line at once, not budgets spent and a queue that fails again at every run."""
-    from cronwrap.errors import ConfigError
-    from cronwrap.redact import redact_url
-
+def _http_parts(url: str) -> tuple[URLParts | SplitResult, str]:
+    """split_url of a URL a request can go to, and its host; ValueError saying why not
+    (`ftp://`, a port of 99999 or 9:9, an open IPv6 bracket)."""
     try:
         parts = split_url(url)
         parts.port  # noqa: B018 - urllib checks the port only when it is read
     except ValueError as err:
-        raise ConfigError(f"{what} {redact_url(url)}: not a valid URL ({err})") from None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{what} {redact_url(url)}: expected an http(s):// URL")
+        raise ValueError(f"not a valid URL ({err})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http(s):// URL")
+    return parts, parts.hostname
+
+
+def check_url(url: str, what: str) -> None:
+    """ConfigError for a URL no request can go to, so that it is one line at once, not
+    budgets spent and a queue that fails again at every run."""
+    from cronwrap.errors import ConfigError
+    from cronwrap.redact import redact_url
+
+    try:
+        _http_parts(url)
+    except ValueError as err:
+        raise ConfigError(f"{what} {redact_url(url)}: {err}") from None
 
 
 def tls_context() -> object:
@@ -163,13 +173,9 @@ def request(
         if any(c in key or c in value for c in "\r\n\0"):
             raise HTTPError(f"the {key} header holds a line break or NUL; nothing was sent")
     try:
-        parts = split_url(url)
-        parts.port  # noqa: B018 - urllib checks the port only when it is read
-    except ValueError as err:  # 'http://[::1', a port of 99999 or 9:9
-        raise HTTPError(f"not a valid URL: {err}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise HTTPError(f"not an http(s) URL: {parts.scheme}://")
-    host = parts.hostname
+        parts, host = _http_parts(url)
+    except ValueError as err:
+        raise HTTPError(str(err)) from None
     port = parts.port or (443 if parts.scheme == "https" else 80)
     host_header = _host_port(host, parts.port)
     extra: dict[str, str] = {}
